@@ -1,0 +1,605 @@
+// The configuration schema: one tree that drives defaults, validation, environment overrides, the
+// README reference table and the commented example file. Adding a key here is all it takes.
+import { isIP } from "node:net";
+
+export type PathSegment = string | number;
+
+export interface CertPaths {
+  cert: string;
+  key: string;
+}
+
+interface LeafBase<T> {
+  description: string;
+  default: T;
+  /** Shown in docs instead of `default` when the effective default is derived from other keys. */
+  defaultNote?: string;
+}
+
+export interface StringLeaf extends LeafBase<string | null> {
+  kind: "string";
+  nullable?: boolean;
+  /** What a valid value looks like, for error messages ("a non-empty string"). */
+  expect: string;
+  /** Returns the normalized value, or undefined when the value is not acceptable. */
+  accept: (value: string) => string | undefined;
+}
+
+export interface IntegerLeaf extends LeafBase<number | null> {
+  kind: "integer";
+  min: number;
+  max: number;
+  nullable?: boolean;
+}
+
+export interface BooleanLeaf extends LeafBase<boolean> {
+  kind: "boolean";
+}
+
+export interface EnumLeaf extends LeafBase<string> {
+  kind: "enum";
+  values: readonly string[];
+}
+
+export interface ListLeaf extends LeafBase<string[]> {
+  kind: "list";
+  /** What one item looks like, for error messages. */
+  itemExpect: string;
+  acceptItem: (value: string) => string | undefined;
+  minItems: number;
+}
+
+export interface CertMapLeaf extends LeafBase<Record<string, CertPaths>> {
+  kind: "certMap";
+  /** Commented example lines for the rendered YAML. */
+  example: string[];
+}
+
+export type Leaf = StringLeaf | IntegerLeaf | BooleanLeaf | EnumLeaf | ListLeaf | CertMapLeaf;
+
+export interface Section {
+  kind: "section";
+  description: string;
+  fields: Record<string, SchemaNode>;
+  /** When set, keys other than `fields` are free-form option mappings (modules.<name>). */
+  openEntries?: { description: string; example: string[] };
+}
+
+export type SchemaNode = Leaf | Section;
+
+export type Checked =
+  | { ok: true; value: unknown }
+  | { ok: false; problem: string; at?: PathSegment[] };
+
+// The mechanisms src/c2s/sasl implements; extend together with it.
+export const KNOWN_SASL_MECHANISMS: readonly string[] = ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"];
+
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Lower-cased ASCII domain name (RFC 7622 §3.2: a trailing dot is removed), or undefined. */
+export function normalizeDomain(input: string): string | undefined {
+  let name = input.trim().toLowerCase();
+  if (name.endsWith(".")) name = name.slice(0, -1);
+  if (name.length === 0 || name.length > 253) return undefined;
+  const labels = name.split(".");
+  if (!labels.every((label) => LABEL.test(label))) return undefined;
+  // An all-numeric last label means an IP address or a typo, never a served domain.
+  if (/^[0-9]+$/.test(labels[labels.length - 1]!)) return undefined;
+  return name;
+}
+
+function nonEmpty(value: string): string | undefined {
+  return value.trim() === "" ? undefined : value;
+}
+
+function bindAddress(value: string): string | undefined {
+  const trimmed = value.trim();
+  if (isIP(trimmed) !== 0) return trimmed;
+  return normalizeDomain(trimmed);
+}
+
+function httpPath(value: string): string | undefined {
+  return /^\/[^\s?#]*$/.test(value) ? value : undefined;
+}
+
+function saslMechanism(value: string): string | undefined {
+  const upper = value.trim().toUpperCase();
+  return KNOWN_SASL_MECHANISMS.includes(upper) ? upper : undefined;
+}
+
+function moduleName(value: string): string | undefined {
+  return /^[A-Za-z0-9_.-]+$/.test(value) ? value : undefined;
+}
+
+const port = (def: number | null, description: string): IntegerLeaf => ({
+  kind: "integer",
+  min: 0,
+  max: 65535,
+  nullable: true,
+  default: def,
+  description: `${description} null (or off) disables it; 0 picks a free port (for tests).`,
+});
+
+const bind = (description: string): StringLeaf => ({
+  kind: "string",
+  default: "0.0.0.0",
+  expect: "an IP address or host name",
+  accept: bindAddress,
+  description,
+});
+
+export const schema: Section = {
+  kind: "section",
+  description: "hearth configuration.",
+  fields: {
+    hosts: {
+      kind: "list",
+      default: ["localhost"],
+      minItems: 1,
+      itemExpect: "a domain name (ASCII; write internationalized names in punycode)",
+      acceptItem: normalizeDomain,
+      description: "XMPP domains served by this server. The first one is the default domain.",
+    },
+    dataDir: {
+      kind: "string",
+      default: "./data",
+      expect: "a non-empty path",
+      accept: nonEmpty,
+      description:
+        "Directory for the embedded database and generated certificates, relative to the working directory.",
+    },
+    log: {
+      kind: "section",
+      description: "Logging.",
+      fields: {
+        level: {
+          kind: "enum",
+          values: ["trace", "debug", "info", "warn", "error", "fatal", "silent"],
+          default: "info",
+          description: "Minimum level written to the log.",
+        },
+        stanzas: {
+          kind: "boolean",
+          default: false,
+          description: "Log every stanza in and out at debug level (verbose; contains message bodies).",
+        },
+        pretty: {
+          kind: "boolean",
+          default: false,
+          description: "Human-readable one-line log entries instead of JSON.",
+        },
+      },
+    },
+    c2s: {
+      kind: "section",
+      description: "Client connections (RFC 6120) over TCP.",
+      fields: {
+        bind: bind("Address to listen on for client connections."),
+        port: port(5222, "Port for client connections (STARTTLS)."),
+        directTlsPort: port(5223, "Port for client connections with TLS from the first byte (XEP-0368)."),
+        requireTls: {
+          kind: "boolean",
+          default: true,
+          description: "Refuse authentication before TLS is negotiated (RFC 6120 §5.1).",
+        },
+        resourceConflict: {
+          kind: "enum",
+          values: ["kick-old", "refuse"],
+          default: "kick-old",
+          description:
+            "When a client binds a resource already in use: disconnect the old session, or refuse the new one (RFC 6120 §7.7.2.2).",
+        },
+      },
+    },
+    http: {
+      kind: "section",
+      description: "HTTP listener (XMPP over WebSocket, RFC 7395).",
+      fields: {
+        bind: bind("Address to listen on for HTTP."),
+        port: port(5280, "Port for HTTP."),
+        websocketPath: {
+          kind: "string",
+          default: "/xmpp-websocket",
+          expect: 'a URL path starting with "/"',
+          accept: httpPath,
+          description: "URL path of the XMPP WebSocket endpoint.",
+        },
+      },
+    },
+    tls: {
+      kind: "section",
+      description:
+        "TLS certificates (PEM files). A host without a configured certificate gets a self-signed one, generated on first start under <dataDir>/tls/ (for development only).",
+      fields: {
+        cert: {
+          kind: "string",
+          nullable: true,
+          default: null,
+          expect: "a file path",
+          accept: nonEmpty,
+          description: "Certificate (chain) used for every host without an entry in tls.certs.",
+        },
+        key: {
+          kind: "string",
+          nullable: true,
+          default: null,
+          expect: "a file path",
+          accept: nonEmpty,
+          description: "Private key for tls.cert.",
+        },
+        certs: {
+          kind: "certMap",
+          default: {},
+          example: [
+            "example.com:",
+            "  cert: /etc/letsencrypt/live/example.com/fullchain.pem",
+            "  key: /etc/letsencrypt/live/example.com/privkey.pem",
+          ],
+          description: "Certificate and key per domain, chosen by SNI; overrides tls.cert/tls.key.",
+        },
+      },
+    },
+    storage: {
+      kind: "section",
+      description: "Where state is kept.",
+      fields: {
+        driver: {
+          kind: "enum",
+          values: ["sqlite"],
+          default: "sqlite",
+          description: "Storage driver.",
+        },
+        sqlite: {
+          kind: "section",
+          description: "Embedded SQLite database.",
+          fields: {
+            path: {
+              kind: "string",
+              nullable: true,
+              default: null,
+              defaultNote: "<dataDir>/hearth.db",
+              expect: 'a file path or ":memory:"',
+              accept: nonEmpty,
+              description: "Database file; null means <dataDir>/hearth.db.",
+            },
+          },
+        },
+      },
+    },
+    auth: {
+      kind: "section",
+      description: "Authentication (SASL, RFC 6120 §6).",
+      fields: {
+        scramIterations: {
+          kind: "integer",
+          min: 4096,
+          max: 10_000_000,
+          default: 4096,
+          description:
+            "PBKDF2 iterations for newly stored SCRAM credentials (RFC 7677 requires at least 4096).",
+        },
+        mechanisms: {
+          kind: "list",
+          default: ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"],
+          minItems: 1,
+          itemExpect: `one of ${KNOWN_SASL_MECHANISMS.join(", ")}`,
+          acceptItem: saslMechanism,
+          description: "SASL mechanisms offered, in order of preference.",
+        },
+        allowPlainInsecure: {
+          kind: "boolean",
+          default: false,
+          description: "Offer PLAIN on connections without TLS (never do this outside tests).",
+        },
+        maxFailures: {
+          kind: "integer",
+          min: 0,
+          max: 1_000_000,
+          default: 5,
+          description:
+            "Failed authentications allowed per address within failureWindowSeconds before it is refused; 0 = no limit.",
+        },
+        failureWindowSeconds: {
+          kind: "integer",
+          min: 1,
+          max: 86_400,
+          default: 300,
+          description: "Window for counting failed authentications.",
+        },
+      },
+    },
+    registration: {
+      kind: "section",
+      description: "In-band account registration (XEP-0077).",
+      fields: {
+        policy: {
+          kind: "enum",
+          values: ["open", "closed", "localhost"],
+          default: "localhost",
+          description:
+            "Who may create accounts: anyone, nobody, or only clients connecting from the local machine.",
+        },
+        minPasswordLength: {
+          kind: "integer",
+          min: 1,
+          max: 1024,
+          default: 6,
+          description: "Shortest password accepted for new accounts and password changes.",
+        },
+      },
+    },
+    limits: {
+      kind: "section",
+      description: "Resource limits.",
+      fields: {
+        maxStanzaBytes: {
+          kind: "integer",
+          min: 256,
+          max: 64 * 1024 * 1024,
+          default: 262_144,
+          description:
+            "Largest stanza accepted, in bytes; larger ones close the stream with <policy-violation/> (RFC 6120 §13.12 asks for at least 10000).",
+        },
+        maxConnectionsPerIp: {
+          kind: "integer",
+          min: 0,
+          max: 10_000_000,
+          default: 64,
+          description: "Simultaneous connections from one IP address; 0 = unlimited.",
+        },
+        maxConnections: {
+          kind: "integer",
+          min: 0,
+          max: 100_000_000,
+          default: 0,
+          description: "Simultaneous connections in total; 0 = unlimited.",
+        },
+        stanzasPerSecond: {
+          kind: "integer",
+          min: 0,
+          max: 10_000_000,
+          default: 50,
+          description: "Sustained stanzas per second per session (token bucket); 0 = unlimited.",
+        },
+        stanzaBurst: {
+          kind: "integer",
+          min: 1,
+          max: 10_000_000,
+          default: 200,
+          description: "Stanzas a session may send in a burst above stanzasPerSecond.",
+        },
+        authTimeoutSeconds: {
+          kind: "integer",
+          min: 1,
+          max: 3600,
+          default: 30,
+          description: "Close connections that have not authenticated within this time.",
+        },
+        idleTimeoutSeconds: {
+          kind: "integer",
+          min: 1,
+          max: 604_800,
+          default: 300,
+          description:
+            "Ping a session that has been silent this long (XEP-0199) and close it if no answer comes.",
+        },
+      },
+    },
+    offline: {
+      kind: "section",
+      description: "Messages for users with no online resource (XEP-0160).",
+      fields: {
+        maxPerUser: {
+          kind: "integer",
+          min: 0,
+          max: 100_000_000,
+          default: 1000,
+          description: "Most undelivered messages stored per user; 0 = store none.",
+        },
+      },
+    },
+    modules: {
+      kind: "section",
+      description: "Extension modules.",
+      fields: {
+        disabled: {
+          kind: "list",
+          default: [],
+          minItems: 0,
+          itemExpect: "a module name",
+          acceptItem: moduleName,
+          description: "Names of modules not to load.",
+        },
+      },
+      openEntries: {
+        description: "Options for module <name>, a mapping validated by the module itself.",
+        example: ["<name>:", "  someOption: value"],
+      },
+    },
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Checking one value against a leaf
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+export function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return "null";
+  if (typeof value === "string") {
+    const text = JSON.stringify(value);
+    return text.length > 80 ? `${text.slice(0, 77)}..."` : text;
+  }
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  return String(value);
+}
+
+export type Style = "yaml" | "env";
+
+/** What a valid value looks like, phrased for YAML or for an environment variable. */
+export function expectation(leaf: Leaf, style: Style): string {
+  const orNull = style === "env" ? ' or "off"' : " or null";
+  switch (leaf.kind) {
+    case "string":
+      return leaf.expect + (leaf.nullable ? orNull : "");
+    case "integer":
+      return `an integer ${leaf.min}-${leaf.max}` + (leaf.nullable ? orNull : "");
+    case "boolean":
+      return style === "env" ? "true or false (also yes/no, on/off, 1/0)" : "true or false";
+    case "enum":
+      return `one of ${leaf.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    case "list":
+      return style === "env"
+        ? `a comma-separated list, each entry ${leaf.itemExpect}`
+        : `a list of entries, each ${leaf.itemExpect}`;
+    case "certMap":
+      return style === "env"
+        ? 'a YAML or JSON mapping like {"example.com": {"cert": "…", "key": "…"}}'
+        : "a mapping of domain names to {cert, key}";
+  }
+}
+
+function mismatch(leaf: Leaf, value: unknown, style: Style): Checked {
+  return { ok: false, problem: `must be ${expectation(leaf, style)}, got ${describeValue(value)}` };
+}
+
+/** Validates and normalizes a value for `leaf`; never mutates `value`. */
+export function checkLeaf(leaf: Leaf, value: unknown, style: Style = "yaml"): Checked {
+  switch (leaf.kind) {
+    case "string": {
+      if (value === null && leaf.nullable) return { ok: true, value: null };
+      if (typeof value !== "string") return mismatch(leaf, value, style);
+      const accepted = leaf.accept(value);
+      return accepted === undefined ? mismatch(leaf, value, style) : { ok: true, value: accepted };
+    }
+    case "integer": {
+      if (leaf.nullable && (value === null || value === false || value === "off")) {
+        return { ok: true, value: null };
+      }
+      if (typeof value !== "number" || !Number.isInteger(value) || value < leaf.min || value > leaf.max) {
+        return mismatch(leaf, value, style);
+      }
+      return { ok: true, value };
+    }
+    case "boolean":
+      return typeof value === "boolean" ? { ok: true, value } : mismatch(leaf, value, style);
+    case "enum":
+      return typeof value === "string" && leaf.values.includes(value)
+        ? { ok: true, value }
+        : mismatch(leaf, value, style);
+    case "list":
+      return checkList(leaf, value, style);
+    case "certMap":
+      return checkCertMap(leaf, value, style);
+  }
+}
+
+function checkList(leaf: ListLeaf, value: unknown, style: Style): Checked {
+  if (!Array.isArray(value)) return mismatch(leaf, value, style);
+  const out: string[] = [];
+  for (const [index, item] of value.entries()) {
+    const accepted = typeof item === "string" ? leaf.acceptItem(item) : undefined;
+    if (accepted === undefined) {
+      return { ok: false, at: [index], problem: `must be ${leaf.itemExpect}, got ${describeValue(item)}` };
+    }
+    if (out.includes(accepted)) {
+      return { ok: false, at: [index], problem: `duplicate entry ${JSON.stringify(accepted)}` };
+    }
+    out.push(accepted);
+  }
+  if (out.length < leaf.minItems) {
+    return { ok: false, problem: `must have at least ${leaf.minItems} entr${leaf.minItems === 1 ? "y" : "ies"}` };
+  }
+  return { ok: true, value: out };
+}
+
+function checkCertMap(leaf: CertMapLeaf, value: unknown, style: Style): Checked {
+  if (value === null) return { ok: true, value: {} };
+  if (!isPlainObject(value)) return mismatch(leaf, value, style);
+  const out: Record<string, CertPaths> = {};
+  for (const [rawDomain, entry] of Object.entries(value)) {
+    const domain = normalizeDomain(rawDomain);
+    if (domain === undefined) {
+      return { ok: false, at: [rawDomain], problem: "must be keyed by a domain name" };
+    }
+    if (!isPlainObject(entry)) {
+      return { ok: false, at: [rawDomain], problem: `must be a mapping with cert and key, got ${describeValue(entry)}` };
+    }
+    for (const key of Object.keys(entry)) {
+      if (key !== "cert" && key !== "key") {
+        return { ok: false, at: [rawDomain, key], problem: 'unknown key (expected "cert" and "key")' };
+      }
+    }
+    for (const key of ["cert", "key"] as const) {
+      const path = entry[key];
+      if (typeof path !== "string" || path.trim() === "") {
+        return { ok: false, at: [rawDomain, key], problem: `must be a file path, got ${describeValue(path)}` };
+      }
+    }
+    if (out[domain] !== undefined) {
+      return { ok: false, at: [rawDomain], problem: `duplicate entry for ${JSON.stringify(domain)}` };
+    }
+    out[domain] = { cert: entry.cert as string, key: entry.key as string };
+  }
+  return { ok: true, value: out };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Walking the tree
+
+export interface LeafEntry {
+  path: string[];
+  leaf: Leaf;
+}
+
+export function leaves(section: Section = schema, prefix: string[] = []): LeafEntry[] {
+  const out: LeafEntry[] = [];
+  for (const [key, node] of Object.entries(section.fields)) {
+    if (node.kind === "section") out.push(...leaves(node, [...prefix, key]));
+    else out.push({ path: [...prefix, key], leaf: node });
+  }
+  return out;
+}
+
+export function sectionAt(path: readonly string[]): Section | undefined {
+  let node: SchemaNode = schema;
+  for (const key of path) {
+    if (node.kind !== "section") return undefined;
+    const next: SchemaNode | undefined = node.fields[key];
+    if (next === undefined) return undefined;
+    node = next;
+  }
+  return node.kind === "section" ? node : undefined;
+}
+
+/** `limits.maxStanzaBytes`, `hosts[1]`, `tls.certs["example.com"].cert`. */
+export function formatKeyPath(path: readonly PathSegment[]): string {
+  let out = "";
+  for (const segment of path) {
+    if (typeof segment === "number") out += `[${segment}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(segment)) out += out === "" ? segment : `.${segment}`;
+    else out += `[${JSON.stringify(segment)}]`;
+  }
+  return out;
+}
+
+/** camelCase key → UPPER_SNAKE environment segment: maxStanzaBytes → MAX_STANZA_BYTES. */
+export function envSegment(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase();
+}
+
+/** UPPER_SNAKE environment segment → camelCase key: MAX_RESULTS → maxResults. */
+export function keyFromEnvSegment(segment: string): string {
+  return segment.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+export const ENV_PREFIX = "HEARTH_";
+
+export function envName(path: readonly string[]): string {
+  return ENV_PREFIX + path.map(envSegment).join("__");
+}
