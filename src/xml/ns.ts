@@ -1,0 +1,16 @@
+export const NS = {
+  client: "jabber:client",
+  server: "jabber:server",
+  stream: "http://etherx.jabber.org/streams",
+  streams: "urn:ietf:params:xml:ns:xmpp-streams",
+  stanzas: "urn:ietf:params:xml:ns:xmpp-stanzas",
+  tls: "urn:ietf:params:xml:ns:xmpp-tls",
+  sasl: "urn:ietf:params:xml:ns:xmpp-sasl",
+  bind: "urn:ietf:params:xml:ns:xmpp-bind",
+  session: "urn:ietf:params:xml:ns:xmpp-session",
+  framing: "urn:ietf:params:xml:ns:xmpp-framing",
+  roster: "jabber:iq:roster",
+  rosterver: "urn:xmpp:features:rosterver",
+  delay: "urn:xmpp:delay",
+  sid: "urn:xmpp:sid:0",
+} as const;
