@@ -1,0 +1,467 @@
+// The store contract (src/storage/types.ts) as one suite, run against every driver. It uses only the
+// contract, and fresh names in every test, so it holds on a database that other tests have written to.
+import assert from "node:assert/strict";
+import type { NewTimelineEntry, RosterItem, Store, StoredCredentials } from "../src/storage/types.js";
+
+let counter = 0;
+/** A host no other test (or earlier run against a persistent database) has used. */
+function freshHost(): string {
+  return `t${Date.now().toString(36)}-${(counter++).toString(36)}.example`;
+}
+
+const credentials: StoredCredentials = {
+  "SHA-256": { salt: "c2FsdA==", iterations: 4096, storedKey: "c3RvcmVk", serverKey: "c2VydmVy" },
+};
+
+function rosterItem(jid: string, overrides: Partial<RosterItem> = {}): RosterItem {
+  return {
+    jid, name: null, subscription: "none", askOut: false, pendingIn: null, approved: false, inRoster: true,
+    groups: [], ...overrides,
+  };
+}
+
+let stanzaCounter = 0;
+function entry(owner: string, peer: string, overrides: Partial<NewTimelineEntry> = {}): NewTimelineEntry {
+  return {
+    owner, peer, outgoing: false, stanzaId: `sid-${(stanzaCounter++).toString(36)}`, originId: null,
+    ts: 1_700_000_000_000, xml: `<message from='${peer}' to='${owner}'><body>hi</body></message>`, pending: false,
+    ...overrides,
+  };
+}
+
+/** The sender's and the recipient's rows of one 1:1 message, as the router appends them. */
+function message(from: string, to: string, originId: string | null, ts = 1_700_000_000_000): NewTimelineEntry[] {
+  return [
+    entry(from, to, { outgoing: true, originId, ts }),
+    entry(to, from, { outgoing: false, originId, ts, pending: true }),
+  ];
+}
+
+function assertIncreasing(seqs: number[]): void {
+  for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] > seqs[i - 1], `seq ${seqs[i]} after ${seqs[i - 1]}`);
+}
+
+export function storeContract(name: string, open: () => Promise<Store> | Store, cleanup?: () => Promise<void>): void {
+  describe(`store contract: ${name}`, function () {
+    let store: Store;
+    let host: string;
+    let alice: string, bob: string, carol: string;
+
+    beforeEach(async function () {
+      store = await open();
+      host = freshHost();
+      alice = `alice@${host}`;
+      bob = `bob@${host}`;
+      carol = `carol@${host}`;
+    });
+    afterEach(async function () {
+      await store.close();
+      await cleanup?.();
+    });
+
+    it("names its driver", function () {
+      assert.equal(typeof store.driver, "string");
+      assert.ok(store.driver.length > 0);
+    });
+
+    describe("accounts", function () {
+      it("creates an account once and reads it back", async function () {
+        const before = Date.now();
+        assert.equal(await store.accounts.create(host, "alice", credentials), true);
+        assert.equal(await store.accounts.create(host, "alice", {}), false, "a duplicate is refused");
+        const account = await store.accounts.get(host, "alice");
+        assert.ok(account !== null);
+        assert.equal(account.host, host);
+        assert.equal(account.username, "alice");
+        assert.deepEqual(account.credentials, credentials, "the duplicate did not overwrite");
+        assert.ok(account.createdAt >= before - 1000 && account.createdAt <= Date.now() + 1000);
+      });
+
+      it("returns null for an unknown account", async function () {
+        assert.equal(await store.accounts.get(host, "nobody"), null);
+      });
+
+      it("replaces credentials of existing accounts only", async function () {
+        await store.accounts.create(host, "alice", credentials);
+        const next: StoredCredentials = {
+          "SHA-1": { salt: "bmV3", iterations: 10000, storedKey: "YQ==", serverKey: "Yg==" },
+        };
+        assert.equal(await store.accounts.setCredentials(host, "alice", next), true);
+        assert.deepEqual((await store.accounts.get(host, "alice"))?.credentials, next);
+        assert.equal(await store.accounts.setCredentials(host, "nobody", next), false);
+        assert.equal(await store.accounts.get(host, "nobody"), null);
+      });
+
+      it("lists the usernames of one host", async function () {
+        const other = freshHost();
+        await store.accounts.create(host, "bob", credentials);
+        await store.accounts.create(host, "alice", credentials);
+        await store.accounts.create(other, "carol", credentials);
+        assert.deepEqual([...await store.accounts.list(host)].sort(), ["alice", "bob"]);
+        assert.deepEqual(await store.accounts.list(other), ["carol"]);
+        assert.deepEqual(await store.accounts.list(freshHost()), []);
+      });
+
+      it("deletes an account with everything it owns, and nothing else", async function () {
+        await store.accounts.create(host, "alice", credentials);
+        await store.accounts.create(host, "bob", credentials);
+        await store.roster.put(alice, rosterItem(bob));
+        await store.roster.put(bob, rosterItem(alice));
+        await store.timeline.append(message(alice, bob, "m1"));
+        await store.timeline.append(message(bob, alice, "m2"));
+        await store.keyValue("private").set(alice, "k", "alice's");
+        await store.keyValue("private").set(bob, "k", "bob's");
+
+        assert.equal(await store.accounts.delete(host, "alice"), true);
+        assert.equal(await store.accounts.delete(host, "alice"), false, "already gone");
+        assert.equal(await store.accounts.get(host, "alice"), null);
+        assert.deepEqual(await store.accounts.list(host), ["bob"]);
+        assert.deepEqual((await store.roster.get(alice)).items, []);
+        assert.equal(await store.roster.getItem(alice, bob), null);
+        assert.deepEqual(await store.timeline.query(alice, { limit: 100 }), []);
+        assert.equal(await store.timeline.countPending(alice), 0);
+        assert.equal(await store.keyValue("private").get(alice, "k"), null);
+
+        assert.ok(await store.accounts.get(host, "bob"));
+        assert.equal((await store.roster.get(bob)).items.length, 1);
+        assert.equal((await store.timeline.query(bob, { limit: 100 })).length, 2);
+        assert.equal(await store.keyValue("private").get(bob, "k"), "bob's");
+      });
+
+      it("never reuses a deleted account's timeline seqs or roster versions", async function () {
+        await store.accounts.create(host, "alice", credentials);
+        const [first] = await store.timeline.append([entry(alice, bob)]);
+        const version = await store.roster.put(alice, rosterItem(bob));
+        await store.accounts.delete(host, "alice");
+        await store.accounts.create(host, "alice", credentials);
+        const [again] = await store.timeline.append([entry(alice, bob)]);
+        assert.ok(again.seq > first.seq, `seq ${again.seq} after ${first.seq}`);
+        assert.ok(await store.timeline.lastSeq(alice) >= again.seq);
+        assert.ok(await store.roster.put(alice, rosterItem(bob)) > version);
+      });
+    });
+
+    describe("roster", function () {
+      it("starts empty at version 0", async function () {
+        assert.deepEqual(await store.roster.get(alice), { version: 0, items: [] });
+        assert.equal(await store.roster.getItem(alice, bob), null);
+      });
+
+      it("stores every field of an item", async function () {
+        const item = rosterItem(bob, {
+          name: "Bob", subscription: "both", askOut: true, pendingIn: `<presence from='${bob}' type='subscribe'/>`,
+          approved: true, inRoster: false, groups: ["Friends", "Work ünicode"],
+        });
+        await store.roster.put(alice, item);
+        assert.deepEqual(await store.roster.getItem(alice, bob), item);
+        assert.deepEqual((await store.roster.get(alice)).items, [item]);
+        for (const subscription of ["none", "to", "from", "both"] as const) {
+          const plain = rosterItem(carol, { subscription });
+          await store.roster.put(alice, plain);
+          assert.deepEqual(await store.roster.getItem(alice, carol), plain);
+        }
+      });
+
+      it("increments the version on every put and on removals", async function () {
+        const v1 = await store.roster.put(alice, rosterItem(bob));
+        const v2 = await store.roster.put(alice, rosterItem(carol));
+        assert.ok(v1 > 0);
+        assert.ok(v2 > v1);
+        assert.equal((await store.roster.get(alice)).version, v2);
+
+        const v3 = await store.roster.put(alice, rosterItem(bob, { name: "Bobby", subscription: "to" }));
+        assert.ok(v3 > v2, "a replacement is a change");
+        const roster = await store.roster.get(alice);
+        assert.equal(roster.version, v3);
+        assert.deepEqual(roster.items.map((i) => i.jid).sort(), [bob, carol].sort());
+        assert.deepEqual(roster.items.find((i) => i.jid === bob), rosterItem(bob, { name: "Bobby", subscription: "to" }));
+
+        const v4 = await store.roster.remove(alice, bob);
+        assert.ok(v4 > v3);
+        assert.equal(await store.roster.getItem(alice, bob), null);
+        assert.deepEqual(await store.roster.get(alice), { version: v4, items: [rosterItem(carol)] });
+        assert.equal(await store.roster.remove(alice, bob), v4, "removing nothing changes nothing");
+        assert.equal((await store.roster.get(alice)).version, v4);
+      });
+
+      it("keeps the rosters of different owners apart", async function () {
+        await store.roster.put(alice, rosterItem(carol, { name: "from alice" }));
+        await store.roster.put(alice, rosterItem(bob));
+        const bobVersion = await store.roster.put(bob, rosterItem(carol, { name: "from bob" }));
+        assert.equal((await store.roster.getItem(alice, carol))?.name, "from alice");
+        assert.equal((await store.roster.getItem(bob, carol))?.name, "from bob");
+        assert.equal((await store.roster.get(bob)).version, bobVersion);
+        await store.roster.remove(alice, carol);
+        assert.equal((await store.roster.getItem(bob, carol))?.name, "from bob");
+        assert.equal((await store.roster.get(bob)).version, bobVersion);
+        assert.equal(await store.roster.remove(carol, bob), 0, "an empty roster stays at version 0");
+      });
+    });
+
+    describe("timeline", function () {
+      it("stores every field and gives the owner's next seq", async function () {
+        const input = entry(alice, bob, {
+          outgoing: true, originId: "o-1", ts: 1_700_000_123_456, pending: true,
+          xml: "<message xmlns='jabber:client' to='b'><body>&lt;ünïcødé ✓&gt;</body></message>",
+        });
+        const [result] = await store.timeline.append([input]);
+        assert.deepEqual(result, { ...input, seq: result.seq, duplicate: false });
+        assert.ok(Number.isInteger(result.seq) && result.seq > 0);
+        assert.equal(await store.timeline.lastSeq(alice), result.seq);
+        const { duplicate: _, ...stored } = result;
+        assert.deepEqual(await store.timeline.query(alice, { limit: 10 }), [stored]);
+      });
+
+      it("returns an empty result for an empty append", async function () {
+        assert.deepEqual(await store.timeline.append([]), []);
+      });
+
+      it("allocates strictly increasing seqs per owner, independently of other owners", async function () {
+        assert.equal(await store.timeline.lastSeq(alice), 0, "no seq before the first entry");
+        const seqs: Record<string, number[]> = { [alice]: [], [bob]: [] };
+        for (let i = 0; i < 5; i++) {
+          for (const result of await store.timeline.append(message(alice, bob, null))) seqs[result.owner].push(result.seq);
+        }
+        const bobLast = await store.timeline.lastSeq(bob);
+        for (let i = 0; i < 5; i++) {
+          for (const result of await store.timeline.append([entry(alice, carol)])) seqs[result.owner].push(result.seq);
+        }
+        assertIncreasing(seqs[alice]);
+        assertIncreasing(seqs[bob]);
+        assert.equal(seqs[alice].length, 10);
+        assert.equal(await store.timeline.lastSeq(alice), seqs[alice][9]);
+        assert.equal(await store.timeline.lastSeq(bob), bobLast, "alice's entries do not advance bob's seq");
+        assert.equal(bobLast, seqs[bob][4]);
+        assert.equal(await store.timeline.lastSeq(carol), 0);
+      });
+
+      it("writes the entries of one call together and returns them in order", async function () {
+        const results = await store.timeline.append([entry(alice, bob), entry(bob, alice), entry(alice, carol)]);
+        assert.deepEqual(results.map((r) => r.owner), [alice, bob, alice]);
+        assert.ok(results[2].seq > results[0].seq);
+        assert.ok(results.every((r) => r.duplicate === false));
+      });
+
+      it("resolves every one of many appends made in one tick, in call order", async function () {
+        const calls: Array<ReturnType<Store["timeline"]["append"]>> = [];
+        for (let i = 0; i < 300; i++) calls.push(store.timeline.append(message(i % 2 ? alice : carol, bob, `tick-${i}`)));
+        const results = await Promise.all(calls);
+        assert.equal(results.length, 300);
+        const bySeqOwner: Record<string, number[]> = {};
+        results.forEach((pair, i) => {
+          assert.equal(pair.length, 2);
+          assert.equal(pair[0].originId, `tick-${i}`);
+          assert.equal(pair[1].originId, `tick-${i}`);
+          for (const r of pair) {
+            assert.equal(r.duplicate, false);
+            (bySeqOwner[r.owner] ??= []).push(r.seq);
+          }
+        });
+        assert.equal(bySeqOwner[bob].length, 300);
+        assertIncreasing(bySeqOwner[bob]);
+        assertIncreasing(bySeqOwner[alice]);
+        assertIncreasing(bySeqOwner[carol]);
+        assert.equal(await store.timeline.lastSeq(bob), bySeqOwner[bob][299]);
+        assert.equal((await store.timeline.query(bob, { limit: 1000 })).length, 300);
+      });
+
+      it("does not write a resent message again (across calls)", async function () {
+        const [sent, received] = await store.timeline.append(message(alice, bob, "resend-1"));
+        const aliceLast = await store.timeline.lastSeq(alice);
+        const bobLast = await store.timeline.lastSeq(bob);
+        const again = await store.timeline.append(message(alice, bob, "resend-1"));
+        assert.deepEqual(again, [{ ...sent, duplicate: true }, { ...received, duplicate: true }],
+          "the stored entries come back, stanza ids and all");
+        assert.equal(await store.timeline.lastSeq(alice), aliceLast, "no seq spent on a duplicate");
+        assert.equal(await store.timeline.lastSeq(bob), bobLast);
+        assert.equal((await store.timeline.query(alice, { limit: 10 })).length, 1);
+        assert.equal((await store.timeline.query(bob, { limit: 10 })).length, 1);
+        assert.equal(await store.timeline.countPending(bob), 1);
+      });
+
+      it("does not write a resent message again (in one tick, and in one call)", async function () {
+        const [first, second] = await Promise.all([
+          store.timeline.append(message(alice, bob, "same-tick")),
+          store.timeline.append(message(alice, bob, "same-tick")),
+        ]);
+        assert.deepEqual(first.map((r) => r.duplicate), [false, false]);
+        assert.deepEqual(second, first.map((r) => ({ ...r, duplicate: true })));
+
+        const inOneCall = await store.timeline.append([...message(alice, bob, "same-call"), ...message(alice, bob, "same-call")]);
+        assert.deepEqual(inOneCall.map((r) => r.duplicate), [false, false, true, true]);
+        assert.deepEqual(inOneCall[2], { ...inOneCall[0], duplicate: true });
+        assert.deepEqual(inOneCall[3], { ...inOneCall[1], duplicate: true });
+        assert.equal((await store.timeline.query(alice, { limit: 10 })).length, 2);
+        assert.equal((await store.timeline.query(bob, { limit: 10 })).length, 2);
+      });
+
+      it("tells origin-ids apart by direction and, for received messages, by sender", async function () {
+        // Senders choose origin-ids independently: the same id from two senders is two messages.
+        const fromAlice = await store.timeline.append(message(alice, carol, "1"));
+        const fromBob = await store.timeline.append(message(bob, carol, "1"));
+        assert.deepEqual([...fromAlice, ...fromBob].map((r) => r.duplicate), [false, false, false, false]);
+        assert.equal((await store.timeline.query(carol, { limit: 10 })).length, 2);
+        // A message to oneself is one outgoing and one incoming row with the same origin-id.
+        const toSelf = await store.timeline.append(message(alice, alice, "self"));
+        assert.deepEqual(toSelf.map((r) => r.duplicate), [false, false]);
+        assert.notEqual(toSelf[0].seq, toSelf[1].seq);
+        // The same origin-id sent to someone else is still a resend on the sender's side.
+        const [toOther] = await store.timeline.append([entry(alice, bob, { outgoing: true, originId: "1" })]);
+        assert.equal(toOther.duplicate, true);
+        assert.equal(toOther.seq, fromAlice[0].seq);
+        assert.equal(toOther.peer, carol);
+      });
+
+      it("never deduplicates entries without an origin-id", async function () {
+        const results = await store.timeline.append([...message(alice, bob, null), ...message(alice, bob, null)]);
+        assert.deepEqual(results.map((r) => r.duplicate), [false, false, false, false]);
+        assert.equal((await store.timeline.query(alice, { limit: 10 })).length, 2);
+      });
+
+      it("lists pending entries oldest first and clears them on delivery", async function () {
+        const received: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          const [, r] = await store.timeline.append(message(alice, bob, `p-${i}`));
+          received.push(r.seq);
+        }
+        await store.timeline.append([entry(bob, carol, { outgoing: true })]); // not pending
+        await store.timeline.append([entry(carol, bob, { pending: true })]);  // another owner
+
+        assert.equal(await store.timeline.countPending(bob), 5);
+        assert.equal(await store.timeline.countPending(alice), 0);
+        assert.deepEqual((await store.timeline.pending(bob, 100)).map((e) => e.seq), received);
+        assert.deepEqual((await store.timeline.pending(bob, 2)).map((e) => e.seq), received.slice(0, 2));
+        const [oldest] = await store.timeline.pending(bob, 1);
+        assert.equal(oldest.pending, true);
+        assert.equal(oldest.originId, "p-0");
+        assert.equal(oldest.peer, alice);
+        assert.equal(oldest.outgoing, false);
+
+        await store.timeline.markDelivered(bob, [received[0], received[2]]);
+        assert.deepEqual((await store.timeline.pending(bob, 100)).map((e) => e.seq), [received[1], received[3], received[4]]);
+        assert.equal(await store.timeline.countPending(bob), 3);
+        const all = await store.timeline.query(bob, { limit: 100 });
+        assert.equal(all.length, 6, "delivered entries stay in the timeline");
+        assert.equal(all.find((e) => e.seq === received[0])?.pending, false);
+
+        await store.timeline.markDelivered(bob, []);
+        await store.timeline.markDelivered(bob, [received[0], 999_999]); // already delivered, unknown
+        await store.timeline.markDelivered(alice, [received[1]]);         // someone else's seq
+        assert.equal(await store.timeline.countPending(bob), 3);
+        assert.equal(await store.timeline.countPending(carol), 1);
+        await store.timeline.markDelivered(bob, [received[1], received[3], received[4]]);
+        assert.equal(await store.timeline.countPending(bob), 0);
+        assert.deepEqual(await store.timeline.pending(bob, 100), []);
+        assert.equal(await store.timeline.countPending(carol), 1);
+      });
+
+      describe("query", function () {
+        // alice's timeline: 10 entries alternating bob/carol, ts 1000, 2000, … 10000.
+        let seqs: number[];
+        beforeEach(async function () {
+          seqs = [];
+          for (let i = 0; i < 10; i++) {
+            const [r] = await store.timeline.append([entry(alice, i % 2 === 0 ? bob : carol, { ts: (i + 1) * 1000, outgoing: i % 3 === 0 })]);
+            seqs.push(r.seq);
+          }
+          await store.timeline.append([entry(bob, alice, { ts: 5000 })]); // another owner's timeline
+        });
+        const seqsOf = async (q: Parameters<Store["timeline"]["query"]>[1]): Promise<number[]> =>
+          (await store.timeline.query(alice, q)).map((e) => e.seq);
+
+        it("returns the whole timeline oldest first, as stored", async function () {
+          const all = await store.timeline.query(alice, { limit: 100 });
+          assert.deepEqual(all.map((e) => e.seq), seqs);
+          assert.ok(all.every((e) => e.owner === alice));
+          assert.deepEqual(all.map((e) => e.ts), [1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000]);
+          assert.deepEqual(all.map((e) => e.outgoing), [true, false, false, true, false, false, true, false, false, true]);
+        });
+
+        it("filters by peer", async function () {
+          assert.deepEqual(await seqsOf({ with: bob, limit: 100 }), [seqs[0], seqs[2], seqs[4], seqs[6], seqs[8]]);
+          assert.deepEqual(await seqsOf({ with: carol, limit: 100 }), [seqs[1], seqs[3], seqs[5], seqs[7], seqs[9]]);
+          assert.deepEqual(await seqsOf({ with: `dave@${host}`, limit: 100 }), []);
+        });
+
+        it("filters by seq, exclusive", async function () {
+          assert.deepEqual(await seqsOf({ afterSeq: seqs[6], limit: 100 }), seqs.slice(7));
+          assert.deepEqual(await seqsOf({ beforeSeq: seqs[3], limit: 100 }), seqs.slice(0, 3));
+          assert.deepEqual(await seqsOf({ afterSeq: seqs[2], beforeSeq: seqs[5], limit: 100 }), [seqs[3], seqs[4]]);
+          assert.deepEqual(await seqsOf({ afterSeq: seqs[9], limit: 100 }), []);
+          assert.deepEqual(await seqsOf({ afterSeq: 0, limit: 100 }), seqs);
+        });
+
+        it("filters by time, inclusive", async function () {
+          assert.deepEqual(await seqsOf({ start: 3000, limit: 100 }), seqs.slice(2));
+          assert.deepEqual(await seqsOf({ end: 3000, limit: 100 }), seqs.slice(0, 3));
+          assert.deepEqual(await seqsOf({ start: 4000, end: 6000, limit: 100 }), seqs.slice(3, 6));
+          assert.deepEqual(await seqsOf({ start: 4001, end: 5999, limit: 100 }), [seqs[4]]);
+          assert.deepEqual(await seqsOf({ start: 20000, limit: 100 }), []);
+        });
+
+        it("limits from the oldest, or from the newest in reverse", async function () {
+          assert.deepEqual(await seqsOf({ limit: 3 }), seqs.slice(0, 3));
+          assert.deepEqual(await seqsOf({ limit: 3, reverse: true }), [seqs[9], seqs[8], seqs[7]]);
+          assert.deepEqual(await seqsOf({ limit: 100, reverse: true }), [...seqs].reverse());
+          assert.deepEqual(await seqsOf({ limit: 3, reverse: false }), seqs.slice(0, 3));
+          assert.deepEqual(await seqsOf({ limit: 0 }), []);
+        });
+
+        it("combines every filter", async function () {
+          // bob's entries are seqs[0, 2, 4, 6, 8] at ts 1000, 3000, 5000, 7000, 9000.
+          assert.deepEqual(await seqsOf({ with: bob, afterSeq: seqs[0], beforeSeq: seqs[9], start: 2000, end: 8000, limit: 100 }),
+            [seqs[2], seqs[4], seqs[6]]);
+          assert.deepEqual(await seqsOf({ with: bob, afterSeq: seqs[0], beforeSeq: seqs[9], start: 2000, end: 8000, limit: 2 }),
+            [seqs[2], seqs[4]]);
+          assert.deepEqual(await seqsOf({ with: bob, afterSeq: seqs[0], beforeSeq: seqs[9], start: 2000, end: 8000, limit: 2, reverse: true }),
+            [seqs[6], seqs[4]]);
+          // A page before a known message, newest first (MAM paging backwards).
+          assert.deepEqual(await seqsOf({ with: carol, beforeSeq: seqs[9], limit: 2, reverse: true }), [seqs[7], seqs[5]]);
+          assert.deepEqual(await seqsOf({ with: carol, start: 6000, limit: 10, reverse: true }), [seqs[9], seqs[7], seqs[5]]);
+        });
+
+        it("reads only the given owner's timeline", async function () {
+          const bobs = await store.timeline.query(bob, { limit: 100 });
+          assert.equal(bobs.length, 1);
+          assert.equal(bobs[0].peer, alice);
+          assert.deepEqual(await store.timeline.query(carol, { limit: 100 }), []);
+        });
+      });
+    });
+
+    describe("key-value", function () {
+      it("sets, reads, overwrites and deletes values", async function () {
+        const kv = store.keyValue("vcard");
+        assert.equal(await kv.get(alice, "card"), null);
+        await kv.set(alice, "card", "<vCard xmlns='vcard-temp'/>");
+        assert.equal(await kv.get(alice, "card"), "<vCard xmlns='vcard-temp'/>");
+        await kv.set(alice, "card", "<vCard xmlns='vcard-temp'><FN>Alice ✓</FN></vCard>");
+        assert.equal(await kv.get(alice, "card"), "<vCard xmlns='vcard-temp'><FN>Alice ✓</FN></vCard>");
+        await kv.set(alice, "empty", "");
+        assert.equal(await kv.get(alice, "empty"), "", "the empty string is a value");
+        await kv.set(alice, "card", null);
+        assert.equal(await kv.get(alice, "card"), null);
+        await kv.set(alice, "card", null); // deleting nothing is fine
+        assert.equal(await kv.get(alice, "empty"), "");
+      });
+
+      it("keeps stores, owners and keys apart", async function () {
+        const a = store.keyValue("private");
+        const b = store.keyValue("last");
+        await a.set(alice, "k", "private alice");
+        await b.set(alice, "k", "last alice");
+        await a.set(bob, "k", "private bob");
+        await a.set(alice, "k2", "private alice 2");
+        assert.equal(await a.get(alice, "k"), "private alice");
+        assert.equal(await b.get(alice, "k"), "last alice");
+        assert.equal(await a.get(bob, "k"), "private bob");
+        assert.equal(await b.get(bob, "k"), null);
+        assert.equal(await a.get(alice, "k2"), "private alice 2");
+        await a.set(alice, "k", null);
+        assert.equal(await b.get(alice, "k"), "last alice");
+        assert.equal(await a.get(bob, "k"), "private bob");
+        assert.equal(await store.keyValue("private").get(alice, "k2"), "private alice 2", "same store by name");
+      });
+    });
+  });
+}

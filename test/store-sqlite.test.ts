@@ -1,0 +1,209 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { listMigrations, SchemaOutdatedError, SchemaTooNewError } from "../src/storage/migrate.js";
+import { openSqliteStore } from "../src/storage/sqlite.js";
+import type { NewTimelineEntry, Store } from "../src/storage/types.js";
+import { storeContract } from "./store-contract.js";
+
+const dir = mkdtempSync(join(tmpdir(), "hearth-store-"));
+after(function () {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+// Every test of the contract reopens one file, so the suite also runs against a database with history.
+storeContract("sqlite", () => openSqliteStore({ path: join(dir, "contract.db") }));
+
+let fileCounter = 0;
+const freshPath = (): string => join(dir, `db-${fileCounter++}`, "hearth.db");
+
+function entry(owner: string, overrides: Partial<NewTimelineEntry> = {}): NewTimelineEntry {
+  return {
+    owner, peer: "peer@example.org", outgoing: false, stanzaId: `s-${Math.random().toString(36).slice(2)}`,
+    originId: null, ts: Date.now(), xml: "<message/>", pending: true, ...overrides,
+  };
+}
+
+describe("sqlite store", function () {
+  let path: string;
+  let store: Store | undefined;
+  beforeEach(function () {
+    path = freshPath();
+  });
+  afterEach(async function () {
+    await store?.close();
+    store = undefined;
+  });
+
+  it("creates the parent directories of its file", function () {
+    store = openSqliteStore({ path });
+    assert.ok(existsSync(path));
+  });
+
+  it("runs in memory", async function () {
+    store = openSqliteStore({ path: ":memory:" });
+    const [r] = await store.timeline.append([entry("a@example.org")]);
+    assert.equal(r.seq, 1);
+  });
+
+  it("keeps data, seqs and roster versions across close and reopen", async function () {
+    store = openSqliteStore({ path });
+    await store.accounts.create("example.org", "alice", {});
+    await store.keyValue("private").set("alice@example.org", "k", "v");
+    const version = await store.roster.put("alice@example.org", {
+      jid: "bob@example.org", name: "Bob", subscription: "both", askOut: false, pendingIn: null, approved: false,
+      inRoster: true, groups: ["g"],
+    });
+    const first = await store.timeline.append([entry("alice@example.org", { originId: "o1", outgoing: true })]);
+    await store.close();
+
+    store = openSqliteStore({ path });
+    assert.ok(await store.accounts.get("example.org", "alice"));
+    assert.equal(await store.keyValue("private").get("alice@example.org", "k"), "v");
+    assert.deepEqual(await store.roster.get("alice@example.org"), {
+      version,
+      items: [{
+        jid: "bob@example.org", name: "Bob", subscription: "both", askOut: false, pendingIn: null, approved: false,
+        inRoster: true, groups: ["g"],
+      }],
+    });
+    assert.equal(await store.timeline.lastSeq("alice@example.org"), first[0].seq);
+    const [resent] = await store.timeline.append([entry("alice@example.org", { originId: "o1", outgoing: true })]);
+    assert.equal(resent.duplicate, true, "idempotency survives a restart");
+    const [next] = await store.timeline.append([entry("alice@example.org")]);
+    assert.equal(next.seq, first[0].seq + 1);
+    assert.ok(await store.roster.put("alice@example.org", { ...(await store.roster.getItem("alice@example.org", "bob@example.org"))! }) > version);
+  });
+
+  it("never reuses a seq after its rows are deleted", async function () {
+    store = openSqliteStore({ path });
+    const results = await store.timeline.append([entry("a@x"), entry("a@x"), entry("a@x")]);
+    assert.deepEqual(results.map((r) => r.seq), [1, 2, 3]);
+    await store.close();
+    store = undefined;
+
+    const raw = new Database(path);
+    raw.prepare("DELETE FROM timeline WHERE owner = ?").run("a@x");
+    raw.close();
+
+    store = openSqliteStore({ path });
+    assert.equal(await store.timeline.lastSeq("a@x"), 3);
+    const [r] = await store.timeline.append([entry("a@x")]);
+    assert.equal(r.seq, 4);
+  });
+
+  it("applies each migration once and records it", async function () {
+    const migrations = listMigrations("sqlite");
+    assert.ok(migrations.length >= 1);
+    assert.deepEqual(migrations.map((m) => m.version), migrations.map((_, i) => i + 1));
+    assert.equal(migrations[0].name, "init");
+    assert.match(migrations[0].sql, /CREATE TABLE timeline/);
+
+    store = openSqliteStore({ path });
+    await store.close();
+    const recorded = (): Array<{ version: number; name: string; applied_at: number }> => {
+      const raw = new Database(path, { readonly: true });
+      try {
+        return raw.prepare("SELECT version, name, applied_at FROM schema_version ORDER BY version").all() as never;
+      } finally {
+        raw.close();
+      }
+    };
+    const first = recorded();
+    assert.deepEqual(first.map((r) => [r.version, r.name]), migrations.map((m) => [m.version, m.name]));
+
+    store = openSqliteStore({ path });
+    await store.close();
+    store = openSqliteStore({ path, migrate: false });
+    assert.deepEqual(recorded(), first, "reopening applies nothing again");
+  });
+
+  it("refuses a database written by a newer server", async function () {
+    store = openSqliteStore({ path });
+    await store.close();
+    store = undefined;
+    const known = listMigrations("sqlite").length;
+    const raw = new Database(path);
+    raw.prepare("INSERT INTO schema_version (version, name, applied_at) VALUES (?, 'from_the_future', 0)").run(known + 1);
+    raw.close();
+
+    assert.throws(() => openSqliteStore({ path }), (err: unknown) => {
+      assert.ok(err instanceof SchemaTooNewError);
+      assert.equal(err.message,
+        `database schema version ${known + 1} is newer than this server knows (${known}); upgrade the server`);
+      return true;
+    });
+    assert.throws(() => openSqliteStore({ path, migrate: false }), SchemaTooNewError);
+  });
+
+  it("refuses an unmigrated database when migrating is off", function () {
+    assert.throws(() => openSqliteStore({ path, migrate: false }), SchemaOutdatedError);
+    store = openSqliteStore({ path });
+  });
+
+  it("rejects every caller of a failing batch, and writes none of it", async function () {
+    store = openSqliteStore({ path });
+    const [before] = await store.timeline.append([entry("a@x", { stanzaId: "taken" })]);
+    const good = store.timeline.append([entry("a@x"), entry("b@x")]);
+    const alsoGood = store.timeline.append([entry("c@x")]);
+    const bad = store.timeline.append([entry("a@x", { stanzaId: "taken" })]); // unique per owner
+    const outcomes = await Promise.allSettled([good, alsoGood, bad]);
+    assert.deepEqual(outcomes.map((o) => o.status), ["rejected", "rejected", "rejected"]);
+    const reasons = outcomes.map((o) => (o as PromiseRejectedResult).reason as Error);
+    assert.ok(reasons.every((r) => r === reasons[0]), "one error for the one transaction");
+    assert.match(reasons[0].message, /UNIQUE/);
+
+    assert.equal(await store.timeline.lastSeq("a@x"), before.seq, "the failed batch spent no seq");
+    assert.equal(await store.timeline.lastSeq("b@x"), 0);
+    assert.equal(await store.timeline.lastSeq("c@x"), 0);
+    assert.equal((await store.timeline.query("a@x", { limit: 10 })).length, 1);
+    const [after] = await store.timeline.append([entry("a@x")]);
+    assert.equal(after.seq, before.seq + 1);
+    const [b] = await store.timeline.append([entry("b@x")]);
+    assert.equal(b.seq, 1);
+  });
+
+  it("rejects a malformed entry alone, before it can fail a batch", async function () {
+    store = openSqliteStore({ path });
+    const good = store.timeline.append([entry("a@x")]);
+    const bad = store.timeline.append([entry("a@x", { xml: undefined as unknown as string })]);
+    await assert.rejects(bad, TypeError);
+    assert.equal((await good)[0].seq, 1);
+  });
+
+  it("lets reads see appends issued before them", async function () {
+    store = openSqliteStore({ path });
+    const appended = store.timeline.append([entry("a@x"), entry("a@x", { pending: false })]);
+    assert.equal(await store.timeline.countPending("a@x"), 1);
+    assert.equal(await store.timeline.lastSeq("a@x"), 2);
+    assert.equal((await appended).length, 2);
+  });
+
+  it("deletes an account after its queued appends, not before", async function () {
+    store = openSqliteStore({ path });
+    await store.accounts.create("x", "a", {});
+    const appended = store.timeline.append([entry("a@x")]);
+    assert.equal(await store.accounts.delete("x", "a"), true);
+    await appended;
+    assert.deepEqual(await store.timeline.query("a@x", { limit: 10 }), []);
+  });
+
+  it("commits the appends still queued when it closes, then refuses more", async function () {
+    store = openSqliteStore({ path });
+    const appended = store.timeline.append([entry("a@x")]);
+    await store.close();
+    assert.equal((await appended)[0].seq, 1);
+    await assert.rejects(store.timeline.append([entry("a@x")]), /closed/);
+    await store.close(); // twice is fine
+    store = openSqliteStore({ path });
+    assert.equal(await store.timeline.lastSeq("a@x"), 1);
+  });
+
+  it("returns one key-value object per store name", function () {
+    store = openSqliteStore({ path });
+    assert.equal(store.keyValue("a"), store.keyValue("a"));
+    assert.notEqual(store.keyValue("a"), store.keyValue("b"));
+  });
+});
