@@ -32,6 +32,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     // commit; group commit keeps that affordable if stronger durability is ever wanted.
     db.pragma("synchronous = NORMAL");
     db.pragma("foreign_keys = ON");
+    for (const p of (process.env.EXP_PRAGMAS ?? "").split(";").filter(Boolean)) db.pragma(p);
     applyMigrations(db, opts.migrate ?? true);
     return createStore(db);
   } catch (err) {

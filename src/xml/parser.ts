@@ -134,6 +134,37 @@ function isNameStartAt(s: string, i: number): boolean {
   return isNameStartBmp(c);
 }
 
+// Names are cut out of the input again and again, and a freshly cut string used as a property key costs a
+// hash-table lookup to internalize. Short names are therefore looked up, in place, in a small cache of
+// strings seen before (seeded with XMPP's usual ones), so the same string object comes back every time.
+const NAME_CACHE_SIZE = 1024;
+const NAME_CACHE_MAX_LENGTH = 32;
+const nameCache: string[] = new Array<string>(NAME_CACHE_SIZE).fill("");
+
+function nameHash(s: string, start: number, end: number): number {
+  return (s.charCodeAt(start) * 33 + s.charCodeAt(end - 1) * 7 + s.charCodeAt(start + ((end - start) >> 1)) + (end - start) * 131) & (NAME_CACHE_SIZE - 1);
+}
+
+function cutName(s: string, start: number, end: number): string {
+  const length = end - start;
+  if (length > NAME_CACHE_MAX_LENGTH) return s.slice(start, end);
+  const h = nameHash(s, start, end);
+  const cached = nameCache[h];
+  if (cached.length === length) {
+    let k = 0;
+    while (k < length && cached.charCodeAt(k) === s.charCodeAt(start + k)) k++;
+    if (k === length) return cached;
+  }
+  return (nameCache[h] = s.slice(start, end));
+}
+
+for (const name of [
+  ..."stream:stream stream:features stream:error message presence iq body subject thread show status priority error query item x c".split(" "),
+  ..."to from type id xmlns xml:lang version xmlns:stream jid name node subscription ask ver hash code by mechanism".split(" "),
+]) {
+  nameCache[nameHash(name, 0, name.length)] = name;
+}
+
 /** Char allowed by XML 1.0 production [2]. */
 function isXmlChar(cp: number): boolean {
   return cp >= 0x20 ? cp <= 0xd7ff || (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff) : cp === 0x9 || cp === 0xa || cp === 0xd;
@@ -220,6 +251,8 @@ export class StreamParser {
   private tagName = "";
   private attrName = "";
   private attrs: Record<string, string> = {};
+  /** The element whose start tag is being read; null for the stream header. */
+  private element: Element | null = null;
   private attrCount = 0;
 
   /** Open elements of the current stanza; stack[0] is the stanza. */
@@ -289,6 +322,7 @@ export class StreamParser {
     this.prev2 = 0;
     this.attrs = {};
     this.attrCount = 0;
+    this.element = null;
     this.stack = [];
     this.rootName = null;
   }
@@ -490,7 +524,13 @@ export class StreamParser {
         case S_END_NAME: {
           const seg = i;
           i = this.scanName(s, i, len);
-          const name = this.name + s.slice(seg, i);
+          let name: string;
+          if (state === S_END_NAME && this.name === "" && i < len) {
+            // the usual end tag: compare in place instead of cutting out a copy of the name
+            const stack = this.stack;
+            const expected = stack.length > 0 ? stack[stack.length - 1].name : this.rootName;
+            name = expected !== null && i - seg === expected.length && s.startsWith(expected, seg) ? expected : s.slice(seg, i);
+          } else name = this.name === "" ? cutName(s, seg, i) : this.name + s.slice(seg, i);
           if (name.length > this.maxNameLength) return this.fail("policy-violation", "name too long");
           if (i === len) {
             this.name = name;
@@ -501,7 +541,14 @@ export class StreamParser {
           const ws = c < 128 && (CHAR_CLASS[c] & CH_WS) !== 0;
           if (state === S_START_NAME) {
             this.tagName = name;
-            this.attrs = {};
+            if (!this.framed && this.rootName === null) {
+              this.element = null;
+              this.attrs = {};
+            } else {
+              // attributes go straight into the element's own attrs object
+              this.element = new Element(name);
+              this.attrs = this.element.attrs;
+            }
             this.attrCount = 0;
             state = S_TAG_SPACE;
           } else if (state === S_ATTR_NAME) {
@@ -813,9 +860,8 @@ export class StreamParser {
     const end = this.chunkBase + i + this.extra;
     const name = this.tagName;
     const attrs = this.attrs;
-    this.attrs = {};
     const stack = this.stack;
-    if (!this.framed && this.rootName === null) {
+    if (this.element === null) {
       if (end - this.tokenStart > this.maxStanzaBytes) {
         this.fail("policy-violation", "stream header too large");
         return S_DONE;
@@ -832,8 +878,8 @@ export class StreamParser {
       this.fail("policy-violation", "elements nested too deep");
       return S_DONE;
     }
-    const el = new Element(name);
-    el.attrs = attrs;
+    const el = this.element;
+    this.element = null;
     if (stack.length > 0) {
       const parent = stack[stack.length - 1];
       el.parent = parent;

@@ -1,0 +1,22 @@
+import type { Config } from "../config/config.js";
+import type { Logger } from "../log.js";
+import type { HookBus } from "../events/hooks.js";
+import type { Router } from "../router/router.js";
+import type { SessionRegistry } from "../sessions/registry.js";
+import type { Store } from "../storage/types.js";
+import type { FailureThrottle } from "./throttle.js";
+import type { C2sSession } from "./session.js";
+
+/** What every client stream shares. */
+export interface C2sContext {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly logStanzas: boolean;
+  readonly hooks: HookBus;
+  readonly router: Router;
+  readonly sessions: SessionRegistry;
+  readonly store: Store;
+  readonly throttle: FailureThrottle;
+  /** Every open stream, for the shared timeout sweep. */
+  readonly tracker: Set<C2sSession>;
+}

@@ -1,0 +1,248 @@
+// Client listeners: TCP with STARTTLS (RFC 6120 §5), direct TLS (XEP-0368) and WebSocket (RFC 7395),
+// all feeding the same C2sSession. Connection limits are enforced here; timeouts by one shared sweep.
+import net from "node:net";
+import tls from "node:tls";
+import http from "node:http";
+import { WebSocketServer, type WebSocket } from "ws";
+import { C2sSession, type StreamTransport } from "./session.js";
+import type { C2sContext } from "./context.js";
+import { xml } from "../xml/element.js";
+
+/** A slow reader whose unsent output exceeds this is disconnected rather than buffered forever. */
+const MAX_PENDING_OUTPUT = 8 * 1024 * 1024;
+
+class SocketTransport implements StreamTransport {
+  readonly framed = false;
+  secure: boolean;
+  private corked = false;
+  session!: C2sSession;
+
+  constructor(private socket: net.Socket, readonly kind: "tcp" | "tls", private readonly tlsOptions: tls.TlsOptions | null) {
+    this.secure = kind === "tls";
+  }
+
+  get remoteAddress(): string { return this.socket.remoteAddress ?? "unknown"; }
+  get canStartTls(): boolean { return !this.secure && this.tlsOptions !== null; }
+
+  attach(session: C2sSession): void {
+    this.session = session;
+    this.socket.on("data", (d: Buffer) => session.onData(d));
+  }
+
+  // Writes made in one tick leave as one TCP write (DESIGN "batch socket writes per tick").
+  write(data: string): void {
+    const s = this.socket;
+    if (s.destroyed) return;
+    if (!this.corked) {
+      this.corked = true;
+      s.cork();
+      process.nextTick(this.uncork);
+    }
+    s.write(data);
+    if (s.writableLength > MAX_PENDING_OUTPUT) {
+      this.session.onTransportClose("slow reader");
+      s.destroy();
+    }
+  }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
+
+  startTls(): void {
+    const raw = this.socket;
+    if (this.corked) { this.corked = false; raw.uncork(); }
+    raw.removeAllListeners("data");
+    const secure = new tls.TLSSocket(raw, { isServer: true, ...this.tlsOptions });
+    secure.on("error", () => secure.destroy());
+    secure.on("data", (d: Buffer) => this.session.onData(d));
+    this.socket = secure;
+    this.secure = true;
+  }
+
+  end(): void {
+    const s = this.socket;
+    if (this.corked) { this.corked = false; s.uncork(); }
+    s.end();
+    // Don't wait forever for a peer that never closes its side.
+    setTimeout(() => s.destroy(), 2000).unref();
+  }
+
+  pause(): void { this.socket.pause(); }
+  resume(): void { this.socket.resume(); }
+}
+
+class WebSocketTransport implements StreamTransport {
+  readonly kind = "websocket" as const;
+  readonly framed = true;
+  readonly canStartTls = false;
+  constructor(private readonly ws: WebSocket, readonly remoteAddress: string, readonly secure: boolean) {}
+  write(data: string): void { if (this.ws.readyState === 1) this.ws.send(data); }
+  end(): void { this.ws.close(1000); setTimeout(() => this.ws.terminate(), 2000).unref(); }
+  pause(): void { this.ws.pause(); }
+  resume(): void { this.ws.resume(); }
+}
+
+export interface ListenerSet {
+  c2s: net.Server | null;
+  directTls: tls.Server | null;
+  http: http.Server | null;
+  close(): Promise<void>;
+}
+
+function listen(server: net.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => { server.off("error", reject); resolve(); });
+  });
+}
+
+function isLoopback(addr: string | undefined): boolean {
+  return !!addr && (addr.startsWith("127.") || addr === "::1" || addr.startsWith("::ffff:127."));
+}
+
+export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions): Promise<ListenerSet> {
+  const cfg = ctx.config;
+  const perIp = new Map<string, number>();
+  let total = 0;
+
+  /** Counts the connection; false (after a policy-violation stream error) when over a limit. */
+  const admit = (session: C2sSession, addr: string, onClose: (cb: () => void) => void): boolean => {
+    const n = (perIp.get(addr) ?? 0) + 1;
+    perIp.set(addr, n);
+    total++;
+    onClose(() => {
+      total--;
+      const m = (perIp.get(addr) ?? 1) - 1;
+      if (m <= 0) perIp.delete(addr); else perIp.set(addr, m);
+    });
+    const { maxConnectionsPerIp, maxConnections } = cfg.limits;
+    if ((maxConnectionsPerIp > 0 && n > maxConnectionsPerIp) || (maxConnections > 0 && total > maxConnections)) {
+      ctx.log.warn({ addr }, "connection limit reached");
+      session.close("policy-violation", "too many connections");
+      return false;
+    }
+    return true;
+  };
+
+  const sockets = new Set<net.Socket>();
+  const onSocket = (socket: net.Socket, kind: "tcp" | "tls") => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    const transport = new SocketTransport(socket, kind, kind === "tcp" ? tlsOptions : null);
+    const session = new C2sSession(ctx, transport);
+    transport.attach(session);
+    socket.on("error", () => socket.destroy());
+    let closed = false;
+    const closers: Array<() => void> = [];
+    socket.on("close", () => {
+      if (closed) return;
+      closed = true;
+      session.onTransportClose();
+      for (const c of closers) c();
+    });
+    admit(session, socket.remoteAddress ?? "unknown", (cb) => closers.push(cb));
+  };
+
+  const set: ListenerSet = { c2s: null, directTls: null, http: null, close: async () => {} };
+  if (cfg.c2s.port !== null) {
+    set.c2s = net.createServer((s) => onSocket(s, "tcp"));
+    await listen(set.c2s, cfg.c2s.port, cfg.c2s.bind);
+  }
+  if (cfg.c2s.directTlsPort !== null) {
+    set.directTls = tls.createServer({ ...tlsOptions, ALPNProtocols: ["xmpp-client"] }, (s) => onSocket(s, "tls"));
+    set.directTls.on("tlsClientError", (_err, s) => s.destroy());
+    await listen(set.directTls, cfg.c2s.directTlsPort, cfg.c2s.bind);
+  }
+  let wss: WebSocketServer | null = null;
+  if (cfg.http.port !== null) {
+    const wsPath = cfg.http.websocketPath;
+    set.http = http.createServer((req, res) => {
+      const url = (req.url ?? "/").split("?")[0];
+      if (url === "/.well-known/host-meta") {
+        // XEP-0156: lets web clients (Converse.js) find the WebSocket endpoint.
+        const host = req.headers.host ?? `${cfg.hosts[0]}:${cfg.http.port}`;
+        const xrd = xml("XRD", { xmlns: "http://docs.oasis-open.org/ns/xri/xrd-1.0" },
+          xml("Link", { rel: "urn:xmpp:alt-connections:websocket", href: `ws://${host}${wsPath}` }));
+        res.writeHead(200, { "content-type": "application/xrd+xml", "access-control-allow-origin": "*" });
+        res.end(`<?xml version='1.0' encoding='utf-8'?>${xrd.toString()}`);
+        return;
+      }
+      res.writeHead(url === wsPath ? 426 : 404, { "content-type": "text/plain" });
+      res.end(url === wsPath ? "Upgrade to WebSocket with subprotocol 'xmpp'\n" : "Not found\n");
+    });
+    wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: cfg.limits.maxStanzaBytes,
+      // RFC 7395 §3.1: the subprotocol is "xmpp".
+      handleProtocols: (protocols) => (protocols.has("xmpp") ? "xmpp" : false),
+    });
+    set.http.on("upgrade", (req, socket, head) => {
+      if ((req.url ?? "").split("?")[0] !== wsPath) { socket.destroy(); return; }
+      wss!.handleUpgrade(req, socket, head, (ws) => {
+        if (ws.protocol !== "xmpp") { ws.close(1002, "subprotocol xmpp required"); return; }
+        const addr = req.socket.remoteAddress ?? "unknown";
+        // A WebSocket is as secure as the hop to a TLS-terminating proxy: only loopback counts as secure.
+        const transport = new WebSocketTransport(ws, addr, isLoopback(addr));
+        const session = new C2sSession(ctx, transport);
+        const closers: Array<() => void> = [];
+        ws.on("message", (data, isBinary) => {
+          if (isBinary) return session.close("unsupported-encoding", "RFC 7395 uses text frames");
+          session.onData(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
+        });
+        ws.on("error", () => ws.terminate());
+        ws.on("close", () => { session.onTransportClose(); for (const c of closers) c(); });
+        admit(session, addr, (cb) => closers.push(cb));
+      });
+    });
+    await listen(set.http, cfg.http.port, cfg.http.bind);
+  }
+
+  const sweep = startSweep(ctx);
+  set.close = async () => {
+    clearInterval(sweep);
+    const closing: Promise<void>[] = [];
+    for (const s of [set.c2s, set.directTls, set.http]) if (s) closing.push(new Promise((r) => s.close(() => r())));
+    for (const session of [...ctx.tracker]) session.close("system-shutdown");
+    wss?.close();
+    // Give the stream errors a moment to leave, then drop whatever is still open.
+    await new Promise((r) => setTimeout(r, 50));
+    for (const s of sockets) s.destroy();
+    for (const c of wss?.clients ?? []) c.terminate();
+    set.http?.closeAllConnections();
+    await Promise.race([Promise.all(closing), new Promise((r) => setTimeout(r, 3000))]);
+  };
+  return set;
+}
+
+/**
+ * One timer for all streams instead of one per connection: unauthenticated streams past the deadline
+ * and silent ones that did not answer a server ping (XEP-0199) get `connection-timeout`.
+ */
+function startSweep(ctx: C2sContext): NodeJS.Timeout {
+  const { authTimeoutSeconds, idleTimeoutSeconds } = ctx.config.limits;
+  const authMs = authTimeoutSeconds * 1000;
+  const idleMs = idleTimeoutSeconds * 1000;
+  const every = Math.max(100, Math.min(5000, Math.min(authMs, idleMs) / 4));
+  let pingId = 0;
+  const t = setInterval(() => {
+    const now = Date.now();
+    for (const s of ctx.tracker) {
+      if (!s.isAuthenticated || !s.jid) {
+        if (now - s.openedAt > authMs) s.close("connection-timeout", "authentication took too long");
+        continue;
+      }
+      if (s.pingSentAt) {
+        if (now - s.pingSentAt > Math.min(idleMs, 60_000)) s.close("connection-timeout", "no answer to a ping");
+      } else if (now - s.lastActivity > idleMs) {
+        s.pingSentAt = now;
+        s.send(xml("iq", { type: "get", id: `sweep-${(pingId++).toString(36)}`, from: s.host, to: s.jid.toString() }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+      }
+    }
+  }, every);
+  t.unref();
+  return t;
+}

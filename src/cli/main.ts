@@ -1,0 +1,162 @@
+// The `hearth` command line: start the server and manage accounts. Exit codes: 0 ok, 1 failure, 2 usage.
+import { existsSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
+import { loadConfig, ConfigError, type Config } from "../config/config.js";
+import { startServer } from "../server.js";
+import { openStore } from "../storage/open.js";
+import { AccountService, AccountError } from "../auth/accounts.js";
+import { HookBus } from "../events/hooks.js";
+import { SessionRegistry } from "../sessions/registry.js";
+import { tryParseJid } from "../jid/jid.js";
+import type { ModuleDefinition } from "../modules/module.js";
+import { SchemaTooNewError } from "../storage/migrate.js";
+
+const USAGE = `Usage: hearth <command> [--config FILE] [options]
+
+Commands:
+  start                       run the server (default config: ./hearth.yaml if present, else built-in defaults)
+  adduser USER@HOST           create an account; the password is read from stdin (or prompted)
+  passwd USER@HOST            change an account's password (read like adduser)
+  deluser USER@HOST           remove an account and everything it owns
+  users [HOST]                list the accounts of a host (default: the first configured host)
+  check-config                validate the configuration and print the effective values
+
+Options:
+  --config FILE               YAML configuration file (also $HEARTH_CONFIG)
+  --password-file FILE        read the password from a file instead of stdin
+  -h, --help                  this text
+
+Every configuration key can also be set with an environment variable, e.g. HEARTH_C2S__PORT=5322.`;
+
+export interface CliDeps {
+  extensions: ModuleDefinition<any>[];
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
+}
+
+class UsageError extends Error {}
+
+export async function main(argv: string[], deps: CliDeps): Promise<number> {
+  const out = deps.stdout ?? process.stdout;
+  const err = deps.stderr ?? process.stderr;
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv, allowPositionals: true, strict: true,
+      options: { config: { type: "string" }, "password-file": { type: "string" }, help: { type: "boolean", short: "h" } },
+    });
+  } catch (e) {
+    err.write(`hearth: ${(e as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const [command, ...rest] = parsed.positionals;
+  if (parsed.values.help || !command) {
+    (parsed.values.help ? out : err).write(USAGE + "\n");
+    return parsed.values.help ? 0 : 2;
+  }
+  try {
+    const config = () => readConfig(parsed.values.config);
+    switch (command) {
+      case "start": return await start(config(), deps, err);
+      case "check-config": {
+        const c = config();
+        out.write(JSON.stringify(c, null, 2) + "\n");
+        out.write("configuration OK\n");
+        return 0;
+      }
+      case "adduser": case "passwd": case "deluser": {
+        if (rest.length !== 1) throw new UsageError(`${command} takes exactly one USER@HOST`);
+        return await accountCommand(command, rest[0], config(), parsed.values["password-file"], deps, out);
+      }
+      case "users": {
+        if (rest.length > 1) throw new UsageError("users takes at most one HOST");
+        return await withAccounts(config(), async (accounts, c) => {
+          const host = rest[0] ?? c.hosts[0];
+          for (const u of await accounts.list(host)) out.write(`${u}@${host}\n`);
+          return 0;
+        });
+      }
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) { err.write(`hearth: ${e.message}\n\n${USAGE}\n`); return 2; }
+    if (e instanceof ConfigError || e instanceof AccountError || e instanceof SchemaTooNewError) { err.write(`hearth: ${e.message}\n`); return 1; }
+    err.write(`hearth: ${(e as Error).stack ?? e}\n`);
+    return 1;
+  }
+}
+
+function readConfig(file: string | undefined): Config {
+  if (file !== undefined && !existsSync(file)) throw new ConfigError("", `config file ${file} does not exist`);
+  const chosen = file ?? (process.env.HEARTH_CONFIG || (existsSync("hearth.yaml") ? "hearth.yaml" : null));
+  return loadConfig({ file: chosen });
+}
+
+async function start(config: Config, deps: CliDeps, err: NodeJS.WritableStream): Promise<number> {
+  const server = await startServer(config, deps.extensions);
+  const p = server.ports;
+  err.write(`hearth: serving ${config.hosts.join(", ")} — c2s ${p.c2s ?? "off"}, direct TLS ${p.directTls ?? "off"}, HTTP/WebSocket ${p.http ?? "off"}; data in ${config.dataDir}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => { process.off("SIGINT", stop); process.off("SIGTERM", stop); resolve(); };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+  await server.stop();
+  return 0;
+}
+
+async function withAccounts<T>(config: Config, fn: (a: AccountService, c: Config) => Promise<T>): Promise<T> {
+  const store = await openStore(config);
+  try {
+    const accounts = new AccountService(store, new HookBus(), new SessionRegistry(), {
+      hosts: config.hosts, iterations: config.auth.scramIterations, minPasswordLength: config.registration.minPasswordLength,
+    });
+    return await fn(accounts, config);
+  } finally {
+    await store.close();
+  }
+}
+
+async function accountCommand(command: string, address: string, config: Config, passwordFile: string | undefined, deps: CliDeps, out: NodeJS.WritableStream): Promise<number> {
+  const j = tryParseJid(address);
+  if (!j || !j.local || j.resource) throw new UsageError(`"${address}" is not a USER@HOST address`);
+  if (!config.hosts.includes(j.domain)) throw new AccountError("unknown-host", `${j.domain} is not one of the configured hosts (${config.hosts.join(", ")})`);
+  return withAccounts(config, async (accounts) => {
+    if (command === "deluser") {
+      await accounts.delete(j.domain, j.local);
+      out.write(`removed ${j.bareString()}\n`);
+      return 0;
+    }
+    const password = await readPassword(passwordFile, deps);
+    if (command === "adduser") {
+      const user = await accounts.create(j.domain, j.local, password);
+      out.write(`created ${user}@${j.domain}\n`);
+    } else {
+      await accounts.setPassword(j.domain, j.local, password);
+      out.write(`password changed for ${j.bareString()}\n`);
+    }
+    return 0;
+  });
+}
+
+async function readPassword(file: string | undefined, deps: CliDeps): Promise<string> {
+  if (file) {
+    const { readFileSync } = await import("node:fs");
+    return readFileSync(file, "utf8").replace(/\r?\n$/, "");
+  }
+  const input = deps.stdin ?? process.stdin;
+  const rl = createInterface({ input, output: input.isTTY ? (deps.stderr ?? process.stderr) : undefined, terminal: !!input.isTTY });
+  try {
+    if (input.isTTY) (deps.stderr ?? process.stderr).write("Password: ");
+    const line = await new Promise<string>((resolve, reject) => {
+      rl.once("line", resolve);
+      rl.once("close", () => reject(new UsageError("no password given on stdin")));
+    });
+    return line;
+  } finally {
+    rl.close();
+  }
+}

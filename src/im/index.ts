@@ -1,0 +1,6 @@
+import { rosterModule } from "./roster.js";
+import { presenceModule } from "./presence.js";
+import { messageModule } from "./message.js";
+
+/** RFC 6121 as built-in modules on the same API as extensions. */
+export const coreModules = [rosterModule, presenceModule, messageModule];

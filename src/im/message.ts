@@ -1,0 +1,148 @@
+// RFC 6121 §8.5 message delivery rules on top of the timeline (DESIGN.md): every 1:1 message with
+// content is written once to the sender's and once to the recipient's timeline, in one transaction,
+// before it is delivered. Offline storage (XEP-0160) is the recipient's pending part of that timeline.
+import { randomUUID } from "node:crypto";
+import { defineModule } from "../modules/module.js";
+import { xml, type Element } from "../xml/element.js";
+import { NS } from "../xml/ns.js";
+import type { StanzaEvent } from "../events/hooks.js";
+import type { Session } from "../sessions/session.js";
+import type { NewTimelineEntry } from "../storage/types.js";
+import { parseFramedElement } from "../xml/parser.js";
+
+const HINTS = "urn:xmpp:hints";
+
+/** Whether a message is worth keeping: it has a body (XEP-0160 §3, XEP-0334 hints). */
+function storable(stanza: Element): boolean {
+  if (stanza.getChild("no-store", HINTS) || stanza.getChild("no-permanent-store", HINTS)) return false;
+  return stanza.getChild("body") !== undefined || stanza.getChild("store", HINTS) !== undefined;
+}
+
+export const messageModule = defineModule({
+  name: "message",
+  xep: [
+    { spec: "RFC 6121", title: "XMPP IM: message delivery rules", status: "complete" },
+    { spec: "XEP-0160", title: "Best Practices for Handling Offline Messages", version: "1.0.1", status: "complete" },
+    { spec: "XEP-0203", title: "Delayed Delivery", version: "2.0", status: "complete" },
+    { spec: "XEP-0359", title: "Unique and Stable Stanza IDs", version: "0.7.0", status: "complete" },
+    { spec: "XEP-0334", title: "Message Processing Hints", version: "0.3.0", status: "partial", note: "no-store, no-permanent-store, store" },
+  ],
+  setup(api) {
+    const { store, sessions, router } = api;
+    const maxOffline = api.config.offline.maxPerUser;
+    api.addFeature("msgoffline");
+    api.addFeature(NS.sid, "account");
+
+    /** Resources that receive a message to the bare JID: the highest non-negative priority (§8.5.2.1.1). */
+    const targetsOf = (bare: string, type: string | undefined): Session[] => {
+      const all = sessions.resources(bare).filter((s) => s.presence !== null && s.priority >= 0);
+      if (type === "headline") return all;
+      let best = -1;
+      for (const s of all) if (s.priority > best) best = s.priority;
+      return all.filter((s) => s.priority === best);
+    };
+
+    // XEP-0359 §3.3: a stanza-id claiming to come from us was forged by the sender; drop it.
+    api.on("pre-message/bare", (ev) => { stripForgedIds(ev.stanza, ev.to.bareString()); return false; }, 100);
+    api.on("pre-message/full", (ev) => { stripForgedIds(ev.stanza, ev.to.bareString()); return false; }, 100);
+
+    const deliverToBareJid = async (ev: StanzaEvent): Promise<boolean> => {
+      const stanza = ev.stanza;
+      const type = stanza.attrs.type ?? "normal";
+      const recipient = ev.to.bareString();
+      if (type === "error") {
+        for (const s of targetsOf(recipient, type)) s.send(stanza);
+        return true;
+      }
+      if (!(await api.accounts.exists(ev.to.domain, ev.to.local))) {
+        // §8.5.1: no such user.
+        if (type !== "headline") router.bounce(stanza, "service-unavailable");
+        return true;
+      }
+      if (type === "groupchat") {
+        router.bounce(stanza, "service-unavailable");
+        return true;
+      }
+      const targets = targetsOf(recipient, type);
+      if (type === "headline") {
+        for (const s of targets) s.send(stanza);
+        return true;
+      }
+      if (!storable(stanza)) {
+        for (const s of targets) s.send(stanza);
+        return true;
+      }
+      const pending = targets.length === 0;
+      if (pending && (await store.timeline.countPending(recipient)) >= maxOffline) {
+        router.bounce(stanza, "service-unavailable", "the recipient's offline storage is full");
+        return true;
+      }
+      const written = await archive(ev, recipient, pending);
+      if (!written) return true; // a resend of a message stored before: delivered already
+      stanza.cnode(xml("stanza-id", { xmlns: NS.sid, id: written, by: recipient }));
+      for (const s of targets) s.send(stanza);
+      return true;
+    };
+
+    /** Writes the sender's and the recipient's rows; returns the recipient's stanza-id, or null for a duplicate. */
+    const archive = async (ev: StanzaEvent, recipient: string, pending: boolean): Promise<string | null> => {
+      const stanza = ev.stanza;
+      const sender = ev.from.bareString();
+      const originId = stanza.getChild("origin-id", NS.sid)?.attrs.id ?? null;
+      const ts = Date.now();
+      const xmlText = stanza.toString();
+      const entries: NewTimelineEntry[] = [];
+      const senderLocal = router.isLocalDomain(ev.from.domain) && ev.from.local !== "" && sender !== recipient;
+      if (senderLocal) {
+        entries.push({ owner: sender, peer: recipient, outgoing: true, stanzaId: randomUUID(), originId, ts, xml: xmlText, pending: false });
+      }
+      const id = randomUUID();
+      entries.push({ owner: recipient, peer: sender, outgoing: false, stanzaId: id, originId: null, ts, xml: xmlText, pending });
+      const rows = await store.timeline.append(entries);
+      if (senderLocal && rows[0].duplicate) return null;
+      return id;
+    };
+
+    api.on("message/bare", deliverToBareJid);
+    api.on("message/full", (ev) => {
+      const s = sessions.get(ev.to);
+      const type = ev.stanza.attrs.type ?? "normal";
+      if (s) {
+        if (!storable(ev.stanza) || type === "groupchat" || type === "error" || type === "headline") { s.send(ev.stanza); return true; }
+        return archive(ev, ev.to.bareString(), false).then((id) => {
+          if (id) { ev.stanza.cnode(xml("stanza-id", { xmlns: NS.sid, id, by: ev.to.bareString() })); s.send(ev.stanza); }
+          return true;
+        });
+      }
+      // §8.5.3.2: no such resource.
+      if (type === "error" || type === "headline") return true;
+      if (type === "groupchat") { router.bounce(ev.stanza, "service-unavailable"); return true; }
+      return deliverToBareJid({ ...ev, to: ev.to.bare() });
+    });
+    api.on("message/self", deliverToBareJid);
+
+    // XEP-0160 §3: offline messages go out when a resource with non-negative priority becomes available.
+    api.on("initial-presence", async ({ session }) => {
+      if (session.priority < 0) return;
+      const owner = session.jid!.bareString();
+      for (;;) {
+        const batch = await store.timeline.pending(owner, 200);
+        if (batch.length === 0) break;
+        for (const entry of batch) {
+          let el: Element;
+          try { el = parseFramedElement(entry.xml); } catch { continue; }
+          el.cnode(xml("stanza-id", { xmlns: NS.sid, id: entry.stanzaId, by: owner }));
+          el.cnode(xml("delay", { xmlns: NS.delay, from: session.host, stamp: new Date(entry.ts).toISOString() }, "Offline Storage"));
+          session.send(el);
+        }
+        await store.timeline.markDelivered(owner, batch.map((e) => e.seq));
+        if (batch.length < 200) break;
+      }
+    });
+  },
+});
+
+function stripForgedIds(stanza: Element, recipient: string): void {
+  const forged = stanza.children.filter((c) => typeof c !== "string" && c.name === "stanza-id" && c.attrs.xmlns === NS.sid && c.attrs.by === recipient);
+  if (forged.length) stanza.children = stanza.children.filter((c) => !forged.includes(c));
+}

@@ -1,0 +1,76 @@
+// The composition root of one node: store, hook bus, router, modules, listeners. Everything is passed
+// in explicitly (STYLE: factories with their dependencies as arguments, nothing global).
+import type { AddressInfo } from "node:net";
+import type { Config } from "./config/config.js";
+import { loadTls, buildSniOptions } from "./config/tls.js";
+import { createLogger, type Logger } from "./log.js";
+import { HookBus } from "./events/hooks.js";
+import { Router } from "./router/router.js";
+import { SessionRegistry } from "./sessions/registry.js";
+import { ModuleHost, type ModuleDefinition, type ServerContext } from "./modules/module.js";
+import { AccountService } from "./auth/accounts.js";
+import { openStore } from "./storage/open.js";
+import { FailureThrottle } from "./c2s/throttle.js";
+import { startListeners, type ListenerSet } from "./c2s/listeners.js";
+import type { C2sSession } from "./c2s/session.js";
+import { coreModules } from "./im/index.js";
+import type { Store } from "./storage/types.js";
+
+export interface Server {
+  readonly context: ServerContext;
+  readonly modules: ModuleHost;
+  /** Bound ports (useful when the config asked for port 0). */
+  readonly ports: { c2s: number | null; directTls: number | null; http: number | null };
+  stop(): Promise<void>;
+}
+
+export async function startServer(config: Config, extensions: ModuleDefinition<any>[], opts: { log?: Logger } = {}): Promise<Server> {
+  const log = opts.log ?? createLogger(config.log);
+  const store: Store = await openStore(config);
+  const hooks = new HookBus();
+  const sessions = new SessionRegistry();
+  const router = new Router(hooks, sessions, new Set(config.hosts), log);
+  const accounts = new AccountService(store, hooks, sessions, {
+    hosts: config.hosts, iterations: config.auth.scramIterations, minPasswordLength: config.registration.minPasswordLength,
+  });
+  const context: ServerContext = { config, log, store, hooks, router, sessions, accounts, features: { host: new Set(), account: new Set() }, identities: [] };
+  const modules = new ModuleHost(context);
+  let listeners: ListenerSet | null = null;
+  try {
+    await modules.loadAll([...coreModules, ...extensions]);
+    const tlsMaterial = await loadTls(config, log);
+    const tlsOptions = buildSniOptions(tlsMaterial, config.hosts[0]);
+    const tracker = new Set<C2sSession>();
+    listeners = await startListeners({
+      config, log, logStanzas: config.log.stanzas, hooks, router, sessions, store, tracker,
+      throttle: new FailureThrottle(config.auth.maxFailures, config.auth.failureWindowSeconds * 1000),
+    }, tlsOptions);
+  } catch (err) {
+    await listeners?.close();
+    modules.unloadAll();
+    await store.close();
+    throw err;
+  }
+  const port = (s: { address(): AddressInfo | string | null } | null) => {
+    const a = s?.address();
+    return a && typeof a === "object" ? a.port : null;
+  };
+  const ports = { c2s: port(listeners.c2s), directTls: port(listeners.directTls), http: port(listeners.http) };
+  log.info({ hosts: config.hosts, ports, storage: store.driver, modules: modules.names }, "server started");
+  await hooks.fire("server-started", {});
+  let stopping: Promise<void> | null = null;
+  const ls = listeners;
+  return {
+    context, modules, ports,
+    stop() {
+      stopping ??= (async () => {
+        await hooks.fire("server-stopping", {});
+        await ls.close();
+        modules.unloadAll();
+        await store.close();
+        log.info("server stopped");
+      })();
+      return stopping;
+    },
+  };
+}

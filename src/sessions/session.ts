@@ -1,0 +1,38 @@
+// A session is one authenticated endpoint of a user: an XMPP stream (TCP, TLS, WebSocket) or a mobile
+// connection. Nothing downstream of the router knows which; it only calls send().
+import type { Element } from "../xml/element.js";
+import type { Jid } from "../jid/jid.js";
+import type { StreamErrorCondition } from "../xml/stanza.js";
+
+export type Transport = "tcp" | "tls" | "websocket" | "mobile";
+
+export interface Session {
+  readonly id: string;
+  readonly protocol: Transport;
+  readonly remoteAddress: string;
+  readonly secure: boolean;
+  /** The served domain this session belongs to. */
+  readonly host: string;
+  /** Set by SASL. */
+  username: string | null;
+  /** The full JID, set once a resource is bound. */
+  jid: Jid | null;
+  /** RFC 6121 presence state: the last available broadcast presence, null while unavailable. */
+  presence: Element | null;
+  priority: number;
+  /** Requested the roster (RFC 6121 §2.1.6 "interested resource"). */
+  interested: boolean;
+  /** Full/bare JIDs this session sent directed presence to while available (RFC 6121 §4.6). */
+  directed: Set<string> | null;
+  /** Per-module state, keyed by the module. */
+  readonly data: Map<string, unknown>;
+  send(stanza: Element): void;
+  /** Ends the session, with a stream error when given. */
+  close(error?: StreamErrorCondition, text?: string): void;
+  readonly closed: boolean;
+}
+
+let nextId = 1;
+export function newSessionId(): string {
+  return (nextId++).toString(36) + Math.random().toString(36).slice(2, 8);
+}
