@@ -6,7 +6,7 @@ import { StreamParser, type XmlError } from "../xml/parser.js";
 import { errorReply, iqPayload, reply, streamError, type StreamErrorCondition } from "../xml/stanza.js";
 import { jid as makeJid, resourceprep, nodeprep, type Jid } from "../jid/jid.js";
 import { createMechanism, offeredMechanisms, SaslError, type SaslMechanism } from "./sasl/index.js";
-import { newSessionId, type Session, type Transport } from "../sessions/session.js";
+import { newSessionId, type DeliveryMeta, type Session, type Transport } from "../sessions/session.js";
 import type { C2sContext } from "./context.js";
 import { randomBytes } from "node:crypto";
 
@@ -100,7 +100,7 @@ export class C2sSession implements Session {
 
   // ---- output ----
 
-  send(stanza: Element): void {
+  send(stanza: Element, _meta?: DeliveryMeta): void {
     if (this.closed) return;
     if (this.ctx.logStanzas) this.ctx.log.debug({ session: this.id, out: stanza.toString() }, "stanza out");
     if (this.transport.framed && STANZAS.has(stanza.name) && stanza.attrs.xmlns === undefined) {

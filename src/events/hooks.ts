@@ -6,7 +6,7 @@
 // target: full | bare | host | self (an iq to the sender's own bare JID, or without `to`).
 import type { Element } from "../xml/element.js";
 import type { Jid } from "../jid/jid.js";
-import type { Session } from "../sessions/session.js";
+import type { DeliveryMeta, Session } from "../sessions/session.js";
 
 export type StanzaKind = "message" | "presence" | "iq";
 export type Target = "full" | "bare" | "host" | "self";
@@ -37,6 +37,11 @@ export interface LifecycleHooks {
   "preauth-iq": { session: Session; stanza: Element; ns: string };
   /** A top-level element of a bound stream that is not a stanza (stream management, CSI…). */
   "stream-element": { session: Session; element: Element };
+  /**
+   * A 1:1 message was delivered (or stored) by the IM rules: `delivered` lists the sessions that got it,
+   * `meta` its timeline row when archived. Carbons and the mobile adapter build on this.
+   */
+  "message-delivered": { stanza: Element; from: Jid; to: Jid; origin: Session | null; delivered: Session[]; meta: DeliveryMeta | null };
   /** A stanza for a domain that is not served here (federation). */
   "route/remote": StanzaEvent;
 }

@@ -6,7 +6,7 @@ import { defineModule } from "../modules/module.js";
 import { xml, type Element } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 import type { StanzaEvent } from "../events/hooks.js";
-import type { Session } from "../sessions/session.js";
+import type { DeliveryMeta, Session } from "../sessions/session.js";
 import type { NewTimelineEntry } from "../storage/types.js";
 import { parseFramedElement } from "../xml/parser.js";
 
@@ -29,6 +29,8 @@ export const messageModule = defineModule({
   ],
   setup(api) {
     const { store, sessions, router } = api;
+    const hooks = api.context.hooks;
+    const hosts = new Set(api.hosts);
     const maxOffline = api.config.offline.maxPerUser;
     api.addFeature("msgoffline");
     api.addFeature(NS.sid, "account");
@@ -70,6 +72,7 @@ export const messageModule = defineModule({
       }
       if (!storable(stanza)) {
         for (const s of targets) s.send(stanza);
+        delivered(ev, targets, null);
         return true;
       }
       const pending = targets.length === 0;
@@ -77,15 +80,14 @@ export const messageModule = defineModule({
         router.bounce(stanza, "service-unavailable", "the recipient's offline storage is full");
         return true;
       }
-      const written = await archive(ev, recipient, pending);
-      if (!written) return true; // a resend of a message stored before: delivered already
-      stanza.cnode(xml("stanza-id", { xmlns: NS.sid, id: written, by: recipient }));
-      for (const s of targets) s.send(stanza);
+      const meta = await archive(ev, recipient, pending);
+      if (!meta) return true; // a resend of a message stored before: delivered already
+      deliverArchived(ev, targets, meta, recipient);
       return true;
     };
 
-    /** Writes the sender's and the recipient's rows; returns the recipient's stanza-id, or null for a duplicate. */
-    const archive = async (ev: StanzaEvent, recipient: string, pending: boolean): Promise<string | null> => {
+    /** Writes the sender's and the recipient's rows; returns the recipient's row, or null for a duplicate. */
+    const archive = async (ev: StanzaEvent, recipient: string, pending: boolean): Promise<DeliveryMeta | null> => {
       const stanza = ev.stanza;
       const sender = ev.from.bareString();
       const originId = stanza.getChild("origin-id", NS.sid)?.attrs.id ?? null;
@@ -100,17 +102,30 @@ export const messageModule = defineModule({
       entries.push({ owner: recipient, peer: sender, outgoing: false, stanzaId: id, originId: null, ts, xml: xmlText, pending });
       const rows = await store.timeline.append(entries);
       if (senderLocal && rows[0].duplicate) return null;
-      return id;
+      const row = rows[rows.length - 1];
+      return { seq: row.seq, stanzaId: row.stanzaId, ts: row.ts };
     };
 
-    api.on("message/bare", deliverToBareJid);
+    const deliverArchived = (ev: StanzaEvent, targets: Session[], meta: DeliveryMeta, recipient: string): void => {
+      ev.stanza.cnode(xml("stanza-id", { xmlns: NS.sid, id: meta.stanzaId, by: recipient }));
+      for (const s of targets) s.send(ev.stanza, meta);
+      delivered(ev, targets, meta);
+    };
+
+    const delivered = (ev: StanzaEvent, targets: Session[], meta: DeliveryMeta | null): void => {
+      if (hooks.has("message-delivered")) void hooks.fire("message-delivered", { stanza: ev.stanza, from: ev.from, to: ev.to, origin: ev.origin, delivered: targets, meta });
+    };
+
+    // Only accounts of the served hosts; components (a MUC service…) handle their own domains.
+    api.on("message/bare", (ev) => hosts.has(ev.to.domain) && deliverToBareJid(ev));
     api.on("message/full", (ev) => {
+      if (!hosts.has(ev.to.domain)) return false;
       const s = sessions.get(ev.to);
       const type = ev.stanza.attrs.type ?? "normal";
       if (s) {
         if (!storable(ev.stanza) || type === "groupchat" || type === "error" || type === "headline") { s.send(ev.stanza); return true; }
-        return archive(ev, ev.to.bareString(), false).then((id) => {
-          if (id) { ev.stanza.cnode(xml("stanza-id", { xmlns: NS.sid, id, by: ev.to.bareString() })); s.send(ev.stanza); }
+        return archive(ev, ev.to.bareString(), false).then((meta) => {
+          if (meta) deliverArchived(ev, [s], meta, ev.to.bareString());
           return true;
         });
       }
@@ -133,7 +148,7 @@ export const messageModule = defineModule({
           try { el = parseFramedElement(entry.xml); } catch { continue; }
           el.cnode(xml("stanza-id", { xmlns: NS.sid, id: entry.stanzaId, by: owner }));
           el.cnode(xml("delay", { xmlns: NS.delay, from: session.host, stamp: new Date(entry.ts).toISOString() }, "Offline Storage"));
-          session.send(el);
+          session.send(el, { seq: entry.seq, stanzaId: entry.stanzaId, ts: entry.ts });
         }
         await store.timeline.markDelivered(owner, batch.map((e) => e.seq));
         if (batch.length < 200) break;

@@ -217,7 +217,10 @@ export const presenceModule = defineModule({
       return true;
     };
 
+    const hosts = new Set(api.hosts);
     const inbound = async (ev: StanzaEvent): Promise<boolean> => {
+      // Only accounts of the served hosts; components handle their own domains.
+      if (!hosts.has(ev.to.domain)) return false;
       const type = ev.stanza.attrs.type;
       if (type !== undefined && SUBSCRIPTION_TYPES.has(type)) return inboundSubscription(ev);
       const user = ev.to.bareString();

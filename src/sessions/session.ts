@@ -6,6 +6,14 @@ import type { StreamErrorCondition } from "../xml/stanza.js";
 
 export type Transport = "tcp" | "tls" | "websocket" | "mobile";
 
+/** What the store knows about a delivered message: lets a mobile session push it with its seq. */
+export interface DeliveryMeta {
+  /** The recipient's timeline seq of this message. */
+  seq: number;
+  stanzaId: string;
+  ts: number;
+}
+
 export interface Session {
   readonly id: string;
   readonly protocol: Transport;
@@ -26,7 +34,7 @@ export interface Session {
   directed: Set<string> | null;
   /** Per-module state, keyed by the module. */
   readonly data: Map<string, unknown>;
-  send(stanza: Element): void;
+  send(stanza: Element, meta?: DeliveryMeta): void;
   /** Ends the session, with a stream error when given. */
   close(error?: StreamErrorCondition, text?: string): void;
   readonly closed: boolean;

@@ -293,6 +293,11 @@ export class StreamParser {
     this.writing = true;
     try {
       this.process(s);
+    } catch (err) {
+      // A handler threw: its exception is not ours to report, but the scan stopped at an unknown point.
+      this.failed = true;
+      this.epoch++;
+      throw err;
     } finally {
       this.writing = false;
     }
