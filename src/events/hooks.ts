@@ -41,7 +41,15 @@ export interface LifecycleHooks {
    * A 1:1 message was delivered (or stored) by the IM rules: `delivered` lists the sessions that got it,
    * `meta` its timeline row when archived. Carbons and the mobile adapter build on this.
    */
-  "message-delivered": { stanza: Element; from: Jid; to: Jid; origin: Session | null; delivered: Session[]; meta: DeliveryMeta | null };
+  "message-delivered": {
+    stanza: Element; from: Jid; to: Jid; origin: Session | null; delivered: Session[];
+    /** The recipient's row, when archived. */
+    meta: DeliveryMeta | null;
+    /** The sender's own row, when the sender is local and the message archived (the first one for a resend). */
+    senderMeta: DeliveryMeta | null;
+    /** A resend with an origin-id stored before: nothing was delivered again. */
+    duplicate: boolean;
+  };
   /** A stanza for a domain that is not served here (federation). */
   "route/remote": StanzaEvent;
 }

@@ -80,43 +80,50 @@ export const messageModule = defineModule({
         router.bounce(stanza, "service-unavailable", "the recipient's offline storage is full");
         return true;
       }
-      const meta = await archive(ev, recipient, pending);
-      if (!meta) return true; // a resend of a message stored before: delivered already
-      deliverArchived(ev, targets, meta, recipient);
+      const rows = await archive(ev, recipient, pending);
+      if (rows.duplicate) {
+        // A resend of a stored message (same origin-id): answered from the first write, delivered once.
+        delivered(ev, [], null, rows.sender, true);
+        return true;
+      }
+      deliverArchived(ev, targets, rows, recipient);
       return true;
     };
 
-    /** Writes the sender's and the recipient's rows; returns the recipient's row, or null for a duplicate. */
-    const archive = async (ev: StanzaEvent, recipient: string, pending: boolean): Promise<DeliveryMeta | null> => {
+    interface Archived { sender: DeliveryMeta | null; recipient: DeliveryMeta; duplicate: boolean }
+    const metaOf = (r: { seq: number; stanzaId: string; ts: number }): DeliveryMeta => ({ seq: r.seq, stanzaId: r.stanzaId, ts: r.ts });
+
+    /** Writes the sender's and the recipient's rows in one transaction (DESIGN.md write fan-out). */
+    const archive = async (ev: StanzaEvent, recipient: string, pending: boolean): Promise<Archived> => {
       const stanza = ev.stanza;
       const sender = ev.from.bareString();
       const originId = stanza.getChild("origin-id", NS.sid)?.attrs.id ?? null;
       const ts = Date.now();
       const xmlText = stanza.toString();
       const entries: NewTimelineEntry[] = [];
-      const senderLocal = router.isLocalDomain(ev.from.domain) && ev.from.local !== "" && sender !== recipient;
+      const senderLocal = hosts.has(ev.from.domain) && ev.from.local !== "" && sender !== recipient;
       if (senderLocal) {
         entries.push({ owner: sender, peer: recipient, outgoing: true, stanzaId: randomUUID(), originId, ts, xml: xmlText, pending: false });
       }
-      const id = randomUUID();
-      entries.push({ owner: recipient, peer: sender, outgoing: false, stanzaId: id, originId: null, ts, xml: xmlText, pending });
+      entries.push({ owner: recipient, peer: sender, outgoing: false, stanzaId: randomUUID(), originId, ts, xml: xmlText, pending });
       const rows = await store.timeline.append(entries);
-      if (senderLocal && rows[0].duplicate) return null;
-      const row = rows[rows.length - 1];
-      return { seq: row.seq, stanzaId: row.stanzaId, ts: row.ts };
+      const last = rows[rows.length - 1];
+      return { sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(last), duplicate: senderLocal && rows[0].duplicate };
     };
 
-    const deliverArchived = (ev: StanzaEvent, targets: Session[], meta: DeliveryMeta, recipient: string): void => {
+    const deliverArchived = (ev: StanzaEvent, targets: Session[], rows: Archived, recipient: string): void => {
+      const meta = rows.recipient;
       ev.stanza.cnode(xml("stanza-id", { xmlns: NS.sid, id: meta.stanzaId, by: recipient }));
       for (const s of targets) s.send(ev.stanza, meta);
-      delivered(ev, targets, meta);
+      delivered(ev, targets, meta, rows.sender, false);
     };
 
-    const delivered = (ev: StanzaEvent, targets: Session[], meta: DeliveryMeta | null): void => {
-      if (hooks.has("message-delivered")) void hooks.fire("message-delivered", { stanza: ev.stanza, from: ev.from, to: ev.to, origin: ev.origin, delivered: targets, meta });
+    const delivered = (ev: StanzaEvent, targets: Session[], meta: DeliveryMeta | null, senderMeta: DeliveryMeta | null = null, duplicate = false): void => {
+      if (hooks.has("message-delivered")) {
+        void hooks.fire("message-delivered", { stanza: ev.stanza, from: ev.from, to: ev.to, origin: ev.origin, delivered: targets, meta, senderMeta, duplicate });
+      }
     };
 
-    // Only accounts of the served hosts; components (a MUC service…) handle their own domains.
     api.on("message/bare", (ev) => hosts.has(ev.to.domain) && deliverToBareJid(ev));
     api.on("message/full", (ev) => {
       if (!hosts.has(ev.to.domain)) return false;
@@ -124,8 +131,9 @@ export const messageModule = defineModule({
       const type = ev.stanza.attrs.type ?? "normal";
       if (s) {
         if (!storable(ev.stanza) || type === "groupchat" || type === "error" || type === "headline") { s.send(ev.stanza); return true; }
-        return archive(ev, ev.to.bareString(), false).then((meta) => {
-          if (meta) deliverArchived(ev, [s], meta, ev.to.bareString());
+        return archive(ev, ev.to.bareString(), false).then((rows) => {
+          if (rows.duplicate) delivered(ev, [], null, rows.sender, true);
+          else deliverArchived(ev, [s], rows, ev.to.bareString());
           return true;
         });
       }
