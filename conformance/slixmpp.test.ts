@@ -1,0 +1,75 @@
+// Interop: slixmpp (Python, an independent implementation) and @xmpp/client (JavaScript) as contacts
+// of each other on one hearth server, with STARTTLS required: subscription, presence, chat, offline.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { client, xml } from "@xmpp/client";
+import { startTestServer, type TestServer } from "../test/helpers/server.js";
+
+const PYTHON = "/usr/bin/python3";
+const script = fileURLToPath(new URL("../../conformance/slixmpp/romeo.py", import.meta.url));
+
+type XmppClient = ReturnType<typeof client>;
+
+async function xmppjs(ts: TestServer, username: string): Promise<XmppClient> {
+  const c = client({ service: `xmpp://127.0.0.1:${ts.c2sPort}`, domain: "localhost", username, password: "password", resource: "xmppjs" });
+  c.on("error", () => {});
+  await c.start();
+  return c;
+}
+
+describe("interop: slixmpp ⇄ @xmpp/client", function () {
+  this.timeout(40_000);
+  let ts: TestServer;
+  before(async function () {
+    assert.ok(existsSync(PYTHON), "Debian's /usr/bin/python3 is required (with python3-slixmpp)");
+    // STARTTLS required, as on a real deployment; @xmpp/client negotiates it too.
+    ts = await startTestServer({ c2s: { requireTls: true }, auth: { allowPlainInsecure: false } });
+    for (const u of ["romeo", "juliet", "nurse"]) await ts.accounts.create("localhost", u, "password");
+  });
+  after(() => ts?.stop());
+
+  it("subscribes, sees presence, chats both ways and leaves an offline message", async () => {
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0"; // the test server's self-signed certificate
+    const juliet = await xmppjs(ts, "juliet");
+    const received: string[] = [];
+    juliet.on("stanza", async (st) => {
+      if (st.is("presence") && st.attrs.type === "subscribe") {
+        await juliet.send(xml("presence", { to: st.attrs.from, type: "subscribed" }));
+        await juliet.send(xml("presence", { to: st.attrs.from, type: "subscribe" }));
+      }
+      if (st.is("message") && st.getChildText("body")) {
+        received.push(st.getChildText("body")!);
+        await juliet.send(xml("message", { to: st.attrs.from, type: "chat" }, xml("body", {}, `echo: ${st.getChildText("body")}`)));
+      }
+    });
+    // An "interested resource" (RFC 6121 §2.1.6) fetches its roster before it gets subscription requests.
+    await juliet.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" }));
+    await juliet.send(xml("presence"));
+
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile(PYTHON, [script, "127.0.0.1", String(ts.c2sPort), "romeo@localhost", "password", "juliet@localhost", "nurse@localhost"],
+        { timeout: 30_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stdout}\n${stderr}`)) : resolve(stdout)));
+    });
+    const result = JSON.parse(out.trim().split("\n").pop()!);
+    assert.equal(result.tls, true, "slixmpp negotiated STARTTLS");
+    assert.match(result.mechanism, /^SCRAM-SHA-(1|256)$/);
+    assert.equal(result.subscribed, true);
+    assert.equal(result.peer_presence, "juliet@localhost/xmppjs");
+    assert.equal(result.echo, "echo: hello from slixmpp");
+    assert.equal(result.roster["juliet@localhost"], "both");
+    assert.deepEqual(received, ["hello from slixmpp"]);
+    await juliet.stop();
+
+    // The nurse was offline: the message waits for her.
+    const nurse = await xmppjs(ts, "nurse");
+    const offline = new Promise<any>((resolve) => nurse.on("stanza", (st) => { if (st.is("message")) resolve(st); }));
+    await nurse.send(xml("presence"));
+    const msg = await offline;
+    assert.equal(msg.getChildText("body"), "wherefore art thou");
+    assert.match(msg.attrs.from, /^romeo@localhost\//);
+    assert.ok(msg.getChild("delay", "urn:xmpp:delay"));
+    await nurse.stop();
+  });
+});

@@ -1,0 +1,80 @@
+#!/usr/bin/python3
+"""Drives slixmpp (an independent XMPP client library) against a running hearth server.
+
+Romeo logs in over STARTTLS with SCRAM, asks Juliet for a subscription, waits for the approval and
+her presence, sends her a message and waits for her echo, then leaves a message for an offline
+user. Prints one JSON line with what happened; exits non-zero on timeout or failure."""
+import asyncio
+import json
+import ssl
+import sys
+
+import slixmpp
+
+host, port, jid, password, peer, offline_peer = sys.argv[1:7]
+result = {"mechanism": None, "tls": False, "subscribed": False, "peer_presence": None, "echo": None, "roster": None}
+
+
+class Romeo(slixmpp.ClientXMPP):
+    def __init__(self):
+        super().__init__(jid, password)
+        # The test server uses a self-signed development certificate.
+        self.ssl_context.check_hostname = False
+        self.ssl_context.verify_mode = ssl.CERT_NONE
+        self.done = asyncio.get_event_loop().create_future()
+        self.add_event_handler("session_start", self.start)
+        self.add_event_handler("message", self.on_message)
+        self.add_event_handler("presence_subscribed", self.on_subscribed)
+        self.add_event_handler("presence_available", self.on_available)
+        self.add_event_handler("auth_success", lambda _: result.update(mechanism=self.plugin["feature_mechanisms"].mech.name))
+        self.add_event_handler("ssl_cert", lambda _: result.update(tls=True))
+        self.add_event_handler("failed_auth", lambda _: self.fail("authentication failed"))
+
+    def fail(self, why):
+        if not self.done.done():
+            self.done.set_exception(RuntimeError(why))
+
+    async def start(self, _):
+        self.send_presence()
+        await self.get_roster()
+        self.send_presence(pto=peer, ptype="subscribe")
+
+    def on_subscribed(self, presence):
+        if presence["from"].bare == peer:
+            result["subscribed"] = True
+
+    def on_available(self, presence):
+        if presence["from"].bare == peer and result["peer_presence"] is None:
+            result["peer_presence"] = str(presence["from"])
+            self.send_message(mto=peer, mbody="hello from slixmpp", mtype="chat")
+
+    def on_message(self, msg):
+        if msg["from"].bare == peer and msg["type"] in ("chat", "normal"):
+            result["echo"] = msg["body"]
+            self.send_message(mto=offline_peer, mbody="wherefore art thou", mtype="chat")
+            result["roster"] = {k: self.client_roster[k]["subscription"] for k in self.client_roster.keys() if k != jid}
+            # A round trip after the last message: the server has stored it once the ping returns.
+            asyncio.ensure_future(self.finish())
+
+    async def finish(self):
+        await self.plugin["xep_0199"].ping(jid=self.boundjid.domain, timeout=5)
+        if not self.done.done():
+            self.done.set_result(True)
+
+
+async def main():
+    xmpp = Romeo()
+    xmpp.register_plugin("xep_0199")
+    xmpp.connect((host, int(port)))
+    try:
+        await asyncio.wait_for(xmpp.done, 20)
+        code = 0
+    except Exception as e:  # timeout or failure: report what we got so far
+        result["error"] = repr(e)
+        code = 1
+    xmpp.disconnect()
+    print(json.dumps(result), flush=True)
+    return code
+
+
+sys.exit(asyncio.get_event_loop().run_until_complete(main()))
