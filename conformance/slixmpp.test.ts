@@ -28,7 +28,12 @@ describe("interop: slixmpp ⇄ @xmpp/client", function () {
     ts = await startTestServer({ c2s: { requireTls: true }, auth: { allowPlainInsecure: false } });
     for (const u of ["romeo", "juliet", "nurse"]) await ts.accounts.create("localhost", u, "password");
   });
-  after(() => ts?.stop());
+  const tlsCheck = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+  after(async () => {
+    await ts?.stop();
+    if (tlsCheck === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+    else process.env.NODE_TLS_REJECT_UNAUTHORIZED = tlsCheck;
+  });
 
   it("subscribes, sees presence, chats both ways and leaves an offline message", async () => {
     process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0"; // the test server's self-signed certificate

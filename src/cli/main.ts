@@ -96,14 +96,15 @@ function readConfig(file: string | undefined): Config {
 }
 
 async function start(config: Config, deps: CliDeps, err: NodeJS.WritableStream): Promise<number> {
+  let stopRequested: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => { stopRequested = resolve; });
+  const onSignal = () => { process.off("SIGINT", onSignal); process.off("SIGTERM", onSignal); stopRequested(); };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   const server = await startServer(config, deps.extensions);
   const p = server.ports;
   err.write(`hearth: serving ${config.hosts.join(", ")} — c2s ${p.c2s ?? "off"}, direct TLS ${p.directTls ?? "off"}, HTTP/WebSocket ${p.http ?? "off"}; data in ${config.dataDir}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => { process.off("SIGINT", stop); process.off("SIGTERM", stop); resolve(); };
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
-  });
+  await stopped;
   await server.stop();
   return 0;
 }

@@ -1,0 +1,33 @@
+// Project rules that a reviewer would otherwise have to remember.
+import assert from "node:assert/strict";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { renderReadme } from "./tools/readme-sections.js";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = path.join(dir, n);
+    return statSync(p).isDirectory() ? sources(p) : p.endsWith(".ts") ? [p] : [];
+  });
+}
+
+describe("project structure", () => {
+  it("src/ never imports from extensions/ (DESIGN.md layers)", () => {
+    const offenders = sources(path.join(root, "src")).filter((f) => /from\s+["'](\.\.\/)+extensions\//.test(readFileSync(f, "utf8")) || /import\(["'](\.\.\/)+extensions\//.test(readFileSync(f, "utf8")));
+    assert.deepEqual(offenders.map((f) => path.relative(root, f)), []);
+  });
+
+  it("the README's compliance table and configuration reference match the code (npm run docs)", () => {
+    const readme = readFileSync(path.join(root, "README.md"), "utf8");
+    assert.equal(renderReadme(readme), readme, "run `npm run docs` to regenerate the README blocks");
+  });
+
+  it("the README keeps the two set-up commands", () => {
+    const readme = readFileSync(path.join(root, "README.md"), "utf8");
+    assert.ok(readme.includes("npm install && npm start"));
+    assert.ok(readme.includes("npm test"));
+  });
+});
