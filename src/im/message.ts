@@ -21,7 +21,7 @@ function storable(stanza: Element): boolean {
 export const messageModule = defineModule({
   name: "message",
   xep: [
-    { spec: "RFC 6121", title: "XMPP IM: message delivery rules", status: "complete" },
+    { spec: "RFC 6121", title: "XMPP Instant Messaging and Presence", status: "complete", note: "message delivery rules (§8.5)" },
     { spec: "XEP-0160", title: "Best Practices for Handling Offline Messages", version: "1.0.1", status: "complete" },
     { spec: "XEP-0203", title: "Delayed Delivery", version: "2.0", status: "complete" },
     { spec: "XEP-0359", title: "Unique and Stable Stanza IDs", version: "0.7.0", status: "complete" },

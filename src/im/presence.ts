@@ -12,7 +12,7 @@ const SUBSCRIPTION_TYPES = new Set(["subscribe", "subscribed", "unsubscribe", "u
 export const presenceModule = defineModule({
   name: "presence",
   depends: ["roster"],
-  xep: [{ spec: "RFC 6121", title: "XMPP IM: subscriptions and presence", status: "complete" }],
+  xep: [{ spec: "RFC 6121", title: "XMPP Instant Messaging and Presence", status: "complete", note: "subscriptions with pre-approval (§3), presence (§4)" }],
   setup(api) {
     const { store, sessions, router } = api;
 

@@ -12,7 +12,7 @@ const MAX_GROUPS = 64;
 export const rosterModule = defineModule({
   name: "roster",
   xep: [
-    { spec: "RFC 6121", title: "XMPP IM: roster management", status: "complete" },
+    { spec: "RFC 6121", title: "XMPP Instant Messaging and Presence", status: "complete", note: "roster (§2)" },
     { spec: "XEP-0237", title: "Roster Versioning", version: "1.3", status: "complete", note: "the whole roster is returned when the version is stale" },
   ],
   setup(api) {

@@ -12,7 +12,7 @@ export function complianceTable(defs: ModuleDefinition<any>[]): string {
       rows.set(x.spec, r);
     }
   }
-  const order = (s: string) => (s.startsWith("RFC") ? `0${s}` : `1${s}`);
+  const order = (s: string) => (s.startsWith("RFC") ? `0${s.padEnd(9)}` : `1${s}`);
   const lines = ["| Specification | Title | Version | Status | Module | Notes |", "|---|---|---|---|---|---|"];
   for (const r of [...rows.values()].sort((a, b) => order(a.spec).localeCompare(order(b.spec)))) {
     lines.push(`| ${r.spec} | ${r.title} | ${r.version} | ${r.status} | ${r.modules.join(", ")} | ${r.notes.join("; ").replace(/\|/g, "\\|")} |`);
