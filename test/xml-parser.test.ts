@@ -321,6 +321,25 @@ describe("xml parser: well-formedness", () => {
     }
   });
 
+  it("an exception from a handler propagates, and the parser then ignores its input", () => {
+    let stanzas = 0;
+    const parser = new StreamParser({
+      onStreamStart() {},
+      onStanza() {
+        stanzas++;
+        throw new Error("handler bug");
+      },
+      onStreamEnd() {},
+      onError() {
+        assert.fail("not a parse error");
+      },
+    });
+    assert.throws(() => parser.write(`${HEADER}<presence/><presence/>`), /handler bug/);
+    parser.write("<presence/>");
+    parser.end();
+    assert.equal(stanzas, 1);
+  });
+
   it("write() never throws, even on nonsense input", () => {
     const { parser, events } = recorder();
     const junk = Buffer.alloc(4096);

@@ -860,13 +860,13 @@ export class StreamParser {
     this.process(s.slice(i));
   }
 
-  /** A start tag ended just before absolute position `at` (index `i` of the current string); returns the next state. */
+  /** A start tag ended just before index `i` of the current string; returns the next state. */
   private startTag(selfClosing: boolean, i: number): number {
     const end = this.chunkBase + i + this.extra;
-    const name = this.tagName;
-    const attrs = this.attrs;
     const stack = this.stack;
     if (this.element === null) {
+      const name = this.tagName;
+      const attrs = this.attrs;
       if (end - this.tokenStart > this.maxStanzaBytes) {
         this.fail("policy-violation", "stream header too large");
         return S_DONE;
@@ -892,8 +892,7 @@ export class StreamParser {
     } else if (selfClosing) {
       return this.emitStanza(el, end);
     }
-    if (selfClosing) return S_TEXT;
-    stack.push(el);
+    if (!selfClosing) stack.push(el);
     return S_TEXT;
   }
 
