@@ -261,6 +261,80 @@ describe("c2s streams", function () {
     });
   });
 
+  describe("limits", () => {
+    let limited: TestServer;
+    before(async () => {
+      limited = await startTestServer({
+        auth: { maxFailures: 2, failureWindowSeconds: 60 },
+        c2s: { resourceConflict: "refuse" },
+        limits: { maxConnectionsPerIp: 4, stanzasPerSecond: 10, stanzaBurst: 5 },
+      });
+      await limited.accounts.create("localhost", "romeo", "password");
+    });
+    after(() => limited.stop());
+
+    it("throttles failed logins per IP: after the limit even the right password gets temporary-auth-failure", async () => {
+      for (let i = 0; i < 2; i++) {
+        const c = await RawClient.connect(limited);
+        await c.open();
+        const err = await c.authenticate("romeo", "wrong").then(() => null, (e) => e.element as Element);
+        assert.ok(err?.getChild("not-authorized"));
+        c.close();
+      }
+      const c = await RawClient.connect(limited);
+      await c.open();
+      const err = await c.authenticate("romeo", "password").then(() => null, (e) => e.element as Element);
+      assert.ok(err?.getChild("temporary-auth-failure"), err?.toString());
+      c.close();
+      // Throttled only for the window: a fresh server (new window) lets the right password in.
+    });
+
+    it("refuses a second session for a bound resource when resourceConflict is 'refuse'", async () => {
+      const other = await startTestServer({ c2s: { resourceConflict: "refuse" } });
+      try {
+        await other.accounts.create("localhost", "romeo", "password");
+        const first = await RawClient.connect(other);
+        await first.login("romeo", "password", "desk");
+        const second = await RawClient.connect(other);
+        await second.open();
+        await second.authenticate("romeo", "password");
+        await second.open();
+        const res = await second.iq(xml("iq", { type: "set" }, xml("bind", { xmlns: "urn:ietf:params:xml:ns:xmpp-bind" }, xml("resource", null, "desk"))));
+        assert.equal(errorCondition(res), "conflict");
+        assert.equal(first.isClosed, false);
+        first.close(); second.close();
+      } finally {
+        await other.stop();
+      }
+    });
+
+    it("closes connections over the per-IP limit with policy-violation", async () => {
+      const open: RawClient[] = [];
+      for (let i = 0; i < 4; i++) { const c = await RawClient.connect(limited); await c.open(); open.push(c); }
+      const fifth = await RawClient.connect(limited);
+      assert.equal(errorCondition(await fifth.closed()), "policy-violation");
+      for (const c of open) c.close();
+    });
+
+    it("slows a client above its stanza rate down instead of dropping it", async () => {
+      await new Promise((r) => setTimeout(r, 100)); // let the per-IP count drop after the previous test
+      const other = await startTestServer({ limits: { stanzasPerSecond: 10, stanzaBurst: 5 } });
+      try {
+        await other.accounts.create("localhost", "romeo", "password");
+        const c = await RawClient.connect(other);
+        await c.login("romeo", "password");
+        const started = Date.now();
+        for (let i = 0; i < 20; i++) c.send(`<iq type='get' to='localhost' id='r${i}'><ping xmlns='urn:xmpp:ping'/></iq>`);
+        for (let i = 0; i < 20; i++) assert.equal((await c.receive((el) => el.attrs.id === `r${i}`, 5000)).attrs.type, "result");
+        // 5 in the burst, then 10 per second: the last ones wait roughly 1.5 s; none is lost.
+        assert.ok(Date.now() - started >= 1000, "the stanzas above the burst were delayed");
+        c.close();
+      } finally {
+        await other.stop();
+      }
+    });
+  });
+
   describe("WebSocket (RFC 7395)", () => {
     it("opens, authenticates, binds and chats with a TCP user", async () => {
       const juliet = await onlineUser(ts, "juliet", { resource: "tcp" });

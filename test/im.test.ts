@@ -126,6 +126,23 @@ describe("RFC 6121 IM", function () {
       juliet.close(); romeo2.close();
     });
 
+    it("probes the contacts of a new session for their current presence", async () => {
+      const r = fresh("probe"), j = fresh("probe");
+      const romeo = await onlineUser(ts, r);
+      const juliet = await onlineUser(ts, j, { resource: "home" });
+      await getRoster(romeo); await getRoster(juliet);
+      romeo.send(xml("presence", { to: `${j}@localhost`, type: "subscribe" }));
+      await juliet.receive(isPresence(`${r}@localhost`, "subscribe"));
+      juliet.send(xml("presence", { to: `${r}@localhost`, type: "subscribed" }));
+      await romeo.receive(isPresence(`${j}@localhost`, "subscribed"));
+      romeo.close();
+      // A new session of Romeo learns Juliet's presence from the probe its initial presence triggers.
+      const again = await onlineUser(ts, r, { resource: "later" });
+      const p = await again.receive(isPresence(`${j}@localhost/home`, undefined));
+      assert.equal(p.attrs.to, `${r}@localhost`, "the answer goes to the prober's bare JID");
+      again.close(); juliet.close();
+    });
+
     it("keeps a pending request across a server restart and delivers it at login", async () => {
       const r = fresh("romeo"), j = fresh("juliet");
       await ts.accounts.create("localhost", j, "password");

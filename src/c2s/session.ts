@@ -223,6 +223,10 @@ export class C2sSession implements Session {
   }
 
   private process(el: Element): void {
+    if (this.jid && STANZAS.has(el.name)) {
+      const wait = this.tokenWait();
+      if (wait > 0) return this.deferForRate(el, wait);
+    }
     const r = this.handleElement(el);
     if (r && typeof (r as Promise<unknown>).then === "function") {
       this.queue = [];
@@ -247,7 +251,7 @@ export class C2sSession implements Session {
         return;
       }
     }
-    if (this.paused && !this.closed && !this.throttleTimer) { this.paused = false; this.transport.resume(); }
+    if (this.paused && !this.closed) { this.paused = false; this.transport.resume(); }
   }
 
   private handleElement(el: Element): unknown {
@@ -260,7 +264,6 @@ export class C2sSession implements Session {
     const ns = el.attrs.xmlns;
     if (!this.authenticated) return this.handlePreAuth(el, ns);
     if (STANZAS.has(el.name) && (ns === undefined || ns === NS.client)) {
-      if (!this.rateLimitOk()) return undefined;
       if (!this.jid) return this.handleBind(el);
       return this.handleStanza(el);
     }
@@ -294,24 +297,32 @@ export class C2sSession implements Session {
     return this.ctx.router.fromClient(this, el);
   }
 
-  /** Token bucket per session: a client over its rate is slowed down (reading paused), not disconnected. */
-  private rateLimitOk(): boolean {
+  /**
+   * Token bucket per session: a client over its rate is slowed down, not disconnected. Returns 0 when
+   * the stanza may go now, else the milliseconds until a token is available.
+   */
+  private tokenWait(): number {
     const rate = this.ctx.config.limits.stanzasPerSecond;
-    if (rate <= 0) return true;
+    if (rate <= 0) return 0;
     const now = Date.now();
-    const burst = this.ctx.config.limits.stanzaBurst;
-    this.tokens = Math.min(burst, this.tokens + ((now - this.lastRefill) * rate) / 1000);
+    this.tokens = Math.min(this.ctx.config.limits.stanzaBurst, this.tokens + ((now - this.lastRefill) * rate) / 1000);
     this.lastRefill = now;
-    this.tokens -= 1;
-    if (this.tokens < 0 && !this.throttleTimer) {
-      this.paused = true;
-      this.transport.pause();
-      this.throttleTimer = setTimeout(() => {
-        this.throttleTimer = null;
-        if (!this.closed && !this.busy) { this.paused = false; this.transport.resume(); }
-      }, Math.ceil((-this.tokens * 1000) / rate));
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return 0;
     }
-    return true;
+    return Math.ceil(((1 - this.tokens) * 1000) / rate);
+  }
+
+  /** Holds `el` (and everything after it) until the bucket has a token again; reading pauses meanwhile. */
+  private deferForRate(el: Element, wait: number): void {
+    this.queue = [el];
+    this.busy = true;
+    if (!this.paused) { this.paused = true; this.transport.pause(); }
+    this.throttleTimer = setTimeout(() => {
+      this.throttleTimer = null;
+      if (!this.closed) this.afterAsync();
+    }, wait);
   }
 
   // ---- before authentication: STARTTLS, SASL, in-band registration ----
