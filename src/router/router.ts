@@ -99,7 +99,8 @@ export class Router {
   private chain(ev: StanzaEvent, kind: StanzaKind, target: Target, preEvent: HookName): HookResult | Promise<HookResult> {
     const next = (): HookResult | Promise<HookResult> => {
       const type = ev.stanza.attrs.type;
-      if (kind === "iq" && (type === "get" || type === "set")) {
+      // Payload handlers answer for domains served here; a remote domain goes to federation as is.
+      if (kind === "iq" && (type === "get" || type === "set") && this.localDomains.has(ev.to.domain)) {
         const payload = iqPayload(ev.stanza);
         if (!payload) {
           this.bounce(ev.stanza, "bad-request", "an iq request needs exactly one payload");

@@ -1,0 +1,132 @@
+// XEP-0030: Service Discovery for the server and, on their behalf, for its accounts; XEP-0115: the
+// server's entity capabilities in the stream features after authentication.
+//
+// Other modules add features and identities with api.addFeature/addIdentity, extra info children
+// (XEP-0128 forms) through the "disco-info" fold and items through the "disco-items" fold. Folders see
+// account queries too (ctx.to has a localpart then) and answer queries for their own nodes (ctx.node);
+// a node no folder answers is item-not-found (XEP-0030 §7).
+import { defineModule, type Identity } from "../../src/modules/module.js";
+import { xml, type Element } from "../../src/xml/element.js";
+import { jid, type Jid } from "../../src/jid/jid.js";
+import { handleIq, IqError } from "../shared/iq.js";
+import { capsVer, verificationString, NS_CAPS, type CapsIdentity } from "./caps.js";
+
+export const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
+export const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
+
+export interface DiscoOptions {
+  /** XEP-0115 §4: the URI identifying the software in the caps 'node'. */
+  capsNode: string;
+}
+
+function parseOptions(raw: unknown): DiscoOptions {
+  const o = (raw ?? {}) as Record<string, unknown>;
+  if (typeof o !== "object" || Array.isArray(o)) throw new Error("expected an object");
+  if (o.capsNode !== undefined && (typeof o.capsNode !== "string" || o.capsNode === "")) throw new Error("capsNode must be a non-empty string");
+  return { capsNode: (o.capsNode as string | undefined) ?? "urn:hearth:caps" };
+}
+
+const SERVER_IDENTITY: Identity = { category: "server", type: "im", name: "hearth" };
+const ACCOUNT_IDENTITY: CapsIdentity = { category: "account", type: "registered" };
+
+function infoQuery(node: string | null, identities: readonly CapsIdentity[], features: Iterable<string>, extra: Element[]): Element {
+  const q = xml("query", { xmlns: NS_DISCO_INFO, node });
+  for (const i of identities) q.cnode(xml("identity", { category: i.category, type: i.type, name: i.name, "xml:lang": i.lang }));
+  for (const f of [...features].sort()) q.cnode(xml("feature", { var: f }));
+  for (const x of extra) q.cnode(x);
+  return q;
+}
+
+/** The node attribute of a disco query; an empty one means none. */
+function nodeOf(query: Element | undefined): string | null {
+  const node = query?.attrs.node;
+  return typeof node === "string" && node !== "" ? node : null;
+}
+
+export const disco = defineModule<DiscoOptions>({
+  name: "disco",
+  xep: [
+    { spec: "XEP-0030", title: "Service Discovery", version: "2.5.0", status: "complete" },
+    { spec: "XEP-0115", title: "Entity Capabilities", version: "1.6.0", status: "partial", note: "server caps in stream features; clients' caps are not cached" },
+  ],
+  options: parseOptions,
+  setup(api) {
+    const ctx = api.context;
+    const capsNode = api.options.capsNode;
+    api.addIdentity(SERVER_IDENTITY);
+    api.addFeature(NS_DISCO_INFO);
+    api.addFeature(NS_DISCO_ITEMS);
+    // XEP-0115 §7: an entity that advertises caps lists the caps feature.
+    api.addFeature(NS_CAPS);
+    api.addFeature(NS_DISCO_INFO, "account");
+    api.addFeature(NS_DISCO_ITEMS, "account");
+
+    const infoFold = (host: string, node: string | null, to: Jid, from: Jid): Element[] =>
+      ctx.hooks.runFold("disco-info", [], { host, node, to, from });
+    const itemsFold = (host: string, node: string | null, to: Jid, from: Jid): Element[] =>
+      ctx.hooks.runFold("disco-items", [], { host, node, to, from });
+
+    // Features change when modules load or unload, and the host has no event for that: the string S is
+    // rebuilt on use (a few dozen short strings) and only hashed again when it changed.
+    const verByS = new Map<string, string>();
+    const serverVer = (host: string): { ver: string; extra: Element[] } => {
+      const hostJid = jid("", host);
+      const extra = infoFold(host, null, hostJid, hostJid);
+      const s = verificationString(ctx.identities, ctx.features.host, extra);
+      let ver = verByS.get(s);
+      if (ver === undefined) {
+        if (verByS.size > 16) verByS.clear();
+        verByS.set(s, (ver = capsVer(ctx.identities, ctx.features.host, extra)));
+      }
+      return { ver, extra };
+    };
+
+    api.fold("stream-features", (acc, { session, authenticated }) => {
+      // XEP-0115 §6.3: the server's caps as a stream feature.
+      if (authenticated) acc.push(xml("c", { xmlns: NS_CAPS, hash: "sha-1", node: capsNode, ver: serverVer(session.host).ver }));
+      return acc;
+    });
+
+    handleIq(api, "get", "host", NS_DISCO_INFO, "query", (ev) => {
+      const host = ev.to.domain;
+      const node = nodeOf(ev.stanza.getChild("query", NS_DISCO_INFO));
+      if (node === null) return infoQuery(null, ctx.identities, ctx.features.host, infoFold(host, null, ev.to, ev.from));
+      // XEP-0115 §6.2: the caps node#ver is answered with the same info the ver was computed from.
+      const { ver, extra } = serverVer(host);
+      if (node === `${capsNode}#${ver}`) return infoQuery(node, ctx.identities, ctx.features.host, extra);
+      const forNode = infoFold(host, node, ev.to, ev.from);
+      if (forNode.length === 0) throw new IqError("item-not-found");
+      return infoQuery(node, [], [], forNode);
+    });
+
+    handleIq(api, "get", "host", NS_DISCO_ITEMS, "query", (ev) => {
+      const node = nodeOf(ev.stanza.getChild("query", NS_DISCO_ITEMS));
+      const items = itemsFold(ev.to.domain, node, ev.to, ev.from);
+      if (node !== null && items.length === 0) throw new IqError("item-not-found");
+      return xml("query", { xmlns: NS_DISCO_ITEMS, node }, ...items);
+    });
+
+    /** Another user's account is described only if it exists; RFC 6121 §8.5.1 answers service-unavailable otherwise. */
+    const requireAccount = async (ev: { to: Jid; from: Jid }): Promise<void> => {
+      if (ev.to.local === ev.from.local && ev.to.domain === ev.from.domain) return;
+      if (!(await api.accounts.exists(ev.to.domain, ev.to.local))) throw new IqError("service-unavailable");
+    };
+
+    handleIq(api, "get", ["self", "bare"], NS_DISCO_INFO, "query", async (ev) => {
+      await requireAccount(ev);
+      const node = nodeOf(ev.stanza.getChild("query", NS_DISCO_INFO));
+      const extra = infoFold(ev.to.domain, node, ev.to, ev.from);
+      if (node === null) return infoQuery(null, [ACCOUNT_IDENTITY], ctx.features.account, extra);
+      if (extra.length === 0) throw new IqError("item-not-found");
+      return infoQuery(node, [], [], extra);
+    });
+
+    handleIq(api, "get", ["self", "bare"], NS_DISCO_ITEMS, "query", async (ev) => {
+      await requireAccount(ev);
+      const node = nodeOf(ev.stanza.getChild("query", NS_DISCO_ITEMS));
+      const items = itemsFold(ev.to.domain, node, ev.to, ev.from);
+      if (node !== null && items.length === 0) throw new IqError("item-not-found");
+      return xml("query", { xmlns: NS_DISCO_ITEMS, node }, ...items);
+    });
+  },
+});

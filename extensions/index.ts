@@ -1,0 +1,13 @@
+// Every extension module shipped with the server, in load order.
+import type { ModuleDefinition } from "../src/modules/module.js";
+import { disco } from "./disco/index.js";
+import { ping } from "./ping/index.js";
+import { version } from "./version/index.js";
+import { time } from "./time/index.js";
+import { register } from "./register/index.js";
+import { vcard } from "./vcard/index.js";
+import { private_ } from "./private/index.js";
+import { last } from "./last/index.js";
+import { muc } from "./muc/index.js";
+
+export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc];

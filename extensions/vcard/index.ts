@@ -1,0 +1,74 @@
+// XEP-0054: vcard-temp. Users publish their own vCard; anyone may read a user's vCard at the bare JID.
+import * as ltx from "ltx";
+import { defineModule } from "../../src/modules/module.js";
+import { clone, xml, type Element } from "../../src/xml/element.js";
+import { handleIq, IqError } from "../shared/iq.js";
+
+export const NS_VCARD = "vcard-temp";
+const KEY = "vcard";
+
+export interface VcardOptions {
+  /** Largest serialized vCard accepted, in bytes. */
+  maxBytes: number;
+}
+
+function parseOptions(raw: unknown): VcardOptions {
+  const o = (raw ?? {}) as Record<string, unknown>;
+  if (typeof o !== "object" || Array.isArray(o)) throw new Error("expected an object");
+  const n = o.maxBytes ?? 65536;
+  if (typeof n !== "number" || !Number.isInteger(n) || n <= 0) throw new Error("maxBytes must be a positive integer");
+  return { maxBytes: n };
+}
+
+export const vcard = defineModule<VcardOptions>({
+  name: "vcard",
+  xep: [{ spec: "XEP-0054", title: "vcard-temp", version: "1.3.0", status: "complete" }],
+  options: parseOptions,
+  setup(api) {
+    const store = api.openStore();
+    const load = async (owner: string): Promise<Element | null> => {
+      const text = await store.get(owner, KEY);
+      return text === null ? null : (ltx.parse(text) as Element);
+    };
+
+    // XEP-0054 §4: support is announced by the server and for its accounts.
+    api.addFeature(NS_VCARD);
+    api.addFeature(NS_VCARD, "account");
+
+    // XEP-0054 §3.1: one's own vCard, or an empty <vCard/> when there is none.
+    handleIq(api, "get", "self", NS_VCARD, "vCard", async (ev) =>
+      (await load(ev.from.bareString())) ?? xml("vCard", { xmlns: NS_VCARD }));
+
+    // XEP-0054 §3.3: the server answers for the user; a missing vCard and a missing user give the same
+    // service-unavailable, against directory harvesting.
+    handleIq(api, "get", "bare", NS_VCARD, "vCard", async (ev) => {
+      const card = await load(ev.to.bareString());
+      if (!card) throw new IqError("service-unavailable");
+      return card;
+    });
+
+    handleIq(api, "set", "self", NS_VCARD, "vCard", async (ev) => {
+      const card = ev.stanza.getChild("vCard", NS_VCARD)!;
+      const owner = ev.from.bareString();
+      if (card.getChildElements().length === 0 && card.getText().trim() === "") {
+        await store.set(owner, KEY, null);
+        return true;
+      }
+      const stored = xml("vCard", { xmlns: NS_VCARD });
+      for (const c of card.children) stored.cnode(typeof c === "string" ? c : clone(c));
+      const text = stored.toString();
+      if (Buffer.byteLength(text, "utf8") > api.options.maxBytes) {
+        throw new IqError("policy-violation", `the vCard is larger than ${api.options.maxBytes} bytes`);
+      }
+      await store.set(owner, KEY, text);
+      return true;
+    });
+
+    // XEP-0054 §3.2: only one's own vCard can be changed.
+    handleIq(api, "set", ["bare", "host"], NS_VCARD, "vCard", () => {
+      throw new IqError("forbidden", "you can only change your own vCard");
+    });
+
+    api.on("account-deleted", ({ host, username }) => store.set(`${username}@${host}`, KEY, null).then(() => false));
+  },
+});
