@@ -13,6 +13,7 @@ import type { BenchContext, ScenarioResult } from '../context.js';
 import { login } from './login.js';
 import { chat, chatlight } from './chat.js';
 import { idle } from './idle.js';
+import { muc } from './muc.js';
 
 export type Scenario = (ctx: BenchContext) => Promise<ScenarioResult>;
 
@@ -21,6 +22,7 @@ export const scenarios: Record<string, Scenario> = {
   chat,
   chatlight,
   idle,
+  muc,
 };
 
 /**

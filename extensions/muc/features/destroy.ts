@@ -1,0 +1,17 @@
+// XEP-0045 §10.9 an owner destroys the room, optionally naming an alternate venue and a reason.
+import { IqError } from "../../shared/iq.js";
+import { tryParseJid } from "../../../src/jid/jid.js";
+import { NS_MUC_OWNER } from "../ns.js";
+import type { MucService } from "../service.js";
+
+export function destroy(muc: MucService): void {
+  muc.onRoomIq("set", NS_MUC_OWNER, "query", async (room, ev) => {
+    const d = ev.stanza.getChild("query", NS_MUC_OWNER)?.getChild("destroy");
+    if (!d) return;
+    if (room.affiliationOf(ev.from.bareString()) !== "owner") throw new IqError("forbidden", "only owners may destroy the room");
+    const alternate = d.attrs.jid;
+    if (alternate !== undefined && !tryParseJid(alternate)) throw new IqError("jid-malformed", "the alternate venue is not a valid JID");
+    await muc.destroyRoom(room, { alternate, reason: d.getChildText("reason") ?? undefined, password: d.getChildText("password") ?? undefined });
+    return true;
+  });
+}

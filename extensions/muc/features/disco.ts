@@ -1,0 +1,69 @@
+// XEP-0045 §6 service discovery: the service among the server's items (identity conference/text), the
+// public rooms as the service's items, and each room's features and muc#roominfo form (§6.4).
+import { xml, type Element } from "../../../src/xml/element.js";
+import { IqError } from "../../shared/iq.js";
+import { formElement, type FormField } from "../forms.js";
+import { NS_CONFERENCE, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_PING, NS_ROOMINFO } from "../ns.js";
+import type { Room } from "../room.js";
+import type { MucService } from "../service.js";
+
+const SERVICE_NAME = "Chatrooms";
+
+export function disco(muc: MucService): void {
+  const { api, registry } = muc;
+  const nodeOf = (ev: { stanza: Element }, ns: string) => ev.stanza.getChild("query", ns)?.attrs.node || null;
+
+  api.fold("disco-items", (acc, ctx) => {
+    if (ctx.to.local || ctx.node !== null) return acc;
+    for (const [domain, hosts] of muc.services) if (hosts.includes(ctx.host)) acc.push(xml("item", { jid: domain, name: SERVICE_NAME }));
+    return acc;
+  });
+
+  muc.onServiceIq("get", NS_DISCO_INFO, "query", (ev) => {
+    if (nodeOf(ev, NS_DISCO_INFO)) throw new IqError("item-not-found");
+    const q = xml("query", { xmlns: NS_DISCO_INFO }, xml("identity", { category: "conference", type: "text", name: SERVICE_NAME }));
+    for (const f of [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_PING, NS_CONFERENCE]) q.cnode(xml("feature", { var: f }));
+    return q;
+  });
+  muc.onServiceIq("get", NS_PING, "ping", () => true);
+
+  muc.onServiceIq("get", NS_DISCO_ITEMS, "query", async (ev) => {
+    if (nodeOf(ev, NS_DISCO_ITEMS)) throw new IqError("item-not-found");
+    const domain = ev.to.domain;
+    const items = new Map<string, string>();
+    for (const [local, e] of await registry.index(domain)) if (e.public) items.set(`${local}@${domain}`, e.name || local);
+    for (const room of registry.liveRooms()) {
+      if (room.jid.domain !== domain) continue;
+      if (room.config.public && !room.locked) items.set(room.bare, room.title);
+      else items.delete(room.bare);
+    }
+    const q = xml("query", { xmlns: NS_DISCO_ITEMS });
+    for (const [jid, name] of [...items].sort()) q.cnode(xml("item", { jid, name }));
+    return q;
+  });
+
+  /** XEP-0045 §10.1.1: a locked room does not exist for anyone but its owner. */
+  const visible = (room: Room, bare: string) => !room.locked || room.affiliationOf(bare) === "owner";
+
+  muc.onRoomIq("get", NS_DISCO_INFO, "query", (room, ev) => {
+    if (!visible(room, ev.from.bareString()) || nodeOf(ev, NS_DISCO_INFO)) throw new IqError("item-not-found");
+    const c = room.config;
+    const features = [NS_MUC, NS_DISCO_INFO, NS_DISCO_ITEMS, c.persistent ? "muc_persistent" : "muc_temporary", c.public ? "muc_public" : "muc_hidden"];
+    const q = xml("query", { xmlns: NS_DISCO_INFO }, xml("identity", { category: "conference", type: "text", name: room.title }));
+    for (const f of [...new Set(muc.bus.run("room-disco-features", features, { room }))].sort()) q.cnode(xml("feature", { var: f }));
+    const fields: FormField[] = [
+      { var: "muc#roomconfig_roomname", label: "Name", values: [c.name] },
+      { var: "muc#roominfo_description", label: "Description", values: [c.description] },
+      { var: "muc#roominfo_occupants", label: "Number of occupants", values: [String(room.occupants.size)] },
+    ];
+    if (c.language) fields.push({ var: "muc#roominfo_lang", label: "Language", values: [c.language] });
+    q.cnode(formElement("result", NS_ROOMINFO, muc.bus.run("room-info-fields", fields, { room })));
+    return q;
+  });
+
+  // §6.5: the occupant list is not disclosed through disco.
+  muc.onRoomIq("get", NS_DISCO_ITEMS, "query", (room, ev) => {
+    if (!visible(room, ev.from.bareString()) || nodeOf(ev, NS_DISCO_ITEMS)) throw new IqError("item-not-found");
+    return xml("query", { xmlns: NS_DISCO_ITEMS });
+  });
+}
