@@ -9,5 +9,7 @@ import { vcard } from "./vcard/index.js";
 import { private_ } from "./private/index.js";
 import { last } from "./last/index.js";
 import { muc } from "./muc/index.js";
+import { mam } from "./mam/index.js";
+import { carbons } from "./carbons/index.js";
 
-export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc];
+export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons];

@@ -72,7 +72,7 @@ describe("config: defaults", () => {
     });
     assert.deepEqual(config.http, { bind: "0.0.0.0", port: 5280, websocketPath: "/xmpp-websocket" });
     assert.deepEqual(config.tls, { cert: null, key: null, certs: {} });
-    assert.deepEqual(config.storage, { driver: "sqlite", sqlite: { path: path.join(dir, "data", "hearth.db") } });
+    assert.deepEqual(config.storage, { driver: "sqlite", sqlite: { path: path.join(dir, "data", "hearth.db") }, postgres: { url: null, poolSize: 10 } });
     assert.deepEqual(config.auth, {
       scramIterations: 4096,
       mechanisms: ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"],

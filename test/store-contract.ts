@@ -25,7 +25,7 @@ function entry(owner: string, peer: string, overrides: Partial<NewTimelineEntry>
   return {
     owner, peer, outgoing: false, stanzaId: `sid-${(stanzaCounter++).toString(36)}`, originId: null,
     ts: 1_700_000_000_000, xml: `<message from='${peer}' to='${owner}'><body>hi</body></message>`, pending: false,
-    ...overrides,
+    archived: true, searchText: null, ...overrides,
   };
 }
 
@@ -355,6 +355,19 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.equal(await store.timeline.countPending(carol), 1);
       });
 
+      it("makes delivered entries pending again (a session or cluster node ended before receiving them)", async function () {
+        const seqs: number[] = [];
+        for (let i = 0; i < 3; i++) seqs.push((await store.timeline.append(message(alice, bob, `mp-${i}`)))[1].seq);
+        await store.timeline.markDelivered(bob, seqs);
+        await store.timeline.markPending(bob, [seqs[2], seqs[0]]);
+        assert.deepEqual((await store.timeline.pending(bob, 100)).map((e) => e.seq), [seqs[0], seqs[2]]);
+        await store.timeline.markPending(bob, []);
+        await store.timeline.markPending(bob, [seqs[0], 999_999]); // already pending, unknown
+        await store.timeline.markPending(carol, [seqs[1]]);        // someone else's seq
+        assert.equal(await store.timeline.countPending(bob), 2);
+        assert.equal(await store.timeline.countPending(carol), 0);
+      });
+
       describe("query", function () {
         // alice's timeline: 10 entries alternating bob/carol, ts 1000, 2000, … 10000.
         let seqs: number[];
@@ -426,6 +439,149 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
           assert.equal(bobs[0].peer, alice);
           assert.deepEqual(await store.timeline.query(carol, { limit: 100 }), []);
         });
+      });
+    });
+
+    describe("timeline: the message archive (MAM)", function () {
+      it("defaults to archived entries without search text", async function () {
+        const { archived: _a, searchText: _s, ...bare } = entry(alice, bob);
+        const [result] = await store.timeline.append([bare]);
+        assert.equal(result.archived, true);
+        assert.equal(result.searchText, null);
+        const [stored] = await store.timeline.query(alice, { limit: 10 });
+        assert.equal(stored.archived, true);
+        assert.equal(stored.searchText, null);
+      });
+
+      it("keeps unarchived entries out of archive queries, but not out of offline delivery", async function () {
+        const [kept] = await store.timeline.append([entry(alice, bob, { pending: true, searchText: "kept" })]);
+        const [hidden] = await store.timeline.append([entry(alice, bob, { pending: true, archived: false, searchText: "hidden" })]);
+        assert.equal(hidden.archived, false);
+        assert.equal(hidden.searchText, "hidden");
+        assert.deepEqual((await store.timeline.query(alice, { limit: 10 })).map((e) => [e.seq, e.archived]),
+          [[kept.seq, true], [hidden.seq, false]]);
+        assert.deepEqual((await store.timeline.query(alice, { limit: 10, archivedOnly: true })).map((e) => e.seq), [kept.seq]);
+        assert.deepEqual((await store.timeline.pending(alice, 10)).map((e) => e.seq), [kept.seq, hidden.seq]);
+        assert.equal(await store.timeline.count(alice, {}), 2);
+        assert.equal(await store.timeline.count(alice, { archivedOnly: true }), 1);
+      });
+
+      it("finds an entry by its stanza id, in its owner's timeline only", async function () {
+        const [sent, received] = await store.timeline.append(message(alice, bob, "by-id"));
+        const { duplicate: _, ...stored } = received;
+        assert.deepEqual(await store.timeline.byStanzaId(bob, received.stanzaId), stored);
+        assert.equal((await store.timeline.byStanzaId(alice, sent.stanzaId))?.seq, sent.seq);
+        assert.equal(await store.timeline.byStanzaId(alice, received.stanzaId), null, "bob's id is not in alice's timeline");
+        assert.equal(await store.timeline.byStanzaId(alice, "no-such-id"), null);
+      });
+
+      it("filters by stanza ids, in seq order", async function () {
+        const rows = await store.timeline.append([entry(alice, bob), entry(alice, carol), entry(alice, bob), entry(bob, alice)]);
+        const ids = [rows[2].stanzaId, rows[0].stanzaId, rows[3].stanzaId, "unknown"];
+        assert.deepEqual((await store.timeline.query(alice, { stanzaIds: ids, limit: 10 })).map((e) => e.seq), [rows[0].seq, rows[2].seq]);
+        assert.deepEqual((await store.timeline.query(alice, { stanzaIds: ids, with: carol, limit: 10 })).map((e) => e.seq), []);
+        assert.deepEqual(await store.timeline.query(alice, { stanzaIds: [], limit: 10 }), []);
+        assert.equal(await store.timeline.count(alice, { stanzaIds: ids }), 2);
+      });
+
+      describe("full-text search", function () {
+        const texts = [
+          "Wherefore art thou Romeo?",
+          "Deny thy father and refuse thy name",
+          "A rose by any other name would smell as sweet",
+          "Grüße an ÜBER-Straße, see https://example.org/rose?x=1",
+          "romeo@montague.example said: ROSES are red",
+        ];
+        let seqs: number[];
+        beforeEach(async function () {
+          seqs = [];
+          for (const [i, text] of texts.entries()) {
+            const [r] = await store.timeline.append([entry(alice, i % 2 === 0 ? bob : carol, { searchText: text, ts: (i + 1) * 1000 })]);
+            seqs.push(r.seq);
+          }
+          await store.timeline.append([entry(alice, bob, { searchText: null, xml: "<message><body>rose name</body></message>" })]);
+          await store.timeline.append([entry(alice, bob, { searchText: "rose name", archived: false })]);
+          await store.timeline.append([entry(bob, alice, { searchText: "rose name" })]);
+        });
+        const search = async (fulltext: string, extra: Partial<Parameters<Store["timeline"]["query"]>[1]> = {}): Promise<number[]> =>
+          (await store.timeline.query(alice, { fulltext, archivedOnly: true, limit: 100, ...extra })).map((e) => seqs.indexOf(e.seq));
+
+        it("matches whole words and word beginnings, ignoring case", async function () {
+          assert.deepEqual(await search("romeo"), [0, 4]);
+          assert.deepEqual(await search("ROSE"), [2, 3, 4], "rose, rose (in a URL), ROSES");
+          assert.deepEqual(await search("ros"), [2, 3, 4]);
+          assert.deepEqual(await search("oses"), [], "not inside a word");
+          assert.deepEqual(await search("wherefore"), [0]);
+          assert.deepEqual(await search("nothing-like-this"), []);
+        });
+
+        it("needs every word of the query, in any order", async function () {
+          assert.deepEqual(await search("name thy"), [1]);
+          assert.deepEqual(await search("name rose"), [2]);
+          assert.deepEqual(await search("  name,  ROSE! "), [2], "punctuation separates words");
+          assert.deepEqual(await search("name rose zebra"), []);
+        });
+
+        it("splits addresses, URLs and hyphenated words into words, and folds non-ASCII case", async function () {
+          assert.deepEqual(await search("montague"), [4]);
+          assert.deepEqual(await search("example"), [3, 4]);
+          assert.deepEqual(await search("straße"), [3]);
+          assert.deepEqual(await search("über"), [3]);
+          assert.deepEqual(await search("GRÜSSE"), [], "no stemming or transliteration");
+          assert.deepEqual(await search("grü"), [3]);
+        });
+
+        it("combines with the other filters, counts and pages", async function () {
+          assert.deepEqual(await search("name", { with: carol }), [1]);
+          assert.deepEqual(await search("rose", { start: 4000 }), [3, 4]);
+          assert.deepEqual(await search("rose", { afterSeq: seqs[2], limit: 1 }), [3]);
+          assert.deepEqual(await search("rose", { reverse: true, limit: 2 }), [4, 3]);
+          assert.equal(await store.timeline.count(alice, { fulltext: "rose", archivedOnly: true }), 3);
+          assert.equal(await store.timeline.count(alice, { fulltext: "rose" }), 4, "with the unarchived row");
+          assert.equal(await store.timeline.count(alice, { fulltext: "rose", with: bob, archivedOnly: true }), 2);
+        });
+
+        it("treats a query without words as no filter", async function () {
+          assert.equal((await store.timeline.query(alice, { fulltext: " ?! ", limit: 100 })).length, 7);
+          assert.equal(await store.timeline.count(alice, { fulltext: "" }), 7);
+        });
+      });
+
+      it("counts what a query without a limit returns", async function () {
+        const seqs: number[] = [];
+        for (let i = 0; i < 10; i++) {
+          const [r] = await store.timeline.append([entry(alice, i % 2 === 0 ? bob : carol, { ts: (i + 1) * 1000, archived: i !== 9 })]);
+          seqs.push(r.seq);
+        }
+        assert.equal(await store.timeline.count(alice, {}), 10);
+        assert.equal(await store.timeline.count(alice, { archivedOnly: true }), 9);
+        assert.equal(await store.timeline.count(alice, { with: bob }), 5);
+        assert.equal(await store.timeline.count(alice, { afterSeq: seqs[2], beforeSeq: seqs[7] }), 4);
+        assert.equal(await store.timeline.count(alice, { start: 2000, end: 4000, with: carol }), 2);
+        assert.equal(await store.timeline.count(carol, {}), 0);
+      });
+
+      it("purges old entries of every owner, except pending ones, and never reuses their seqs", async function () {
+        const old = 1_600_000_000_000;
+        const rows = await store.timeline.append([
+          entry(alice, bob, { ts: old }),
+          entry(alice, bob, { ts: old, pending: true }),
+          entry(alice, bob, { ts: old, archived: false }),
+          entry(bob, alice, { ts: old + 1 }),
+          entry(alice, bob, { ts: old + 10_000 }),
+        ]);
+        const lastAlice = await store.timeline.lastSeq(alice);
+        // Other tests' old rows may go too: the database is shared.
+        assert.ok(await store.timeline.purge({ before: old + 5_000, unarchivedOnly: true }) >= 1);
+        assert.deepEqual((await store.timeline.query(alice, { limit: 10 })).map((e) => e.seq), [rows[0].seq, rows[1].seq, rows[4].seq]);
+        assert.ok(await store.timeline.purge({ before: old + 5_000 }) >= 2);
+        assert.deepEqual((await store.timeline.query(alice, { limit: 10 })).map((e) => e.seq), [rows[1].seq, rows[4].seq],
+          "the pending entry stays for offline delivery");
+        assert.deepEqual(await store.timeline.query(bob, { limit: 10 }), []);
+        assert.equal(await store.timeline.byStanzaId(alice, rows[0].stanzaId), null);
+        assert.equal(await store.timeline.lastSeq(alice), lastAlice);
+        const [next] = await store.timeline.append([entry(alice, bob)]);
+        assert.ok(next.seq > lastAlice);
       });
     });
 

@@ -4,13 +4,13 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { loadConfig, ConfigError, type Config } from "../config/config.js";
 import { startServer } from "../server.js";
-import { openStore } from "../storage/open.js";
+import { migrateStore, openStore } from "../storage/open.js";
 import { AccountService, AccountError } from "../auth/accounts.js";
 import { HookBus } from "../events/hooks.js";
 import { SessionRegistry } from "../sessions/registry.js";
 import { tryParseJid } from "../jid/jid.js";
 import type { ModuleDefinition } from "../modules/module.js";
-import { SchemaTooNewError } from "../storage/migrate.js";
+import { SchemaOutdatedError, SchemaTooNewError } from "../storage/migrate.js";
 
 const USAGE = `Usage: hearth <command> [--config FILE] [options]
 
@@ -21,6 +21,7 @@ Commands:
   deluser USER@HOST           remove an account and everything it owns
   users [HOST]                list the accounts of a host (default: the first configured host)
   check-config                validate the configuration and print the effective values
+  migrate                     apply the database schema migrations this version brings (start does too)
 
 Options:
   --config FILE               YAML configuration file (also $HEARTH_CONFIG)
@@ -66,6 +67,15 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
         out.write("configuration OK\n");
         return 0;
       }
+      case "migrate": {
+        if (rest.length !== 0) throw new UsageError("migrate takes no arguments");
+        const report = await migrateStore(config());
+        const versions = report.applied.length === 0
+          ? `already at version ${report.to}`
+          : `version ${report.from} → ${report.to} (applied ${report.applied.join(", ")})`;
+        out.write(`${report.driver} schema ${versions}\n`);
+        return 0;
+      }
       case "adduser": case "passwd": case "deluser": {
         if (rest.length !== 1) throw new UsageError(`${command} takes exactly one USER@HOST`);
         return await accountCommand(command, rest[0], config(), parsed.values["password-file"], deps, out);
@@ -83,7 +93,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     }
   } catch (e) {
     if (e instanceof UsageError) { err.write(`hearth: ${e.message}\n\n${USAGE}\n`); return 2; }
-    if (e instanceof ConfigError || e instanceof AccountError || e instanceof SchemaTooNewError) { err.write(`hearth: ${e.message}\n`); return 1; }
+    if (e instanceof ConfigError || e instanceof AccountError || e instanceof SchemaTooNewError || e instanceof SchemaOutdatedError) { err.write(`hearth: ${e.message}\n`); return 1; }
     err.write(`hearth: ${(e as Error).stack ?? e}\n`);
     return 1;
   }

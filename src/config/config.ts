@@ -43,8 +43,8 @@ export interface Config {
   http: { bind: string; port: number | null; websocketPath: string };
   /** Paths are absolute. */
   tls: { cert: string | null; key: string | null; certs: Record<string, { cert: string; key: string }> };
-  /** `sqlite.path` is absolute, or ":memory:". */
-  storage: { driver: "sqlite"; sqlite: { path: string } };
+  /** `sqlite.path` is absolute, or ":memory:". `postgres.url` is set when the driver is postgres. */
+  storage: { driver: "sqlite" | "postgres"; sqlite: { path: string }; postgres: { url: string | null; poolSize: number } };
   auth: {
     scramIterations: number;
     mechanisms: string[];
@@ -63,6 +63,7 @@ export interface Config {
     idleTimeoutSeconds: number;
   };
   offline: { maxPerUser: number };
+  cluster: { redisUrl: string | null; nodeId: string | null; heartbeatSeconds: number; deadAfterSeconds: number };
   modules: { disabled: string[]; [moduleName: string]: unknown };
 }
 
@@ -293,7 +294,8 @@ function readEnvLayer(env: NodeJS.ProcessEnv): Tree {
   const out: Tree = {};
   for (const name of Object.keys(env).sort()) {
     const text = env[name];
-    if (!name.startsWith(ENV_PREFIX) || name === "HEARTH_CONFIG" || text === undefined) continue;
+    // HEARTH_TEST_* belong to the test harness (HEARTH_TEST_STORE picks the store driver of the test suites).
+    if (!name.startsWith(ENV_PREFIX) || name === "HEARTH_CONFIG" || name.startsWith("HEARTH_TEST_") || text === undefined) continue;
     const entry = index.leaves.get(name);
     if (entry !== undefined) {
       const checked = parseEnvValue(entry.leaf, text);
@@ -366,10 +368,16 @@ function deepMerge(base: Tree, over: Tree): Tree {
 const WILDCARD_BINDS = new Set(["0.0.0.0", "::", "::0"]);
 
 function checkCombinations(config: Config): void {
+  if (config.storage.driver === "postgres" && config.storage.postgres.url === null) {
+    throw new ConfigError("storage.postgres.url", "storage.postgres.url: must be set when storage.driver is postgres");
+  }
   if ((config.tls.cert === null) !== (config.tls.key === null)) {
     const missing = config.tls.cert === null ? "tls.cert" : "tls.key";
     const other = missing === "tls.cert" ? "tls.key" : "tls.cert";
     throw new ConfigError(missing, `${missing}: must be set together with ${other}`);
+  }
+  if (config.cluster.deadAfterSeconds <= config.cluster.heartbeatSeconds) {
+    throw new ConfigError("cluster.deadAfterSeconds", "cluster.deadAfterSeconds: must be greater than cluster.heartbeatSeconds");
   }
   const listeners: Array<{ key: string; bind: string; port: number | null }> = [
     { key: "c2s.port", bind: config.c2s.bind, port: config.c2s.port },

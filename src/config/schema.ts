@@ -98,6 +98,10 @@ function bindAddress(value: string): string | undefined {
   return normalizeDomain(trimmed);
 }
 
+function postgresUrl(value: string): string | undefined {
+  return /^postgres(ql)?:\/\/\S+$/.test(value.trim()) ? value.trim() : undefined;
+}
+
 function httpPath(value: string): string | undefined {
   return /^\/[^\s?#]*$/.test(value) ? value : undefined;
 }
@@ -105,6 +109,15 @@ function httpPath(value: string): string | undefined {
 function saslMechanism(value: string): string | undefined {
   const upper = value.trim().toUpperCase();
   return KNOWN_SASL_MECHANISMS.includes(upper) ? upper : undefined;
+}
+
+function redisUrl(value: string): string | undefined {
+  const trimmed = value.trim();
+  return /^rediss?:\/\/\S+$/.test(trimmed) ? trimmed : undefined;
+}
+
+function nodeName(value: string): string | undefined {
+  return /^[A-Za-z0-9_.-]{1,64}$/.test(value) ? value : undefined;
 }
 
 function moduleName(value: string): string | undefined {
@@ -245,9 +258,10 @@ export const schema: Section = {
       fields: {
         driver: {
           kind: "enum",
-          values: ["sqlite"],
+          values: ["sqlite", "postgres"],
           default: "sqlite",
-          description: "Storage driver.",
+          description:
+            "Storage driver: embedded SQLite (one node), or PostgreSQL (production; several nodes may share one database).",
         },
         sqlite: {
           kind: "section",
@@ -261,6 +275,28 @@ export const schema: Section = {
               expect: 'a file path or ":memory:"',
               accept: nonEmpty,
               description: "Database file; null means <dataDir>/hearth.db.",
+            },
+          },
+        },
+        postgres: {
+          kind: "section",
+          description: "PostgreSQL database (storage.driver: postgres). Apply schema migrations with `hearth migrate`; the server also applies them when it starts.",
+          fields: {
+            url: {
+              kind: "string",
+              nullable: true,
+              default: null,
+              expect: "a postgres:// or postgresql:// connection URL",
+              accept: postgresUrl,
+              description:
+                "Connection URL, e.g. postgresql://hearth:secret@db.example.com:5432/hearth?sslmode=require; required with storage.driver: postgres.",
+            },
+            poolSize: {
+              kind: "integer",
+              min: 1,
+              max: 1000,
+              default: 10,
+              description: "Connections per server process; timeline writes use up to half of them at once.",
             },
           },
         },
@@ -395,6 +431,47 @@ export const schema: Section = {
           max: 100_000_000,
           default: 1000,
           description: "Most undelivered messages stored per user; 0 = store none.",
+        },
+      },
+    },
+    cluster: {
+      kind: "section",
+      description:
+        "Several nodes behind one domain: a shared session directory and node-to-node routing on Redis (see Clustering). Every node must use the same PostgreSQL database.",
+      fields: {
+        redisUrl: {
+          kind: "string",
+          nullable: true,
+          default: null,
+          expect: "a redis:// or rediss:// URL",
+          accept: redisUrl,
+          description:
+            "Redis URL (redis://[user:password@]host:port[/db]); null runs a single node with the in-process session directory.",
+        },
+        nodeId: {
+          kind: "string",
+          nullable: true,
+          default: null,
+          defaultNote: "<host name>-<process id>",
+          expect: "letters, digits, '.', '_' or '-'",
+          accept: nodeName,
+          description:
+            "Name of this node in Redis keys and logs; every start adds a random suffix, so a restarted node never inherits the sessions of its previous run.",
+        },
+        heartbeatSeconds: {
+          kind: "integer",
+          min: 1,
+          max: 3600,
+          default: 2,
+          description: "How often a node refreshes its liveness key in Redis and checks the other nodes.",
+        },
+        deadAfterSeconds: {
+          kind: "integer",
+          min: 2,
+          max: 86_400,
+          default: 10,
+          description:
+            "A node silent this long is dead: one survivor sends unavailable presence for its sessions and moves the messages it had not delivered to offline storage. Must exceed heartbeatSeconds.",
         },
       },
     },

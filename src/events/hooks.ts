@@ -7,6 +7,7 @@
 import type { Element } from "../xml/element.js";
 import type { Jid } from "../jid/jid.js";
 import type { DeliveryMeta, Session } from "../sessions/session.js";
+import type { NewTimelineEntry } from "../storage/types.js";
 
 export type StanzaKind = "message" | "presence" | "iq";
 export type Target = "full" | "bare" | "host" | "self";
@@ -50,6 +51,12 @@ export interface LifecycleHooks {
     /** A resend with an origin-id stored before: nothing was delivered again. */
     duplicate: boolean;
   };
+  /**
+   * A 1:1 message is about to be written to the timelines (`entries`: the sender's row when local, then the
+   * recipient's). Every handler runs and may adjust the rows: MAM (XEP-0313) clears `archived` by the
+   * owner's preferences and sets `searchText`.
+   */
+  "message-archiving": { stanza: Element; from: Jid; to: Jid; entries: NewTimelineEntry[] };
   /** A stanza for a domain that is not served here (federation). */
   "route/remote": StanzaEvent;
 }

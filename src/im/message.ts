@@ -106,6 +106,7 @@ export const messageModule = defineModule({
         entries.push({ owner: sender, peer: recipient, outgoing: true, stanzaId: randomUUID(), originId, ts, xml: xmlText, pending: false });
       }
       entries.push({ owner: recipient, peer: sender, outgoing: false, stanzaId: randomUUID(), originId, ts, xml: xmlText, pending });
+      if (hooks.has("message-archiving")) await hooks.fire("message-archiving", { stanza, from: ev.from, to: ev.to, entries });
       const rows = await store.timeline.append(entries);
       const last = rows[rows.length - 1];
       return { sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(last), duplicate: senderLocal && rows[0].duplicate };

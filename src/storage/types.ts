@@ -54,8 +54,12 @@ export interface NewTimelineEntry {
   ts: number;                // ms since epoch
   xml: string;               // the stanza as routed
   pending: boolean;          // no resource has received it yet (offline, XEP-0160)
+  /** Shown by MAM (XEP-0313) queries with `archivedOnly`; false when the owner's preferences say never. Default true. */
+  archived?: boolean;
+  /** The text that full-text search matches (the body), or null (default): never matched. */
+  searchText?: string | null;
 }
-export interface TimelineEntry extends NewTimelineEntry { seq: number }
+export interface TimelineEntry extends NewTimelineEntry { seq: number; archived: boolean; searchText: string | null }
 
 export interface TimelineQuery {
   with?: string;
@@ -65,6 +69,25 @@ export interface TimelineQuery {
   end?: number;
   limit: number;
   reverse?: boolean;         // newest first
+  /** Only entries with `archived` set (MAM). */
+  archivedOnly?: boolean;
+  /**
+   * Full-text filter: every word of it (letters and digits) must begin a word of the entry's `searchText`,
+   * ignoring case. A filter without words filters nothing. Drivers may use a text index.
+   */
+  fulltext?: string;
+  /** Only the entries with these stanza ids. */
+  stanzaIds?: string[];
+}
+
+/** The filters of a query, without its page: what `count` counts. */
+export type TimelineFilter = Omit<TimelineQuery, "limit" | "reverse">;
+
+export interface TimelinePurge {
+  /** Removes entries older than this (ms since epoch), except pending ones (offline messages not yet delivered). */
+  before: number;
+  /** Only entries that are not archived (kept for offline delivery, resends and device sync only). */
+  unarchivedOnly?: boolean;
 }
 
 export interface TimelineStore {
@@ -79,8 +102,19 @@ export interface TimelineStore {
   pending(owner: string, limit: number): Promise<TimelineEntry[]>;
   countPending(owner: string): Promise<number>;
   markDelivered(owner: string, seqs: number[]): Promise<void>;
+  /**
+   * Makes entries pending (offline) again: messages handed to a session, or to a cluster node, that ended
+   * before receiving them. Seqs that are unknown or of another owner are ignored.
+   */
+  markPending(owner: string, seqs: number[]): Promise<void>;
   query(owner: string, q: TimelineQuery): Promise<TimelineEntry[]>;
+  /** How many entries a query with these filters returns without a limit. */
+  count(owner: string, filter: TimelineFilter): Promise<number>;
+  /** The owner's entry with this XEP-0359 stanza id, or null. */
+  byStanzaId(owner: string, stanzaId: string): Promise<TimelineEntry | null>;
   lastSeq(owner: string): Promise<number>;
+  /** Retention: removes old entries of every owner (seqs are never reused); returns how many. */
+  purge(opts: TimelinePurge): Promise<number>;
 }
 
 /** Opaque values by (owner, key) in a named store: private XML, vCards, last activity… */
@@ -88,6 +122,9 @@ export interface KeyValueStore {
   get(owner: string, key: string): Promise<string | null>;
   set(owner: string, key: string, value: string | null): Promise<void>;
 }
+
+/** What applying migrations did (`hearth migrate`): versions before and after, and the files applied. */
+export interface MigrationReport { from: number; to: number; applied: string[] }
 
 export interface Store {
   readonly driver: string;

@@ -8,6 +8,34 @@ import { nullLogger } from "../../src/log.js";
 import type { ModuleDefinition } from "../../src/modules/module.js";
 import type { AccountService } from "../../src/auth/accounts.js";
 import { extensions } from "../../extensions/index.js";
+import { sharedPostgres } from "./postgres.js";
+
+/**
+ * The store driver the integration suites run on: HEARTH_TEST_STORE=postgres starts one private PostgreSQL
+ * per test process (test/helpers/postgres.ts) and gives every test server a database of its own; unset (or
+ * sqlite), the server keeps a SQLite file in its data directory.
+ */
+export const testStoreDriver: "sqlite" | "postgres" = (() => {
+  const chosen = process.env.HEARTH_TEST_STORE ?? "sqlite";
+  if (chosen !== "sqlite" && chosen !== "postgres") throw new Error(`HEARTH_TEST_STORE must be sqlite or postgres, not "${chosen}"`);
+  return chosen;
+})();
+
+let databaseCounter = 0;
+
+/** Storage config for a test server on PostgreSQL: a fresh database, or the one kept for a reused data dir. */
+async function postgresStorage(dataDir: string, reused: boolean): Promise<{ storage: Record<string, unknown>; drop(): Promise<void> }> {
+  const server = await sharedPostgres();
+  // A data dir passed in by the test outlives one server (what a restart keeps): so does its database.
+  const name = reused
+    ? `keep_${dataDir.replace(/[^A-Za-z0-9]/g, "_").slice(-40)}`
+    : `test_${process.pid}_${databaseCounter++}`;
+  const url = reused ? await server.ensureDatabase(name) : await server.createDatabase(name);
+  return {
+    storage: { driver: "postgres", postgres: { url, poolSize: 4 } },
+    drop: () => (reused ? Promise.resolve() : server.dropDatabase(name)),
+  };
+}
 
 export interface TestServer {
   host: string;
@@ -44,6 +72,8 @@ export async function startTestServer(overrides: DeepPartial<Config> | Record<st
     limits: { maxConnectionsPerIp: 0, stanzasPerSecond: 0 },
   };
   const modules = opts.modules ?? extensions;
+  const postgres = testStoreDriver === "postgres" ? await postgresStorage(dataDir, opts.dataDir !== undefined) : null;
+  if (postgres) (base as Record<string, unknown>).storage = postgres.storage;
   let config = loadConfig({ file: null, env: {}, overrides: deepMerge(base, overrides), cwd: dataDir });
   let server = await startServer(config, modules, { log: nullLogger });
   const ts: TestServer = {
@@ -57,6 +87,7 @@ export async function startTestServer(overrides: DeepPartial<Config> | Record<st
     accounts: server.context.accounts,
     async stop() {
       await server.stop();
+      await postgres?.drop();
       if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
     async restart() {

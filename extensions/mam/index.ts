@@ -1,0 +1,188 @@
+// XEP-0313: Message Archive Management, as a query over the timeline (DESIGN.md): the rows the message
+// module writes for every 1:1 message are the archive; nothing is stored a second time. The archive id of
+// a message is its row's XEP-0359 stanza-id, which the recipient already got with the message.
+//
+// Archiving preferences (XEP-0441) decide, as each message is written, whether its row is shown by MAM
+// (`archived`); full-text search (XEP-0431) matches the body, kept with the row as `searchText`.
+// Retention removes old rows periodically (never offline messages still waiting for delivery).
+// Running a query (filters, RSM pages, results) is archive.ts, shared with room archives (muc).
+import { defineModule } from "../../src/modules/module.js";
+import { xml, type Element } from "../../src/xml/element.js";
+import { parseFramedElement } from "../../src/xml/parser.js";
+import { tryParseJid, type Jid } from "../../src/jid/jid.js";
+import type { StanzaEvent } from "../../src/events/hooks.js";
+import type { TimelineEntry } from "../../src/storage/types.js";
+import { handleIq, IqError } from "../shared/iq.js";
+import { decodePrefs, parsePrefs, prefsElement, shouldArchive, type Prefs } from "./prefs.js";
+import { NS_FULLTEXT, NS_MAM, NS_MAM_EXTENDED, parseQuery, queryForm } from "./query.js";
+import { archiveMetadata, queryArchive, sendPage, type Archive, type PageLimits, type WithFilter } from "./archive.js";
+
+export { NS_MAM } from "./query.js";
+export { NS_FORWARD } from "./archive.js";
+
+export interface MamOptions extends PageLimits {
+  /** Messages older than this many days leave the archive; 0 keeps them forever. */
+  retentionDays: number;
+  /**
+   * Rows the preferences kept out of the archive still serve offline delivery, resends and device sync;
+   * delivered ones older than this many days are removed (0: as archived ones, by retentionDays).
+   */
+  unarchivedRetentionDays: number;
+  /** How often the retention purge runs. */
+  purgeIntervalSeconds: number;
+  /** How long a user's preferences are cached (a change on another cluster node applies after this). */
+  prefsCacheSeconds: number;
+}
+
+/** `modules.mam`, validated (the muc module reads the page limits for room archives from it too). */
+export function parseMamOptions(raw: unknown): MamOptions {
+  const o = (raw ?? {}) as Record<string, unknown>;
+  if (typeof o !== "object" || Array.isArray(o)) throw new Error("expected an object");
+  const int = (name: keyof MamOptions, def: number, min: number, max: number): number => {
+    const v = o[name] ?? def;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) throw new Error(`${name} must be an integer from ${min} to ${max}`);
+    return v;
+  };
+  const options: MamOptions = {
+    defaultPageSize: int("defaultPageSize", 50, 1, 10_000),
+    maxPageSize: int("maxPageSize", 250, 1, 10_000),
+    retentionDays: int("retentionDays", 0, 0, 100_000),
+    unarchivedRetentionDays: int("unarchivedRetentionDays", 7, 0, 100_000),
+    purgeIntervalSeconds: int("purgeIntervalSeconds", 3600, 1, 7 * 86_400),
+    prefsCacheSeconds: int("prefsCacheSeconds", 60, 0, 86_400),
+  };
+  for (const key of Object.keys(o)) if (!(key in options)) throw new Error(`unknown option ${key}`);
+  if (options.defaultPageSize > options.maxPageSize) throw new Error("defaultPageSize must not exceed maxPageSize");
+  return options;
+}
+
+const DAY = 86_400_000;
+const PREFS_KEY = "prefs";
+const PREFS_CACHE_MAX = 50_000;
+
+/** The searchable text of a message: its bodies (one per language). */
+function bodyText(stanza: Element): string | null {
+  const bodies = stanza.getChildren("body");
+  if (bodies.length === 0) return null;
+  return bodies.map((b) => b.getText()).join("\n");
+}
+
+/** Whether a stored stanza was sent to or from exactly this full JID (XEP-0313 §4.1.1). */
+function involves(entry: TimelineEntry, full: Jid): boolean {
+  let el: Element;
+  try { el = parseFramedElement(entry.xml); } catch { return false; }
+  return [el.attrs.from, el.attrs.to].some((a) => tryParseJid(a)?.equals(full) === true);
+}
+
+export const mam = defineModule<MamOptions>({
+  name: "mam",
+  xep: [
+    { spec: "XEP-0313", title: "Message Archive Management", version: "1.1.3", status: "partial",
+      note: "user archives (urn:xmpp:mam:2 and #extended) over the timeline; no MUC archives" },
+    { spec: "XEP-0059", title: "Result Set Management", version: "1.0.0", status: "partial", note: "for MAM: after, before, max, count, first index; no paging by index" },
+    { spec: "XEP-0441", title: "Message Archive Management Preferences", version: "0.2.0", status: "complete" },
+    { spec: "XEP-0431", title: "Full Text Search in MAM", version: "0.2.0", status: "complete", note: "words or word beginnings, every one required" },
+  ],
+  options: parseMamOptions,
+  setup(api) {
+    const opts = api.options;
+    const timeline = api.store.timeline;
+    const prefsStore = api.openStore();
+    api.addFeature(NS_MAM, "account");
+    api.addFeature(NS_MAM_EXTENDED, "account");
+    api.addFeature(NS_FULLTEXT, "account");
+
+    // ------------------------------------------------------------------------------------- preferences
+    const prefsCache = new Map<string, { prefs: Prefs; until: number }>();
+    const cachePrefs = (owner: string, prefs: Prefs): Prefs => {
+      if (opts.prefsCacheSeconds === 0) return prefs;
+      prefsCache.delete(owner);
+      if (prefsCache.size >= PREFS_CACHE_MAX) prefsCache.delete(prefsCache.keys().next().value!);
+      prefsCache.set(owner, { prefs, until: Date.now() + opts.prefsCacheSeconds * 1000 });
+      return prefs;
+    };
+    const cachedPrefs = (owner: string): Prefs | undefined => {
+      const hit = prefsCache.get(owner);
+      if (hit === undefined) return undefined;
+      if (hit.until < Date.now()) { prefsCache.delete(owner); return undefined; }
+      return hit.prefs;
+    };
+    const loadPrefs = async (owner: string): Promise<Prefs> => cachePrefs(owner, decodePrefs(await prefsStore.get(owner, PREFS_KEY)));
+    api.on("account-deleted", ({ host, username }) => { prefsCache.delete(`${username}@${host}`); return false; });
+
+    const decide = (owner: string, target: Jid): boolean | Promise<boolean> => {
+      const inRoster = async (): Promise<boolean> => (await api.store.roster.getItem(owner, target.bareString()))?.inRoster === true;
+      const prefs = cachedPrefs(owner);
+      if (prefs !== undefined) return shouldArchive(prefs, target, inRoster);
+      return loadPrefs(owner).then((p) => shouldArchive(p, target, inRoster));
+    };
+
+    // Each row of a message being written: archived per its owner's preferences, with its searchable text.
+    // Synchronous when the preferences are cached and need no roster lookup (the common case).
+    api.on("message-archiving", (ev) => {
+      const text = bodyText(ev.stanza);
+      let waits: Array<Promise<void>> | null = null;
+      for (const entry of ev.entries) {
+        const apply = (archived: boolean): void => {
+          if (archived) entry.searchText = text;
+          else entry.archived = false;
+        };
+        const decision = decide(entry.owner, entry.outgoing ? ev.to : ev.from); // XEP-0441 §2.3.2, §2.3.3
+        if (typeof decision === "boolean") apply(decision);
+        else (waits ??= []).push(decision.then(apply));
+      }
+      return waits === null ? false : Promise.all(waits).then(() => false);
+    });
+
+    handleIq(api, "get", "self", NS_MAM, "prefs", async (ev) => prefsElement(await loadPrefs(ev.from.bareString()), NS_MAM));
+    handleIq(api, "set", "self", NS_MAM, "prefs", async (ev) => {
+      const owner = ev.from.bareString();
+      const prefs = parsePrefs(ev.stanza.getChild("prefs", NS_MAM)!, NS_MAM);
+      await prefsStore.set(owner, PREFS_KEY, JSON.stringify(prefs));
+      cachePrefs(owner, prefs);
+      return prefsElement(prefs, NS_MAM);
+    });
+
+    // ------------------------------------------------------------------------------------------ queries
+    const archiveOf = (ev: StanzaEvent): Archive => ({ timeline, jid: ev.from.bareString() });
+
+    handleIq(api, "set", "self", NS_MAM, "query", async (ev) => {
+      const archive = archiveOf(ev);
+      const q = parseQuery(ev.stanza.getChild("query", NS_MAM)!);
+      // XEP-0313 §4.1.1: a bare JID matches both directions of a conversation; a full JID only the
+      // messages to or from that resource, which takes reading the stored stanzas.
+      const by: WithFilter = {};
+      if (q.with !== null) {
+        const w = q.with;
+        by.peer = w.bareString();
+        if (w.resource !== "") by.match = (entry) => involves(entry, w);
+      }
+      return sendPage(api, ev, archive.jid, q, await queryArchive(archive, q, by, opts));
+    });
+    handleIq(api, "get", "self", NS_MAM, "query", () => xml("query", { xmlns: NS_MAM }, queryForm()));
+    handleIq(api, "get", "self", NS_MAM, "metadata", (ev) => archiveMetadata(archiveOf(ev)));
+
+    // XEP-0313 §8.1: a user's archive is the user's alone.
+    const forbidden = (): never => { throw new IqError("forbidden", "only the owner may use an archive"); };
+    for (const name of ["query", "prefs", "metadata"]) {
+      handleIq(api, "set", "bare", NS_MAM, name, forbidden);
+      handleIq(api, "get", "bare", NS_MAM, name, forbidden);
+    }
+
+    // ---------------------------------------------------------------------------------------- retention
+    const purge = async (): Promise<void> => {
+      const now = Date.now();
+      try {
+        let removed = 0;
+        if (opts.retentionDays > 0) removed += await timeline.purge({ before: now - opts.retentionDays * DAY });
+        if (opts.unarchivedRetentionDays > 0) {
+          removed += await timeline.purge({ before: now - opts.unarchivedRetentionDays * DAY, unarchivedOnly: true });
+        }
+        if (removed !== 0) api.log.info({ removed }, "retention: removed old timeline entries");
+      } catch (err) {
+        api.log.warn({ err }, "retention: purge failed; trying again at the next interval");
+      }
+    };
+    if (opts.retentionDays > 0 || opts.unarchivedRetentionDays > 0) api.setInterval(() => { void purge(); }, opts.purgeIntervalSeconds * 1000);
+  },
+});
