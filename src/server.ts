@@ -6,7 +6,7 @@ import { loadTls, buildSniOptions } from "./config/tls.js";
 import { createLogger, type Logger } from "./log.js";
 import { HookBus } from "./events/hooks.js";
 import { Router } from "./router/router.js";
-import { SessionRegistry } from "./sessions/registry.js";
+import { createCluster, type Cluster } from "./cluster/cluster.js";
 import { ModuleHost, type ModuleDefinition, type ServerContext } from "./modules/module.js";
 import { AccountService } from "./auth/accounts.js";
 import { openStore } from "./storage/open.js";
@@ -19,6 +19,8 @@ import type { Store } from "./storage/types.js";
 export interface Server {
   readonly context: ServerContext;
   readonly modules: ModuleHost;
+  /** The session directory and node-to-node bus (in-process without cluster.redisUrl). */
+  readonly cluster: Cluster;
   /** Bound ports (useful when the config asked for port 0). */
   readonly ports: { c2s: number | null; directTls: number | null; http: number | null };
   stop(): Promise<void>;
@@ -28,7 +30,8 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   const log = opts.log ?? createLogger(config.log);
   const store: Store = await openStore(config);
   const hooks = new HookBus();
-  const sessions = new SessionRegistry();
+  const cluster = createCluster(config, { store, log });
+  const sessions = cluster.sessions;
   const router = new Router(hooks, sessions, new Set(config.hosts), log);
   const accounts = new AccountService(store, hooks, sessions, {
     hosts: config.hosts, iterations: config.auth.scramIterations, minPasswordLength: config.registration.minPasswordLength,
@@ -38,6 +41,7 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   let listeners: ListenerSet | null = null;
   try {
     await modules.loadAll([...coreModules, ...extensions]);
+    await cluster.start({ hooks, router });
     const tlsMaterial = await loadTls(config, log);
     const tlsOptions = buildSniOptions(tlsMaterial, config.hosts[0]);
     const tracker = new Set<C2sSession>();
@@ -47,6 +51,7 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
     }, tlsOptions);
   } catch (err) {
     await listeners?.close();
+    await cluster.stop();
     modules.unloadAll();
     await store.close();
     throw err;
@@ -61,11 +66,12 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   let stopping: Promise<void> | null = null;
   const ls = listeners;
   return {
-    context, modules, ports,
+    context, modules, cluster, ports,
     stop() {
       stopping ??= (async () => {
         await hooks.fire("server-stopping", {});
         await ls.close();
+        await cluster.stop();
         modules.unloadAll();
         await store.close();
         log.info("server stopped");

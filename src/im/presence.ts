@@ -106,6 +106,7 @@ export const presenceModule = defineModule({
       const prio = Number(stanza.getChildText("priority") ?? "0");
       session.priority = Number.isInteger(prio) && prio >= -128 && prio <= 127 ? prio : 0;
       session.presence = unavailable ? null : stanza;
+      sessions.changed(session);
       const roster = await store.roster.get(user);
       for (const item of roster.items) {
         // §4.2.2 / §4.4.2: to every contact subscribed to the user.
@@ -147,6 +148,7 @@ export const presenceModule = defineModule({
       const to = ev.to.toString();
       if (ev.stanza.attrs.type === "unavailable") session.directed?.delete(to);
       else if (session.presence !== null) (session.directed ??= new Set()).add(to);
+      sessions.changed(session);
       router.deliver(ev);
       return true;
     };

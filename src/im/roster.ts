@@ -21,7 +21,10 @@ export const rosterModule = defineModule({
 
     api.onIq("get", "self", NS.roster, "query", async (ev) => {
       const owner = ev.from.bareString();
-      if (ev.origin) ev.origin.interested = true;
+      if (ev.origin && !ev.origin.interested) {
+        ev.origin.interested = true;
+        sessions.changed(ev.origin);
+      }
       const roster = await store.roster.get(owner);
       const ver = String(roster.version);
       const asked = ev.stanza.getChild("query")?.attrs.ver;

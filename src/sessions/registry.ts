@@ -1,5 +1,6 @@
-// Session registry: which resources of which user are bound here. The cluster directory (later) sits
-// behind the same questions.
+// Session registry: which resources of which user are bound. This class is the in-process directory of
+// a single node; src/cluster extends it with the sessions of the other nodes (RemoteSession proxies), so
+// every caller asks the same questions whether or not the server runs as a cluster.
 import type { Jid } from "../jid/jid.js";
 import type { Session } from "./session.js";
 
@@ -37,6 +38,13 @@ export class SessionRegistry {
     m.set(jid.resource, session);
   }
 
+  /**
+   * A bound local session changed what other nodes see of it: presence, priority, interested, directed
+   * presence, or a boolean/number/short string in `data` (e.g. carbons enabled). Call after the change;
+   * nothing to do on a single node.
+   */
+  changed(_session: Session): void {}
+
   remove(session: Session): boolean {
     const jid = session.jid;
     if (!jid) return false;
@@ -49,6 +57,7 @@ export class SessionRegistry {
     return true;
   }
 
+  /** Every bound session known here (in a cluster: of every node). */
   *all(): IterableIterator<Session> {
     for (const m of this.byBare.values()) yield* m.values();
   }

@@ -17,7 +17,8 @@ import { AbortedError, AccountPool, BenchContext, type BenchOptions, type Scenar
 import { defaultScenarios, freshServerScenarios, scenarios } from './scenarios/index.js';
 import { formatResult } from './report.js';
 import { isLoopback, startFakeServer, type FakeServer } from './fake-server.js';
-import { ChildServer, fakeServerChild, hearthServer, installCleanupHandlers, keepTempDir } from './server-process.js';
+import { ChildServer, fakeServerChild, installCleanupHandlers, keepTempDir } from './server-process.js';
+import { hearthNodes, nodeOptions } from './nodes.js';
 
 const HELP = `usage: npm run bench -- [scenario ...] [options]
 scenarios: ${Object.keys(scenarios).join(' ')} (default: ${defaultScenarios.join(' ')})
@@ -33,6 +34,11 @@ server under test (default: start bin/hearth.js with a temporary config on a fre
                          always restarted before idle unless idle runs first)
   --keep                 keep the temporary directory (config, data, server.log)
   --log-level L          hearth log level (default warn)
+  --nodes N              N hearth processes behind one domain (a cluster on a private Redis, sharing a
+                         private PostgreSQL); clients alternate between the nodes, so chat partners are
+                         on different nodes. CPU figures are the first node's (machine_busy covers all)
+  --store S              sqlite (default with one node) or postgres (a private, durable PostgreSQL)
+  --redis                with one node: run it as a cluster of one on a private Redis
 
 sizes (flag > generic flag > env > default):
   --n N                  main size of every selected scenario (clients for login/idle, pairs for chat)
@@ -51,7 +57,7 @@ other:
   --verbose              more progress output on stderr
 `;
 
-const BOOL_FLAGS = new Set(['json', 'fake', 'fake-child', 'restart', 'keep', 'verbose', 'help']);
+const BOOL_FLAGS = new Set(['json', 'fake', 'fake-child', 'restart', 'keep', 'verbose', 'help', 'redis']);
 
 interface Args {
   positional: string[];
@@ -138,6 +144,9 @@ async function main(): Promise<number> {
   let target: Target;
   let fake: FakeServer | null = null;
   let child: ChildServer | null = null;
+  /** the other nodes of --nodes N, and the PostgreSQL/Redis they share */
+  let others: ChildServer[] = [];
+  let stopServices = async () => {};
   const server: ServerInfo = { pid: null, inProcess: false, description: '' };
   if (args.bools.has('fake')) {
     fake = await startFakeServer({ domain, mechanisms: args.flags.get('fake-mechs')?.split(',') });
@@ -163,19 +172,28 @@ async function main(): Promise<number> {
     } else {
       if (!existsSync(join(repoRoot, 'bin', 'hearth.js')))
         throw new Error(`${join(repoRoot, 'bin', 'hearth.js')} not found: is the server built? (or use --fake / --target)`);
-      child = await hearthServer(repoRoot, domain, keep, args.flags.get('log-level') ?? 'warn');
-      server.description = `hearth (node bin/hearth.js start --config ${child.spec.args[3]})`;
+      const set = await hearthNodes(repoRoot, domain, keep, args.flags.get('log-level') ?? 'warn', nodeOptions(args.flags, args.bools));
+      child = set.children[0]!;
+      others = set.children.slice(1);
+      stopServices = set.stopServices;
+      server.description = `hearth, ${set.description} (node bin/hearth.js start --config ${child.spec.args[3]})`;
     }
     target = { host: child.spec.host, port: child.spec.port, domain };
-    process.stderr.write(`[bench] starting ${child.spec.name} on ${target.host}:${target.port}\n`);
-    try {
-      await child.start();
-    } catch (e) {
-      keepTempDir(dirname(child.spec.logFile));
-      throw e;
+    for (const c of [child, ...others]) {
+      process.stderr.write(`[bench] starting ${c.spec.name} on ${c.spec.host}:${c.spec.port}\n`);
+      try {
+        await c.start();
+      } catch (e) {
+        keepTempDir(dirname(c.spec.logFile));
+        for (const o of [child, ...others]) await o.stop();
+        await stopServices();
+        throw e;
+      }
     }
     server.pid = child.pid;
   }
+  const targets: Target[] = [target, ...others.map((o) => ({ host: o.spec.host, port: o.spec.port, domain }))];
+  const dead = () => [child, ...others].find((c) => c !== null && c.pid === null) ?? null;
 
   process.stdout.write(
     `# hearth bench: ${target.host}:${target.port} domain ${domain}; server: ${server.description}` +
@@ -193,8 +211,8 @@ async function main(): Promise<number> {
       if (child) {
         process.stderr.write(`[bench] restarting ${child.spec.name} for a fresh ${name}\n`);
         try {
-          await child.stop();
-          await child.start();
+          for (const c of [child, ...others]) await c.stop();
+          for (const c of [child, ...others]) await c.start();
           server.pid = child.pid;
           if (!child.spec.persistent) accounts.forget();
         } catch (e) {
@@ -210,11 +228,12 @@ async function main(): Promise<number> {
     } else if (serverGone) {
       result = failedResult(name, 'not run: the server is no longer running');
     } else {
-      result = await runScenario(name, new BenchContext(name, target, server, opts, accounts, args.flags));
-      if (child && child.pid === null) {
+      result = await runScenario(name, new BenchContext(name, target, server, opts, accounts, args.flags, targets));
+      const gone = dead();
+      if (gone) {
         serverGone = true;
         result.ok = false;
-        result.error = `${result.error ? `${result.error}; ` : ''}the server process died; log tail:\n${child.logTail()}`;
+        result.error = `${result.error ? `${result.error}; ` : ''}the server process ${gone.spec.name} died; log tail:\n${gone.logTail()}`;
       }
     }
     if (!result.ok) allOk = false;
@@ -226,13 +245,14 @@ async function main(): Promise<number> {
     if (i + 1 < names.length && !serverGone) await new Promise((r) => setTimeout(r, 1000));
   }
 
-  if (child) {
-    await child.stop();
+  for (const c of child ? [child, ...others] : []) {
+    await c.stop();
     if (!allOk) {
-      keepTempDir(dirname(child.spec.logFile));
-      process.stderr.write(`[bench] server log kept in ${child.spec.logFile}\n`);
+      keepTempDir(dirname(c.spec.logFile));
+      process.stderr.write(`[bench] server log kept in ${c.spec.logFile}\n`);
     }
   }
+  await stopServices();
   if (fake) await fake.close();
   return allOk ? 0 : 1;
 }

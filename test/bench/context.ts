@@ -98,7 +98,14 @@ export class BenchContext {
     readonly accounts: AccountPool,
     /** raw --flag values (for scenarios to read their own options, see param()) */
     private readonly flags: Map<string, string>,
+    /** every node of a cluster (--nodes): clients log in round-robin by user number */
+    readonly targets: Target[] = [target],
   ) {}
+
+  /** The node user N logs in to: user1 → the first, user2 → the second, … (chat partners land on different nodes). */
+  targetFor(user: number): Target {
+    return this.targets[(user - 1) % this.targets.length]!;
+  }
 
   get signal(): AbortSignal {
     return this.abort.signal;
@@ -182,7 +189,7 @@ export class BenchContext {
       while (next < users.length && !this.signal.aborted) {
         const k = next++;
         const u = users[k]!;
-        const c = this.clients.open(this.target);
+        const c = this.clients.open(this.targetFor(u));
         try {
           const r = await c.login(userName(u), USER_PASSWORD, {
             auth: this.opts.auth,

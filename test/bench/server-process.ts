@@ -192,7 +192,7 @@ export function keepTempDir(d: string): void {
   tempDirs.delete(d);
 }
 
-export function hearthConfigYaml(o: { domain: string; dataDir: string; port: number; logLevel: string }): string {
+export function hearthConfigYaml(o: { domain: string; dataDir: string; port: number; logLevel: string; extra?: string[] }): string {
   return [
     `hosts: [${o.domain}]`,
     `dataDir: ${JSON.stringify(o.dataDir)}`,
@@ -206,18 +206,19 @@ export function hearthConfigYaml(o: { domain: string; dataDir: string; port: num
     `limits: { maxConnectionsPerIp: 0, stanzasPerSecond: 0 }`,
     // no XEP-0077 throttle: the benchmark registers thousands of accounts from 127.0.0.1
     `modules: { register: { perIpPerHour: 0 } }`,
+    ...(o.extra ?? []),
     '',
   ].join('\n');
 }
 
 /** The real server: `node bin/hearth.js start --config <tmp>/hearth.yaml` on a free loopback port. */
-export async function hearthServer(repoRoot: string, domain: string, keep: boolean, logLevel = 'warn'): Promise<ChildServer> {
+export async function hearthServer(repoRoot: string, domain: string, keep: boolean, logLevel = 'warn', extra: string[] = [], name = 'hearth'): Promise<ChildServer> {
   const dir = makeTempDir('hearth-bench-', keep);
   const port = await freePort();
   const config = join(dir, 'hearth.yaml');
-  writeFileSync(config, hearthConfigYaml({ domain, dataDir: join(dir, 'data'), port, logLevel }));
+  writeFileSync(config, hearthConfigYaml({ domain, dataDir: join(dir, 'data'), port, logLevel, extra }));
   return new ChildServer({
-    name: 'hearth',
+    name,
     args: ['bin/hearth.js', 'start', '--config', config],
     cwd: repoRoot,
     host: '127.0.0.1',
