@@ -14,6 +14,7 @@ import { FailureThrottle } from "./c2s/throttle.js";
 import { startListeners, type ListenerSet } from "./c2s/listeners.js";
 import type { C2sSession } from "./c2s/session.js";
 import { coreModules } from "./im/index.js";
+import { mobileModule } from "./mobile/index.js";
 import type { Store } from "./storage/types.js";
 
 export interface Server {
@@ -36,17 +37,17 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   const accounts = new AccountService(store, hooks, sessions, {
     hosts: config.hosts, iterations: config.auth.scramIterations, minPasswordLength: config.registration.minPasswordLength,
   });
-  const context: ServerContext = { config, log, store, hooks, router, sessions, accounts, features: { host: new Set(), account: new Set() }, identities: [] };
+  const context: ServerContext = { config, log, store, hooks, router, sessions, accounts, features: { host: new Set(), account: new Set() }, identities: [], httpUpgrades: new Map() };
   const modules = new ModuleHost(context);
   let listeners: ListenerSet | null = null;
   try {
-    await modules.loadAll([...coreModules, ...extensions]);
+    await modules.loadAll([...coreModules, mobileModule, ...extensions]);
     await cluster.start({ hooks, router });
     const tlsMaterial = await loadTls(config, log);
     const tlsOptions = buildSniOptions(tlsMaterial, config.hosts[0]);
     const tracker = new Set<C2sSession>();
     listeners = await startListeners({
-      config, log, logStanzas: config.log.stanzas, hooks, router, sessions, store, tracker,
+      config, log, logStanzas: config.log.stanzas, hooks, router, sessions, store, tracker, httpUpgrades: context.httpUpgrades,
       throttle: new FailureThrottle(config.auth.maxFailures, config.auth.failureWindowSeconds * 1000),
     }, tlsOptions);
   } catch (err) {

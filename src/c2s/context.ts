@@ -19,4 +19,6 @@ export interface C2sContext {
   readonly throttle: FailureThrottle;
   /** Every open stream, for the shared timeout sweep. */
   readonly tracker: Set<C2sSession>;
+  /** Other WebSocket endpoints on the HTTP port, by path (ServerContext.httpUpgrades). */
+  readonly httpUpgrades: ReadonlyMap<string, (req: import("node:http").IncomingMessage, socket: import("node:stream").Duplex, head: Buffer) => void>;
 }

@@ -181,7 +181,10 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
       handleProtocols: (protocols) => (protocols.has("xmpp") ? "xmpp" : false),
     });
     set.http.on("upgrade", (req, socket, head) => {
-      if ((req.url ?? "").split("?")[0] !== wsPath) { socket.destroy(); return; }
+      const url = (req.url ?? "").split("?")[0];
+      const other = ctx.httpUpgrades.get(url);
+      if (other) return other(req, socket, head);
+      if (url !== wsPath) { socket.destroy(); return; }
       wss!.handleUpgrade(req, socket, head, (ws) => {
         if (ws.protocol !== "xmpp") { ws.close(1002, "subprotocol xmpp required"); return; }
         const addr = req.socket.remoteAddress ?? "unknown";

@@ -1,5 +1,7 @@
 // The Module API. Core IM (src/im) and every extension are modules: `setup(api)` registers everything
 // through `api`, the host records each registration and undoes it when the module unloads.
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
 import type { Element } from "../xml/element.js";
 import { reply } from "../xml/stanza.js";
 import type { HookBus, HookName, Handler, FoldName, Folder, StanzaEvent, Target } from "../events/hooks.js";
@@ -50,6 +52,11 @@ export interface ServerContext {
   /** Disco features/identities of the server (scope "host") and of every account (scope "account"). */
   readonly features: { host: Set<string>; account: Set<string> };
   readonly identities: Identity[];
+  /**
+   * WebSocket endpoints other modules mount on the HTTP port, by path (the mobile adapter at /mobile).
+   * A handler takes over the upgrade request's socket.
+   */
+  readonly httpUpgrades: Map<string, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>;
 }
 
 export interface ModuleApi<O = unknown> {

@@ -3,6 +3,7 @@ import { describeConfig } from "../../src/config/config.js";
 import { complianceTable } from "../../src/modules/compliance.js";
 import { coreModules } from "../../src/im/index.js";
 import { streamLayer } from "../../src/c2s/specs.js";
+import { mobileModule } from "../../src/mobile/index.js";
 import { extensions } from "../../extensions/index.js";
 
 export function generatedSections(): Record<string, string> {
@@ -10,7 +11,7 @@ export function generatedSections(): Record<string, string> {
   for (const k of describeConfig()) {
     config.push(`| \`${k.key}\` | \`${k.default}\` | \`${(k as { env?: string }).env ?? ""}\` | ${k.description.replace(/\|/g, "\\|").replace(/\n/g, " ")} |`);
   }
-  return { compliance: complianceTable([streamLayer, ...coreModules, ...extensions]), config: config.join("\n") };
+  return { compliance: complianceTable([streamLayer, ...coreModules, mobileModule, ...extensions]), config: config.join("\n") };
 }
 
 /** Replaces `<!-- BEGIN name -->…<!-- END name -->` blocks with the generated text. */

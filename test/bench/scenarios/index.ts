@@ -14,6 +14,7 @@ import { login } from './login.js';
 import { chat, chatlight } from './chat.js';
 import { idle } from './idle.js';
 import { muc } from './muc.js';
+import { mobile } from './mobile.js';
 
 export type Scenario = (ctx: BenchContext) => Promise<ScenarioResult>;
 
@@ -23,6 +24,7 @@ export const scenarios: Record<string, Scenario> = {
   chatlight,
   idle,
   muc,
+  mobile,
 };
 
 /**

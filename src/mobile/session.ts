@@ -1,0 +1,565 @@
+// One mobile connection (a device). Before login it only answers Login and Ping; after login it is an
+// ordinary Session bound to the resource `mobile-<deviceId>`: what it asks for becomes stanzas for
+// router.fromClient (one request at a time, like a stream handles one stanza at a time), and what the
+// router delivers to it through send() becomes pushes.
+//
+// Delivery of the user's timeline to the device: `sentUpTo` is the highest seq pushed on this
+// connection, `acked` the highest the device acknowledged (kept in the store per device). A login
+// starts a sync that pushes every row after the resume point in seq order; live rows are pushed
+// directly only when they are the next seq, anything else (a gap, a row during the sync) goes through
+// the same ordered catch-up. So each row reaches the device once per connection, in order, and a
+// row the device acknowledged is never pushed to it again.
+import { newSessionId, type DeliveryMeta, type Session } from "../sessions/session.js";
+import type { Element } from "../xml/element.js";
+import { xml } from "../xml/element.js";
+import { errorReply, reply, type StreamErrorCondition } from "../xml/stanza.js";
+import { NS } from "../xml/ns.js";
+import { tryParseJid, type Jid } from "../jid/jid.js";
+import { decodeFrame, encodeFrame, errorBody } from "./codec.js";
+import {
+  ConversationType, ErrorCode, KickReason, Platform, isRequest, REQUESTS,
+  type Envelope, type Message, type PayloadName, type Payloads, type Presence, type RequestName,
+} from "./schema.js";
+import { MobileError, stanzaCondition, fromStanzaError } from "./errors.js";
+import { MNS, contactFromItem, contactFromItemElement, messageFromStanza, presenceFromStanza, retractTarget } from "./bridge.js";
+import { toMessages, type MobileContext } from "./context.js";
+import { handlers } from "./requests/index.js";
+
+/** The connection under a session: a WebSocket in production. */
+export interface MobileTransport {
+  readonly remoteAddress: string;
+  readonly secure: boolean;
+  /** Bytes accepted by send() and not yet written to the socket. */
+  readonly bufferedAmount: number;
+  send(frame: Uint8Array): void;
+  /** Closes after queued frames are written (WebSocket close code and reason). */
+  close(code: number, reason: string): void;
+  pause(): void;
+  resume(): void;
+}
+
+export type PlatformClass = "phone" | "tablet" | "desktop" | "web";
+
+export function platformClass(p: Platform): PlatformClass {
+  switch (p) {
+    case Platform.IOS: case Platform.ANDROID: return "phone";
+    case Platform.IPADOS: case Platform.ANDROID_TABLET: return "tablet";
+    case Platform.WINDOWS: case Platform.MACOS: case Platform.LINUX: return "desktop";
+    default: return "web";
+  }
+}
+
+export interface PendingSend {
+  id: string;
+  ack: DeliveryMeta | null;
+  duplicate: boolean;
+  error: Element | null;
+  delivered: boolean;
+  /** A group message: the room, and the room's stanza-id of the stored message (from its reflection). */
+  group: string | null;
+  groupStanzaId: string | null;
+}
+
+const MAX_QUEUED = 64;
+/** WebSocket close codes (RFC 6455 §7.4): normal, going away, policy, internal. */
+export const CLOSE = { normal: 1000, goingAway: 1001, policy: 1008, internal: 1011 } as const;
+
+const KICK_FOR: Partial<Record<StreamErrorCondition, KickReason>> = {
+  conflict: KickReason.REPLACED,
+  "not-authorized": KickReason.ACCOUNT_DELETED,
+  "system-shutdown": KickReason.SERVER_SHUTDOWN,
+  "connection-timeout": KickReason.HEARTBEAT_TIMEOUT,
+  "policy-violation": KickReason.POLICY_VIOLATION,
+};
+
+let iqCounter = 0;
+
+function domainOf(bare: string): string {
+  const at = bare.indexOf("@");
+  return at < 0 ? bare : bare.slice(at + 1);
+}
+
+export class MobileSession implements Session {
+  readonly id = newSessionId();
+  readonly protocol = "mobile" as const;
+  readonly data = new Map<string, unknown>();
+  username: string | null = null;
+  jid: Jid | null = null;
+  presence: Element | null = null;
+  priority = 0;
+  interested = false;
+  directed: Set<string> | null = null;
+  host: string;
+  closed = false;
+
+  deviceId = "";
+  platform: Platform = Platform.UNSPECIFIED;
+  platformClass: PlatformClass = "web";
+  clientVersion = "";
+  /** SHA-256 of the token this connection logged in with. */
+  tokenHash: string | null = null;
+  loggedInAt = 0;
+  readonly openedAt = Date.now();
+  lastActivity = this.openedAt;
+  background = false;
+  loginFailures = 0;
+
+  /** Highest seq of the user's timeline pushed on this connection (or known to the device). */
+  sentUpTo = 0;
+  /** Highest seq the device acknowledged (persisted). */
+  acked = 0;
+  private syncing = false;
+  private syncAgain = false;
+  private initialSync = false;
+  private windowWaiter: (() => void) | null = null;
+  private ackWriteScheduled = false;
+
+  private readonly queue: Envelope[] = [];
+  private busy = false;
+  private paused = false;
+  private tokens: number;
+  private lastRefill = Date.now();
+  pendingSend: PendingSend | null = null;
+  private readonly pendingIqs = new Map<string, (el: Element) => void>();
+  private heldPresence: Map<string, Presence> | null = null;
+  private outMessages: Message[] | null = null;
+  /** Set by a handler: runs after its reply is written, still in the request's turn. */
+  afterReply: (() => unknown) | null = null;
+
+  constructor(readonly ctx: MobileContext, private readonly transport: MobileTransport) {
+    this.host = ctx.api.hosts[0]!;
+    this.tokens = ctx.opts.requestBurst;
+    ctx.connections.add(this);
+  }
+
+  get remoteAddress(): string { return this.transport.remoteAddress; }
+  get secure(): boolean { return this.transport.secure; }
+  get authenticated(): boolean { return this.jid !== null; }
+  /** The user's bare JID (after login). */
+  get owner(): string { return this.jid!.bareString(); }
+
+  // ---- input ----
+
+  onFrame(data: Buffer, isBinary: boolean): void {
+    if (this.closed) return;
+    this.lastActivity = Date.now();
+    if (!isBinary) return this.writeError(0, ErrorCode.BAD_FRAME, "text frames are not part of the protocol: send binary Envelope frames");
+    const r = decodeFrame(data, this.ctx.opts.maxFrameBytes);
+    if (!r.ok) return this.writeError(r.requestId, r.code, r.message);
+    const env = r.envelope;
+    if (env.payload === "ping") {
+      return this.reply(env.requestId, "pong", { serverTime: Date.now(), clientTime: env.body.clientTime });
+    }
+    if (!isRequest(env.payload)) {
+      return this.writeError(env.requestId, ErrorCode.UNKNOWN_PAYLOAD, `${env.payload} is not a request`);
+    }
+    if (!this.authenticated && env.payload !== "login") {
+      return this.writeError(env.requestId, ErrorCode.NOT_AUTHENTICATED, "log in first");
+    }
+    if (env.payload === "ack" && this.authenticated) {
+      // Acks bypass the queue and the rate limit: they only move a pointer forward.
+      this.onAck(env.body.seq, env.body.conversation);
+      if (env.requestId !== 0) this.reply(env.requestId, "ok", {});
+      return;
+    }
+    const wait = this.rateLimit();
+    if (wait > 0) return this.writeError(env.requestId, ErrorCode.RATE_LIMITED, "too many requests", wait);
+    if (this.busy) {
+      this.queue.push(env);
+      if (this.queue.length >= MAX_QUEUED && !this.paused) { this.paused = true; this.transport.pause(); }
+      return;
+    }
+    void this.run(env);
+  }
+
+  /** Token bucket; returns 0, or how long to wait before the next request is accepted. */
+  private rateLimit(): number {
+    const rate = this.ctx.opts.requestsPerSecond;
+    if (rate <= 0) return 0;
+    const now = Date.now();
+    this.tokens = Math.min(this.ctx.opts.requestBurst, this.tokens + ((now - this.lastRefill) * rate) / 1000);
+    this.lastRefill = now;
+    if (this.tokens < 1) return Math.ceil(((1 - this.tokens) * 1000) / rate);
+    this.tokens -= 1;
+    return 0;
+  }
+
+  private async run(first: Envelope): Promise<void> {
+    this.busy = true;
+    let env: Envelope | undefined = first;
+    while (env && !this.closed) {
+      await this.execute(env);
+      env = this.queue.shift();
+    }
+    this.busy = false;
+    if (this.paused && !this.closed) { this.paused = false; this.transport.resume(); }
+  }
+
+  private async execute(env: Envelope): Promise<void> {
+    const name = env.payload as RequestName;
+    try {
+      const handler = handlers[name] as (s: MobileSession, body: unknown) => unknown;
+      const result = await handler(this, env.body);
+      this.reply(env.requestId, REQUESTS[name], result as Payloads[(typeof REQUESTS)[typeof name]]);
+      const after = this.afterReply;
+      this.afterReply = null;
+      if (after) await after();
+    } catch (err) {
+      this.afterReply = null;
+      if (err instanceof MobileError) this.writeError(env.requestId, err.code, err.message, err.retryAfterMs);
+      else {
+        this.ctx.log.error({ err, session: this.id, request: name }, "mobile request failed");
+        this.writeError(env.requestId, ErrorCode.INTERNAL, "internal error");
+      }
+    }
+  }
+
+  // ---- output ----
+
+  private write(frame: Uint8Array): void {
+    if (this.closed) return;
+    this.transport.send(frame);
+    if (this.transport.bufferedAmount > this.ctx.opts.maxPendingOutputBytes) {
+      this.kick(KickReason.POLICY_VIOLATION, "the device does not read its pushes (slow consumer)");
+    }
+  }
+
+  reply<K extends PayloadName>(requestId: number, name: K, body: Payloads[K]): void {
+    if (this.closed) return;
+    this.flushMessages();
+    this.write(encodeFrame(requestId, name, body));
+  }
+
+  push<K extends PayloadName>(name: K, body: Payloads[K]): void {
+    this.reply(0, name, body);
+  }
+
+  writeError(requestId: number, code: ErrorCode, message: string, retryAfterMs = 0): void {
+    this.reply(requestId, "error", errorBody(code, message, retryAfterMs));
+  }
+
+  /** Messages pushed in one tick leave as one MessagePush frame. */
+  private queueMessage(m: Message): void {
+    if (this.outMessages === null) {
+      this.outMessages = [];
+      process.nextTick(this.flushMessages);
+    }
+    this.outMessages.push(m);
+  }
+
+  private readonly flushMessages = (): void => {
+    const list = this.outMessages;
+    if (list === null) return;
+    this.outMessages = null;
+    if (list.length > 0 && !this.closed) this.write(encodeFrame(0, "messagePush", { messages: list }));
+  };
+
+  // ---- delivery of the user's timeline ----
+
+  /** A row of the user's timeline exists at `seq`: push it now if it is the next one, else catch up. */
+  onRow(seq: number, make: () => Message | null, needsLookup = false): void {
+    if (this.closed || !this.authenticated || seq <= this.sentUpTo) return;
+    if (this.syncing) { this.syncAgain = true; return; }
+    if (seq === this.sentUpTo + 1 && !needsLookup) {
+      this.sentUpTo = seq;
+      const m = make();
+      if (m) this.queueMessage(m);
+      return;
+    }
+    void this.sync();
+  }
+
+  /** Pushes every row after sentUpTo, in order, in batches, within the unacknowledged window. */
+  async sync(initial = false): Promise<void> {
+    if (initial) this.initialSync = true;
+    if (this.syncing) { this.syncAgain = true; return; }
+    this.syncing = true;
+    const owner = this.owner;
+    const { syncBatch } = this.ctx.opts;
+    const timeline = this.ctx.api.store.timeline;
+    try {
+      const recalls = await this.ctx.conversations.recalls(owner);
+      do {
+        this.syncAgain = false;
+        for (;;) {
+          const wait = this.windowFull();
+          if (wait) await wait;
+          if (this.closed) return;
+          const room = this.ctx.opts.syncWindow - (this.sentUpTo - this.acked);
+          const rows = await timeline.query(owner, { afterSeq: this.sentUpTo, limit: Math.min(syncBatch, room) });
+          if (this.closed) return;
+          if (rows.length === 0) break;
+          const from = this.sentUpTo;
+          for (const row of rows) if (this.ctx.groups.isGroupDomain(domainOf(row.peer))) this.ctx.groups.fromTimeline(this, row);
+          const messages = await toMessages(this.ctx, owner, rows, recalls);
+          // A concurrent ack of our own send may have moved sentUpTo; never go back.
+          if (this.sentUpTo !== from) { this.syncAgain = true; break; }
+          this.sentUpTo = rows[rows.length - 1]!.seq;
+          this.flushMessages();
+          if (messages.length > 0) this.write(encodeFrame(0, "messagePush", { messages }));
+          if (rows.length < Math.min(syncBatch, room)) break;
+        }
+      } while (this.syncAgain && !this.closed);
+      if (this.initialSync && !this.closed) {
+        this.initialSync = false;
+        this.push("syncState", { syncedSeq: this.sentUpTo, maxSeq: await timeline.lastSeq(owner), complete: true, conversation: "" });
+      }
+    } catch (err) {
+      this.ctx.log.error({ err, session: this.id }, "mobile sync failed");
+    } finally {
+      this.syncing = false;
+    }
+    await this.ctx.groups.syncSession(this);
+  }
+
+  private windowFull(): Promise<void> | null {
+    if (this.sentUpTo - this.acked < this.ctx.opts.syncWindow) return null;
+    return new Promise((resolve) => { this.windowWaiter = resolve; });
+  }
+
+  onAck(seq: number, conversation: string): void {
+    if (conversation !== "") { this.ctx.groups.onAck(this, conversation, seq); return; }
+    const upTo = Math.min(seq, this.sentUpTo);
+    if (!Number.isSafeInteger(upTo) || upTo <= this.acked) return;
+    this.acked = upTo;
+    // One store write per tick, however many acks came in it.
+    if (!this.ackWriteScheduled) {
+      this.ackWriteScheduled = true;
+      setImmediate(() => {
+        this.ackWriteScheduled = false;
+        void this.ctx.devices.set(this.owner, `ack:${this.deviceId}`, String(this.acked)).catch((err) => this.ctx.log.error({ err }, "storing a device ack failed"));
+      });
+    }
+    const w = this.windowWaiter;
+    if (w && this.sentUpTo - this.acked < this.ctx.opts.syncWindow) { this.windowWaiter = null; w(); }
+  }
+
+  /** Our own message was stored at `seq`: the device has it through its SendAck. */
+  ownRowAcked(seq: number): void {
+    if (seq === this.sentUpTo + 1 && !this.syncing) this.sentUpTo = seq;
+  }
+
+  // ---- requests that become stanzas ----
+
+  /**
+   * Routes a message from this device and waits for the IM rules' verdict: the sender's timeline row
+   * (a new one, or the first one for a resend), or the error they bounced.
+   */
+  async sendMessage(stanza: Element, id: string, group: string | null = null): Promise<{ meta: DeliveryMeta | null; duplicate: boolean; groupStanzaId: string | null }> {
+    if (this.closed) throw new MobileError(ErrorCode.UNAVAILABLE, "the connection closed");
+    const pending: PendingSend = { id, ack: null, duplicate: false, error: null, delivered: false, group, groupStanzaId: null };
+    this.pendingSend = pending;
+    try {
+      await this.ctx.api.router.fromClient(this, stanza);
+    } finally {
+      this.pendingSend = null;
+    }
+    if (pending.error) throw fromStanzaError(pending.error, "the message was not delivered");
+    if (!pending.delivered) throw new MobileError(ErrorCode.RECIPIENT_UNAVAILABLE, "the message was not accepted");
+    return { meta: pending.ack, duplicate: pending.duplicate, groupStanzaId: pending.groupStanzaId };
+  }
+
+  /** The message-delivered hook for a message this session sent. */
+  onOwnMessageDelivered(stanza: Element, senderMeta: DeliveryMeta | null, meta: DeliveryMeta | null, toSelf: boolean, duplicate: boolean): void {
+    const p = this.pendingSend;
+    if (!p || (stanza.getChild("origin-id", NS.sid)?.attrs.id ?? stanza.attrs.id) !== p.id) return;
+    p.delivered = true;
+    p.ack = senderMeta ?? (toSelf ? meta : null);
+    p.duplicate = duplicate;
+  }
+
+  /** Sends an iq from this device and returns the answer (result or error). */
+  async iq(el: Element): Promise<Element> {
+    const id = `mob${(iqCounter++).toString(36)}`;
+    el.attrs.id = id;
+    let resolve!: (el: Element) => void;
+    const answered = new Promise<Element>((r) => { resolve = r; });
+    this.pendingIqs.set(id, resolve);
+    try {
+      await this.ctx.api.router.fromClient(this, el);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new MobileError(ErrorCode.TIMEOUT, "no answer from the server")), 10_000);
+      });
+      try {
+        return await Promise.race([answered, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    } finally {
+      this.pendingIqs.delete(id);
+    }
+  }
+
+  /** Routes a stanza (presence, markers) from this device. */
+  async route(el: Element): Promise<void> {
+    // A session that ended (e.g. during its login) must not become available again.
+    if (this.closed) throw new MobileError(ErrorCode.UNAVAILABLE, "the connection closed");
+    await this.ctx.api.router.fromClient(this, el);
+  }
+
+  // ---- what the router delivers: stanzas become pushes ----
+
+  send(stanza: Element, meta?: DeliveryMeta): void {
+    if (this.closed) return;
+    try {
+      switch (stanza.name) {
+        case "message": return this.onMessage(stanza, meta);
+        case "presence": return this.onPresence(stanza);
+        case "iq": return this.onIq(stanza);
+      }
+    } catch (err) {
+      this.ctx.log.error({ err, session: this.id, stanza: stanza.toString() }, "mobile: translating a stanza failed");
+    }
+  }
+
+  private onMessage(stanza: Element, meta: DeliveryMeta | undefined): void {
+    const type = stanza.attrs.type ?? "normal";
+    if (type === "error") {
+      const p = this.pendingSend;
+      if (p && stanza.attrs.id === p.id) p.error = stanza;
+      return;
+    }
+    if (type === "groupchat" || this.ctx.groups.isGroupStanza(stanza)) {
+      // A row of the user's own timeline from the group service (an invitation): a group event.
+      if (meta && type !== "groupchat") this.onRow(meta.seq, () => null);
+      this.ctx.groups.onStanza(this, stanza, meta);
+      return;
+    }
+    const fromJid = tryParseJid(stanza.attrs.from);
+    if (!fromJid) return;
+    const from = fromJid.bareString();
+    if (meta) {
+      const needsLookup = retractTarget(stanza) !== null;
+      this.onRow(meta.seq, () => messageFromStanza(stanza, {
+        seq: meta.seq, stanzaId: meta.stanzaId, ts: meta.ts, conversation: from, type: ConversationType.DIRECT, outgoing: false, from,
+      }), needsLookup);
+      return;
+    }
+    // Receipts and chat markers are pushed by the module's hooks (they need a timeline lookup).
+    if (stanza.getChild("received", MNS.receipts) || stanza.getChild("displayed", MNS.markers) || stanza.getChild("received", MNS.markers)) return;
+    if (stanza.getChild("body") !== undefined) {
+      // Not stored (a no-store hint, a headline): pushed as it is, with seq 0.
+      this.queueMessage(messageFromStanza(stanza, {
+        seq: 0, stanzaId: "", ts: Date.now(), conversation: from, type: ConversationType.DIRECT, outgoing: false, from,
+      }));
+    }
+  }
+
+  private onPresence(stanza: Element): void {
+    const type = stanza.attrs.type;
+    if (type === "subscribe") {
+      this.push("contactRequest", { from: tryParseJid(stanza.attrs.from)?.bareString() ?? "", message: stanza.getChildText("status") ?? "" });
+      return;
+    }
+    if (type !== undefined && type !== "unavailable") return;
+    if (this.ctx.groups.isGroupStanza(stanza)) return this.ctx.groups.onStanza(this, stanza, undefined);
+    // The echo of this device's own presence (RFC 6121 §4.2.2) tells the device nothing.
+    if (stanza.attrs.from === this.jid?.toString()) return;
+    const p = presenceFromStanza(stanza);
+    if (this.background) {
+      // XEP-0352 client state "inactive": only the newest presence of each resource, when active again.
+      (this.heldPresence ??= new Map()).set(p.jid, p);
+      return;
+    }
+    this.push("presencePush", { presence: p });
+  }
+
+  private onIq(stanza: Element): void {
+    const type = stanza.attrs.type;
+    const id = stanza.attrs.id ?? "";
+    if (type === "result" || type === "error") {
+      const waiter = this.pendingIqs.get(id);
+      if (waiter) { this.pendingIqs.delete(id); waiter(stanza); }
+      return;
+    }
+    const query = stanza.getChild("query", NS.roster);
+    if (type === "set" && query) {
+      const item = query.getChild("item");
+      if (item) void this.pushRosterItem(item, Number(query.attrs.ver ?? "0"));
+      return;
+    }
+    if (type === "get" && stanza.getChild("ping", MNS.ping)) {
+      void this.ctx.api.router.route(reply(stanza));
+      return;
+    }
+    if (type === "get" || type === "set") void this.ctx.api.router.route(errorReply(stanza, "service-unavailable"));
+  }
+
+  private async pushRosterItem(item: Element, version: number): Promise<void> {
+    const jid = item.attrs.jid ?? "";
+    const removed = item.attrs.subscription === "remove";
+    const stored = removed ? null : await this.ctx.api.store.roster.getItem(this.owner, jid);
+    const contact = stored ? contactFromItem(stored) : contactFromItemElement(item);
+    contact.blocked = (await this.ctx.blocking.get(this.owner)).has(jid);
+    this.push("rosterPush", { contact, version });
+  }
+
+  // ---- background mode ----
+
+  setBackground(background: boolean): void {
+    if (this.background === background) return;
+    this.background = background;
+    // Tell the rest of the server as an XMPP client would (XEP-0352).
+    void this.ctx.api.context.hooks.fire("stream-element", { session: this, element: xml(background ? "inactive" : "active", { xmlns: MNS.csi }) });
+    if (!background && this.heldPresence) {
+      const held = this.heldPresence;
+      this.heldPresence = null;
+      for (const p of held.values()) this.push("presencePush", { presence: p });
+    }
+  }
+
+  // ---- ending ----
+
+  /** Ends the session with a Kicked push. */
+  kick(reason: KickReason, message: string, by?: { deviceId: string; platform: Platform }): void {
+    if (this.closed) return;
+    if (this.authenticated) this.push("kicked", { reason, message, byDeviceId: by?.deviceId ?? "", byPlatform: by?.platform ?? Platform.UNSPECIFIED });
+    const code = reason === KickReason.SERVER_SHUTDOWN ? CLOSE.goingAway : reason === KickReason.POLICY_VIOLATION ? CLOSE.policy : CLOSE.normal;
+    this.end(code, message, reason === KickReason.HEARTBEAT_TIMEOUT ? "heartbeat timeout" : "kicked");
+  }
+
+  /** Session.close: the server ends the session (stream errors map to Kicked reasons). */
+  close(error?: StreamErrorCondition, text?: string): void {
+    if (this.closed) return;
+    if (error) this.kick(KICK_FOR[error] ?? KickReason.UNSPECIFIED, text ?? error);
+    else this.end(CLOSE.normal, text ?? "", "closed");
+  }
+
+  /** Closes the WebSocket after the frames written so far. */
+  end(code: number, message: string, reason: string): void {
+    if (this.closed) return;
+    this.flushMessages();
+    this.transport.close(code, message.slice(0, 120));
+    this.cleanup(reason);
+  }
+
+  /** The WebSocket closed under us. */
+  onTransportClose(): void {
+    if (this.closed) return;
+    this.cleanup("disconnected");
+  }
+
+  private cleanup(reason: string): void {
+    this.closed = true;
+    this.ctx.connections.delete(this);
+    this.outMessages = null;
+    const w = this.windowWaiter;
+    this.windowWaiter = null;
+    if (w) w();
+    if (this.jid && this.ctx.api.sessions.remove(this)) {
+      void this.ctx.api.context.hooks.fire("resource-unbind", { session: this, reason });
+    }
+    this.ctx.groups.sessionClosed(this);
+  }
+
+  /** Checks a request's stanza-level error answer; returns the answer when it is a result. */
+  static checkIq(answer: Element, what: string): Element {
+    if (answer.attrs.type === "error") throw fromStanzaError(answer, what);
+    return answer;
+  }
+
+  static conditionOf(el: Element): string {
+    return stanzaCondition(el);
+  }
+}
