@@ -12,7 +12,13 @@ export class AccountError extends Error {
   }
 }
 
+/** How many known-existing accounts `exists()` remembers, and for how long (another process may remove one). */
+const EXISTS_CACHE = 50_000;
+const EXISTS_TTL_MS = 30_000;
+
 export class AccountService {
+  private readonly known = new Map<string, number>();
+
   constructor(
     private readonly store: Store,
     private readonly hooks: HookBus,
@@ -49,8 +55,22 @@ export class AccountService {
     return deriveCredentials(password, this.opts.iterations);
   }
 
+  /**
+   * Whether the account exists. Positive answers are remembered for a short while (bounded): the message
+   * path asks this for every stanza, and with a networked store it would cost a round trip each time.
+   * Removal through this service forgets at once; a removal by another process is seen within the TTL.
+   */
   async exists(host: string, username: string): Promise<boolean> {
-    return (await this.store.accounts.get(host, username)) !== null;
+    const key = `${username}@${host}`;
+    const now = Date.now();
+    const until = this.known.get(key);
+    if (until !== undefined && until > now) return true;
+    const found = (await this.store.accounts.get(host, username)) !== null;
+    if (found) {
+      if (this.known.size >= EXISTS_CACHE) this.known.clear();
+      this.known.set(key, now + EXISTS_TTL_MS);
+    } else this.known.delete(key);
+    return found;
   }
 
   async create(host: string, username: string, password: string): Promise<string> {
@@ -74,6 +94,7 @@ export class AccountService {
   async delete(host: string, username: string): Promise<void> {
     this.checkHost(host);
     const user = this.prepareUsername(username);
+    this.known.delete(`${user}@${host}`);
     if (!(await this.store.accounts.delete(host, user))) throw new AccountError("not-found", `no account ${user}@${host}`);
     for (const s of this.sessions.resources(`${user}@${host}`)) s.close("not-authorized", "the account was removed");
     await this.hooks.fire("account-deleted", { host, username: user });

@@ -6,6 +6,7 @@ export class FailureThrottle {
   constructor(private readonly maxFailures: number, private readonly windowMs: number, private readonly maxKeys = 100_000) {}
 
   blocked(key: string, now = Date.now()): boolean {
+    if (this.maxFailures <= 0) return false; // 0: no limit (auth.maxFailures)
     const f = this.failures.get(key);
     if (!f) return false;
     if (now - f.since > this.windowMs) {
@@ -16,6 +17,7 @@ export class FailureThrottle {
   }
 
   fail(key: string, now = Date.now()): void {
+    if (this.maxFailures <= 0) return;
     const f = this.failures.get(key);
     if (!f || now - f.since > this.windowMs) {
       if (this.failures.size >= this.maxKeys) this.sweep(now);
