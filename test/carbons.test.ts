@@ -90,7 +90,10 @@ describe("XEP-0280 message carbons", function () {
     const forwarded = forwardedOf(carbon, "sent");
     assert.equal(forwarded.attrs.from, `${R}/home`);
     assert.equal(forwarded.attrs.to, J);
-    assert.equal(forwarded.getChild("stanza-id", SID), undefined, "the recipient's archive id is not the sender's");
+    // The sender's devices see the sender's own archive id (XEP-0359), never the recipient's.
+    const ids = forwarded.getChildren("stanza-id", SID);
+    assert.deepEqual(ids.map((i) => i.attrs.by), [R]);
+    assert.notEqual(ids[0].attrs.id, got.getChild("stanza-id", SID)!.attrs.id);
     await home.nothing(anyCarbon("It is my lady"), 200);
     await phone.nothing(anyCarbon("It is my lady"), 100);
   });
@@ -160,6 +163,18 @@ describe("XEP-0280 message carbons", function () {
     resend();
     await settle(juliet);
     await home.nothing(anyCarbon("once"), 200);
+  });
+
+  it("sends one sent-copy for a message resent with the same origin-id", async () => {
+    const resend = () => home.send(xml("message", { to: J, type: "chat" }, xml("body", null, "sent once"),
+      xml("origin-id", { xmlns: SID, id: "resend-sent-1" })));
+    resend();
+    await juliet.receive(isBody("sent once"));
+    await garden.receive(isCarbon("sent", "sent once"));
+    resend();
+    await settle(home);
+    await garden.nothing(anyCarbon("sent once"), 200);
+    await juliet.nothing(isBody("sent once"), 100);
   });
 
   it("drops a forged carbon from another user (§11)", async () => {

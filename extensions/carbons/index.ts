@@ -88,18 +88,30 @@ export const carbons = defineModule({
     const privateStanzas = new WeakSet<Element>();
 
     // §9: a message sent by a client goes to the user's other carbons-enabled resources, not to the sender.
+    const copySent = (origin: Session, owner: string, stanza: Element, senderStanzaId: string | null): void => {
+      let copy: Element | null = null;
+      for (const other of api.sessions.resources(owner)) {
+        if (other === origin || !enabled(other)) continue;
+        copyTo("sent", owner, other, copy ??= sentCopy(stanza, owner, senderStanzaId));
+      }
+    };
+    /** The sender's view: without the recipient's stanza-id, with the sender's own archive id (XEP-0359). */
+    const sentCopy = (stanza: Element, owner: string, senderStanzaId: string | null): Element => {
+      const copy = forwardable(stanza);
+      copy.children = copy.children.filter((c) => typeof c === "string" || !(c.name === "stanza-id" && c.attrs.xmlns === NS.sid));
+      if (senderStanzaId) copy.cnode(xml("stanza-id", { xmlns: NS.sid, id: senderStanzaId, by: owner }));
+      return copy;
+    };
+    // Messages to local users are copied once the IM rules have handled them (message-delivered below),
+    // which knows a resend of a stored message (not copied again) and the sender's archive id. Messages to
+    // other domains (remote users, MUC private messages) are copied here, before they leave.
     const sent = (ev: StanzaEvent): boolean => {
       const origin = ev.origin;
       const stanza = ev.stanza;
       if (stanza.getChild("private", NS_CARBONS)) privateStanzas.add(stanza);
-      if (!origin || !eligible(stanza)) return false;
+      if (!origin || hosts.has(ev.to.domain) || !eligible(stanza)) return false;
       const owner = ev.from.bareString();
-      if (ev.to.bareString() === owner) return false; // between the user's own resources
-      let copy: Element | null = null;
-      for (const other of api.sessions.resources(owner)) {
-        if (other === origin || !enabled(other)) continue;
-        copyTo("sent", owner, other, copy ??= forwardable(stanza));
-      }
+      copySent(origin, owner, stanza, null);
       return false;
     };
     // After the message module strips forged stanza-ids (priority 100), before delivery stamps the
@@ -130,7 +142,8 @@ export const carbons = defineModule({
       const stanza = ev.stanza;
       if (ev.duplicate || privateStanzas.has(stanza) || !eligible(stanza) || isMucPrivateMessage(stanza, ev.from)) return false;
       const owner = ev.to.bareString();
-      if (ev.from.bareString() === owner) return false;
+      if (ev.from.bareString() === owner) return false; // between the user's own resources
+      if (ev.origin && !ev.origin.closed && hosts.has(ev.from.domain)) copySent(ev.origin, ev.from.bareString(), stanza, ev.senderMeta?.stanzaId ?? null);
       const got = new Set(ev.delivered);
       let copy: Element | null = null;
       for (const session of api.sessions.resources(owner)) {

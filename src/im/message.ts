@@ -131,7 +131,8 @@ export const messageModule = defineModule({
       const s = sessions.get(ev.to);
       const type = ev.stanza.attrs.type ?? "normal";
       if (s) {
-        if (!storable(ev.stanza) || type === "groupchat" || type === "error" || type === "headline") { s.send(ev.stanza); return true; }
+        if (type === "groupchat" || type === "error" || type === "headline") { s.send(ev.stanza); return true; }
+        if (!storable(ev.stanza)) { s.send(ev.stanza); delivered(ev, [s], null); return true; }
         return archive(ev, ev.to.bareString(), false).then((rows) => {
           if (rows.duplicate) delivered(ev, [], null, rows.sender, true);
           else deliverArchived(ev, [s], rows, ev.to.bareString());
