@@ -78,7 +78,7 @@ export const mam = defineModule<MamOptions>({
   name: "mam",
   xep: [
     { spec: "XEP-0313", title: "Message Archive Management", version: "1.1.3", status: "partial",
-      note: "user archives (urn:xmpp:mam:2 and #extended) over the timeline; no MUC archives" },
+      note: "user and MUC room archives (urn:xmpp:mam:2 and #extended) over the timeline" },
     { spec: "XEP-0059", title: "Result Set Management", version: "1.0.0", status: "partial", note: "for MAM: after, before, max, count, first index; no paging by index" },
     { spec: "XEP-0441", title: "Message Archive Management Preferences", version: "0.2.0", status: "complete" },
     { spec: "XEP-0431", title: "Full Text Search in MAM", version: "0.2.0", status: "complete", note: "words or word beginnings, every one required" },

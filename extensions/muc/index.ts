@@ -17,6 +17,7 @@ import { membersOnly } from "./features/members-only.js";
 import { moderated } from "./features/moderated.js";
 import { maxUsers } from "./features/max-users.js";
 import { history } from "./features/history.js";
+import { mam } from "./features/mam.js";
 import { subject } from "./features/subject.js";
 import { invitations } from "./features/invitations.js";
 import { privateMessages } from "./features/private-messages.js";
@@ -31,7 +32,7 @@ import { disco } from "./features/disco.js";
 
 /** In this order: it is the order of the configuration form's fields. */
 const FEATURES = [
-  ownerConfig, anonymity, membersOnly, password, moderated, maxUsers, history, subject, invitations, privateMessages,
+  ownerConfig, anonymity, membersOnly, password, moderated, maxUsers, history, mam, subject, invitations, privateMessages,
   nickChange, admin, destroy, occupantIq, selfPing, occupantId, stanzaId, disco,
 ];
 
@@ -44,7 +45,7 @@ const statusOf = (stanza: Element): Element[] => stanza.getChildren("status");
 export const muc = defineModule<MucOptions>({
   name: "muc",
   xep: [
-    { spec: "XEP-0045", title: "Multi-User Chat", version: "1.34", status: "partial", note: "no voice requests, nick registration or MUC MAM; rooms are always logged (status 170)" },
+    { spec: "XEP-0045", title: "Multi-User Chat", version: "1.34", status: "partial", note: "no voice requests or nick registration; rooms are always logged (status 170)" },
     { spec: "XEP-0249", title: "Direct MUC Invitations", version: "1.2", status: "complete", note: "client to client; the room needs no support" },
     { spec: "XEP-0410", title: "MUC Self-Ping (Schrödinger's Chat)", version: "1.1.0", status: "complete", note: "answered by the room" },
     { spec: "XEP-0421", title: "Anonymous unique occupant identifiers for MUCs", version: "0.2.0", status: "complete" },

@@ -41,13 +41,15 @@ export interface RoomConfig {
   allowPm: PmPolicy;
   /** Participants (not only moderators) may change the subject. */
   changeSubject: boolean;
+  /** The room answers MAM (XEP-0313) queries from its timeline. */
+  mam: boolean;
 }
 
 export function defaultConfig(historyLength: number): RoomConfig {
   return {
     name: "", description: "", language: "", persistent: false, public: true, membersOnly: false,
     passwordProtected: false, password: "", moderated: false, maxUsers: 0, whois: "moderators",
-    historyLength, allowInvites: false, allowPm: "anyone", changeSubject: false,
+    historyLength, allowInvites: false, allowPm: "anyone", changeSubject: false, mam: true,
   };
 }
 

@@ -3,7 +3,7 @@
 // maxstanzas seconds since/>, each message stamped with an XEP-0203 delay from the room.
 //
 // Every groupchat message with content is kept in the room timeline: it is what history, members who
-// were offline and (later) MAM read. Rooms are therefore logged, and say so with status 170 (§7.2.12).
+// were offline and MUC MAM (mam.ts) read. Rooms are therefore logged, and say so with status 170 (§7.2.12).
 import { xml, type Element } from "../../../src/xml/element.js";
 import { parseFramedElement } from "../../../src/xml/parser.js";
 import { count } from "../config-fields.js";
