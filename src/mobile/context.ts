@@ -12,13 +12,17 @@ import { isRetractionXml, messageFromRow, retractTarget, tombstone } from "./bri
 import { parseFramedElement } from "../xml/parser.js";
 import type { MobileSession } from "./session.js";
 import type { Groups } from "./groups.js";
+import type { OrderedKeyValue } from "./ordered-kv.js";
 
 export interface MobileContext {
   readonly api: ModuleApi<MobileOptions>;
   readonly opts: MobileOptions;
   readonly log: Logger;
-  /** Per user: "ack:<device>" (the device's acknowledged seq), "gack:<device>:<group>" for groups. */
-  readonly devices: KeyValueStore;
+  /**
+   * Per user: "ack:<device>" (the device's acknowledged seq), "gack:<device>:<group>" for groups. Ordered per
+   * key: acks are written without waiting, and the last one written must be the one the next login reads.
+   */
+  readonly devices: OrderedKeyValue;
   /** Per user: "<sha-256 of the token>" → TokenRecord. */
   readonly tokens: KeyValueStore;
   readonly conversations: ConversationStore;

@@ -41,7 +41,7 @@ function fresh(group = false): ConversationState {
 }
 
 /** One async mutex per key: read-modify-write of a user's document never interleaves. */
-class KeyedLock {
+export class KeyedLock {
   private readonly tails = new Map<string, Promise<unknown>>();
 
   run<T>(key: string, fn: () => Promise<T>): Promise<T> {

@@ -240,20 +240,27 @@ export class Groups {
     dg.syncing = true;
     const timeline = this.api.store.timeline;
     try {
-      do {
-        dg.again = false;
-        for (;;) {
-          const rows = await timeline.query(room, { afterSeq: dg.sent, limit: this.api.options.syncBatch });
-          if (s.closed || rows.length === 0) break;
-          const messages = await this.toMessages(s.owner, room, rows);
-          dg.sent = rows[rows.length - 1]!.seq;
-          if (messages.length > 0) s.push("messagePush", { messages });
-          const last = rows[rows.length - 1]!;
-          void this.conversations().groupActivity(s.owner, room, last.seq, last.ts, last.peer === s.owner);
-          if (rows.length < this.api.options.syncBatch) break;
-        }
-      } while (dg.again && !s.closed);
-      if (initial && !s.closed) s.push("syncState", { syncedSeq: dg.sent, maxSeq: await timeline.lastSeq(room), complete: true, conversation: room });
+      for (;;) {
+        do {
+          dg.again = false;
+          for (;;) {
+            const rows = await timeline.query(room, { afterSeq: dg.sent, limit: this.api.options.syncBatch });
+            if (s.closed || rows.length === 0) break;
+            const messages = await this.toMessages(s.owner, room, rows);
+            dg.sent = rows[rows.length - 1]!.seq;
+            if (messages.length > 0) s.push("messagePush", { messages });
+            const last = rows[rows.length - 1]!;
+            void this.conversations().groupActivity(s.owner, room, last.seq, last.ts, last.peer === s.owner);
+            if (rows.length < this.api.options.syncBatch) break;
+          }
+        } while (dg.again && !s.closed);
+        if (!initial || s.closed) break;
+        const maxSeq = await timeline.lastSeq(room);
+        // A message that came while maxSeq was read was left to this sync: push it before the SyncState.
+        if (dg.again && !s.closed) continue;
+        if (!s.closed) s.push("syncState", { syncedSeq: dg.sent, maxSeq: Math.max(maxSeq, dg.sent), complete: true, conversation: room });
+        break;
+      }
     } catch (err) {
       this.api.log.error({ err, room }, "group sync failed");
     } finally {

@@ -17,6 +17,7 @@ import { findByMessageId, type MobileContext } from "./context.js";
 import { MNS, messageFromStanza, retractTarget } from "./bridge.js";
 import { ConversationType, MarkerKind } from "./schema.js";
 import { conversationPayload } from "./requests/messages.js";
+import { OrderedKeyValue } from "./ordered-kv.js";
 
 export { MobileSession } from "./session.js";
 export { MobileGateway } from "./gateway.js";
@@ -53,7 +54,7 @@ export const mobileModule = defineModule<MobileOptions>({
       api,
       opts,
       log: api.log,
-      devices: api.openStore("devices"),
+      devices: new OrderedKeyValue(api.openStore("devices")),
       tokens: api.openStore("tokens"),
       conversations: new ConversationStore(api.openStore("conversations"), api.store.timeline, (peer) => groups.isGroupDomain(peer.slice(peer.indexOf("@") + 1))),
       blocking: new BlockLists(api.openStore("blocking")),
@@ -241,7 +242,8 @@ export const mobileModule = defineModule<MobileOptions>({
       api.onUnload(() => api.context.httpUpgrades.delete(opts.path));
     }
     let closing: Promise<void> | null = null;
-    const close = () => (closing ??= gateway.close());
+    // The sessions' last acks are written before the store closes.
+    const close = () => (closing ??= gateway.close().then(() => ctx.devices.idle()));
     api.on("server-stopping", async () => { await close(); });
     api.onUnload(() => { void close(); gateways.delete(api.context); });
     api.log.info({ port: gateway.port, path: opts.path }, "mobile endpoint listening");

@@ -8,7 +8,13 @@
 // starts a sync that pushes every row after the resume point in seq order; live rows are pushed
 // directly only when they are the next seq, anything else (a gap, a row during the sync) goes through
 // the same ordered catch-up. So each row reaches the device once per connection, in order, and a
-// row the device acknowledged is never pushed to it again.
+// row the device acknowledged is never pushed to it again. Rows reach the session only once its login
+// sync has started (after the LoginResult): until then the sync's resume point is not known.
+//
+// Frame order. Every frame is written synchronously where it is decided, never after an unrelated await:
+// pushes produced while a login is in progress wait until the LoginResult is written, roster pushes
+// (which need a store lookup) leave one after the other in the order the router delivered them, and the
+// SyncState is written only after a last check that no row arrived while it was being prepared.
 import { newSessionId, type DeliveryMeta, type Session } from "../sessions/session.js";
 import type { Element } from "../xml/element.js";
 import { xml } from "../xml/element.js";
@@ -111,6 +117,8 @@ export class MobileSession implements Session {
   private syncing = false;
   private syncAgain = false;
   private initialSync = false;
+  /** Timeline rows are pushed: the login sync has started. */
+  private delivering = false;
   private windowWaiter: (() => void) | null = null;
   private ackWriteScheduled = false;
 
@@ -123,6 +131,10 @@ export class MobileSession implements Session {
   private readonly pendingIqs = new Map<string, (el: Element) => void>();
   private heldPresence: Map<string, Presence> | null = null;
   private outMessages: Message[] | null = null;
+  /** Pushes produced during the login, written after the LoginResult (null: write at once). */
+  private heldPushes: Uint8Array[] | null = null;
+  /** The end of the chain of roster pushes (each needs a store lookup; they leave in delivery order). */
+  private rosterPushes: Promise<void> = Promise.resolve();
   /** Set by a handler: runs after its reply is written, still in the request's turn. */
   afterReply: (() => unknown) | null = null;
 
@@ -197,20 +209,28 @@ export class MobileSession implements Session {
 
   private async execute(env: Envelope): Promise<void> {
     const name = env.payload as RequestName;
+    let after: (() => unknown) | null = null;
     try {
       const handler = handlers[name] as (s: MobileSession, body: unknown) => unknown;
       const result = await handler(this, env.body);
       this.reply(env.requestId, REQUESTS[name], result as Payloads[(typeof REQUESTS)[typeof name]]);
-      const after = this.afterReply;
-      this.afterReply = null;
-      if (after) await after();
+      after = this.afterReply;
     } catch (err) {
-      this.afterReply = null;
       if (err instanceof MobileError) this.writeError(env.requestId, err.code, err.message, err.retryAfterMs);
       else {
         this.ctx.log.error({ err, session: this.id, request: name }, "mobile request failed");
         this.writeError(env.requestId, ErrorCode.INTERNAL, "internal error");
       }
+    }
+    this.afterReply = null;
+    // Pushes held back during a login follow its reply.
+    this.releasePushes();
+    if (!after) return;
+    try {
+      await after();
+    } catch (err) {
+      // The request was answered already: a second answer would break the one-reply-per-request rule.
+      if (!(err instanceof MobileError)) this.ctx.log.error({ err, session: this.id, request: name }, "mobile request: the work after the reply failed");
     }
   }
 
@@ -227,7 +247,27 @@ export class MobileSession implements Session {
   reply<K extends PayloadName>(requestId: number, name: K, body: Payloads[K]): void {
     if (this.closed) return;
     this.flushMessages();
-    this.write(encodeFrame(requestId, name, body));
+    const frame = encodeFrame(requestId, name, body);
+    if (requestId === 0 && name !== "error") this.writePush(frame);
+    else this.write(frame);
+  }
+
+  /** A push: written now, or after the LoginResult while a login is in progress. */
+  private writePush(frame: Uint8Array): void {
+    if (this.heldPushes !== null) this.heldPushes.push(frame);
+    else this.write(frame);
+  }
+
+  /** Login: from now until its reply is written, pushes wait (the session is registered before it replies). */
+  holdPushes(): void {
+    this.heldPushes ??= [];
+  }
+
+  private releasePushes(): void {
+    const held = this.heldPushes;
+    if (held === null) return;
+    this.heldPushes = null;
+    for (const frame of held) this.write(frame);
   }
 
   push<K extends PayloadName>(name: K, body: Payloads[K]): void {
@@ -251,14 +291,15 @@ export class MobileSession implements Session {
     const list = this.outMessages;
     if (list === null) return;
     this.outMessages = null;
-    if (list.length > 0 && !this.closed) this.write(encodeFrame(0, "messagePush", { messages: list }));
+    if (list.length > 0 && !this.closed) this.writePush(encodeFrame(0, "messagePush", { messages: list }));
   };
 
   // ---- delivery of the user's timeline ----
 
   /** A row of the user's timeline exists at `seq`: push it now if it is the next one, else catch up. */
   onRow(seq: number, make: () => Message | null, needsLookup = false): void {
-    if (this.closed || !this.authenticated || seq <= this.sentUpTo) return;
+    // Before the login sync starts, the resume point is not set yet: the sync will read these rows.
+    if (this.closed || !this.delivering || seq <= this.sentUpTo) return;
     if (this.syncing) { this.syncAgain = true; return; }
     if (seq === this.sentUpTo + 1 && !needsLookup) {
       this.sentUpTo = seq;
@@ -271,7 +312,7 @@ export class MobileSession implements Session {
 
   /** Pushes every row after sentUpTo, in order, in batches, within the unacknowledged window. */
   async sync(initial = false): Promise<void> {
-    if (initial) this.initialSync = true;
+    if (initial) { this.initialSync = true; this.delivering = true; }
     if (this.syncing) { this.syncAgain = true; return; }
     this.syncing = true;
     const owner = this.owner;
@@ -279,30 +320,37 @@ export class MobileSession implements Session {
     const timeline = this.ctx.api.store.timeline;
     try {
       const recalls = await this.ctx.conversations.recalls(owner);
-      do {
-        this.syncAgain = false;
-        for (;;) {
-          const wait = this.windowFull();
-          if (wait) await wait;
-          if (this.closed) return;
-          const room = this.ctx.opts.syncWindow - (this.sentUpTo - this.acked);
-          const rows = await timeline.query(owner, { afterSeq: this.sentUpTo, limit: Math.min(syncBatch, room) });
-          if (this.closed) return;
-          if (rows.length === 0) break;
-          const from = this.sentUpTo;
-          for (const row of rows) if (this.ctx.groups.isGroupDomain(domainOf(row.peer))) this.ctx.groups.fromTimeline(this, row);
-          const messages = await toMessages(this.ctx, owner, rows, recalls);
-          // A concurrent ack of our own send may have moved sentUpTo; never go back.
-          if (this.sentUpTo !== from) { this.syncAgain = true; break; }
-          this.sentUpTo = rows[rows.length - 1]!.seq;
-          this.flushMessages();
-          if (messages.length > 0) this.write(encodeFrame(0, "messagePush", { messages }));
-          if (rows.length < Math.min(syncBatch, room)) break;
-        }
-      } while (this.syncAgain && !this.closed);
-      if (this.initialSync && !this.closed) {
+      for (;;) {
+        do {
+          this.syncAgain = false;
+          for (;;) {
+            const wait = this.windowFull();
+            if (wait) await wait;
+            if (this.closed) return;
+            const room = this.ctx.opts.syncWindow - (this.sentUpTo - this.acked);
+            const rows = await timeline.query(owner, { afterSeq: this.sentUpTo, limit: Math.min(syncBatch, room) });
+            if (this.closed) return;
+            if (rows.length === 0) break;
+            const from = this.sentUpTo;
+            for (const row of rows) if (this.ctx.groups.isGroupDomain(domainOf(row.peer))) this.ctx.groups.fromTimeline(this, row);
+            const messages = await toMessages(this.ctx, owner, rows, recalls);
+            // A concurrent ack of our own send may have moved sentUpTo; never go back.
+            if (this.sentUpTo !== from) { this.syncAgain = true; break; }
+            this.sentUpTo = rows[rows.length - 1]!.seq;
+            this.flushMessages();
+            if (messages.length > 0) this.writePush(encodeFrame(0, "messagePush", { messages }));
+            if (rows.length < Math.min(syncBatch, room)) break;
+          }
+        } while (this.syncAgain && !this.closed);
+        if (!this.initialSync || this.closed) break;
+        const maxSeq = await timeline.lastSeq(owner);
+        if (this.closed) return;
+        // A row that arrived while maxSeq was read was left to this sync (onRow saw it syncing): push it
+        // first, so that SyncState follows every row up to syncedSeq.
+        if (this.syncAgain) continue;
         this.initialSync = false;
-        this.push("syncState", { syncedSeq: this.sentUpTo, maxSeq: await timeline.lastSeq(owner), complete: true, conversation: "" });
+        this.push("syncState", { syncedSeq: this.sentUpTo, maxSeq: Math.max(maxSeq, this.sentUpTo), complete: true, conversation: "" });
+        break;
       }
     } catch (err) {
       this.ctx.log.error({ err, session: this.id }, "mobile sync failed");
@@ -322,16 +370,18 @@ export class MobileSession implements Session {
     const upTo = Math.min(seq, this.sentUpTo);
     if (!Number.isSafeInteger(upTo) || upTo <= this.acked) return;
     this.acked = upTo;
-    // One store write per tick, however many acks came in it.
+    // One store write per tick, however many acks came in it (ctx.devices keeps the writes in order).
     if (!this.ackWriteScheduled) {
       this.ackWriteScheduled = true;
-      setImmediate(() => {
-        this.ackWriteScheduled = false;
-        void this.ctx.devices.set(this.owner, `ack:${this.deviceId}`, String(this.acked)).catch((err) => this.ctx.log.error({ err }, "storing a device ack failed"));
-      });
+      setImmediate(() => { if (this.ackWriteScheduled) this.storeAck(); });
     }
     const w = this.windowWaiter;
     if (w && this.sentUpTo - this.acked < this.ctx.opts.syncWindow) { this.windowWaiter = null; w(); }
+  }
+
+  private storeAck(): void {
+    this.ackWriteScheduled = false;
+    void this.ctx.devices.set(this.owner, `ack:${this.deviceId}`, String(this.acked)).catch((err) => this.ctx.log.error({ err }, "storing a device ack failed"));
   }
 
   /** Our own message was stored at `seq`: the device has it through its SendAck. */
@@ -476,7 +526,10 @@ export class MobileSession implements Session {
     const query = stanza.getChild("query", NS.roster);
     if (type === "set" && query) {
       const item = query.getChild("item");
-      if (item) void this.pushRosterItem(item, Number(query.attrs.ver ?? "0"));
+      if (item) {
+        const version = Number(query.attrs.ver ?? "0");
+        this.queueRosterPush(() => this.rosterPushOf(item, version));
+      }
       return;
     }
     if (type === "get" && stanza.getChild("ping", MNS.ping)) {
@@ -486,13 +539,28 @@ export class MobileSession implements Session {
     if (type === "get" || type === "set") void this.ctx.api.router.route(errorReply(stanza, "service-unavailable"));
   }
 
-  private async pushRosterItem(item: Element, version: number): Promise<void> {
+  /**
+   * Roster pushes leave in the order they were queued: each waits for the ones before it, so a push that
+   * needs no lookup (a removal) cannot overtake an earlier one that is still reading the store.
+   */
+  queueRosterPush(make: () => Promise<Payloads["rosterPush"]> | Payloads["rosterPush"]): void {
+    this.rosterPushes = this.rosterPushes
+      .then(async () => {
+        if (this.closed) return;
+        const push = await make();
+        this.push("rosterPush", push);
+      })
+      .catch((err) => this.ctx.log.error({ err, session: this.id }, "mobile: a roster push failed"));
+  }
+
+  private async rosterPushOf(item: Element, version: number): Promise<Payloads["rosterPush"]> {
     const jid = item.attrs.jid ?? "";
     const removed = item.attrs.subscription === "remove";
+    // The roster push carries what XMPP has; a contact request (pending in, its message) is in the store.
     const stored = removed ? null : await this.ctx.api.store.roster.getItem(this.owner, jid);
     const contact = stored ? contactFromItem(stored) : contactFromItemElement(item);
     contact.blocked = (await this.ctx.blocking.get(this.owner)).has(jid);
-    this.push("rosterPush", { contact, version });
+    return { contact, version };
   }
 
   // ---- background mode ----
@@ -530,6 +598,7 @@ export class MobileSession implements Session {
   end(code: number, message: string, reason: string): void {
     if (this.closed) return;
     this.flushMessages();
+    this.releasePushes();
     this.transport.close(code, message.slice(0, 120));
     this.cleanup(reason);
   }
@@ -541,6 +610,8 @@ export class MobileSession implements Session {
   }
 
   private cleanup(reason: string): void {
+    // The last ack goes to the store now (not at the next tick), ahead of a login of the same device.
+    if (this.ackWriteScheduled && this.jid) this.storeAck();
     this.closed = true;
     this.ctx.connections.delete(this);
     this.outMessages = null;

@@ -144,7 +144,8 @@ async function pushBlockState(s: MobileSession, jid: string, blocked: boolean): 
   };
   const contact = contactFromItem(item);
   contact.blocked = blocked;
-  for (const d of mobileSessionsOf(s, owner)) if (d !== s) d.push("rosterPush", { contact, version: roster.version });
+  // Behind the roster pushes already queued for each device, so that it cannot overtake them.
+  for (const d of mobileSessionsOf(s, owner)) if (d !== s) d.queueRosterPush(() => ({ contact, version: roster.version }));
 }
 
 export async function setPresence(s: MobileSession, req: SetPresence): Promise<Ok> {

@@ -94,6 +94,9 @@ export async function login(s: MobileSession, req: LoginRequest): Promise<LoginR
   s.tokenHash = tokenHashValue;
   s.loggedInAt = Date.now();
   s.interested = true;
+  // Registered from here on, the session may be sent stanzas before this request is answered: their
+  // pushes follow the LoginResult (and timeline rows wait for the sync, which starts after it).
+  s.holdPushes();
   api.sessions.add(s);
   await api.context.hooks.fire("resource-bind", { session: s });
   await ctx.blocking.get(owner);
