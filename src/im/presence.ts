@@ -5,7 +5,7 @@ import { shallowCopy, xml, type Element } from "../xml/element.js";
 import { parseFramedElement } from "../xml/parser.js";
 import type { StanzaEvent } from "../events/hooks.js";
 import type { Session } from "../sessions/session.js";
-import { emptyItem, saveItem, subscribedFrom, subscribedTo } from "./roster-util.js";
+import { emptyItem, saveItem, subscribedFrom, subscribedTo, withRoster } from "./roster-util.js";
 
 const SUBSCRIPTION_TYPES = new Set(["subscribe", "subscribed", "unsubscribe", "unsubscribed"]);
 
@@ -43,6 +43,10 @@ export const presenceModule = defineModule({
       const user = ev.from.bareString();
       const contact = ev.to.bare().toString();
       if (contact === user) return true;
+      return withRoster(store, user, () => outboundSubscription(ev, type, user, contact));
+    };
+
+    const outboundSubscription = async (ev: StanzaEvent, type: string, user: string, contact: string): Promise<boolean> => {
       const item = await itemOf(user, contact);
       // RFC 6121 §3.1.2: subscription stanzas leave with the user's bare JID.
       const out = addressed(ev.stanza, user, contact);
@@ -157,7 +161,8 @@ export const presenceModule = defineModule({
 
     // ---- inbound: to a local user ----
 
-    const inboundSubscription = async (ev: StanzaEvent): Promise<boolean> => {
+    const inboundSubscription = (ev: StanzaEvent): Promise<boolean> => withRoster(store, ev.to.bareString(), () => inboundSubscriptionLocked(ev));
+    const inboundSubscriptionLocked = async (ev: StanzaEvent): Promise<boolean> => {
       const type = ev.stanza.attrs.type!;
       const user = ev.to.bareString();
       const contact = ev.from.bareString();

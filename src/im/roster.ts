@@ -4,7 +4,7 @@ import { xml } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 import { errorReply } from "../xml/stanza.js";
 import { tryParseJid } from "../jid/jid.js";
-import { emptyItem, itemElement, pushItem, subscribedFrom, subscribedTo } from "./roster-util.js";
+import { emptyItem, itemElement, pushItem, subscribedFrom, subscribedTo, withRoster } from "./roster-util.js";
 
 const MAX_NAME = 1024;
 const MAX_GROUPS = 64;
@@ -43,23 +43,25 @@ export const rosterModule = defineModule({
       if (!contact || contact.resource) return void ev.origin?.send(errorReply(ev.stanza, "bad-request", "the item needs a bare JID"));
       const jid = contact.toString();
       if (jid === owner) return void ev.origin?.send(errorReply(ev.stanza, "not-allowed", "you cannot add yourself"));
-      const existing = await store.roster.getItem(owner, jid);
-      if (el.attrs.subscription === "remove") {
-        if (!existing || !existing.inRoster) return void ev.origin?.send(errorReply(ev.stanza, "item-not-found"));
-        await removeItem(owner, existing);
+      return withRoster(store, owner, async () => {
+        const existing = await store.roster.getItem(owner, jid);
+        if (el.attrs.subscription === "remove") {
+          if (!existing || !existing.inRoster) return void ev.origin?.send(errorReply(ev.stanza, "item-not-found"));
+          await removeItem(owner, existing);
+          return true;
+        }
+        const groups = el.getChildren("group").map((g) => g.getText());
+        if (new Set(groups).size !== groups.length) return void ev.origin?.send(errorReply(ev.stanza, "bad-request", "duplicate group"));
+        if (groups.some((g) => g === "" || g.length > MAX_NAME)) return void ev.origin?.send(errorReply(ev.stanza, "not-acceptable", "invalid group name"));
+        if (groups.length > MAX_GROUPS) return void ev.origin?.send(errorReply(ev.stanza, "policy-violation", "too many groups"));
+        const name = el.attrs.name ?? null;
+        if (name !== null && name.length > MAX_NAME) return void ev.origin?.send(errorReply(ev.stanza, "not-acceptable", "name too long"));
+        // The subscription and ask attributes of a roster set are ignored (RFC 6121 §2.1.2.5, §2.1.5).
+        const item = { ...(existing ?? emptyItem(jid)), name, groups, inRoster: true };
+        const version = await store.roster.put(owner, item);
+        pushItem(sessions, owner, item, version);
         return true;
-      }
-      const groups = el.getChildren("group").map((g) => g.getText());
-      if (new Set(groups).size !== groups.length) return void ev.origin?.send(errorReply(ev.stanza, "bad-request", "duplicate group"));
-      if (groups.some((g) => g === "" || g.length > MAX_NAME)) return void ev.origin?.send(errorReply(ev.stanza, "not-acceptable", "invalid group name"));
-      if (groups.length > MAX_GROUPS) return void ev.origin?.send(errorReply(ev.stanza, "policy-violation", "too many groups"));
-      const name = el.attrs.name ?? null;
-      if (name !== null && name.length > MAX_NAME) return void ev.origin?.send(errorReply(ev.stanza, "not-acceptable", "name too long"));
-      // The subscription and ask attributes of a roster set are ignored (RFC 6121 §2.1.2.5, §2.1.5).
-      const item = { ...(existing ?? emptyItem(jid)), name, groups, inRoster: true };
-      const version = await store.roster.put(owner, item);
-      pushItem(sessions, owner, item, version);
-      return true;
+      });
     });
 
     // RFC 6121 §2.1.5: nobody reads or writes another user's roster.
