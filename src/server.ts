@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import type { Config } from "./config/config.js";
 import { loadTls, buildSniOptions } from "./config/tls.js";
 import { createLogger, type Logger } from "./log.js";
-import { HookBus } from "./events/hooks.js";
+import { HookBuses } from "./events/hooks.js";
 import { Router } from "./router/router.js";
 import { createCluster, type Cluster } from "./cluster/cluster.js";
 import { ModuleHost, type ModuleDefinition, type ServerContext } from "./modules/module.js";
@@ -30,7 +30,7 @@ export interface Server {
 export async function startServer(config: Config, extensions: ModuleDefinition<any>[], opts: { log?: Logger } = {}): Promise<Server> {
   const log = opts.log ?? createLogger(config.log);
   const store: Store = await openStore(config);
-  const hooks = new HookBus();
+  const hooks = new HookBuses((event, err) => log.error({ err, event }, "an observer failed"));
   const cluster = createCluster(config, { store, log });
   const sessions = cluster.sessions;
   const router = new Router(hooks, sessions, new Set(config.hosts), log);
@@ -63,14 +63,14 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   };
   const ports = { c2s: port(listeners.c2s), directTls: port(listeners.directTls), http: port(listeners.http) };
   log.info({ hosts: config.hosts, ports, storage: store.driver, modules: modules.names }, "server started");
-  await hooks.fire("server-started", {});
+  await hooks.server.notify("server-started", {});
   let stopping: Promise<void> | null = null;
   const ls = listeners;
   return {
     context, modules, cluster, ports,
     stop() {
       stopping ??= (async () => {
-        await hooks.fire("server-stopping", {});
+        await hooks.server.notify("server-stopping", {});
         await ls.close();
         await cluster.stop();
         modules.unloadAll();

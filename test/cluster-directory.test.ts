@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { createClient } from "redis";
 import { loadConfig } from "../src/config/config.js";
-import { HookBus } from "../src/events/hooks.js";
+import { HookBuses } from "../src/events/hooks.js";
 import { parseJid, type Jid } from "../src/jid/jid.js";
 import { nullLogger } from "../src/log.js";
 import { xml, type Element } from "../src/xml/element.js";
@@ -70,7 +70,7 @@ describe("cluster: the Redis session directory", function () {
     const store = { timeline: { markPending: async (owner: string, seqs: number[]) => { pending.push({ owner, seqs }); } } } as unknown as Store;
     const router = { bounce: () => {} } as unknown as Router;
     const c = new RedisCluster(config, store, nullLogger);
-    await c.start({ hooks: new HookBus(), router });
+    await c.start({ hooks: new HookBuses(() => {}), router });
     nodes.push(c);
     return c;
   }

@@ -7,7 +7,6 @@ import { NS } from "../../src/xml/ns.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import type { Session } from "../../src/sessions/session.js";
 import type { Jid } from "../../src/jid/jid.js";
-import { handleIq } from "../shared/iq.js";
 
 export const NS_CARBONS = "urn:xmpp:carbons:2";
 export const NS_FORWARD = "urn:xmpp:forward:0";
@@ -67,8 +66,8 @@ export const carbons = defineModule({
       api.sessions.changed(session);
       return true;
     };
-    handleIq(api, "set", "self", NS_CARBONS, "enable", toggle(true));
-    handleIq(api, "set", "self", NS_CARBONS, "disable", toggle(false));
+    api.onIq("set", "self", NS_CARBONS, "enable", toggle(true));
+    api.onIq("set", "self", NS_CARBONS, "disable", toggle(false));
 
     /**
      * A copy for one carbons-enabled session: from the user's bare JID (§8.1, §9.1; the one address a client
@@ -114,14 +113,13 @@ export const carbons = defineModule({
       copySent(origin, owner, stanza, null);
       return false;
     };
-    // After the message module strips forged stanza-ids (priority 100), before delivery stamps the
+    // After the message module strips forged stanza-ids (it loads first), before delivery stamps the
     // recipient's own stanza-id, which the sender's devices must not see.
-    api.on("pre-message/bare", sent, 50);
-    api.on("pre-message/full", sent, 50);
+    api.on("pre-message/bare", sent, "annotate");
+    api.on("pre-message/full", sent, "annotate");
 
     // Before the IM rules deliver a message to a local user: drop forged carbons, strip <private/> (§7).
     const inbound = (ev: StanzaEvent): boolean => {
-      if (!hosts.has(ev.to.domain)) return false;
       const stanza = ev.stanza;
       if (carriesCarbon(stanza) && ev.from.bareString() !== ev.to.bareString()) {
         api.log.debug({ from: ev.from.toString(), to: ev.to.toString() }, "dropped a message carrying a carbon not from the user's account");
@@ -134,11 +132,11 @@ export const carbons = defineModule({
       }
       return false;
     };
-    api.on("message/bare", inbound, 50);
-    api.on("message/full", inbound, 50);
+    api.on("message/bare", inbound, "annotate");
+    api.on("message/full", inbound, "annotate");
 
     // §8: a message delivered to some resources of its recipient goes to the other carbons-enabled ones.
-    api.on("message-delivered", (ev) => {
+    api.observe("message-delivered", (ev) => {
       const stanza = ev.stanza;
       if (ev.duplicate || privateStanzas.has(stanza) || !eligible(stanza) || isMucPrivateMessage(stanza, ev.from)) return false;
       const owner = ev.to.bareString();

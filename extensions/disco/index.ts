@@ -8,7 +8,7 @@
 import { defineModule, type Identity } from "../../src/modules/module.js";
 import { xml, type Element } from "../../src/xml/element.js";
 import { jid, type Jid } from "../../src/jid/jid.js";
-import { handleIq, IqError } from "../shared/iq.js";
+import { StanzaError } from "../../src/xml/stanza.js";
 import { capsVer, verificationString, NS_CAPS, type CapsIdentity } from "./caps.js";
 
 export const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
@@ -51,7 +51,7 @@ export const disco = defineModule<DiscoOptions>({
   ],
   options: parseOptions,
   setup(api) {
-    const ctx = api.context;
+    const ctx = api;
     const capsNode = api.options.capsNode;
     api.addIdentity(SERVER_IDENTITY);
     api.addFeature(NS_DISCO_INFO);
@@ -62,9 +62,9 @@ export const disco = defineModule<DiscoOptions>({
     api.addFeature(NS_DISCO_ITEMS, "account");
 
     const infoFold = (host: string, node: string | null, to: Jid, from: Jid): Element[] =>
-      ctx.hooks.runFold("disco-info", [], { host, node, to, from });
+      api.runFold(host, "disco-info", [], { host, node, to, from });
     const itemsFold = (host: string, node: string | null, to: Jid, from: Jid): Element[] =>
-      ctx.hooks.runFold("disco-items", [], { host, node, to, from });
+      api.runFold(host, "disco-items", [], { host, node, to, from });
 
     // Features change when modules load or unload, and the host has no event for that: the string S is
     // rebuilt on use (a few dozen short strings) and only hashed again when it changed.
@@ -87,7 +87,7 @@ export const disco = defineModule<DiscoOptions>({
       return acc;
     });
 
-    handleIq(api, "get", "host", NS_DISCO_INFO, "query", (ev) => {
+    api.onIq("get", "host", NS_DISCO_INFO, "query", (ev) => {
       const host = ev.to.domain;
       const node = nodeOf(ev.stanza.getChild("query", NS_DISCO_INFO));
       if (node === null) return infoQuery(null, ctx.identities, ctx.features.host, infoFold(host, null, ev.to, ev.from));
@@ -95,37 +95,37 @@ export const disco = defineModule<DiscoOptions>({
       const { ver, extra } = serverVer(host);
       if (node === `${capsNode}#${ver}`) return infoQuery(node, ctx.identities, ctx.features.host, extra);
       const forNode = infoFold(host, node, ev.to, ev.from);
-      if (forNode.length === 0) throw new IqError("item-not-found");
+      if (forNode.length === 0) throw new StanzaError("item-not-found");
       return infoQuery(node, [], [], forNode);
     });
 
-    handleIq(api, "get", "host", NS_DISCO_ITEMS, "query", (ev) => {
+    api.onIq("get", "host", NS_DISCO_ITEMS, "query", (ev) => {
       const node = nodeOf(ev.stanza.getChild("query", NS_DISCO_ITEMS));
       const items = itemsFold(ev.to.domain, node, ev.to, ev.from);
-      if (node !== null && items.length === 0) throw new IqError("item-not-found");
+      if (node !== null && items.length === 0) throw new StanzaError("item-not-found");
       return xml("query", { xmlns: NS_DISCO_ITEMS, node }, ...items);
     });
 
     /** Another user's account is described only if it exists; RFC 6121 §8.5.1 answers service-unavailable otherwise. */
     const requireAccount = async (ev: { to: Jid; from: Jid }): Promise<void> => {
       if (ev.to.local === ev.from.local && ev.to.domain === ev.from.domain) return;
-      if (!(await api.accounts.exists(ev.to.domain, ev.to.local))) throw new IqError("service-unavailable");
+      if (!(await api.accounts.exists(ev.to.domain, ev.to.local))) throw new StanzaError("service-unavailable");
     };
 
-    handleIq(api, "get", ["self", "bare"], NS_DISCO_INFO, "query", async (ev) => {
+    api.onIq("get", ["self", "bare"], NS_DISCO_INFO, "query", async (ev) => {
       await requireAccount(ev);
       const node = nodeOf(ev.stanza.getChild("query", NS_DISCO_INFO));
       const extra = infoFold(ev.to.domain, node, ev.to, ev.from);
       if (node === null) return infoQuery(null, [ACCOUNT_IDENTITY], ctx.features.account, extra);
-      if (extra.length === 0) throw new IqError("item-not-found");
+      if (extra.length === 0) throw new StanzaError("item-not-found");
       return infoQuery(node, [], [], extra);
     });
 
-    handleIq(api, "get", ["self", "bare"], NS_DISCO_ITEMS, "query", async (ev) => {
+    api.onIq("get", ["self", "bare"], NS_DISCO_ITEMS, "query", async (ev) => {
       await requireAccount(ev);
       const node = nodeOf(ev.stanza.getChild("query", NS_DISCO_ITEMS));
       const items = itemsFold(ev.to.domain, node, ev.to, ev.from);
-      if (node !== null && items.length === 0) throw new IqError("item-not-found");
+      if (node !== null && items.length === 0) throw new StanzaError("item-not-found");
       return xml("query", { xmlns: NS_DISCO_ITEMS, node }, ...items);
     });
   },

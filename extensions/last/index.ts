@@ -3,7 +3,7 @@
 import { defineModule } from "../../src/modules/module.js";
 import { xml } from "../../src/xml/element.js";
 import type { Jid } from "../../src/jid/jid.js";
-import { handleIq, IqError } from "../shared/iq.js";
+import { StanzaError } from "../../src/xml/stanza.js";
 
 export const NS_LAST = "jabber:iq:last";
 const KEY = "logout";
@@ -32,27 +32,27 @@ export const last = defineModule({
     api.addFeature(NS_LAST);
 
     // XEP-0012 §5: the uptime of the server.
-    handleIq(api, "get", "host", NS_LAST, "query", () => query(seconds(startedAt)));
+    api.onIq("get", "host", NS_LAST, "query", () => query(seconds(startedAt)));
 
     // XEP-0012 §3: a user's last logout, answered by the server on the user's behalf.
-    handleIq(api, "get", ["self", "bare"], NS_LAST, "query", async (ev) => {
+    api.onIq("get", ["self", "bare"], NS_LAST, "query", async (ev) => {
       const user = ev.to;
       // RFC 6121 §8.5.1: no such account is service-unavailable, whoever asks.
-      if (!(await api.accounts.exists(user.domain, user.local))) throw new IqError("service-unavailable");
-      if (!(await mayKnow(user, ev.from))) throw new IqError("forbidden");
+      if (!(await api.accounts.exists(user.domain, user.local))) throw new StanzaError("service-unavailable");
+      if (!(await mayKnow(user, ev.from))) throw new StanzaError("forbidden");
       // XEP-0012 §3: a user with a connected resource has been active 0 seconds ago.
       if (api.sessions.hasResources(user.bareString())) return query(0);
       const text = await store.get(user.bareString(), KEY);
-      if (text === null) throw new IqError("item-not-found", "no logout recorded");
+      if (text === null) throw new StanzaError("item-not-found", "no logout recorded");
       const logout = JSON.parse(text) as Logout;
       return query(seconds(logout.at), logout.status);
     });
 
     // XEP-0012 §4: a query to a resource is not delivered to requesters without the right to know.
-    handleIq(api, "get", "full", NS_LAST, "query", async (ev) => {
-      if (!(await mayKnow(ev.to, ev.from))) throw new IqError("forbidden");
+    api.onIq("get", "full", NS_LAST, "query", async (ev) => {
+      if (!(await mayKnow(ev.to, ev.from))) throw new StanzaError("forbidden");
       return undefined;
-    }, 10);
+    });
 
     // The status of the session's last unavailable broadcast presence (XEP-0012 §3), for its logout.
     api.on("pre-presence/self", (ev) => {
@@ -60,9 +60,9 @@ export const last = defineModule({
       if (ev.origin && type === "unavailable") ev.origin.data.set(`${api.name}:${STATUS}`, ev.stanza.getChildText("status") ?? "");
       else if (ev.origin && type === undefined) ev.origin.data.delete(`${api.name}:${STATUS}`);
       return false;
-    }, 100);
+    }, "annotate");
 
-    api.on("resource-unbind", async ({ session }) => {
+    api.observe("resource-unbind", async ({ session }) => {
       const jid = session.jid;
       if (!jid || api.sessions.hasResources(jid.bareString())) return false;
       // Removing an account ends its sessions after the account is gone: nothing to record then.
@@ -73,6 +73,6 @@ export const last = defineModule({
       return false;
     });
 
-    api.on("account-deleted", ({ host, username }) => store.set(`${username}@${host}`, KEY, null).then(() => false));
+    api.observe("account-deleted", ({ host, username }) => store.set(`${username}@${host}`, KEY, null).then(() => false));
   },
 });

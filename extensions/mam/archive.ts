@@ -8,7 +8,7 @@ import { parseFramedElement } from "../../src/xml/parser.js";
 import type { ModuleApi } from "../../src/modules/module.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import type { TimelineEntry, TimelineFilter, TimelineStore } from "../../src/storage/types.js";
-import { IqError } from "../shared/iq.js";
+import { StanzaError } from "../../src/xml/stanza.js";
 import { NS_MAM, NS_RSM, type MamQuery } from "./query.js";
 
 export const NS_FORWARD = "urn:xmpp:forward:0";
@@ -46,12 +46,12 @@ export interface Page { items: TimelineEntry[]; complete: boolean; count: number
 async function seqOf(archive: Archive, id: string, what: string): Promise<number> {
   const entry = await archive.timeline.byStanzaId(archive.jid, id);
   if (entry === null || !entry.archived || entry.seq <= (archive.floor ?? 0)) {
-    throw new IqError("item-not-found", `${what}: no message ${id} in the archive`);
+    throw new StanzaError("item-not-found", `${what}: no message ${id} in the archive`);
   }
   return entry.seq;
 }
 
-/** The page of the archive a query asks for; throws IqError for what the XEPs answer with an error. */
+/** The page of the archive a query asks for; throws StanzaError for what the XEPs answer with an error. */
 export async function queryArchive(archive: Archive, q: MamQuery, by: WithFilter, limits: PageLimits): Promise<Page> {
   const { timeline, jid: owner } = archive;
   const base: TimelineFilter = { archivedOnly: true };
@@ -66,7 +66,7 @@ export async function queryArchive(archive: Archive, q: MamQuery, by: WithFilter
     const ids = [...new Set(q.ids)];
     const floor = archive.floor !== undefined && archive.floor > 0 ? { afterSeq: archive.floor } : {};
     if (await timeline.count(owner, { archivedOnly: true, stanzaIds: ids, ...floor }) !== ids.length) {
-      throw new IqError("item-not-found", "ids: not every message is in the archive");
+      throw new StanzaError("item-not-found", "ids: not every message is in the archive");
     }
     base.stanzaIds = ids;
   }

@@ -12,7 +12,7 @@ import { parseFramedElement } from "../../src/xml/parser.js";
 import { tryParseJid, type Jid } from "../../src/jid/jid.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import type { TimelineEntry } from "../../src/storage/types.js";
-import { handleIq, IqError } from "../shared/iq.js";
+import { StanzaError } from "../../src/xml/stanza.js";
 import { decodePrefs, parsePrefs, prefsElement, shouldArchive, type Prefs } from "./prefs.js";
 import { NS_FULLTEXT, NS_MAM, NS_MAM_EXTENDED, parseQuery, queryForm } from "./query.js";
 import { archiveMetadata, queryArchive, sendPage, type Archive, type PageLimits, type WithFilter } from "./archive.js";
@@ -108,7 +108,7 @@ export const mam = defineModule<MamOptions>({
       return hit.prefs;
     };
     const loadPrefs = async (owner: string): Promise<Prefs> => cachePrefs(owner, decodePrefs(await prefsStore.get(owner, PREFS_KEY)));
-    api.on("account-deleted", ({ host, username }) => { prefsCache.delete(`${username}@${host}`); return false; });
+    api.observe("account-deleted", ({ host, username }) => { prefsCache.delete(`${username}@${host}`); return false; });
 
     const decide = (owner: string, target: Jid): boolean | Promise<boolean> => {
       const inRoster = async (): Promise<boolean> => (await api.store.roster.getItem(owner, target.bareString()))?.inRoster === true;
@@ -119,7 +119,7 @@ export const mam = defineModule<MamOptions>({
 
     // Each row of a message being written: archived per its owner's preferences, with its searchable text.
     // Synchronous when the preferences are cached and need no roster lookup (the common case).
-    api.on("message-archiving", (ev) => {
+    api.observe("message-archiving", (ev) => {
       const text = bodyText(ev.stanza);
       let waits: Array<Promise<void>> | null = null;
       for (const entry of ev.entries) {
@@ -134,8 +134,8 @@ export const mam = defineModule<MamOptions>({
       return waits === null ? false : Promise.all(waits).then(() => false);
     });
 
-    handleIq(api, "get", "self", NS_MAM, "prefs", async (ev) => prefsElement(await loadPrefs(ev.from.bareString()), NS_MAM));
-    handleIq(api, "set", "self", NS_MAM, "prefs", async (ev) => {
+    api.onIq("get", "self", NS_MAM, "prefs", async (ev) => prefsElement(await loadPrefs(ev.from.bareString()), NS_MAM));
+    api.onIq("set", "self", NS_MAM, "prefs", async (ev) => {
       const owner = ev.from.bareString();
       const prefs = parsePrefs(ev.stanza.getChild("prefs", NS_MAM)!, NS_MAM);
       await prefsStore.set(owner, PREFS_KEY, JSON.stringify(prefs));
@@ -146,7 +146,7 @@ export const mam = defineModule<MamOptions>({
     // ------------------------------------------------------------------------------------------ queries
     const archiveOf = (ev: StanzaEvent): Archive => ({ timeline, jid: ev.from.bareString() });
 
-    handleIq(api, "set", "self", NS_MAM, "query", async (ev) => {
+    api.onIq("set", "self", NS_MAM, "query", async (ev) => {
       const archive = archiveOf(ev);
       const q = parseQuery(ev.stanza.getChild("query", NS_MAM)!);
       // XEP-0313 §4.1.1: a bare JID matches both directions of a conversation; a full JID only the
@@ -159,14 +159,14 @@ export const mam = defineModule<MamOptions>({
       }
       return sendPage(api, ev, archive.jid, q, await queryArchive(archive, q, by, opts));
     });
-    handleIq(api, "get", "self", NS_MAM, "query", () => xml("query", { xmlns: NS_MAM }, queryForm()));
-    handleIq(api, "get", "self", NS_MAM, "metadata", (ev) => archiveMetadata(archiveOf(ev)));
+    api.onIq("get", "self", NS_MAM, "query", () => xml("query", { xmlns: NS_MAM }, queryForm()));
+    api.onIq("get", "self", NS_MAM, "metadata", (ev) => archiveMetadata(archiveOf(ev)));
 
     // XEP-0313 §8.1: a user's archive is the user's alone.
-    const forbidden = (): never => { throw new IqError("forbidden", "only the owner may use an archive"); };
+    const forbidden = (): never => { throw new StanzaError("forbidden", "only the owner may use an archive"); };
     for (const name of ["query", "prefs", "metadata"]) {
-      handleIq(api, "set", "bare", NS_MAM, name, forbidden);
-      handleIq(api, "get", "bare", NS_MAM, name, forbidden);
+      api.onIq("set", "bare", NS_MAM, name, forbidden);
+      api.onIq("get", "bare", NS_MAM, name, forbidden);
     }
 
     // ---------------------------------------------------------------------------------------- retention

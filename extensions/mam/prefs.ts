@@ -2,7 +2,7 @@
 // (always, never, roster) and lists of JIDs always or never archived.
 import { xml, type Element } from "../../src/xml/element.js";
 import { tryParseJid, type Jid } from "../../src/jid/jid.js";
-import { IqError } from "../shared/iq.js";
+import { StanzaError } from "../../src/xml/stanza.js";
 
 export type DefaultPref = "always" | "never" | "roster";
 export interface Prefs { default: DefaultPref; always: string[]; never: string[] }
@@ -15,7 +15,7 @@ function jidList(parent: Element | undefined): string[] {
   const out: string[] = [];
   for (const item of parent?.getChildren("jid") ?? []) {
     const parsed = tryParseJid(item.getText().trim());
-    if (!parsed) throw new IqError("jid-malformed", `not a JID: ${item.getText()}`);
+    if (!parsed) throw new StanzaError("jid-malformed", `not a JID: ${item.getText()}`);
     const text = parsed.toString();
     if (!out.includes(text)) out.push(text);
   }
@@ -26,12 +26,12 @@ function jidList(parent: Element | undefined): string[] {
 export function parsePrefs(el: Element, ns: string): Prefs {
   const def = el.attrs.default;
   if (typeof def !== "string" || !DEFAULTS.includes(def)) {
-    throw new IqError("bad-request", "default must be always, never or roster");
+    throw new StanzaError("bad-request", "default must be always, never or roster");
   }
   const always = jidList(el.getChild("always", ns));
   const never = jidList(el.getChild("never", ns));
   const both = always.find((j) => never.includes(j));
-  if (both !== undefined) throw new IqError("bad-request", `${both} cannot be both always and never archived`);
+  if (both !== undefined) throw new StanzaError("bad-request", `${both} cannot be both always and never archived`);
   return { default: def as DefaultPref, always, never };
 }
 

@@ -1,7 +1,7 @@
 // Reading a MAM query (XEP-0313 §4): the data form of filters and the RSM (XEP-0059) page.
 import { xml, type Element } from "../../src/xml/element.js";
 import { tryParseJid, type Jid } from "../../src/jid/jid.js";
-import { IqError } from "../shared/iq.js";
+import { StanzaError } from "../../src/xml/stanza.js";
 
 export const NS_MAM = "urn:xmpp:mam:2";
 export const NS_MAM_EXTENDED = "urn:xmpp:mam:2#extended";
@@ -39,7 +39,7 @@ const DATE_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
 
 function dateTime(field: string, value: string): number {
   const ms = DATE_TIME.test(value) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(ms)) throw new IqError("bad-request", `${field}: not an XEP-0082 date and time: ${value}`);
+  if (Number.isNaN(ms)) throw new StanzaError("bad-request", `${field}: not an XEP-0082 date and time: ${value}`);
   return ms;
 }
 
@@ -47,7 +47,7 @@ function fieldValues(field: Element): string[] {
   return field.getChildren("value").map((v) => v.getText());
 }
 
-/** XEP-0313 §4.1, §4.2 and XEP-0059 §2. Throws IqError for what the XEPs answer with an error. */
+/** XEP-0313 §4.1, §4.2 and XEP-0059 §2. Throws StanzaError for what the XEPs answer with an error. */
 export function parseQuery(query: Element): MamQuery {
   const q: MamQuery = {
     queryId: query.attrs.queryid, with: null, start: null, end: null, beforeId: null, afterId: null, ids: null,
@@ -55,13 +55,13 @@ export function parseQuery(query: Element): MamQuery {
   };
   const form = query.getChild("x", NS_DATA);
   if (form) {
-    if (form.attrs.type !== undefined && form.attrs.type !== "submit") throw new IqError("bad-request", "the form must be submitted");
+    if (form.attrs.type !== undefined && form.attrs.type !== "submit") throw new StanzaError("bad-request", "the form must be submitted");
     for (const field of form.getChildren("field")) {
       const name = field.attrs.var;
       const values = fieldValues(field);
       const value = values[0]?.trim() ?? "";
       if (name === "FORM_TYPE") {
-        if (value !== NS_MAM) throw new IqError("bad-request", `FORM_TYPE must be ${NS_MAM}`);
+        if (value !== NS_MAM) throw new StanzaError("bad-request", `FORM_TYPE must be ${NS_MAM}`);
         continue;
       }
       if (name === "ids") {
@@ -72,7 +72,7 @@ export function parseQuery(query: Element): MamQuery {
       switch (name) {
         case "with": {
           const parsed = tryParseJid(value);
-          if (!parsed) throw new IqError("jid-malformed", `with: not a JID: ${value}`);
+          if (!parsed) throw new StanzaError("jid-malformed", `with: not a JID: ${value}`);
           q.with = parsed;
           break;
         }
@@ -83,7 +83,7 @@ export function parseQuery(query: Element): MamQuery {
         default:
           if (name !== undefined && FULLTEXT_ALIASES.has(name)) { q.fulltext = values.join(" "); break; }
           // XEP-0313 §4.1.5: a field the server does not recognise.
-          throw new IqError("feature-not-implemented", `unknown field: ${name ?? "(no var)"}`);
+          throw new StanzaError("feature-not-implemented", `unknown field: ${name ?? "(no var)"}`);
       }
     }
   }
@@ -92,18 +92,18 @@ export function parseQuery(query: Element): MamQuery {
     const max = set.getChild("max");
     if (max) {
       const text = max.getText().trim();
-      if (!/^\d{1,9}$/.test(text)) throw new IqError("bad-request", "max must be a non-negative integer");
+      if (!/^\d{1,9}$/.test(text)) throw new StanzaError("bad-request", "max must be a non-negative integer");
       q.max = Number(text);
     }
     const after = set.getChild("after");
     if (after) {
       q.after = after.getText().trim();
       // XEP-0059 §2.1: <after/> carries an id; only <before/> may be empty.
-      if (q.after === "") throw new IqError("bad-request", "after needs an id");
+      if (q.after === "") throw new StanzaError("bad-request", "after needs an id");
     }
     const before = set.getChild("before");
     if (before) q.before = before.getText().trim();
-    if (set.getChild("index")) throw new IqError("feature-not-implemented", "paging by index is not supported; use after/before");
+    if (set.getChild("index")) throw new StanzaError("feature-not-implemented", "paging by index is not supported; use after/before");
   }
   return q;
 }

@@ -1,8 +1,10 @@
 // The room event bus: the core of the MUC module fires these, and each room feature (password,
-// members-only, history…) is a small file hooking them, like Prosody's muc-* events. Two kinds, as on the
-// server's HookBus: run events stop at the first handler answering truthy (a RoomError refuses the
-// action, `true` says "handled"); folds thread a value through every handler.
+// members-only, history…) is a small file hooking them, like Prosody's muc-* events. The three kinds of
+// the server's buses (src/events/hooks.ts): run events stop at the first handler answering truthy (a
+// RoomError refuses the action, `true` says "handled"); folds thread a value through every handler;
+// notices reach every observer, each in its own error boundary.
 import type { Element } from "../../src/xml/element.js";
+import { EventBus } from "../../src/events/hooks.js";
 import type { Jid } from "../../src/jid/jid.js";
 import type { StanzaErrorCondition } from "../../src/xml/stanza.js";
 import type { Affiliation, Occupant, OccupantSession, Role, Room, RoomConfig } from "./room.js";
@@ -14,26 +16,30 @@ export class RoomError {
 }
 
 export interface RoomEvents {
-  /** A room was created (still locked when created with the MUC protocol). */
-  "room-created": { room: Room; creator: Jid };
   /** Someone asks to enter; return a RoomError to refuse. `occupant` is set when the nick is theirs already (another session). */
   "room-pre-join": { room: Room; from: Jid; nick: string; stanza: Element; affiliation: Affiliation; occupant: Occupant | undefined };
-  /** After the presence exchange of a join; handlers run in priority order and may be async (history, then subject). */
-  "room-joined": { room: Room; occupant: Occupant; session: OccupantSession; stanza: Element; created: boolean; barrier: number };
-  /** A session left (or was removed); `gone` when it was the occupant's last session. */
-  "room-left": { room: Room; occupant: Occupant; session: OccupantSession; gone: boolean };
   /** An occupant session asks for another nick. The nick-change feature answers. */
   "room-nick-change": { room: Room; occupant: Occupant; session: OccupantSession; nick: string; stanza: Element };
   /** A groupchat message from an occupant; refuse (RoomError) or handle it yourself (true, e.g. a subject change). */
   "room-pre-message": { room: Room; occupant: Occupant; stanza: Element; from: Jid };
-  /** The message as it will be archived and broadcast: decorate it. `stanzaId` is null when it is not archived. */
-  "room-message": { room: Room; occupant: Occupant; message: Element; stanzaId: string | null };
   /** A message to the room's bare JID that is not groupchat (invitations, declines). */
   "room-bare-message": { room: Room; stanza: Element; from: Jid; occupant: Occupant | undefined };
   /** A message to an occupant JID (private message). */
   "room-occupant-message": { room: Room; stanza: Element; from: Jid; sender: Occupant | undefined; nick: string };
   /** An iq to an occupant JID (room@service/nick). */
   "room-occupant-iq": { room: Room; stanza: Element; from: Jid; sender: Occupant | undefined; nick: string };
+}
+
+/** Room notifications: every observer runs, each in its own error boundary. */
+export interface RoomNotices {
+  /** A room was created (still locked when created with the MUC protocol). */
+  "room-created": { room: Room; creator: Jid };
+  /** After the presence exchange of a join; handlers run in priority order and may be async (history, then subject). */
+  "room-joined": { room: Room; occupant: Occupant; session: OccupantSession; stanza: Element; created: boolean; barrier: number };
+  /** A session left (or was removed); `gone` when it was the occupant's last session. */
+  "room-left": { room: Room; occupant: Occupant; session: OccupantSession; gone: boolean };
+  /** The message as it will be archived and broadcast: decorate it. `stanzaId` is null when it is not archived. */
+  "room-message": { room: Room; occupant: Occupant; message: Element; stanzaId: string | null };
   "room-config-changed": { room: Room; before: RoomConfig; after: RoomConfig };
   "room-affiliation-changed": { room: Room; jid: string; before: Affiliation; after: Affiliation; actor: Occupant | undefined; reason: string | undefined };
   "room-destroyed": { room: Room };
@@ -57,53 +63,6 @@ export interface RoomFolds {
 }
 
 type RunResult = RoomError | boolean | void | undefined;
-type RunHandler<K extends keyof RoomEvents> = (ev: RoomEvents[K]) => RunResult | Promise<RunResult>;
-type FoldHandler<K extends keyof RoomFolds> = (acc: RoomFolds[K]["acc"], ctx: RoomFolds[K]["ctx"]) => RoomFolds[K]["acc"];
 
-interface Entry<H> { handler: H; priority: number; seq: number }
-
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return v !== null && typeof v === "object" && typeof (v as { then?: unknown }).then === "function";
-}
-
-export class RoomBus {
-  private readonly runs = new Map<string, Entry<RunHandler<any>>[]>();
-  private readonly folds = new Map<string, Entry<FoldHandler<any>>[]>();
-  private seq = 0;
-
-  on<K extends keyof RoomEvents>(name: K, handler: RunHandler<K>, priority = 0): void {
-    this.add(this.runs, name, handler, priority);
-  }
-
-  fold<K extends keyof RoomFolds>(name: K, handler: FoldHandler<K>, priority = 0): void {
-    this.add(this.folds, name, handler, priority);
-  }
-
-  /** Runs handlers by priority until one answers truthy; returns a promise only if a handler did. */
-  fire<K extends keyof RoomEvents>(name: K, ev: RoomEvents[K]): RunResult | Promise<RunResult> {
-    const list = this.runs.get(name);
-    return list ? runFrom(list, 0, ev) : undefined;
-  }
-
-  run<K extends keyof RoomFolds>(name: K, acc: RoomFolds[K]["acc"], ctx: RoomFolds[K]["ctx"]): RoomFolds[K]["acc"] {
-    const list = this.folds.get(name);
-    if (list) for (const e of list) acc = e.handler(acc, ctx);
-    return acc;
-  }
-
-  private add<H>(map: Map<string, Entry<H>[]>, name: string, handler: H, priority: number): void {
-    const list = map.get(name) ?? [];
-    list.push({ handler, priority, seq: this.seq++ });
-    list.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
-    map.set(name, list);
-  }
-}
-
-function runFrom(list: Entry<RunHandler<any>>[], start: number, ev: unknown): RunResult | Promise<RunResult> {
-  for (let i = start; i < list.length; i++) {
-    const r = list[i].handler(ev as never);
-    if (isThenable(r)) return (r as Promise<RunResult>).then((v) => (v ? v : runFrom(list, i + 1, ev)));
-    if (r) return r;
-  }
-  return undefined;
-}
+/** The room bus: the server's three kinds of events on the room's own maps. */
+export class RoomBus extends EventBus<RoomEvents, RoomFolds, RoomNotices, RunResult> {}

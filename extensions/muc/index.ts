@@ -4,7 +4,6 @@
 // (service.ts); every room feature is its own file in features/, hooking the room events (events.ts).
 import { defineModule } from "../../src/modules/module.js";
 import { jid } from "../../src/jid/jid.js";
-import type { StanzaEvent } from "../../src/events/hooks.js";
 import type { Element } from "../../src/xml/element.js";
 import { RoomError } from "./events.js";
 import { parseMucOptions, type MucOptions } from "./options.js";
@@ -36,9 +35,6 @@ const FEATURES = [
   nickChange, admin, destroy, occupantIq, selfPing, occupantId, stanzaId, disco,
 ];
 
-/** Handlers for the service's domains run before the IM rules (which leave foreign domains alone anyway). */
-const PRIORITY = 10;
-
 /** The <status/> children of a leaving occupant's presence, passed on (XEP-0045 §7.14). */
 const statusOf = (stanza: Element): Element[] => stanza.getChildren("status");
 
@@ -58,15 +54,13 @@ export const muc = defineModule<MucOptions>({
       const domain = jid("", options.domain.replaceAll("{host}", host)).domain;
       services.set(domain, [...(services.get(domain) ?? []), host]);
     }
-    for (const domain of services.keys()) api.addComponent(domain);
+    const service = api.component([...services.keys()]);
     const registry = new RoomRegistry(api.openStore(), api.store.timeline, options.defaultHistory, api.log);
-    const muc = new MucService(api, options, registry, services);
+    const muc = new MucService(api, service, options, registry, services);
     for (const feature of FEATURES) feature(muc);
-    const mine = (ev: StanzaEvent) => muc.isServiceDomain(ev.to.domain);
 
     // ---- presence: entering, leaving, changing presence or nick ----
-    api.on("presence/full", async (ev) => {
-      if (!mine(ev)) return false;
+    service.on("presence/full", async (ev) => {
       const type = ev.stanza.attrs.type;
       const room = registry.get(ev.to.bareString());
       if (type === "error") {
@@ -84,17 +78,16 @@ export const muc = defineModule<MucOptions>({
       if (room && occupant && session) {
         if (occupant.nick === ev.to.resource) await muc.presenceUpdate(room, occupant, session, ev.stanza);
         else {
-          const r = await muc.bus.fire("room-nick-change", { room, occupant, session, nick: ev.to.resource, stanza: ev.stanza });
+          const r = await muc.bus.run("room-nick-change", { room, occupant, session, nick: ev.to.resource, stanza: ev.stanza });
           if (r instanceof RoomError) muc.refuseWith(ev.stanza, ev.from, r);
         }
         return true;
       }
       await muc.join(ev);
       return true;
-    }, PRIORITY);
+    });
 
-    api.on("presence/bare", (ev) => {
-      if (!mine(ev)) return false;
+    service.on("presence/bare", (ev) => {
       const type = ev.stanza.attrs.type;
       if (type === "error") {
         const room = registry.get(ev.to.bareString());
@@ -104,13 +97,12 @@ export const muc = defineModule<MucOptions>({
         muc.refuse(ev.stanza, ev.from, "jid-malformed", "a nickname is required to enter a room");
       }
       return true;
-    }, PRIORITY);
+    });
 
-    api.on("presence/host", (ev) => mine(ev), PRIORITY);
+    service.on("presence/host", () => true);
 
     // ---- messages ----
-    api.on("message/bare", async (ev) => {
-      if (!mine(ev)) return false;
+    service.on("message/bare", async (ev) => {
       const type = ev.stanza.attrs.type;
       const room = await registry.find(ev.to);
       if (type === "error") {
@@ -127,17 +119,16 @@ export const muc = defineModule<MucOptions>({
           await muc.groupchat(room, ev);
           return true;
         }
-        const r = await muc.bus.fire("room-bare-message", { room, stanza: ev.stanza, from: ev.from, occupant: room.bySession.get(ev.from.toString()) });
+        const r = await muc.bus.run("room-bare-message", { room, stanza: ev.stanza, from: ev.from, occupant: room.bySession.get(ev.from.toString()) });
         if (r instanceof RoomError) muc.refuseWith(ev.stanza, ev.from, r);
         else if (!r) muc.refuse(ev.stanza, ev.from, "bad-request", "messages to the room are groupchat, invitations or declines");
         return true;
       } finally {
         muc.releaseIfIdle(room);
       }
-    }, PRIORITY);
+    });
 
-    api.on("message/full", async (ev) => {
-      if (!mine(ev)) return false;
+    service.on("message/full", async (ev) => {
       const room = await registry.find(ev.to);
       if (ev.stanza.attrs.type === "error") {
         if (room) muc.ghostCheck(room, ev);
@@ -148,16 +139,15 @@ export const muc = defineModule<MucOptions>({
         muc.refuse(ev.stanza, ev.from, "item-not-found", "no such room");
         return true;
       }
-      const r = await muc.bus.fire("room-occupant-message", { room, stanza: ev.stanza, from: ev.from, sender: room.bySession.get(ev.from.toString()), nick: ev.to.resource });
+      const r = await muc.bus.run("room-occupant-message", { room, stanza: ev.stanza, from: ev.from, sender: room.bySession.get(ev.from.toString()), nick: ev.to.resource });
       if (r instanceof RoomError) muc.refuseWith(ev.stanza, ev.from, r);
       else if (!r) muc.refuse(ev.stanza, ev.from, "feature-not-implemented");
       muc.releaseIfIdle(room);
       return true;
-    }, PRIORITY);
+    });
 
     // ---- iqs to occupant JIDs (those to rooms and the service: muc.onRoomIq / onServiceIq in features) ----
-    api.on("iq/full", async (ev) => {
-      if (!mine(ev)) return false;
+    service.on("iq/full", async (ev) => {
       const type = ev.stanza.attrs.type;
       const request = type === "get" || type === "set";
       const room = await registry.find(ev.to);
@@ -165,18 +155,18 @@ export const muc = defineModule<MucOptions>({
         if (request) muc.refuse(ev.stanza, ev.from, "item-not-found", "no such room");
         return true;
       }
-      const r = await muc.bus.fire("room-occupant-iq", { room, stanza: ev.stanza, from: ev.from, sender: room.bySession.get(ev.from.toString()), nick: ev.to.resource });
+      const r = await muc.bus.run("room-occupant-iq", { room, stanza: ev.stanza, from: ev.from, sender: room.bySession.get(ev.from.toString()), nick: ev.to.resource });
       if (r instanceof RoomError) { if (request) muc.refuseWith(ev.stanza, ev.from, r); }
       else if (!r && request) muc.refuse(ev.stanza, ev.from, "service-unavailable");
       muc.releaseIfIdle(room);
       return true;
-    }, PRIORITY);
+    });
 
     // ---- sessions that end without leaving; the service shutting down ----
-    api.on("resource-unbind", ({ session }) => {
+    api.observe("resource-unbind", ({ session }) => {
       if (session.jid) muc.sessionGone(session.jid.toString());
     });
-    api.on("server-stopping", () => {
+    api.observe("server-stopping", () => {
       // XEP-0045 §11.2, status 332: removed because the service is shutting down.
       for (const room of registry.liveRooms()) {
         for (const [occ, s] of room.allSessions()) {

@@ -9,9 +9,8 @@ import type { ModuleApi } from "../../src/modules/module.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import { shallowCopy, xml, type Element } from "../../src/xml/element.js";
 import type { Jid } from "../../src/jid/jid.js";
-import { errorReply, reply, type StanzaErrorCondition } from "../../src/xml/stanza.js";
+import { errorReply, type StanzaErrorCondition, StanzaError } from "../../src/xml/stanza.js";
 import { parseFramedElement } from "../../src/xml/parser.js";
-import { IqError, sendReply } from "../shared/iq.js";
 import { RoomBus, RoomError } from "./events.js";
 import { Fanout, toAttribute } from "./fanout.js";
 import type { FieldType } from "./forms.js";
@@ -27,7 +26,7 @@ export interface ConfigField {
   label: string;
   options?: Array<{ value: string; label?: string }>;
   read(config: RoomConfig): string[];
-  /** Applies submitted values to `config`; throws IqError("not-acceptable") for a bad value. */
+  /** Applies submitted values to `config`; throws StanzaError("not-acceptable") for a bad value. */
   write(config: RoomConfig, values: string[]): void;
   /** Checks the whole submitted configuration (after every field was written). */
   validate?(config: RoomConfig): void;
@@ -75,21 +74,21 @@ function storable(stanza: Element): boolean {
 const GHOST_CONDITIONS = new Set(["gone", "item-not-found", "recipient-unavailable", "redirect", "remote-server-not-found", "remote-server-timeout", "service-unavailable"]);
 
 export class MucService {
-  readonly bus = new RoomBus();
+  readonly bus: RoomBus;
   readonly configFields: ConfigField[] = [];
   /** Rooms each occupant session is in (for cleanup when the session ends). */
   private readonly sessionRooms = new Map<string, Set<Room>>();
 
   constructor(
     readonly api: ModuleApi<MucOptions>,
+    /** The api of the service domains: their stanzas and iq requests. */
+    readonly service: ModuleApi<MucOptions>,
     readonly options: MucOptions,
     readonly registry: RoomRegistry,
     /** Service domain → the hosts it serves. */
     readonly services: ReadonlyMap<string, string[]>,
-  ) {}
-
-  isServiceDomain(domain: string): boolean {
-    return this.services.has(domain);
+  ) {
+    this.bus = new RoomBus((event, err) => api.log.error({ err, event }, "a room observer failed"));
   }
 
   isServiceAdmin(bare: string): boolean {
@@ -129,12 +128,12 @@ export class MucService {
   // ----------------------------------------------------------------------------------------- presence
 
   jidVisibleTo(room: Room, role: Role): boolean {
-    return this.bus.run("room-jid-visible", false, { room, receiverRole: role });
+    return this.bus.runFold("room-jid-visible", false, { room, receiverRole: role });
   }
 
   defaultRole(room: Room, affiliation: Affiliation): Role {
     const base: Role = affiliation === "owner" || affiliation === "admin" ? "moderator" : affiliation === "outcast" ? "none" : "participant";
-    return this.bus.run("room-default-role", base, { room, affiliation });
+    return this.bus.runFold("room-default-role", base, { room, affiliation });
   }
 
   /** The presence of `occ` as the room shows it: from room@service/nick, with the muc#user item. */
@@ -161,7 +160,7 @@ export class MucService {
     }
     for (const code of codes) x.cnode(xml("status", { code }));
     el.cnode(x);
-    return this.bus.run("room-occupant-stanza", el, { room, occupant: occ });
+    return this.bus.runFold("room-occupant-stanza", el, { room, occupant: occ });
   }
 
   /** Sends the presence of `occ` to every session in the room (self-presence, with 110, to its own). */
@@ -220,7 +219,7 @@ export class MucService {
         // XEP-0045 §10.1.1: a room created with the MUC protocol stays locked until configured;
         // COMPAT: groupchat 1.0 clients (no <x/>) get an instant room.
         ({ room, created } = await this.registry.create(ev.to, bare, mucX !== undefined));
-        if (created) void this.bus.fire("room-created", { room, creator: from });
+        if (created) void this.bus.notify("room-created", { room, creator: from });
       }
       if (!this.registry.isCurrent(room)) continue; // evicted or destroyed while we waited: look again
       if (room.bySession.has(from.toString())) return; // a duplicate presence raced us
@@ -268,7 +267,7 @@ export class MucService {
     if (!created) {
       // XEP-0045 §7.2.10, §10.1.1: nobody but the owner enters a locked room.
       if (room.locked && room.affiliationOf(bare) !== "owner") return this.refuse(stanza, from, "item-not-found", "the room is locked until its owner configures it");
-      let r = this.bus.fire("room-pre-join", { room, from, nick, stanza, affiliation: room.affiliationOf(bare), occupant: room.occupants.get(nick) });
+      let r = this.bus.run("room-pre-join", { room, from, nick, stanza, affiliation: room.affiliationOf(bare), occupant: room.occupants.get(nick) });
       if (isThenable(r)) {
         r = await r;
         if (!this.registry.isCurrent(room) || room.bySession.has(full)) return;
@@ -300,12 +299,12 @@ export class MucService {
     session.buffer ??= [];
     const barrier = room.lastBroadcastSeq;
     this.sendOccupantList(room, occupant, session);
-    const selfCodes = this.bus.run("room-self-codes", [], { room, occupant });
+    const selfCodes = this.bus.runFold("room-self-codes", [], { room, occupant });
     if (created) selfCodes.push("201");
     if (nickRewritten(stanza.attrs.to, occupant.nick)) selfCodes.push("210");
     this.broadcastPresence(room, occupant, { joining: session, selfCodes });
     try {
-      await this.bus.fire("room-joined", { room, occupant, session, stanza, created, barrier });
+      await this.bus.notify("room-joined", { room, occupant, session, stanza, created, barrier });
     } finally {
       const held = session.buffer ?? [];
       session.buffer = null;
@@ -352,7 +351,7 @@ export class MucService {
     this.sendTo(session.jid, el);
     this.dropSession(room, occupant, session);
     this.broadcastPresence(room, occupant);
-    void this.bus.fire("room-left", { room, occupant, session, gone: false });
+    void this.bus.notify("room-left", { room, occupant, session, gone: false });
   }
 
   /** The occupant leaves with all its sessions; everyone sees the unavailable presence with `o.codes`. */
@@ -362,7 +361,7 @@ export class MucService {
     room.occupants.delete(occupant.nick);
     const sessions = [...occupant.sessions.values()];
     for (const s of sessions) this.dropSession(room, occupant, s);
-    for (const s of sessions) void this.bus.fire("room-left", { room, occupant, session: s, gone: true });
+    for (const s of sessions) void this.bus.notify("room-left", { room, occupant, session: s, gone: true });
     if (room.occupants.size === 0) this.release(room);
   }
 
@@ -389,12 +388,12 @@ export class MucService {
     room.occupants.clear();
     room.bySession.clear();
     await this.registry.destroy(room);
-    await this.bus.fire("room-destroyed", { room });
+    await this.bus.notify("room-destroyed", { room });
   }
 
   /** The room has emptied: a persistent room leaves memory, a temporary one ends. */
   release(room: Room): void {
-    if (this.registry.release(room)) void this.bus.fire("room-destroyed", { room });
+    if (this.registry.release(room)) void this.bus.notify("room-destroyed", { room });
   }
 
   /** A persistent room loaded for a request (disco, admin iq, a stray message) leaves memory again when nobody is in it. */
@@ -455,7 +454,7 @@ export class MucService {
         this.removeOccupant(room, occ, { codes: ["301"], actor, reason, affiliation: "outcast" });
       }
     }
-    await this.bus.fire("room-affiliation-changed", { room, jid, before, after: affiliation, actor, reason });
+    await this.bus.notify("room-affiliation-changed", { room, jid, before, after: affiliation, actor, reason });
     for (const occ of affected) {
       if (room.occupants.get(occ.nick) !== occ) continue; // removed (banned, members-only)
       const aff = room.affiliationOf(occ.bare);
@@ -473,13 +472,13 @@ export class MucService {
     const occupant = room.bySession.get(full);
     // XEP-0045 §7.4: only occupants send groupchat messages.
     if (!occupant) return this.refuse(ev.stanza, ev.from, "not-acceptable", "only occupants may send messages to the room");
-    let pre = this.bus.fire("room-pre-message", { room, occupant, stanza: ev.stanza, from: ev.from });
+    let pre = this.bus.run("room-pre-message", { room, occupant, stanza: ev.stanza, from: ev.from });
     if (isThenable(pre)) pre = await pre;
     if (pre instanceof RoomError) return this.refuseWith(ev.stanza, ev.from, pre);
     if (pre) return;
     const stanzaId = storable(ev.stanza) ? randomUUID() : null;
     const msg = this.fromOccupant(room, occupant, ev.stanza, "groupchat");
-    void this.bus.fire("room-message", { room, occupant, message: msg, stanzaId });
+    void this.bus.notify("room-message", { room, occupant, message: msg, stanzaId });
     const fanout = new Fanout(msg);
     if (stanzaId === null) return this.broadcast(room, fanout);
     const originId = ev.stanza.getChild("origin-id", NS_SID)?.attrs.id ?? null;
@@ -511,7 +510,7 @@ export class MucService {
       if (c.name === "x" && c.attrs.xmlns === NS_MUC_USER) continue;
       msg.children.push(c);
     }
-    return this.bus.run("room-occupant-stanza", msg, { room, occupant });
+    return this.bus.runFold("room-occupant-stanza", msg, { room, occupant });
   }
 
   /** Sends a message to every session in the room; `seq` is its room timeline seq when archived. */
@@ -525,40 +524,20 @@ export class MucService {
 
   /** Answers iq requests to a room's bare JID with payload <name xmlns=ns>; a missing room is item-not-found. */
   onRoomIq(type: "get" | "set", ns: string, name: string, handler: (room: Room, ev: StanzaEvent) => IqAnswer | Promise<IqAnswer>): void {
-    this.api.on(`iq-${type}/bare/${ns}:${name}`, (ev) => {
-      if (!this.isServiceDomain(ev.to.domain)) return false;
-      return this.answer(ev, async () => {
-        const room = await this.registry.find(ev.to);
-        if (!room) throw new IqError("item-not-found", "no such room");
-        try {
-          return await handler(room, ev);
-        } finally {
-          this.releaseIfIdle(room);
-        }
-      });
-    }, 10);
+    this.service.onIq(type, "bare", ns, name, async (ev) => {
+      const room = await this.registry.find(ev.to);
+      if (!room) throw new StanzaError("item-not-found", "no such room");
+      try {
+        return (await handler(room, ev)) || undefined;
+      } finally {
+        this.releaseIfIdle(room);
+      }
+    });
   }
 
   /** Answers iq requests to the service domain itself. */
   onServiceIq(type: "get" | "set", ns: string, name: string, handler: (ev: StanzaEvent) => IqAnswer | Promise<IqAnswer>): void {
-    this.api.on(`iq-${type}/host/${ns}:${name}`, (ev) => {
-      if (!this.isServiceDomain(ev.to.domain)) return false;
-      return this.answer(ev, () => handler(ev));
-    }, 10);
-  }
-
-  private async answer(ev: StanzaEvent, fn: () => IqAnswer | Promise<IqAnswer>): Promise<boolean> {
-    let v: IqAnswer;
-    try {
-      v = await fn();
-    } catch (err) {
-      if (!(err instanceof IqError)) throw err;
-      sendReply(this.api, ev, errorReply(ev.stanza, err.condition, err.text, err.type));
-      return true;
-    }
-    if (!v) return false;
-    sendReply(this.api, ev, reply(ev.stanza, v === true ? null : v));
-    return true;
+    this.service.onIq(type, "host", ns, name, async (ev) => (await handler(ev)) || undefined);
   }
 }
 

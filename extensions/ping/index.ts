@@ -1,7 +1,6 @@
 // XEP-0199: XMPP Ping. The server answers pings to itself and, on the user's behalf, to the user's own
 // bare JID (XEP-0199 §4.2 client-to-server ping).
 import { defineModule } from "../../src/modules/module.js";
-import { handleIq } from "../shared/iq.js";
 
 export const NS_PING = "urn:xmpp:ping";
 
@@ -11,6 +10,6 @@ export const ping = defineModule({
   setup(api) {
     // XEP-0199 §5: support is advertised through service discovery.
     api.addFeature(NS_PING);
-    handleIq(api, "get", ["host", "self"], NS_PING, "ping", () => true);
+    api.onIq("get", ["host", "self"], NS_PING, "ping", () => true);
   },
 });

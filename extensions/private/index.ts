@@ -3,7 +3,7 @@
 import * as ltx from "ltx";
 import { defineModule } from "../../src/modules/module.js";
 import { clone, xml, type Element } from "../../src/xml/element.js";
-import { handleIq, IqError } from "../shared/iq.js";
+import { StanzaError } from "../../src/xml/stanza.js";
 
 export const NS_PRIVATE = "jabber:iq:private";
 const KEY = "fragments";
@@ -44,9 +44,9 @@ function standalone(el: Element): Element {
 /** The fragments of the query, each checked: at least one, none in a reserved namespace (XEP-0049 §2.3, §3). */
 function fragmentsOf(query: Element): Element[] {
   const fragments = query.getChildElements();
-  if (fragments.length === 0) throw new IqError("not-acceptable", "the query needs a child element");
+  if (fragments.length === 0) throw new StanzaError("not-acceptable", "the query needs a child element");
   for (const f of fragments) {
-    if (isReservedNamespace(f.getNS() ?? "")) throw new IqError("not-acceptable", `${f.getNS() ?? "no namespace"} is reserved`);
+    if (isReservedNamespace(f.getNS() ?? "")) throw new StanzaError("not-acceptable", `${f.getNS() ?? "no namespace"} is reserved`);
   }
   return fragments;
 }
@@ -73,7 +73,7 @@ export const private_ = defineModule<PrivateOptions>({
 
     api.addFeature(NS_PRIVATE);
 
-    handleIq(api, "get", "self", NS_PRIVATE, "query", async (ev) => {
+    api.onIq("get", "self", NS_PRIVATE, "query", async (ev) => {
       const requested = fragmentsOf(ev.stanza.getChild("query", NS_PRIVATE)!);
       const stored = await load(ev.from.bareString());
       const result = xml("query", { xmlns: NS_PRIVATE });
@@ -85,7 +85,7 @@ export const private_ = defineModule<PrivateOptions>({
       return result;
     });
 
-    handleIq(api, "set", "self", NS_PRIVATE, "query", async (ev) => {
+    api.onIq("set", "self", NS_PRIVATE, "query", async (ev) => {
       const fragments = fragmentsOf(ev.stanza.getChild("query", NS_PRIVATE)!);
       const owner = ev.from.bareString();
       await serialized(owner, async () => {
@@ -93,7 +93,7 @@ export const private_ = defineModule<PrivateOptions>({
         for (const f of fragments) stored[keyOf(f)] = standalone(f).toString();
         const text = JSON.stringify(stored);
         if (Buffer.byteLength(text, "utf8") > api.options.maxBytesPerUser) {
-          throw new IqError("resource-constraint", `private storage is limited to ${api.options.maxBytesPerUser} bytes`, "cancel");
+          throw new StanzaError("resource-constraint", `private storage is limited to ${api.options.maxBytesPerUser} bytes`, "cancel");
         }
         await store.set(owner, KEY, text);
       });
@@ -102,11 +102,11 @@ export const private_ = defineModule<PrivateOptions>({
 
     // XEP-0049 §2.3: another user's data is forbidden.
     for (const type of ["get", "set"] as const) {
-      handleIq(api, type, ["bare", "host"], NS_PRIVATE, "query", () => {
-        throw new IqError("forbidden", "private data can only be accessed by its owner");
+      api.onIq(type, ["bare", "host"], NS_PRIVATE, "query", () => {
+        throw new StanzaError("forbidden", "private data can only be accessed by its owner");
       });
     }
 
-    api.on("account-deleted", ({ host, username }) => store.set(`${username}@${host}`, KEY, null).then(() => false));
+    api.observe("account-deleted", ({ host, username }) => store.set(`${username}@${host}`, KEY, null).then(() => false));
   },
 });

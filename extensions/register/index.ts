@@ -2,11 +2,10 @@
 // for an authenticated user: the registration on file, password change and account removal.
 import { defineModule } from "../../src/modules/module.js";
 import { xml, type Element } from "../../src/xml/element.js";
-import { errorReply, iqPayload, reply } from "../../src/xml/stanza.js";
+import { errorReply, iqPayload, reply, StanzaError } from "../../src/xml/stanza.js";
 import { tryParseJid } from "../../src/jid/jid.js";
 import { AccountError } from "../../src/auth/accounts.js";
 import type { Session } from "../../src/sessions/session.js";
-import { handleIq, IqError, REPLIED, sendReply } from "../shared/iq.js";
 import { policyAllows, RegistrationLimiter } from "./policy.js";
 
 export const NS_REGISTER = "jabber:iq:register";
@@ -33,14 +32,14 @@ function fieldText(query: Element, name: string): string | null {
   return text === null || text === "" ? null : text;
 }
 
-function accountErrorToIq(err: unknown): IqError {
+function accountErrorToIq(err: unknown): StanzaError {
   if (!(err instanceof AccountError)) throw err;
   switch (err.code) {
-    case "exists": return new IqError("conflict", "the username is taken");
-    case "invalid-username": return new IqError("jid-malformed", err.message);
-    case "weak-password": return new IqError("not-acceptable", err.message);
-    case "not-found": return new IqError("registration-required");
-    case "unknown-host": return new IqError("service-unavailable");
+    case "exists": return new StanzaError("conflict", "the username is taken");
+    case "invalid-username": return new StanzaError("jid-malformed", err.message);
+    case "weak-password": return new StanzaError("not-acceptable", err.message);
+    case "not-found": return new StanzaError("registration-required");
+    case "unknown-host": return new StanzaError("service-unavailable");
   }
 }
 
@@ -62,13 +61,13 @@ export const register = defineModule<RegisterOptions>({
 
     const createAccount = async (session: Session, query: Element): Promise<void> => {
       // XEP-0077 §3.2: cancelling needs an authenticated account to cancel.
-      if (query.getChild("remove", NS_REGISTER)) throw new IqError("unexpected-request", "authenticate before removing an account", "cancel");
+      if (query.getChild("remove", NS_REGISTER)) throw new StanzaError("unexpected-request", "authenticate before removing an account", "cancel");
       const username = fieldText(query, "username");
       const password = fieldText(query, "password");
       // XEP-0077 §3.1: all requested fields must be provided, or not-acceptable.
-      if (username === null || password === null) throw new IqError("not-acceptable", "a username and a password are required");
+      if (username === null || password === null) throw new StanzaError("not-acceptable", "a username and a password are required");
       // XEP-0077 §3.1.1: a server may refuse too many registrations.
-      if (!limiter.allowed(session.remoteAddress)) throw new IqError("resource-constraint", "too many registrations from your address; try again later");
+      if (!limiter.allowed(session.remoteAddress)) throw new StanzaError("resource-constraint", "too many registrations from your address; try again later");
       let user: string;
       try {
         user = await api.accounts.create(session.host, username, password);
@@ -97,7 +96,7 @@ export const register = defineModule<RegisterOptions>({
       return createAccount(session, query).then(
         () => { session.send(reply(stanza)); return true; },
         (err) => {
-          if (err instanceof IqError) session.send(errorReply(stanza, err.condition, err.text, err.type));
+          if (err instanceof StanzaError) session.send(errorReply(stanza, err.condition, err.text, err.type));
           else {
             api.log.error({ err }, "in-band registration failed");
             session.send(errorReply(stanza, "internal-server-error"));
@@ -107,35 +106,33 @@ export const register = defineModule<RegisterOptions>({
     });
 
     // XEP-0077 §3.1: an authenticated entity is told it is registered, with the information on file.
-    handleIq(api, "get", ["host", "self"], NS_REGISTER, "query", (ev) =>
+    api.onIq("get", ["host", "self"], NS_REGISTER, "query", (ev) =>
       xml("query", { xmlns: NS_REGISTER },
         xml("registered"),
         xml("instructions", null, "You are registered. Send a new password to change it, or <remove/> to delete your account."),
         xml("username", null, ev.from.local),
         xml("password")));
 
-    handleIq(api, "set", ["host", "self"], NS_REGISTER, "query", async (ev) => {
+    api.onIq("set", ["host", "self"], NS_REGISTER, "query", async (ev) => {
       const query = ev.stanza.getChild("query", NS_REGISTER)!;
       const host = ev.from.domain;
       const own = ev.from.local;
       if (query.getChild("remove", NS_REGISTER)) {
         // XEP-0077 §3.2: <remove/> must be the only child.
-        if (query.getChildElements().length !== 1) throw new IqError("bad-request", "<remove/> must be the only child");
+        if (query.getChildElements().length !== 1) throw new StanzaError("bad-request", "<remove/> must be the only child");
         // The result goes out first: removal ends every session of the account with a
-        // <not-authorized/> stream error (XEP-0077 §3.2).
-        sendReply(api, ev, reply(ev.stanza));
-        try {
-          await api.accounts.delete(host, own);
-          api.log.info({ user: `${own}@${host}` }, "account removed in-band");
-        } catch (err) {
-          api.log.warn({ err, user: `${own}@${host}` }, "in-band account removal failed");
-        }
-        return REPLIED;
+        // <not-authorized/> stream error (XEP-0077 §3.2), so it runs once the answer is on its way.
+        setImmediate(() => {
+          api.accounts.delete(host, own).then(
+            () => api.log.info({ user: `${own}@${host}` }, "account removed in-band"),
+            (err) => api.log.warn({ err, user: `${own}@${host}` }, "in-band account removal failed"));
+        });
+        return true;
       }
       const username = fieldText(query, "username");
       const password = fieldText(query, "password");
       // XEP-0077 §3.3: an empty password never replaces the current one.
-      if (password === null) throw new IqError("bad-request", "a new password is required");
+      if (password === null) throw new StanzaError("bad-request", "a new password is required");
       if (username !== null) {
         let prepared: string;
         try {
@@ -143,7 +140,7 @@ export const register = defineModule<RegisterOptions>({
         } catch (err) {
           throw accountErrorToIq(err);
         }
-        if (prepared !== own) throw new IqError("forbidden", "you can only change your own password");
+        if (prepared !== own) throw new StanzaError("forbidden", "you can only change your own password");
       }
       try {
         await api.accounts.setPassword(host, own, password);

@@ -1,7 +1,6 @@
 // XEP-0202: Entity Time, answered by the server for its own domain.
 import { defineModule } from "../../src/modules/module.js";
 import { xml } from "../../src/xml/element.js";
-import { handleIq } from "../shared/iq.js";
 
 export const NS_TIME = "urn:xmpp:time";
 
@@ -24,7 +23,7 @@ export const time = defineModule({
   xep: [{ spec: "XEP-0202", title: "Entity Time", version: "2.0", status: "complete" }],
   setup(api) {
     api.addFeature(NS_TIME);
-    handleIq(api, "get", "host", NS_TIME, "time", () => {
+    api.onIq("get", "host", NS_TIME, "time", () => {
       const now = new Date();
       // XEP-0202 §2: both <tzo/> and <utc/> are required.
       return xml("time", { xmlns: NS_TIME }, xml("tzo", null, timezoneOffset(now)), xml("utc", null, utcDateTime(now)));

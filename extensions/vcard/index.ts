@@ -2,7 +2,7 @@
 import * as ltx from "ltx";
 import { defineModule } from "../../src/modules/module.js";
 import { clone, xml, type Element } from "../../src/xml/element.js";
-import { handleIq, IqError } from "../shared/iq.js";
+import { StanzaError } from "../../src/xml/stanza.js";
 
 export const NS_VCARD = "vcard-temp";
 const KEY = "vcard";
@@ -36,18 +36,18 @@ export const vcard = defineModule<VcardOptions>({
     api.addFeature(NS_VCARD, "account");
 
     // XEP-0054 §3.1: one's own vCard, or an empty <vCard/> when there is none.
-    handleIq(api, "get", "self", NS_VCARD, "vCard", async (ev) =>
+    api.onIq("get", "self", NS_VCARD, "vCard", async (ev) =>
       (await load(ev.from.bareString())) ?? xml("vCard", { xmlns: NS_VCARD }));
 
     // XEP-0054 §3.3: the server answers for the user; a missing vCard and a missing user give the same
     // service-unavailable, against directory harvesting.
-    handleIq(api, "get", "bare", NS_VCARD, "vCard", async (ev) => {
+    api.onIq("get", "bare", NS_VCARD, "vCard", async (ev) => {
       const card = await load(ev.to.bareString());
-      if (!card) throw new IqError("service-unavailable");
+      if (!card) throw new StanzaError("service-unavailable");
       return card;
     });
 
-    handleIq(api, "set", "self", NS_VCARD, "vCard", async (ev) => {
+    api.onIq("set", "self", NS_VCARD, "vCard", async (ev) => {
       const card = ev.stanza.getChild("vCard", NS_VCARD)!;
       const owner = ev.from.bareString();
       if (card.getChildElements().length === 0 && card.getText().trim() === "") {
@@ -58,17 +58,17 @@ export const vcard = defineModule<VcardOptions>({
       for (const c of card.children) stored.cnode(typeof c === "string" ? c : clone(c));
       const text = stored.toString();
       if (Buffer.byteLength(text, "utf8") > api.options.maxBytes) {
-        throw new IqError("policy-violation", `the vCard is larger than ${api.options.maxBytes} bytes`);
+        throw new StanzaError("policy-violation", `the vCard is larger than ${api.options.maxBytes} bytes`);
       }
       await store.set(owner, KEY, text);
       return true;
     });
 
     // XEP-0054 §3.2: only one's own vCard can be changed.
-    handleIq(api, "set", ["bare", "host"], NS_VCARD, "vCard", () => {
-      throw new IqError("forbidden", "you can only change your own vCard");
+    api.onIq("set", ["bare", "host"], NS_VCARD, "vCard", () => {
+      throw new StanzaError("forbidden", "you can only change your own vCard");
     });
 
-    api.on("account-deleted", ({ host, username }) => store.set(`${username}@${host}`, KEY, null).then(() => false));
+    api.observe("account-deleted", ({ host, username }) => store.set(`${username}@${host}`, KEY, null).then(() => false));
   },
 });

@@ -5,7 +5,6 @@ import { fileURLToPath } from "node:url";
 import os from "node:os";
 import { defineModule } from "../../src/modules/module.js";
 import { xml } from "../../src/xml/element.js";
-import { handleIq } from "../shared/iq.js";
 
 export const NS_VERSION = "jabber:iq:version";
 export const SOFTWARE_NAME = "hearth";
@@ -47,7 +46,7 @@ export const version = defineModule<VersionOptions>({
     const versionText = serverVersion();
     const osText = api.options.showOs ? `${os.type()} ${os.release()}` : null;
     api.addFeature(NS_VERSION);
-    handleIq(api, "get", "host", NS_VERSION, "query", () =>
+    api.onIq("get", "host", NS_VERSION, "query", () =>
       xml("query", { xmlns: NS_VERSION },
         xml("name", null, SOFTWARE_NAME),
         xml("version", null, versionText),

@@ -3,7 +3,7 @@
 import { deriveCredentials, prepPassword } from "../c2s/sasl/index.js";
 import { nodeprep } from "../jid/jid.js";
 import type { Store } from "../storage/types.js";
-import type { HookBus } from "../events/hooks.js";
+import type { HookBuses } from "../events/hooks.js";
 import type { SessionRegistry } from "../sessions/registry.js";
 
 export class AccountError extends Error {
@@ -21,7 +21,7 @@ export class AccountService {
 
   constructor(
     private readonly store: Store,
-    private readonly hooks: HookBus,
+    private readonly hooks: HookBuses,
     private readonly sessions: SessionRegistry,
     private readonly opts: { hosts: readonly string[]; iterations: number; minPasswordLength: number },
   ) {}
@@ -79,7 +79,7 @@ export class AccountService {
     if (await this.exists(host, user)) throw new AccountError("exists", `${user}@${host} exists already`);
     const creds = await this.credentials(password);
     if (!(await this.store.accounts.create(host, user, creds))) throw new AccountError("exists", `${user}@${host} exists already`);
-    await this.hooks.fire("account-created", { host, username: user });
+    await this.hooks.notify(host, "account-created", { host, username: user });
     return user;
   }
 
@@ -97,7 +97,7 @@ export class AccountService {
     this.known.delete(`${user}@${host}`);
     if (!(await this.store.accounts.delete(host, user))) throw new AccountError("not-found", `no account ${user}@${host}`);
     for (const s of this.sessions.resources(`${user}@${host}`)) s.close("not-authorized", "the account was removed");
-    await this.hooks.fire("account-deleted", { host, username: user });
+    await this.hooks.notify(host, "account-deleted", { host, username: user });
   }
 
   async list(host: string): Promise<string[]> {

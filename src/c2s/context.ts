@@ -1,6 +1,6 @@
 import type { Config } from "../config/config.js";
 import type { Logger } from "../log.js";
-import type { HookBus } from "../events/hooks.js";
+import type { HookBuses } from "../events/hooks.js";
 import type { Router } from "../router/router.js";
 import type { SessionRegistry } from "../sessions/registry.js";
 import type { Store } from "../storage/types.js";
@@ -12,7 +12,7 @@ export interface C2sContext {
   readonly config: Config;
   readonly log: Logger;
   readonly logStanzas: boolean;
-  readonly hooks: HookBus;
+  readonly hooks: HookBuses;
   readonly router: Router;
   readonly sessions: SessionRegistry;
   readonly store: Store;

@@ -138,7 +138,7 @@ export class C2sSession implements Session {
     if (this.throttleTimer) clearTimeout(this.throttleTimer);
     this.ctx.tracker.delete(this);
     if (this.jid && this.ctx.sessions.remove(this)) {
-      void this.ctx.hooks.fire("resource-unbind", { session: this, reason });
+      void this.ctx.hooks.notify(this.host, "resource-unbind", { session: this, reason });
     }
   }
 
@@ -194,13 +194,13 @@ export class C2sSession implements Session {
       if (!(tlsPending && cfg.c2s.requireTls)) {
         const mechs = offeredMechanisms({ secure: this.secure, allowPlainInsecure: cfg.auth.allowPlainInsecure, enabled: cfg.auth.mechanisms });
         features.cnode(xml("mechanisms", { xmlns: NS.sasl }, ...mechs.map((m) => xml("mechanism", null, m))));
-        for (const f of this.ctx.hooks.runFold("stream-features", [], { session: this, authenticated: false })) features.cnode(f);
+        for (const f of this.ctx.hooks.runFold(this.host, "stream-features", [], { session: this, authenticated: false })) features.cnode(f);
       }
     } else {
       features.cnode(xml("bind", { xmlns: NS.bind }));
       // RFC 6121 Appendix E (COMPAT: older clients still send it): advertised as optional.
       features.cnode(xml("session", { xmlns: NS.session }, xml("optional")));
-      for (const f of this.ctx.hooks.runFold("stream-features", [], { session: this, authenticated: true })) features.cnode(f);
+      for (const f of this.ctx.hooks.runFold(this.host, "stream-features", [], { session: this, authenticated: true })) features.cnode(f);
     }
     this.send(features);
   }
@@ -268,7 +268,7 @@ export class C2sSession implements Session {
       return this.handleStanza(el);
     }
     if (this.jid) {
-      const r = this.ctx.hooks.fire("stream-element", { session: this, element: el });
+      const r = this.ctx.hooks.run(this.host, "stream-element", { session: this, element: el });
       if (r && typeof (r as Promise<unknown>).then === "function") {
         return (r as Promise<unknown>).then((v) => { if (!v) this.close("unsupported-stanza-type", `<${el.name}/> is not supported`); });
       }
@@ -342,7 +342,7 @@ export class C2sSession implements Session {
         if (type !== "error" && type !== "result") this.send(errorReply(el, "bad-request"));
         return undefined;
       }
-      const r = this.ctx.hooks.fire("preauth-iq", { session: this, stanza: el, ns: payload.getNS() ?? "" });
+      const r = this.ctx.hooks.run(this.host, "preauth-iq", { session: this, stanza: el, ns: payload.getNS() ?? "" });
       const fallback = (v: unknown) => { if (!v) this.send(errorReply(el, "service-unavailable")); };
       if (r && typeof (r as Promise<unknown>).then === "function") return (r as Promise<unknown>).then(fallback);
       return fallback(r);
@@ -468,7 +468,7 @@ export class C2sSession implements Session {
     this.jid = full;
     this.ctx.sessions.add(this);
     this.send(reply(el, xml("bind", { xmlns: NS.bind }, xml("jid", null, full.toString()))));
-    return this.ctx.hooks.fire("resource-bind", { session: this });
+    return this.ctx.hooks.notify(this.host, "resource-bind", { session: this });
   }
 }
 

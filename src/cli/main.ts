@@ -6,7 +6,7 @@ import { loadConfig, ConfigError, type Config } from "../config/config.js";
 import { startServer } from "../server.js";
 import { migrateStore, openStore } from "../storage/open.js";
 import { AccountService, AccountError } from "../auth/accounts.js";
-import { HookBus } from "../events/hooks.js";
+import { HookBuses } from "../events/hooks.js";
 import { SessionRegistry } from "../sessions/registry.js";
 import { tryParseJid } from "../jid/jid.js";
 import type { ModuleDefinition } from "../modules/module.js";
@@ -122,7 +122,7 @@ async function start(config: Config, deps: CliDeps, err: NodeJS.WritableStream):
 async function withAccounts<T>(config: Config, fn: (a: AccountService, c: Config) => Promise<T>): Promise<T> {
   const store = await openStore(config);
   try {
-    const accounts = new AccountService(store, new HookBus(), new SessionRegistry(), {
+    const accounts = new AccountService(store, new HookBuses(() => {}), new SessionRegistry(), {
       hosts: config.hosts, iterations: config.auth.scramIterations, minPasswordLength: config.registration.minPasswordLength,
     });
     return await fn(accounts, config);

@@ -3,7 +3,7 @@
 // directory; with it, the Redis one. Nothing above this interface knows which.
 import type { Config } from "../config/config.js";
 import type { Logger } from "../log.js";
-import type { HookBus } from "../events/hooks.js";
+import type { HookBuses } from "../events/hooks.js";
 import type { Router } from "../router/router.js";
 import type { Store } from "../storage/types.js";
 import { SessionRegistry } from "../sessions/registry.js";
@@ -11,7 +11,7 @@ import { RedisCluster } from "./redis.js";
 
 /** What the cluster needs from the server once the modules are loaded. */
 export interface ClusterContext {
-  readonly hooks: HookBus;
+  readonly hooks: HookBuses;
   readonly router: Router;
 }
 

@@ -503,7 +503,7 @@ export class RedisCluster implements Cluster, DirectoryLink {
         session.closed = true;
         try {
           // The normal end of a session: the presence module tells the contacts it is unavailable.
-          await this.ctx?.hooks.fire("resource-unbind", { session, reason: "node down" });
+          await this.ctx?.hooks.notify(session.host, "resource-unbind", { session, reason: "node down" });
         } catch (err) {
           this.log.error({ err }, "ending a session of a dead node failed");
         }

@@ -29,7 +29,6 @@ export const messageModule = defineModule({
   ],
   setup(api) {
     const { store, sessions, router } = api;
-    const hooks = api.context.hooks;
     const hosts = new Set(api.hosts);
     const maxOffline = api.config.offline.maxPerUser;
     api.addFeature("msgoffline");
@@ -45,8 +44,8 @@ export const messageModule = defineModule({
     };
 
     // XEP-0359 §3.3: a stanza-id claiming to come from us was forged by the sender; drop it.
-    api.on("pre-message/bare", (ev) => { stripForgedIds(ev.stanza, ev.to.bareString()); return false; }, 100);
-    api.on("pre-message/full", (ev) => { stripForgedIds(ev.stanza, ev.to.bareString()); return false; }, 100);
+    api.on("pre-message/bare", (ev) => { stripForgedIds(ev.stanza, ev.to.bareString()); return false; }, "annotate");
+    api.on("pre-message/full", (ev) => { stripForgedIds(ev.stanza, ev.to.bareString()); return false; }, "annotate");
 
     const deliverToBareJid = async (ev: StanzaEvent): Promise<boolean> => {
       const stanza = ev.stanza;
@@ -106,7 +105,7 @@ export const messageModule = defineModule({
         entries.push({ owner: sender, peer: recipient, outgoing: true, stanzaId: randomUUID(), originId, ts, xml: xmlText, pending: false });
       }
       entries.push({ owner: recipient, peer: sender, outgoing: false, stanzaId: randomUUID(), originId, ts, xml: xmlText, pending });
-      if (hooks.has("message-archiving")) await hooks.fire("message-archiving", { stanza, from: ev.from, to: ev.to, entries });
+      await api.notify(ev.to.domain, "message-archiving", { stanza, from: ev.from, to: ev.to, entries });
       const rows = await store.timeline.append(entries);
       const last = rows[rows.length - 1];
       return { sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(last), duplicate: senderLocal && rows[0].duplicate };
@@ -120,14 +119,11 @@ export const messageModule = defineModule({
     };
 
     const delivered = (ev: StanzaEvent, targets: Session[], meta: DeliveryMeta | null, senderMeta: DeliveryMeta | null = null, duplicate = false): void => {
-      if (hooks.has("message-delivered")) {
-        void hooks.fire("message-delivered", { stanza: ev.stanza, from: ev.from, to: ev.to, origin: ev.origin, delivered: targets, meta, senderMeta, duplicate });
-      }
+      void api.notify(ev.to.domain, "message-delivered", { stanza: ev.stanza, from: ev.from, to: ev.to, origin: ev.origin, delivered: targets, meta, senderMeta, duplicate });
     };
 
-    api.on("message/bare", (ev) => hosts.has(ev.to.domain) && deliverToBareJid(ev));
+    api.on("message/bare", deliverToBareJid);
     api.on("message/full", (ev) => {
-      if (!hosts.has(ev.to.domain)) return false;
       const s = sessions.get(ev.to);
       const type = ev.stanza.attrs.type ?? "normal";
       if (s) {
@@ -144,10 +140,9 @@ export const messageModule = defineModule({
       if (type === "groupchat") { router.bounce(ev.stanza, "service-unavailable"); return true; }
       return deliverToBareJid({ ...ev, to: ev.to.bare() });
     });
-    api.on("message/self", deliverToBareJid);
 
     // XEP-0160 §3: offline messages go out when a resource with non-negative priority becomes available.
-    api.on("initial-presence", async ({ session }) => {
+    api.observe("initial-presence", async ({ session }) => {
       if (session.priority < 0) return;
       const owner = session.jid!.bareString();
       for (;;) {

@@ -132,7 +132,7 @@ export const presenceModule = defineModule({
             session.send(req);
           }
         }
-        await api.context.hooks.fire("initial-presence", { session, stanza });
+        await api.notify(session.host, "initial-presence", { session, stanza });
       }
       return true;
     };
@@ -259,7 +259,7 @@ export const presenceModule = defineModule({
     });
 
     // §4.5.2 and RFC 6120 §4.3: an abrupt disconnect is an unavailable presence.
-    api.on("resource-unbind", (ev) => {
+    api.observe("resource-unbind", (ev) => {
       const s = ev.session;
       if (s.presence === null && !s.directed) return;
       const stanza = xml("presence", { type: "unavailable", from: s.jid!.toString() });

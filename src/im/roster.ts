@@ -2,7 +2,7 @@
 import { defineModule } from "../modules/module.js";
 import { xml } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
-import { errorReply } from "../xml/stanza.js";
+import { StanzaError } from "../xml/stanza.js";
 import { tryParseJid } from "../jid/jid.js";
 import { emptyItem, itemElement, pushItem, subscribedFrom, subscribedTo, withRoster } from "./roster-util.js";
 
@@ -37,25 +37,25 @@ export const rosterModule = defineModule({
       const owner = ev.from.bareString();
       const items = ev.stanza.getChild("query")!.getChildren("item");
       // RFC 6121 §2.3.3: exactly one item per roster set.
-      if (items.length !== 1) return void ev.origin?.send(errorReply(ev.stanza, "bad-request", "a roster set carries exactly one item"));
+      if (items.length !== 1) throw new StanzaError("bad-request", "a roster set carries exactly one item");
       const el = items[0];
       const contact = tryParseJid(el.attrs.jid);
-      if (!contact || contact.resource) return void ev.origin?.send(errorReply(ev.stanza, "bad-request", "the item needs a bare JID"));
+      if (!contact || contact.resource) throw new StanzaError("bad-request", "the item needs a bare JID");
       const jid = contact.toString();
-      if (jid === owner) return void ev.origin?.send(errorReply(ev.stanza, "not-allowed", "you cannot add yourself"));
+      if (jid === owner) throw new StanzaError("not-allowed", "you cannot add yourself");
       return withRoster(store, owner, async () => {
         const existing = await store.roster.getItem(owner, jid);
         if (el.attrs.subscription === "remove") {
-          if (!existing || !existing.inRoster) return void ev.origin?.send(errorReply(ev.stanza, "item-not-found"));
+          if (!existing || !existing.inRoster) throw new StanzaError("item-not-found");
           await removeItem(owner, existing);
           return true;
         }
         const groups = el.getChildren("group").map((g) => g.getText());
-        if (new Set(groups).size !== groups.length) return void ev.origin?.send(errorReply(ev.stanza, "bad-request", "duplicate group"));
-        if (groups.some((g) => g === "" || g.length > MAX_NAME)) return void ev.origin?.send(errorReply(ev.stanza, "not-acceptable", "invalid group name"));
-        if (groups.length > MAX_GROUPS) return void ev.origin?.send(errorReply(ev.stanza, "policy-violation", "too many groups"));
+        if (new Set(groups).size !== groups.length) throw new StanzaError("bad-request", "duplicate group");
+        if (groups.some((g) => g === "" || g.length > MAX_NAME)) throw new StanzaError("not-acceptable", "invalid group name");
+        if (groups.length > MAX_GROUPS) throw new StanzaError("policy-violation", "too many groups");
         const name = el.attrs.name ?? null;
-        if (name !== null && name.length > MAX_NAME) return void ev.origin?.send(errorReply(ev.stanza, "not-acceptable", "name too long"));
+        if (name !== null && name.length > MAX_NAME) throw new StanzaError("not-acceptable", "name too long");
         // The subscription and ask attributes of a roster set are ignored (RFC 6121 §2.1.2.5, §2.1.5).
         const item = { ...(existing ?? emptyItem(jid)), name, groups, inRoster: true };
         const version = await store.roster.put(owner, item);
@@ -65,12 +65,9 @@ export const rosterModule = defineModule({
     });
 
     // RFC 6121 §2.1.5: nobody reads or writes another user's roster.
-    const forbidden = (ev: { stanza: import("../xml/element.js").Element; origin: import("../sessions/session.js").Session | null }) => {
-      ev.origin?.send(errorReply(ev.stanza, "forbidden"));
-      return true;
-    };
-    api.on(`iq-get/bare/${NS.roster}:query`, forbidden);
-    api.on(`iq-set/bare/${NS.roster}:query`, forbidden);
+    const forbidden = (): never => { throw new StanzaError("forbidden"); };
+    api.onIq("get", "bare", NS.roster, "query", forbidden);
+    api.onIq("set", "bare", NS.roster, "query", forbidden);
 
     /** RFC 6121 §2.5.2: removing an item also cancels the subscriptions both ways. */
     async function removeItem(owner: string, item: import("../storage/types.js").RosterItem): Promise<void> {

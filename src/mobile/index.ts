@@ -3,7 +3,7 @@
 // hooks what both protocols share: timeline rows reach every device of a user (carbons semantics for
 // mobile devices), receipts and chat markers update read state, retractions leave tombstones, and
 // block lists filter delivery whichever protocol a stanza came from.
-import { defineModule, type ServerContext } from "../modules/module.js";
+import { defineModule } from "../modules/module.js";
 import type { StanzaEvent } from "../events/hooks.js";
 import type { Session } from "../sessions/session.js";
 import { FailureThrottle } from "../c2s/throttle.js";
@@ -22,13 +22,6 @@ import { OrderedKeyValue } from "./ordered-kv.js";
 export { MobileSession } from "./session.js";
 export { MobileGateway } from "./gateway.js";
 export type { MobileOptions } from "./options.js";
-
-const gateways = new WeakMap<ServerContext, MobileGateway>();
-
-/** The running mobile endpoint of a server (its port, or handleUpgrade() to mount it elsewhere). */
-export function mobileGateway(context: ServerContext): MobileGateway | undefined {
-  return gateways.get(context);
-}
 
 const isMobile = (s: Session | null | undefined): s is MobileSession => s instanceof MobileSession;
 
@@ -67,7 +60,7 @@ export const mobileModule = defineModule<MobileOptions>({
 
     // ---- timeline rows reach every device of both users ----
 
-    api.on("message-delivered", (ev) => {
+    api.observe("message-delivered", (ev) => {
       if (isMobile(ev.origin)) {
         ev.origin.onOwnMessageDelivered(ev.stanza, ev.senderMeta, ev.meta, ev.from.bareString() === ev.to.bareString(), ev.duplicate);
       }
@@ -98,7 +91,7 @@ export const mobileModule = defineModule<MobileOptions>({
       }
       if (target !== null) void recordRecall(sender, recipient, target, own?.seq ?? 0, meta && hosts.has(ev.to.domain) ? meta.seq : 0);
       return false;
-    }, 50);
+    });
 
     /** Tombstones for a retraction in both users' timelines (only messages of the retraction's sender). */
     const recordRecall = async (sender: string, recipient: string, target: string, senderEvent: number, recipientEvent: number): Promise<void> => {
@@ -129,8 +122,8 @@ export const mobileModule = defineModule<MobileOptions>({
         return false;
       });
     };
-    api.on("pre-message/bare", checkRetraction, 140);
-    api.on("pre-message/full", checkRetraction, 140);
+    api.on("pre-message/bare", checkRetraction, "policy");
+    api.on("pre-message/full", checkRetraction, "policy");
 
     // ---- receipts and markers from peers: read state and MarkerPush ----
 
@@ -155,8 +148,8 @@ export const mobileModule = defineModule<MobileOptions>({
       })().catch((err) => api.log.error({ err }, "handling a marker failed"));
       return false;
     };
-    api.on("message/bare", inboundMarker, 150);
-    api.on("message/full", inboundMarker, 150);
+    api.on("message/bare", inboundMarker, "annotate");
+    api.on("message/full", inboundMarker, "annotate");
 
     // XEP-0333 `displayed` from the user's XMPP clients moves the same read state mobile devices see.
     const ownMarker = (ev: StanzaEvent): boolean => {
@@ -175,8 +168,8 @@ export const mobileModule = defineModule<MobileOptions>({
       })().catch((err) => api.log.error({ err }, "handling an own marker failed"));
       return false;
     };
-    api.on("pre-message/bare", ownMarker, 150);
-    api.on("pre-message/full", ownMarker, 150);
+    api.on("pre-message/bare", ownMarker, "annotate");
+    api.on("pre-message/full", ownMarker, "annotate");
 
     // ---- block lists (XEP-0191 §3.5, §3.6 semantics) ----
 
@@ -207,7 +200,7 @@ export const mobileModule = defineModule<MobileOptions>({
       return way instanceof Promise ? way.then((w) => applyBlock(ev, w)) : applyBlock(ev, way);
     };
     for (const kind of ["message", "presence", "iq"] as const) {
-      for (const target of ["bare", "full"] as const) api.on(`${kind}/${target}`, blockFilter, 200);
+      for (const target of ["bare", "full"] as const) api.on(`${kind}/${target}`, blockFilter, "policy");
     }
     // Outbound from a local client: refused before it is stored or routed.
     const outboundBlock = (ev: StanzaEvent): boolean | Promise<boolean> => {
@@ -221,12 +214,12 @@ export const mobileModule = defineModule<MobileOptions>({
       return list ? check(list) : ctx.blocking.get(ev.from.bareString()).then(check);
     };
     for (const target of ["bare", "full"] as const) {
-      api.on(`pre-message/${target}`, outboundBlock, 200);
-      api.on(`pre-iq/${target}`, outboundBlock, 200);
+      api.on(`pre-message/${target}`, outboundBlock, "policy");
+      api.on(`pre-iq/${target}`, outboundBlock, "policy");
     }
 
-    api.on("resource-bind", ({ session }) => { void ctx.blocking.get(session.jid!.bareString()); });
-    api.on("account-deleted", ({ host, username }) => {
+    api.observe("resource-bind", ({ session }) => { void ctx.blocking.get(session.jid!.bareString()); });
+    api.observe("account-deleted", ({ host, username }) => {
       const owner = `${username}@${host}`;
       ctx.conversations.forget(owner);
       ctx.blocking.forget(owner);
@@ -236,16 +229,12 @@ export const mobileModule = defineModule<MobileOptions>({
 
     const gateway = new MobileGateway(ctx);
     await gateway.listen();
-    gateways.set(api.context, gateway);
-    if (opts.port === null) {
-      api.context.httpUpgrades.set(opts.path, (req, socket, head) => { gateway.handleUpgrade(req, socket, head); });
-      api.onUnload(() => api.context.httpUpgrades.delete(opts.path));
-    }
+    if (opts.port === null) api.addHttpEndpoint(opts.path, (req, socket, head) => { gateway.handleUpgrade(req, socket, head); });
     let closing: Promise<void> | null = null;
     // The sessions' last acks are written before the store closes.
     const close = () => (closing ??= gateway.close().then(() => ctx.devices.idle()));
-    api.on("server-stopping", async () => { await close(); });
-    api.onUnload(() => { void close(); gateways.delete(api.context); });
+    api.observe("server-stopping", async () => { await close(); });
+    api.onUnload(() => { void close(); });
     api.log.info({ port: gateway.port, path: opts.path }, "mobile endpoint listening");
   },
 });

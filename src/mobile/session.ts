@@ -569,7 +569,7 @@ export class MobileSession implements Session {
     if (this.background === background) return;
     this.background = background;
     // Tell the rest of the server as an XMPP client would (XEP-0352).
-    void this.ctx.api.context.hooks.fire("stream-element", { session: this, element: xml(background ? "inactive" : "active", { xmlns: MNS.csi }) });
+    void this.ctx.api.run(this.host, "stream-element", { session: this, element: xml(background ? "inactive" : "active", { xmlns: MNS.csi }) });
     if (!background && this.heldPresence) {
       const held = this.heldPresence;
       this.heldPresence = null;
@@ -619,7 +619,7 @@ export class MobileSession implements Session {
     this.windowWaiter = null;
     if (w) w();
     if (this.jid && this.ctx.api.sessions.remove(this)) {
-      void this.ctx.api.context.hooks.fire("resource-unbind", { session: this, reason });
+      void this.ctx.api.notify(this.host, "resource-unbind", { session: this, reason });
     }
     this.ctx.groups.sessionClosed(this);
   }

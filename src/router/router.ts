@@ -1,47 +1,45 @@
-// RFC 6120 §10: the router stamps and checks addresses, names the event once and fires it. Everything
-// the server does with a stanza is a handler on those events; the RFC defaults sit at the lowest priority.
+// RFC 6120 §10: the router stamps and checks addresses, names the event once and fires it on the bus of
+// the domain it concerns. Everything the server does with a stanza is a handler on those events; the RFC
+// defaults sit in the fallback phase of every domain bus.
 import type { Element } from "../xml/element.js";
 import { tryParseJid, type Jid } from "../jid/jid.js";
-import type { HookBus, StanzaEvent, StanzaKind, Target, HookName, HookResult } from "../events/hooks.js";
+import {
+  PHASES, isThenable, type HookBus, type HookBuses, type HookResult, type RunName, type StanzaEvent, type StanzaKind, type Target,
+} from "../events/hooks.js";
 import type { Session } from "../sessions/session.js";
 import type { SessionRegistry } from "../sessions/registry.js";
-import { errorReply, iqPayload, isErrorStanza, type StanzaErrorCondition } from "../xml/stanza.js";
+import { StanzaError, errorReply, iqPayload, isAnswerable, reply, type StanzaErrorCondition } from "../xml/stanza.js";
 import type { Logger } from "../log.js";
 
-export const LOWEST_PRIORITY = -1000;
-
-function isThenable(v: unknown): v is Promise<unknown> {
-  return v !== null && typeof v === "object" && typeof (v as { then?: unknown }).then === "function";
-}
+type Result = HookResult | Promise<HookResult>;
 
 export class Router {
-  /** Domains served here: the hosts plus components (e.g. a MUC service) registered by modules. */
-  private readonly localDomains = new Set<string>();
-
   constructor(
-    readonly hooks: HookBus,
+    readonly hooks: HookBuses,
     readonly sessions: SessionRegistry,
     readonly hosts: ReadonlySet<string>,
     private readonly log: Logger,
   ) {
-    for (const h of hosts) this.localDomains.add(h);
-    this.installDefaults();
+    hooks.onEveryBus((_, bus) => installDefaults(bus, this));
+    // Until federation answers first: RFC 6120 §10.4.
+    hooks.server.on("route/remote", (ev) => { this.fallbackError(ev, "remote-server-not-found"); return true; }, PHASES.fallback);
+    for (const h of hosts) hooks.addDomain(h);
   }
 
+  /** Serves a component domain (e.g. a MUC service); returns the undo. */
   addComponent(domain: string): () => void {
-    this.localDomains.add(domain);
-    return () => this.localDomains.delete(domain);
+    return this.hooks.addDomain(domain);
   }
 
   isLocalDomain(domain: string): boolean {
-    return this.localDomains.has(domain);
+    return this.hooks.of(domain) !== undefined;
   }
 
   /**
    * A stanza from a bound local client. RFC 6120 §8.1.2.1: the server stamps `from` with the full JID
    * of the session; a `from` that is not the session's own JID is refused with an invalid-from stream error.
    */
-  fromClient(session: Session, stanza: Element): HookResult | Promise<HookResult> {
+  fromClient(session: Session, stanza: Element): Result {
     const own = session.jid!;
     const claimed = stanza.attrs.from;
     if (claimed !== undefined && claimed !== own.toString()) {
@@ -53,6 +51,12 @@ export class Router {
     }
     stanza.attrs.from = own.toString();
     const kind = stanza.name as StanzaKind;
+    const type = stanza.attrs.type;
+    // RFC 6120 §8.2.3: an iq has one of four types; anything else is a bad request (unless it is itself an answer).
+    if (kind === "iq" && type !== "get" && type !== "set" && type !== "result" && type !== "error") {
+      session.send(this.serverError(session, stanza, "bad-request", "an iq needs a type of get, set, result or error"));
+      return true;
+    }
     let to: Jid;
     const rawTo = stanza.attrs.to;
     if (rawTo === undefined || rawTo === "") {
@@ -62,7 +66,8 @@ export class Router {
     } else {
       const parsed = tryParseJid(rawTo);
       if (!parsed) {
-        if (!isErrorStanza(stanza)) session.send(errorReply(stanza, "jid-malformed", "invalid 'to' address"));
+        // RFC 6120 §8.3.3.8: the server answers for an address that is not a JID, never the address itself.
+        if (isAnswerable(stanza)) session.send(this.serverError(session, stanza, "jid-malformed", "invalid 'to' address"));
         return true;
       }
       to = parsed;
@@ -70,11 +75,16 @@ export class Router {
     const selfAddressed = kind !== "message" && to.isBare && to.equals(own.bare());
     const target: Target = selfAddressed ? "self" : targetOf(to);
     const ev: StanzaEvent = { stanza, from: own, to, origin: session };
-    return this.chain(ev, kind, target, `pre-${kind}/${target}` as HookName);
+    const bus = this.hooks.of(session.host)!;
+    const next = (): Result => this.afterPre(ev, kind, target);
+    const pre = this.fire(bus, `pre-${kind}/${target}`, ev);
+    if (isThenable(pre)) return this.guard(ev, pre.then((v) => (v ? v : next())));
+    if (pre) return pre;
+    return this.guard(ev, next());
   }
 
   /** Delivers a stanza whose addresses are already set and trusted (server-generated or checked). */
-  route(stanza: Element, origin: Session | null = null): HookResult | Promise<HookResult> {
+  route(stanza: Element, origin: Session | null = null): Result {
     const from = tryParseJid(stanza.attrs.from);
     const to = tryParseJid(stanza.attrs.to);
     if (!from || !to) {
@@ -84,60 +94,77 @@ export class Router {
     return this.deliver({ stanza, from, to, origin });
   }
 
-  deliver(ev: StanzaEvent): HookResult | Promise<HookResult> {
-    const kind = ev.stanza.name as StanzaKind;
-    return this.guard(ev, this.fire(`${kind}/${targetOf(ev.to)}` as HookName, ev));
+  deliver(ev: StanzaEvent): Result {
+    return this.guard(ev, this.deliverTo(ev, ev.stanza.name as StanzaKind, targetOf(ev.to)));
   }
 
-  /** Sends an error for `stanza` back to its sender, unless it is an error itself. */
+  /** Sends an error for `stanza` back to its sender, unless the stanza is one that is never answered. */
   bounce(stanza: Element, condition: StanzaErrorCondition, text?: string): void {
-    if (isErrorStanza(stanza)) return;
-    if (stanza.name === "presence" && stanza.attrs.type !== undefined && stanza.attrs.type !== "probe") return;
+    if (!isAnswerable(stanza)) return;
     void this.route(errorReply(stanza, condition, text));
   }
 
-  private chain(ev: StanzaEvent, kind: StanzaKind, target: Target, preEvent: HookName): HookResult | Promise<HookResult> {
-    const next = (): HookResult | Promise<HookResult> => {
-      const type = ev.stanza.attrs.type;
-      // Payload handlers answer for domains served here; a remote domain goes to federation as is.
-      if (kind === "iq" && (type === "get" || type === "set") && this.localDomains.has(ev.to.domain)) {
-        const payload = iqPayload(ev.stanza);
-        if (!payload) {
-          this.bounce(ev.stanza, "bad-request", "an iq request needs exactly one payload");
-          return true;
-        }
-        const name = `iq-${type}/${target}/${payload.getNS() ?? ""}:${payload.getName()}` as HookName;
-        const r = this.fire(name, ev);
-        if (isThenable(r)) return r.then((v) => (v ? v : this.deliverLocal(ev, kind)));
-        if (r) return r;
+  /** The result of an iq request (RFC 6120 §8.2.3), to the session it came from when that is still open. */
+  answer(ev: StanzaEvent, child: Element | null): void {
+    this.replyTo(ev, reply(ev.stanza, child));
+  }
+
+  /** The error answer of a request (RFC 6120 §8.3), to the session it came from when that is still open. */
+  fail(ev: StanzaEvent, err: StanzaError): void {
+    if (!isAnswerable(ev.stanza)) return;
+    this.replyTo(ev, errorReply(ev.stanza, err.condition, err.text, err.type));
+  }
+
+  private replyTo(ev: StanzaEvent, answer: Element): void {
+    // An answer to a stanza sent without `to` carries no `from`: it comes from the user's own account (§10.3.3).
+    const s = ev.origin;
+    if (s && !s.closed) s.send(answer);
+    else if (answer.attrs.to !== undefined && answer.attrs.from !== undefined) void this.route(answer);
+  }
+
+  /** An error the server itself answers for `stanza` from a local session (from the session's host). */
+  private serverError(session: Session, stanza: Element, condition: StanzaErrorCondition, text: string): Element {
+    const err = errorReply(stanza, condition, text);
+    err.attrs.from = session.host;
+    err.attrs.to = session.jid!.toString();
+    return err;
+  }
+
+  private afterPre(ev: StanzaEvent, kind: StanzaKind, target: Target): Result {
+    const type = ev.stanza.attrs.type;
+    const bus = this.hooks.of(ev.to.domain);
+    // Payload handlers answer for domains served here; a remote domain goes to federation as is.
+    if (bus && kind === "iq" && (type === "get" || type === "set")) {
+      const payload = iqPayload(ev.stanza);
+      if (!payload || ev.stanza.children.some((c) => typeof c !== "string" && c !== payload)) {
+        this.fail(ev, new StanzaError("bad-request", "an iq request needs exactly one payload"));
+        return true;
       }
-      return this.deliverLocal(ev, kind);
-    };
-    const pre = this.fire(preEvent, ev);
-    if (isThenable(pre)) return this.guard(ev, pre.then((v) => (v ? v : next())));
-    if (pre) return pre;
-    return this.guard(ev, next());
-  }
-
-  private deliverLocal(ev: StanzaEvent, kind: StanzaKind): HookResult | Promise<HookResult> {
-    if (!this.localDomains.has(ev.to.domain)) {
-      return this.fire("route/remote", ev);
+      const r = this.fire(bus, `iq-${type}/${target}/${payload.getNS() ?? ""}:${payload.getName()}` as RunName, ev);
+      if (isThenable(r)) return r.then((v) => (v ? v : this.deliverTo(ev, kind, target)));
+      if (r) return r;
     }
-    return this.fire(`${kind}/${targetOf(ev.to)}` as HookName, ev);
+    return this.deliverTo(ev, kind, target);
   }
 
-  private fire(name: HookName, ev: StanzaEvent): HookResult | Promise<HookResult> {
+  private deliverTo(ev: StanzaEvent, kind: StanzaKind, target: Target): Result {
+    const bus = this.hooks.of(ev.to.domain);
+    if (!bus) return this.fire(this.hooks.server, "route/remote", ev);
+    return this.fire(bus, `${kind}/${target}`, ev);
+  }
+
+  private fire(bus: HookBus, name: RunName, ev: StanzaEvent): Result {
     try {
-      return this.hooks.fire(name, ev);
+      return bus.run(name, ev);
     } catch (err) {
       this.handlerFailed(name, ev, err);
       return true;
     }
   }
 
-  private guard(ev: StanzaEvent, r: HookResult | Promise<HookResult>): HookResult | Promise<HookResult> {
+  private guard(ev: StanzaEvent, r: Result): Result {
     if (!isThenable(r)) return r;
-    return r.catch((err) => {
+    return r.then(undefined, (err) => {
       this.handlerFailed(ev.stanza.name, ev, err);
       return true;
     });
@@ -145,38 +172,32 @@ export class Router {
 
   private handlerFailed(name: string, ev: StanzaEvent, err: unknown): void {
     this.log.error({ err, event: name, stanza: ev.stanza.toString() }, "handler failed");
-    const type = ev.stanza.attrs.type;
-    if (ev.stanza.name === "iq" && (type === "get" || type === "set")) this.bounce(ev.stanza, "internal-server-error");
+    this.fail(ev, new StanzaError("internal-server-error"));
   }
 
-  /** RFC defaults at the lowest priority: modules override them by answering first. */
-  private installDefaults(): void {
-    const h = this.hooks;
-    h.on("route/remote", (ev) => {
-      // Federation is not wired in yet: RFC 6120 §10.4.
-      this.bounce(ev.stanza, "remote-server-not-found");
-      return true;
-    }, LOWEST_PRIORITY);
-    const toSessionOr = (fallback: (ev: StanzaEvent) => void) => (ev: StanzaEvent) => {
-      const s = this.sessions.get(ev.to);
-      if (s) s.send(ev.stanza);
-      else fallback(ev);
-      return true;
-    };
-    const unavailable = (ev: StanzaEvent) => {
-      const type = ev.stanza.attrs.type;
-      if (ev.stanza.name === "iq" && type !== "get" && type !== "set") return true; // results/errors: dropped
-      this.bounce(ev.stanza, "service-unavailable");
-      return true;
-    };
-    h.on("iq/full", toSessionOr(unavailable), LOWEST_PRIORITY);
-    for (const t of ["bare", "host", "self"] as const) h.on(`iq/${t}`, unavailable, LOWEST_PRIORITY);
-    h.on("message/full", toSessionOr(unavailable), LOWEST_PRIORITY);
-    h.on("message/bare", unavailable, LOWEST_PRIORITY);
-    h.on("message/host", unavailable, LOWEST_PRIORITY);
-    h.on("message/self", unavailable, LOWEST_PRIORITY);
-    for (const t of ["full", "bare", "host", "self"] as const) h.on(`presence/${t}`, () => true, LOWEST_PRIORITY);
+  /** Routes an answer the fallback produced for `ev` (see replyTo). */
+  fallbackError(ev: StanzaEvent, condition: StanzaErrorCondition): void {
+    if (ev.stanza.name === "iq") this.fail(ev, new StanzaError(condition));
+    else this.bounce(ev.stanza, condition);
   }
+}
+
+/** RFC defaults in the fallback phase of a domain bus: modules override them by answering first. */
+function installDefaults(bus: HookBus, router: Router): void {
+  const fallback = PHASES.fallback;
+  const toSessionOr = (otherwise: (ev: StanzaEvent) => void) => (ev: StanzaEvent) => {
+    const s = router.sessions.get(ev.to);
+    if (s) s.send(ev.stanza);
+    else otherwise(ev);
+    return true;
+  };
+  // RFC 6120 §8.2.3 / §10.5.3.1: every iq get/set is answered; results and errors never are.
+  const unavailable = (ev: StanzaEvent) => { router.fallbackError(ev, "service-unavailable"); return true; };
+  bus.on("iq/full", toSessionOr(unavailable), fallback);
+  for (const t of ["bare", "host", "self"] as const) bus.on(`iq/${t}`, unavailable, fallback);
+  bus.on("message/full", toSessionOr(unavailable), fallback);
+  for (const t of ["bare", "host", "self"] as const) bus.on(`message/${t}`, unavailable, fallback);
+  for (const t of ["full", "bare", "host", "self"] as const) bus.on(`presence/${t}`, () => true, fallback);
 }
 
 export function targetOf(to: Jid): Target {

@@ -56,6 +56,28 @@ export function errorReply(stanza: Element, condition: StanzaErrorCondition, tex
   return el;
 }
 
+/**
+ * A stanza error to answer with (RFC 6120 §8.3): thrown by iq handlers, turned into the error reply by
+ * the core, which answers every request exactly once.
+ */
+export class StanzaError extends Error {
+  constructor(readonly condition: StanzaErrorCondition, readonly text?: string, readonly type?: ErrorType) {
+    super(text ?? condition);
+  }
+}
+
+/**
+ * Whether a stanza may be answered with an error at all: never an error (RFC 6120 §8.3.1), never an iq
+ * result (§8.2.3: results and errors are not answered, or two entities could loop), never a presence
+ * other than available or probe (RFC 6121 §4.3, §3: subscription states are not bounced).
+ */
+export function isAnswerable(stanza: Element): boolean {
+  const type = stanza.attrs.type;
+  if (stanza.name === "iq") return type === "get" || type === "set";
+  if (stanza.name === "presence") return type === undefined || type === "probe";
+  return type !== "error";
+}
+
 /** RFC 6120 §8.3.1: an error stanza is never answered with another error. */
 export function isErrorStanza(stanza: Element): boolean {
   return stanza.attrs.type === "error";

@@ -1,5 +1,5 @@
 // XEP-0045 §10.9 an owner destroys the room, optionally naming an alternate venue and a reason.
-import { IqError } from "../../shared/iq.js";
+import { StanzaError } from "../../../src/xml/stanza.js";
 import { tryParseJid } from "../../../src/jid/jid.js";
 import { NS_MUC_OWNER } from "../ns.js";
 import type { MucService } from "../service.js";
@@ -8,9 +8,9 @@ export function destroy(muc: MucService): void {
   muc.onRoomIq("set", NS_MUC_OWNER, "query", async (room, ev) => {
     const d = ev.stanza.getChild("query", NS_MUC_OWNER)?.getChild("destroy");
     if (!d) return;
-    if (room.affiliationOf(ev.from.bareString()) !== "owner") throw new IqError("forbidden", "only owners may destroy the room");
+    if (room.affiliationOf(ev.from.bareString()) !== "owner") throw new StanzaError("forbidden", "only owners may destroy the room");
     const alternate = d.attrs.jid;
-    if (alternate !== undefined && !tryParseJid(alternate)) throw new IqError("jid-malformed", "the alternate venue is not a valid JID");
+    if (alternate !== undefined && !tryParseJid(alternate)) throw new StanzaError("jid-malformed", "the alternate venue is not a valid JID");
     await muc.destroyRoom(room, { alternate, reason: d.getChildText("reason") ?? undefined, password: d.getChildText("password") ?? undefined });
     return true;
   });

@@ -1,7 +1,7 @@
 // XEP-0045 §6 service discovery: the service among the server's items (identity conference/text), the
 // public rooms as the service's items, and each room's features and muc#roominfo form (§6.4).
 import { xml, type Element } from "../../../src/xml/element.js";
-import { IqError } from "../../shared/iq.js";
+import { StanzaError } from "../../../src/xml/stanza.js";
 import { formElement, type FormField } from "../forms.js";
 import { NS_CONFERENCE, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_PING, NS_ROOMINFO } from "../ns.js";
 import type { Room } from "../room.js";
@@ -20,7 +20,7 @@ export function disco(muc: MucService): void {
   });
 
   muc.onServiceIq("get", NS_DISCO_INFO, "query", (ev) => {
-    if (nodeOf(ev, NS_DISCO_INFO)) throw new IqError("item-not-found");
+    if (nodeOf(ev, NS_DISCO_INFO)) throw new StanzaError("item-not-found");
     const q = xml("query", { xmlns: NS_DISCO_INFO }, xml("identity", { category: "conference", type: "text", name: SERVICE_NAME }));
     for (const f of [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_PING, NS_CONFERENCE]) q.cnode(xml("feature", { var: f }));
     return q;
@@ -28,7 +28,7 @@ export function disco(muc: MucService): void {
   muc.onServiceIq("get", NS_PING, "ping", () => true);
 
   muc.onServiceIq("get", NS_DISCO_ITEMS, "query", async (ev) => {
-    if (nodeOf(ev, NS_DISCO_ITEMS)) throw new IqError("item-not-found");
+    if (nodeOf(ev, NS_DISCO_ITEMS)) throw new StanzaError("item-not-found");
     const domain = ev.to.domain;
     const items = new Map<string, string>();
     for (const [local, e] of await registry.index(domain)) if (e.public) items.set(`${local}@${domain}`, e.name || local);
@@ -46,24 +46,24 @@ export function disco(muc: MucService): void {
   const visible = (room: Room, bare: string) => !room.locked || room.affiliationOf(bare) === "owner";
 
   muc.onRoomIq("get", NS_DISCO_INFO, "query", (room, ev) => {
-    if (!visible(room, ev.from.bareString()) || nodeOf(ev, NS_DISCO_INFO)) throw new IqError("item-not-found");
+    if (!visible(room, ev.from.bareString()) || nodeOf(ev, NS_DISCO_INFO)) throw new StanzaError("item-not-found");
     const c = room.config;
     const features = [NS_MUC, NS_DISCO_INFO, NS_DISCO_ITEMS, c.persistent ? "muc_persistent" : "muc_temporary", c.public ? "muc_public" : "muc_hidden"];
     const q = xml("query", { xmlns: NS_DISCO_INFO }, xml("identity", { category: "conference", type: "text", name: room.title }));
-    for (const f of [...new Set(muc.bus.run("room-disco-features", features, { room }))].sort()) q.cnode(xml("feature", { var: f }));
+    for (const f of [...new Set(muc.bus.runFold("room-disco-features", features, { room }))].sort()) q.cnode(xml("feature", { var: f }));
     const fields: FormField[] = [
       { var: "muc#roomconfig_roomname", label: "Name", values: [c.name] },
       { var: "muc#roominfo_description", label: "Description", values: [c.description] },
       { var: "muc#roominfo_occupants", label: "Number of occupants", values: [String(room.occupants.size)] },
     ];
     if (c.language) fields.push({ var: "muc#roominfo_lang", label: "Language", values: [c.language] });
-    q.cnode(formElement("result", NS_ROOMINFO, muc.bus.run("room-info-fields", fields, { room })));
+    q.cnode(formElement("result", NS_ROOMINFO, muc.bus.runFold("room-info-fields", fields, { room })));
     return q;
   });
 
   // §6.5: the occupant list is not disclosed through disco.
   muc.onRoomIq("get", NS_DISCO_ITEMS, "query", (room, ev) => {
-    if (!visible(room, ev.from.bareString()) || nodeOf(ev, NS_DISCO_ITEMS)) throw new IqError("item-not-found");
+    if (!visible(room, ev.from.bareString()) || nodeOf(ev, NS_DISCO_ITEMS)) throw new StanzaError("item-not-found");
     return xml("query", { xmlns: NS_DISCO_ITEMS });
   });
 }

@@ -29,7 +29,7 @@ export function history(muc: MucService): void {
     return fields;
   });
 
-  muc.bus.on("room-joined", async ({ room, session, stanza, barrier }) => {
+  muc.bus.observe("room-joined", async ({ room, session, stanza, barrier }) => {
     const h = stanza.getChild("x", NS_MUC)?.getChild("history");
     let limit = Math.min(room.config.historyLength, options.maxHistory);
     const maxstanzas = intAttr(h, "maxstanzas");

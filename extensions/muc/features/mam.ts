@@ -16,7 +16,7 @@
 import { xml, type Element } from "../../../src/xml/element.js";
 import { tryParseJid, type Jid } from "../../../src/jid/jid.js";
 import { parseFramedElement } from "../../../src/xml/parser.js";
-import { IqError } from "../../shared/iq.js";
+import { StanzaError } from "../../../src/xml/stanza.js";
 import { parseMamOptions } from "../../mam/index.js";
 import { archiveMetadata, queryArchive, sendPage, type Archive, type PageLimits, type WithFilter } from "../../mam/archive.js";
 import { NS_FULLTEXT, NS_MAM, NS_MAM_EXTENDED, parseQuery, queryForm } from "../../mam/query.js";
@@ -43,19 +43,19 @@ export function mam(muc: MucService): void {
   const access = (room: Room, from: Jid): boolean => {
     const bare = from.bareString();
     const affiliation = room.affiliationOf(bare);
-    if (room.locked && affiliation !== "owner") throw new IqError("item-not-found", "no such room");
-    if (!room.config.mam) throw new IqError("service-unavailable", "this room keeps no message archive");
-    if (affiliation === "outcast") throw new IqError("forbidden", "you are banned from this room");
+    if (room.locked && affiliation !== "owner") throw new StanzaError("item-not-found", "no such room");
+    if (!room.config.mam) throw new StanzaError("service-unavailable", "this room keeps no message archive");
+    if (affiliation === "outcast") throw new StanzaError("forbidden", "you are banned from this room");
     const member = affiliationRank(affiliation) >= affiliationRank("member");
-    if (room.config.membersOnly && !member) throw new IqError("forbidden", "the archive of a members-only room is for its members");
+    if (room.config.membersOnly && !member) throw new StanzaError("forbidden", "the archive of a members-only room is for its members");
     const inRoom = room.occupantsOf(bare);
     if (room.config.passwordProtected && !member && inRoom.length === 0) {
-      throw new IqError("forbidden", "the archive of a password-protected room is for its occupants and members");
+      throw new StanzaError("forbidden", "the archive of a password-protected room is for its occupants and members");
     }
     // The role it has in the room, or would have on entering.
     let role: Role = inRoom.length === 0 ? muc.defaultRole(room, affiliation) : "none";
     for (const occ of inRoom) if (roleRank(occ.role) > roleRank(role)) role = occ.role;
-    if (role === "none") throw new IqError("forbidden", "you may not enter this room");
+    if (role === "none") throw new StanzaError("forbidden", "you may not enter this room");
     return muc.jidVisibleTo(room, role);
   };
 
@@ -66,7 +66,7 @@ export function mam(muc: MucService): void {
       if (w.resource === "") return {}; // every message in the archive comes from an occupant JID of the room
       return { match: (entry) => tryParseJid(fromOf(entry.xml))?.equals(w) === true };
     }
-    if (!seesJids) throw new IqError("forbidden", "this room does not disclose real JIDs to you; filter by occupant JID (room@service/nick)");
+    if (!seesJids) throw new StanzaError("forbidden", "this room does not disclose real JIDs to you; filter by occupant JID (room@service/nick)");
     return { peer: w.bareString() };
   };
 

@@ -12,7 +12,7 @@ export function membersOnly(muc: MucService): void {
       return new RoomError("registration-required", "this room is for members only");
     }
   }, 70);
-  muc.bus.on("room-affiliation-changed", ({ room, jid, actor, reason }) => {
+  muc.bus.observe("room-affiliation-changed", ({ room, jid, actor, reason }) => {
     if (!room.config.membersOnly) return;
     for (const occ of [...room.occupants.values()]) {
       if ((occ.bare === jid || occ.bare.endsWith("@" + jid)) && affiliationRank(room.affiliationOf(occ.bare)) < affiliationRank("member")) {
@@ -20,7 +20,7 @@ export function membersOnly(muc: MucService): void {
       }
     }
   });
-  muc.bus.on("room-config-changed", ({ room, before, after }) => {
+  muc.bus.observe("room-config-changed", ({ room, before, after }) => {
     if (before.membersOnly || !after.membersOnly) return;
     for (const occ of [...room.occupants.values()]) {
       if (affiliationRank(room.affiliationOf(occ.bare)) < affiliationRank("member")) muc.removeOccupant(room, occ, { codes: ["322"] });

@@ -2,7 +2,7 @@
 // (an empty submission), reserved rooms (the form), cancel, and changes announced with status 104
 // (plus the privacy codes other features add, §10.2.1). Each setting's field comes from its feature.
 import { xml } from "../../../src/xml/element.js";
-import { IqError } from "../../shared/iq.js";
+import { StanzaError } from "../../../src/xml/stanza.js";
 import { booleanField, textField } from "../config-fields.js";
 import { formElement, formValues } from "../forms.js";
 import { NS_DATA, NS_MUC_OWNER, NS_MUC_USER, NS_ROOMCONFIG } from "../ns.js";
@@ -18,7 +18,7 @@ export function ownerConfig(muc: MucService): void {
 
   const requireOwner = (room: Room, bare: string) => {
     // §10.2: only owners configure.
-    if (room.affiliationOf(bare) !== "owner") throw new IqError("forbidden", "only owners may configure the room");
+    if (room.affiliationOf(bare) !== "owner") throw new StanzaError("forbidden", "only owners may configure the room");
   };
 
   muc.onRoomIq("get", NS_MUC_OWNER, "query", (room, ev) => {
@@ -38,10 +38,10 @@ export function ownerConfig(muc: MucService): void {
       if (room.locked) await muc.destroyRoom(room);
       return true;
     }
-    if (type !== "submit") throw new IqError("bad-request", "expected a submitted form");
+    if (type !== "submit") throw new StanzaError("bad-request", "expected a submitted form");
     const values = formValues(x);
     const formType = values.get("FORM_TYPE")?.[0];
-    if (formType !== undefined && formType !== NS_ROOMCONFIG) throw new IqError("bad-request", `unexpected FORM_TYPE ${formType}`);
+    if (formType !== undefined && formType !== NS_ROOMCONFIG) throw new StanzaError("bad-request", `unexpected FORM_TYPE ${formType}`);
     const next: RoomConfig = { ...room.config };
     for (const f of muc.configFields) {
       const v = values.get(f.var);
@@ -63,10 +63,10 @@ export async function applyConfig(muc: MucService, room: Room, next: RoomConfig)
   else if (before.persistent) await muc.registry.forget(room);
   const changed = (Object.keys(next) as Array<keyof RoomConfig>).filter((k) => next[k] !== before[k]);
   if (!wasLocked && changed.length > 0) {
-    const codes = muc.bus.run("room-config-codes", changed.some((k) => k !== "whois") ? ["104"] : [], { room, before, after: next });
+    const codes = muc.bus.runFold("room-config-codes", changed.some((k) => k !== "whois") ? ["104"] : [], { room, before, after: next });
     if (codes.length > 0) {
       muc.broadcast(room, xml("message", { from: room.bare, type: "groupchat" }, xml("x", { xmlns: NS_MUC_USER }, ...codes.map((code) => xml("status", { code })))));
     }
   }
-  await muc.bus.fire("room-config-changed", { room, before, after: next });
+  await muc.bus.notify("room-config-changed", { room, before, after: next });
 }

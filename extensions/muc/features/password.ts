@@ -1,7 +1,7 @@
 // XEP-0045 §7.2.5 password-protected rooms: entering needs <password/> in the MUC <x/>.
 import { RoomError } from "../events.js";
 import { booleanField, textField } from "../config-fields.js";
-import { IqError } from "../../shared/iq.js";
+import { StanzaError } from "../../../src/xml/stanza.js";
 import { NS_MUC } from "../ns.js";
 import type { MucService } from "../service.js";
 
@@ -9,7 +9,7 @@ export function password(muc: MucService): void {
   muc.addConfigField({
     ...booleanField("muc#roomconfig_passwordprotectedroom", "Password required to enter?", "passwordProtected"),
     validate: (c) => {
-      if (c.passwordProtected && c.password === "") throw new IqError("not-acceptable", "a password-protected room needs a password");
+      if (c.passwordProtected && c.password === "") throw new StanzaError("not-acceptable", "a password-protected room needs a password");
     },
   });
   muc.addConfigField(textField("muc#roomconfig_roomsecret", "Password", "password", "text-private", 256));

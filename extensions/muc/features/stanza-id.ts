@@ -5,7 +5,7 @@ import { NS_SID } from "../ns.js";
 import type { MucService } from "../service.js";
 
 export function stanzaId(muc: MucService): void {
-  muc.bus.on("room-message", ({ room, message, stanzaId }) => {
+  muc.bus.observe("room-message", ({ room, message, stanzaId }) => {
     if (stanzaId !== null) message.cnode(xml("stanza-id", { xmlns: NS_SID, id: stanzaId, by: room.bare }));
   });
   muc.bus.fold("room-disco-features", (features) => { features.push(NS_SID); return features; });

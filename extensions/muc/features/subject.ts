@@ -16,12 +16,12 @@ export function subject(muc: MucService): void {
     if (!allowed) return new RoomError("forbidden", "you may not change the subject of this room");
     room.subject = { text: subjectEl.getText(), nick: occupant.nick, ts: Date.now() };
     const msg = xml("message", { from: room.occupantJid(occupant.nick), type: "groupchat", id: stanza.attrs.id }, xml("subject", null, room.subject.text));
-    muc.broadcast(room, muc.bus.run("room-occupant-stanza", msg, { room, occupant }));
+    muc.broadcast(room, muc.bus.runFold("room-occupant-stanza", msg, { room, occupant }));
     void muc.registry.save(room).catch((err) => muc.api.log.error({ err, room: room.bare }, "saving the subject failed"));
     return true;
   }, 50);
 
-  muc.bus.on("room-joined", ({ room, session }) => {
+  muc.bus.observe("room-joined", ({ room, session }) => {
     const s = room.subject;
     const from = s && s.nick ? room.occupantJid(s.nick) : room.bare;
     muc.sendTo(session.jid, xml("message", { from, to: session.full, type: "groupchat" }, xml("subject", null, s ? s.text : null)));

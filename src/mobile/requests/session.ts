@@ -98,7 +98,7 @@ export async function login(s: MobileSession, req: LoginRequest): Promise<LoginR
   // pushes follow the LoginResult (and timeline rows wait for the sync, which starts after it).
   s.holdPushes();
   api.sessions.add(s);
-  await api.context.hooks.fire("resource-bind", { session: s });
+  await api.notify(s.host, "resource-bind", { session: s });
   await ctx.blocking.get(owner);
 
   const timeline = api.store.timeline;
