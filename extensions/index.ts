@@ -11,5 +11,8 @@ import { last } from "./last/index.js";
 import { muc } from "./muc/index.js";
 import { mam } from "./mam/index.js";
 import { carbons } from "./carbons/index.js";
+import { blocking } from "./blocking/index.js";
+import { conversations } from "./conversations/index.js";
+import { retraction } from "./retraction/index.js";
 
-export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons];
+export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons, blocking, conversations, retraction];

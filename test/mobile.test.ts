@@ -1,4 +1,4 @@
-// The mobile adapter end to end: a mobile client (src/mobile/client.ts, protobuf over WebSocket) and XMPP
+// The mobile adapter end to end: a mobile client (test/helpers/mobile-sdk.ts, protobuf over WebSocket) and XMPP
 // users (RawClient, @xmpp/client) in one server, over real sockets.
 import assert from "node:assert/strict";
 import { client as xmppClient } from "@xmpp/client";
@@ -40,7 +40,7 @@ async function befriend(m: MobileClient, x: RawClient, xu: string): Promise<void
 
 describe("mobile adapter", function () {
   let ts: MobileTestServer;
-  before(async () => { ts = await startMobileServer({ recallWindowSeconds: 3 }); });
+  before(async () => { ts = await startMobileServer({}, { modules: { retraction: { windowSeconds: 3 } } }); });
   after(() => ts.stop());
 
   describe("login", () => {

@@ -9,6 +9,7 @@ import { RoomError } from "./events.js";
 import { parseMucOptions, type MucOptions } from "./options.js";
 import { RoomRegistry } from "./registry.js";
 import { MucService } from "./service.js";
+import { roomsService } from "./rooms.js";
 import { ownerConfig } from "./features/owner-config.js";
 import { anonymity } from "./features/anonymity.js";
 import { password } from "./features/password.js";
@@ -57,6 +58,7 @@ export const muc = defineModule<MucOptions>({
     const service = api.component([...services.keys()]);
     const registry = new RoomRegistry(api.openStore(), api.store.timeline, options.defaultHistory, api.log);
     const muc = new MucService(api, service, options, registry, services);
+    api.provide("rooms", roomsService(services, api.store.timeline));
     for (const feature of FEATURES) feature(muc);
 
     // ---- presence: entering, leaving, changing presence or nick ----

@@ -8,6 +8,7 @@ import { NS } from "../xml/ns.js";
 import { parseFramedElement } from "../xml/parser.js";
 import { tryParseJid } from "../jid/jid.js";
 import type { RosterItem, TimelineEntry } from "../storage/types.js";
+import { NS_FASTEN, NS_MARKERS, NS_RECEIPTS, NS_RETRACT, NS_RETRACT_V0, isRetractionXml, messageIdOf, retractTarget, storedMessageId } from "../im/message-ids.js";
 import {
   ContentType, ConversationType, MessageKind, Show, Subscription,
   type Contact, type Message, type Presence, type SendMessage,
@@ -15,11 +16,11 @@ import {
 
 export const MNS = {
   content: "urn:hearth:mobile:1",
-  receipts: "urn:xmpp:receipts",
-  markers: "urn:xmpp:chat-markers:0",
-  retract: "urn:xmpp:message-retract:1",
-  retractV0: "urn:xmpp:message-retract:0",
-  fasten: "urn:xmpp:fasten:0",
+  receipts: NS_RECEIPTS,
+  markers: NS_MARKERS,
+  retract: NS_RETRACT,
+  retractV0: NS_RETRACT_V0,
+  fasten: NS_FASTEN,
   fallback: "urn:xmpp:fallback:0",
   hints: "urn:xmpp:hints",
   reference: "urn:xmpp:reference:0",
@@ -40,6 +41,8 @@ const CONTENT_NAMES: Record<number, string> = {
 };
 const CONTENT_BY_NAME = new Map(Object.entries(CONTENT_NAMES).map(([k, v]) => [v, Number(k) as ContentType]));
 const MEDIA = new Set<number>([ContentType.IMAGE, ContentType.AUDIO, ContentType.VIDEO, ContentType.FILE]);
+
+export { isRetractionXml, messageIdOf, retractTarget, storedMessageId };
 
 export const RETRACT_FALLBACK = "This person attempted to retract a previous message, but it's unsupported by your client.";
 
@@ -76,24 +79,6 @@ export function retractionStanza(to: string, type: "chat" | "groupchat", targetI
     xml("body", null, RETRACT_FALLBACK),
     xml("origin-id", { xmlns: NS.sid, id }),
     xml("store", { xmlns: MNS.hints }));
-}
-
-/** The id an XEP-0424 retraction in `el` names, if it is one (v1, or v0 through XEP-0422 fastening). */
-export function retractTarget(el: Element): string | null {
-  const v1 = el.getChild("retract", MNS.retract);
-  if (v1?.attrs.id) return v1.attrs.id;
-  const fasten = el.getChild("apply-to", MNS.fasten);
-  if (fasten?.attrs.id && fasten.getChild("retract", MNS.retractV0)) return fasten.attrs.id;
-  return null;
-}
-
-/** The id peers use for a message: its origin-id, else its `id` attribute (XEP-0184/0333 refer to it). */
-export function messageIdOf(el: Element): string {
-  return el.getChild("origin-id", NS.sid)?.attrs.id ?? el.attrs.id ?? "";
-}
-
-export function isRetractionXml(xmlText: string): boolean {
-  return xmlText.includes(MNS.retract) || xmlText.includes(MNS.fasten);
 }
 
 export interface RowContext {

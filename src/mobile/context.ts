@@ -1,18 +1,17 @@
-// What every mobile connection shares: the module's API, its options and stores, and the lookups
-// over the timeline that requests and hooks need.
-import type { ModuleApi } from "../modules/module.js";
+// What every mobile connection shares: the module's API, its options and stores, the services of the
+// feature modules it translates to (blocking, conversations, retraction), and the lookups over the
+// timeline that requests and pushes need.
+import type { ModuleApi, ServiceMap } from "../modules/module.js";
 import type { KeyValueStore, TimelineEntry } from "../storage/types.js";
 import type { Logger } from "../log.js";
 import type { FailureThrottle } from "../c2s/throttle.js";
 import type { MobileOptions } from "./options.js";
-import type { ConversationStore } from "./conversations.js";
-import type { BlockLists } from "./blocking.js";
 import type { Message } from "./schema.js";
-import { isRetractionXml, messageFromRow, retractTarget, tombstone } from "./bridge.js";
-import { parseFramedElement } from "../xml/parser.js";
+import { isRetractionXml, messageFromRow, tombstone } from "./bridge.js";
 import type { MobileSession } from "./session.js";
 import type { Groups } from "./groups.js";
 import type { OrderedKeyValue } from "./ordered-kv.js";
+import type { Handlers } from "./requests/index.js";
 
 export interface MobileContext {
   readonly api: ModuleApi<MobileOptions>;
@@ -25,12 +24,17 @@ export interface MobileContext {
   readonly devices: OrderedKeyValue;
   /** Per user: "<sha-256 of the token>" → TokenRecord. */
   readonly tokens: KeyValueStore;
-  readonly conversations: ConversationStore;
-  readonly blocking: BlockLists;
+  readonly blocking: ServiceMap["blocking"];
+  readonly conversations: ServiceMap["conversations"];
+  readonly retraction: ServiceMap["retraction"];
   readonly throttle: FailureThrottle;
   /** Every open connection, logged in or not (the heartbeat sweep walks it). */
   readonly connections: Set<MobileSession>;
   readonly groups: Groups;
+  /** The request handlers (requests/index.ts), by request name. */
+  readonly handlers: Handlers;
+  /** The user's logged-in mobile devices on this node. */
+  devicesOf(owner: string): MobileSession[];
 }
 
 /** A user's row at exactly `seq`, or null. */
@@ -40,38 +44,6 @@ export async function rowAt(ctx: MobileContext, owner: string, seq: number): Pro
   return rows.length === 1 && rows[0]!.seq === seq ? rows[0]! : null;
 }
 
-/** How far back a message is looked for by its id (receipts, markers, retractions name recent messages). */
-const LOOKBACK = 500;
-
-/** Whether the stored stanza's own `id` attribute is `id` (only the start tag is looked at). */
-function startTagHasId(xmlText: string, id: string): boolean {
-  const end = xmlText.indexOf(">");
-  const head = end < 0 ? xmlText : xmlText.slice(0, end);
-  return head.includes(` id="${id.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;").replace(/>/g, "&gt;")}"`);
-}
-
-/**
- * The newest row of the conversation with `peer` in `owner`'s timeline that peers refer to by `id`
- * (its origin-id or its id attribute), sent by the owner (`outgoing`) or by the peer.
- */
-export async function findByMessageId(ctx: MobileContext, owner: string, peer: string, id: string, outgoing: boolean): Promise<TimelineEntry | null> {
-  if (id === "") return null;
-  // Receipts and markers name very recent messages: look at a few rows first, then further back.
-  let before: number | undefined;
-  let seen = 0;
-  for (const page of [8, 64, LOOKBACK]) {
-    const rows = await ctx.api.store.timeline.query(owner, { with: peer, beforeSeq: before, reverse: true, limit: Math.min(page, LOOKBACK - seen) });
-    for (const r of rows) {
-      if (r.outgoing !== outgoing) continue;
-      if (r.originId === id || (r.originId === null && startTagHasId(r.xml, id))) return r;
-    }
-    seen += rows.length;
-    if (rows.length < page || seen >= LOOKBACK) break;
-    before = rows[rows.length - 1]!.seq;
-  }
-  return null;
-}
-
 /** Messages for a batch of rows of one user's timeline: tombstones applied, recall events resolved. */
 export async function toMessages(ctx: MobileContext, owner: string, rows: TimelineEntry[], recalls?: Map<number, number>): Promise<Message[]> {
   const recalled = recalls ?? (await ctx.conversations.recalls(owner));
@@ -79,7 +51,7 @@ export async function toMessages(ctx: MobileContext, owner: string, rows: Timeli
   const out: Message[] = [];
   for (const row of rows) {
     // Rows from the group service in the user's own timeline are invitations: group events, not messages.
-    if (ctx.groups.isGroupDomain(row.peer.slice(row.peer.indexOf("@") + 1))) continue;
+    if (ctx.groups.isGroupJidText(row.peer)) continue;
     const m = messageFromRow(row);
     if (!m) continue;
     if (recalled.has(row.seq)) tombstone(m);
@@ -88,7 +60,7 @@ export async function toMessages(ctx: MobileContext, owner: string, rows: Timeli
       let target = byEvent.get(row.seq);
       if (target === undefined) {
         // Not recorded (yet): look for it. The recalled message was sent by the recall's sender.
-        const found = await findByMessageId(ctx, owner, row.peer, m.recallTargetClientMsgId, row.outgoing);
+        const found = await ctx.conversations.messageById(owner, row.peer, m.recallTargetClientMsgId, row.outgoing);
         if (found) target = found.seq;
       }
       m.recallTargetSeq = target ?? 0;
@@ -96,14 +68,4 @@ export async function toMessages(ctx: MobileContext, owner: string, rows: Timeli
     out.push(m);
   }
   return out;
-}
-
-/** The XEP-0424 target of a stored row, if it is a retraction. */
-export function rowRetractTarget(row: TimelineEntry): string | null {
-  if (!isRetractionXml(row.xml)) return null;
-  try {
-    return retractTarget(parseFramedElement(row.xml));
-  } catch {
-    return null;
-  }
 }

@@ -1,6 +1,6 @@
 // Groups: a mobile group is a persistent members-only MUC room (XEP-0045) of the server's MUC service,
-// so XMPP users take part in it as a room. This adapter speaks to the MUC service only through stanzas
-// (src/ never imports extensions/); without a MUC service every group request answers UNSUPPORTED.
+// so XMPP users take part in it as a room. This adapter speaks to the rooms through stanzas and reads their
+// timelines through the MUC module's `rooms` service; without it every group request answers UNSUPPORTED.
 //
 // - create: the owner's device enters a new room, submits the room configuration (persistent,
 //   members-only, real JIDs visible to members), and invites the members (mediated invitations make
@@ -24,9 +24,12 @@ import {
 import { MobileError, forbidden, invalid, notFound, fromStanzaError } from "./errors.js";
 import { MNS, chatStanza, isRetractionXml, messageFromStanza, retractionStanza, tombstone } from "./bridge.js";
 import type { MobileSession } from "./session.js";
-import type { ModuleApi } from "../modules/module.js";
+import type { ModuleApi, ServiceMap } from "../modules/module.js";
 import type { MobileOptions } from "./options.js";
-import type { ConversationStore } from "./conversations.js";
+import type { MobileContext } from "./context.js";
+import { conversationPayload, mirror } from "./conversation.js";
+
+type RoomsService = ServiceMap["rooms"];
 
 const unsupported = () => new MobileError(ErrorCode.UNSUPPORTED, "this server runs no group (MUC) service");
 const ROLES: Record<string, GroupRoleType> = { owner: GroupRole.OWNER, admin: GroupRole.ADMIN, member: GroupRole.MEMBER };
@@ -44,19 +47,28 @@ export class Groups {
   private readonly devices = new WeakMap<MobileSession, Map<string, DeviceGroup>>();
   private readonly joins = new WeakMap<MobileSession, Map<string, Waiter>>();
 
-  constructor(private readonly api: ModuleApi<MobileOptions>, private readonly conversations: () => ConversationStore) {
+  constructor(private readonly api: ModuleApi<MobileOptions>, private readonly ctx: () => MobileContext) {
     this.kv = api.openStore("groups");
   }
 
-  /** The MUC service's domain, if one is served here. */
+  /** The MUC module's `rooms` service, when the MUC module is loaded. */
+  private rooms(): RoomsService | null {
+    try {
+      return this.api.use("rooms");
+    } catch {
+      return null;
+    }
+  }
+
+  /** The MUC service's domain groups live on, if one is served here. */
   domain(): string | null {
+    const rooms = this.rooms();
+    if (!rooms) return null;
     const configured = this.api.options.groupService;
-    if (configured !== "") return this.api.router.isLocalDomain(configured) ? configured : null;
+    if (configured !== "") return rooms.isService(configured) ? configured : null;
     for (const host of this.api.hosts) {
-      for (const prefix of ["conference", "groups", "muc", "chat", "rooms"]) {
-        const d = `${prefix}.${host}`;
-        if (this.api.router.isLocalDomain(d)) return d;
-      }
+      const d = rooms.serviceFor(host);
+      if (d !== null) return d;
     }
     return null;
   }
@@ -70,8 +82,10 @@ export class Groups {
     return d !== null && j.domain === d;
   }
 
-  isGroupDomain(domain: string): boolean {
-    return domain === this.domain();
+  /** Whether a bare JID (as text) is a group. */
+  isGroupJidText(bare: string): boolean {
+    const d = this.domain();
+    return d !== null && bare.slice(bare.indexOf("@") + 1) === d;
   }
 
   isGroupStanza(el: Element): boolean {
@@ -84,6 +98,13 @@ export class Groups {
     const d = this.domain();
     if (d === null) throw unsupported();
     return d;
+  }
+
+  /** The room timelines, through the rooms service. */
+  private get timeline(): RoomsService {
+    const rooms = this.rooms();
+    if (!rooms) throw unsupported();
+    return rooms;
   }
 
   // ---- directory ----
@@ -117,7 +138,7 @@ export class Groups {
   }
 
   private mobileOf(owner: string): MobileSession[] {
-    return this.api.sessions.resources(owner).filter((s): s is MobileSession => (s as { protocol: string }).protocol === "mobile" && "deviceId" in s);
+    return this.ctx().devicesOf(owner);
   }
 
   private event(to: Iterable<string>, group: string, kind: GroupEventKind, jid: string, by: string, name: string): void {
@@ -238,19 +259,19 @@ export class Groups {
   private async syncRoom(s: MobileSession, room: string, dg: DeviceGroup, initial = false): Promise<void> {
     if (dg.syncing) { dg.again = true; return; }
     dg.syncing = true;
-    const timeline = this.api.store.timeline;
+    const timeline = this.timeline;
     try {
       for (;;) {
         do {
           dg.again = false;
           for (;;) {
-            const rows = await timeline.query(room, { afterSeq: dg.sent, limit: this.api.options.syncBatch });
+            const rows = await timeline.messages(room, { afterSeq: dg.sent, limit: this.api.options.syncBatch });
             if (s.closed || rows.length === 0) break;
             const messages = await this.toMessages(s.owner, room, rows);
             dg.sent = rows[rows.length - 1]!.seq;
             if (messages.length > 0) s.push("messagePush", { messages });
             const last = rows[rows.length - 1]!;
-            void this.conversations().groupActivity(s.owner, room, last.seq, last.ts, last.peer === s.owner);
+            void this.ctx().conversations.groupActivity(s.owner, room, last.seq, last.ts, last.peer === s.owner);
             if (rows.length < this.api.options.syncBatch) break;
           }
         } while (dg.again && !s.closed);
@@ -300,7 +321,7 @@ export class Groups {
         let target = byEvent.get(row.seq);
         if (target === undefined) {
           // Not recorded yet (the event is being pushed while the recall is stored): the sender's message by its id.
-          const recent = await this.api.store.timeline.query(room, { beforeSeq: row.seq, reverse: true, limit: 500 });
+          const recent = await this.timeline.messages(room, { beforeSeq: row.seq, reverse: true, limit: 500 });
           target = recent.find((r) => r.peer === row.peer && r.originId === m.recallTargetClientMsgId)?.seq;
         }
         m.recallTargetSeq = target ?? 0;
@@ -323,7 +344,7 @@ export class Groups {
   private async sendToRoom(s: MobileSession, room: string, stanza: Element, id: string): Promise<SendAck> {
     const started = Date.now();
     const { groupStanzaId } = await s.sendMessage(stanza, id, room);
-    const row = groupStanzaId ? await this.api.store.timeline.byStanzaId(room, groupStanzaId) : null;
+    const row = groupStanzaId ? await this.timeline.byStanzaId(room, groupStanzaId) : null;
     if (!row) throw new MobileError(ErrorCode.INTERNAL, "the group did not store the message");
     const dg = this.state(s).get(room);
     if (dg && row.seq === dg.sent + 1 && !dg.syncing) dg.sent = row.seq;
@@ -335,7 +356,7 @@ export class Groups {
     const st = this.state(s);
     if (st.has(room)) return;
     await this.enter(s, room);
-    const lastSeq = await this.api.store.timeline.lastSeq(room);
+    const lastSeq = await this.timeline.lastSeq(room);
     st.set(room, { sent: lastSeq, acked: lastSeq, syncing: false, again: false, joined: true });
   }
 
@@ -343,15 +364,15 @@ export class Groups {
     this.need();
     const room = j.toString();
     await this.requireMember(s.owner, room);
-    const timeline = this.api.store.timeline;
+    const timeline = this.timeline;
     let rows: TimelineEntry[];
     let isEnd: boolean;
     if (req.afterSeq > 0) {
-      rows = await timeline.query(room, { afterSeq: req.afterSeq, limit: limit + 1 });
+      rows = await timeline.messages(room, { afterSeq: req.afterSeq, limit: limit + 1 });
       isEnd = rows.length <= limit;
       rows = rows.slice(0, limit);
     } else {
-      rows = await timeline.query(room, { beforeSeq: req.beforeSeq > 0 ? req.beforeSeq : undefined, reverse: true, limit: limit + 1 });
+      rows = await timeline.messages(room, { beforeSeq: req.beforeSeq > 0 ? req.beforeSeq : undefined, reverse: true, limit: limit + 1 });
       isEnd = rows.length <= limit;
       rows = rows.slice(0, limit).reverse();
     }
@@ -363,11 +384,10 @@ export class Groups {
     const room = conv.toString();
     await this.requireMember(s.owner, room);
     await this.refreshOne(s.owner, room);
-    if (seq > (await this.api.store.timeline.lastSeq(room))) throw invalid("seq: beyond the group's newest message");
-    const { state, changed } = await this.conversations().markRead(s.owner, room, seq, true);
-    const { conversationPayload, mirror } = await import("./requests/messages.js");
-    const payload = await conversationPayload(s.ctx, s.owner, room, state);
-    if (changed) mirror(s, s.owner, payload, this.mobileOf(s.owner));
+    if (seq > (await this.timeline.lastSeq(room))) throw invalid("seq: beyond the group's newest message");
+    const { conversation, changed } = await this.ctx().conversations.markRead(s.owner, room, seq, true);
+    const payload = await conversationPayload(s.ctx, s.owner, conversation);
+    if (changed) mirror(s, payload);
     return payload;
   }
 
@@ -375,7 +395,7 @@ export class Groups {
     this.need();
     const room = conv.toString();
     await this.requireMember(s.owner, room);
-    const rows = await this.api.store.timeline.query(room, { afterSeq: seq - 1, limit: 1 });
+    const rows = await this.timeline.messages(room, { afterSeq: seq - 1, limit: 1 });
     const row = rows[0]?.seq === seq ? rows[0] : null;
     if (!row) throw notFound(`no message at seq ${seq} in this group`);
     if (row.peer !== s.owner) throw forbidden("only the sender may recall a message");
@@ -383,8 +403,8 @@ export class Groups {
     const first = recalls.get(seq);
     if (first !== undefined) return { recalledSeq: seq, seq: first, serverTime: row.ts };
     if (isRetractionXml(row.xml)) throw invalid("a recall cannot be recalled");
-    if (Date.now() - row.ts > s.ctx.opts.recallWindowSeconds * 1000) {
-      throw new MobileError(ErrorCode.RECALL_EXPIRED, `messages can be recalled for ${s.ctx.opts.recallWindowSeconds} s`);
+    if (s.ctx.retraction.expired(row.ts)) {
+      throw new MobileError(ErrorCode.RECALL_EXPIRED, `messages can be recalled for ${s.ctx.retraction.windowSeconds} s`);
     }
     const targetId = row.originId ?? "";
     if (targetId === "") throw new MobileError(ErrorCode.UNSUPPORTED, "the message has no id to recall it by");
@@ -399,15 +419,15 @@ export class Groups {
 
   async lastMessage(owner: string, room: string, seq: number): Promise<Message | null> {
     if (seq <= 0) return null;
-    const rows = await this.api.store.timeline.query(room, { afterSeq: seq - 1, limit: 1 });
+    const rows = await this.timeline.messages(room, { afterSeq: seq - 1, limit: 1 });
     if (rows[0]?.seq !== seq) return null;
     return (await this.toMessages(owner, room, rows))[0] ?? null;
   }
 
   private async refreshOne(owner: string, room: string): Promise<void> {
-    const rows = await this.api.store.timeline.query(room, { reverse: true, limit: 1 });
+    const rows = await this.timeline.messages(room, { reverse: true, limit: 1 });
     const last = rows[0];
-    if (last) await this.conversations().groupActivity(owner, room, last.seq, last.ts, last.peer === owner);
+    if (last) await this.ctx().conversations.groupActivity(owner, room, last.seq, last.ts, last.peer === owner);
   }
 
   /** Brings the user's group conversations up to their rooms' newest messages. */
@@ -476,7 +496,7 @@ export class Groups {
   private async groupInfo(owner: string, room: string, rec: GroupRecord): Promise<Group> {
     return {
       jid: room, name: rec.name, role: ROLES[rec.members[owner] ?? ""] ?? GroupRole.NONE,
-      memberCount: Object.keys(rec.members).length, maxSeq: await this.api.store.timeline.lastSeq(room),
+      memberCount: Object.keys(rec.members).length, maxSeq: await this.timeline.lastSeq(room),
     };
   }
 
@@ -517,7 +537,7 @@ export class Groups {
     for (const d of this.mobileOf(s.owner)) {
       if (this.state(d).delete(room)) await d.route(xml("presence", { to: `${room}/${d.username}`, type: "unavailable" }));
     }
-    await this.conversations().removeGroup(s.owner, room);
+    await this.ctx().conversations.remove(s.owner, room);
     this.event(Object.keys(rec.members), room, GroupEventKind.MEMBER_LEFT, s.owner, s.owner, rec.name);
     return {};
   }
@@ -534,7 +554,7 @@ export class Groups {
     delete rec.members[target];
     await this.saveRecord(room, rec);
     await this.setMine(target, room, false);
-    await this.conversations().removeGroup(target, room);
+    await this.ctx().conversations.remove(target, room);
     this.event([target], room, GroupEventKind.REMOVED, target, s.owner, rec.name);
     this.event(Object.keys(rec.members), room, GroupEventKind.MEMBER_LEFT, target, s.owner, rec.name);
     return {};
@@ -549,7 +569,7 @@ export class Groups {
     await this.saveRecord(room, null);
     for (const m of members) {
       await this.setMine(m, room, false);
-      await this.conversations().removeGroup(m, room);
+      await this.ctx().conversations.remove(m, room);
     }
     this.event(members, room, GroupEventKind.DISMISSED, "", s.owner, rec.name);
     return {};

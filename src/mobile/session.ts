@@ -29,7 +29,6 @@ import {
 import { MobileError, stanzaCondition, fromStanzaError } from "./errors.js";
 import { MNS, contactFromItem, contactFromItemElement, messageFromStanza, presenceFromStanza, retractTarget } from "./bridge.js";
 import { toMessages, type MobileContext } from "./context.js";
-import { handlers } from "./requests/index.js";
 
 /** The connection under a session: a WebSocket in production. */
 export interface MobileTransport {
@@ -79,11 +78,6 @@ const KICK_FOR: Partial<Record<StreamErrorCondition, KickReason>> = {
 };
 
 let iqCounter = 0;
-
-function domainOf(bare: string): string {
-  const at = bare.indexOf("@");
-  return at < 0 ? bare : bare.slice(at + 1);
-}
 
 export class MobileSession implements Session {
   readonly id = newSessionId();
@@ -211,7 +205,7 @@ export class MobileSession implements Session {
     const name = env.payload as RequestName;
     let after: (() => unknown) | null = null;
     try {
-      const handler = handlers[name] as (s: MobileSession, body: unknown) => unknown;
+      const handler = this.ctx.handlers[name] as (s: MobileSession, body: unknown) => unknown;
       const result = await handler(this, env.body);
       this.reply(env.requestId, REQUESTS[name], result as Payloads[(typeof REQUESTS)[typeof name]]);
       after = this.afterReply;
@@ -332,7 +326,7 @@ export class MobileSession implements Session {
             if (this.closed) return;
             if (rows.length === 0) break;
             const from = this.sentUpTo;
-            for (const row of rows) if (this.ctx.groups.isGroupDomain(domainOf(row.peer))) this.ctx.groups.fromTimeline(this, row);
+            for (const row of rows) if (this.ctx.groups.isGroupJidText(row.peer)) this.ctx.groups.fromTimeline(this, row);
             const messages = await toMessages(this.ctx, owner, rows, recalls);
             // A concurrent ack of our own send may have moved sentUpTo; never go back.
             if (this.sentUpTo !== from) { this.syncAgain = true; break; }
@@ -543,12 +537,12 @@ export class MobileSession implements Session {
    * Roster pushes leave in the order they were queued: each waits for the ones before it, so a push that
    * needs no lookup (a removal) cannot overtake an earlier one that is still reading the store.
    */
-  queueRosterPush(make: () => Promise<Payloads["rosterPush"]> | Payloads["rosterPush"]): void {
+  queueRosterPush(make: () => Promise<Payloads["rosterPush"] | Payloads["rosterPush"][]> | Payloads["rosterPush"]): void {
     this.rosterPushes = this.rosterPushes
       .then(async () => {
         if (this.closed) return;
-        const push = await make();
-        this.push("rosterPush", push);
+        const made = await make();
+        for (const push of Array.isArray(made) ? made : [made]) this.push("rosterPush", push);
       })
       .catch((err) => this.ctx.log.error({ err, session: this.id }, "mobile: a roster push failed"));
   }
@@ -559,7 +553,7 @@ export class MobileSession implements Session {
     // The roster push carries what XMPP has; a contact request (pending in, its message) is in the store.
     const stored = removed ? null : await this.ctx.api.store.roster.getItem(this.owner, jid);
     const contact = stored ? contactFromItem(stored) : contactFromItemElement(item);
-    contact.blocked = (await this.ctx.blocking.get(this.owner)).has(jid);
+    contact.blocked = (await this.ctx.blocking.list(this.owner)).includes(jid);
     return { contact, version };
   }
 

@@ -1,12 +1,12 @@
 // Test helpers for the mobile adapter: a test server with the mobile module on a fixed free port (so that
-// ts.restart() keeps it), and logged-in mobile clients (src/mobile/client.ts).
+// ts.restart() keeps it), and logged-in mobile clients (test/helpers/mobile-sdk.ts).
 import net from "node:net";
 import { startTestServer, type TestServer } from "./server.js";
 import { extensions } from "../../extensions/index.js";
-import { MobileClient, Platform, type MobileClientOptions, type LoginOptions } from "../../src/mobile/client.js";
+import { MobileClient, Platform, type MobileClientOptions, type LoginOptions } from "./mobile-sdk.js";
 import type { Platform as PlatformType } from "../../src/mobile/schema.js";
 
-export { MobileClient, MobileRequestError, Platform, ErrorCode, ContentType } from "../../src/mobile/client.js";
+export { MobileClient, MobileRequestError, Platform, ErrorCode, ContentType } from "./mobile-sdk.js";
 
 export interface MobileTestServer extends TestServer {
   mobilePort: number;

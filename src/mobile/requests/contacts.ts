@@ -1,6 +1,6 @@
 // Contacts are the RFC 6121 roster and subscriptions; presence is XMPP presence. Every operation is
 // the roster iq or presence stanza an XMPP client would send, so both protocols see the same state.
-import { xml, shallowCopy } from "../../xml/element.js";
+import { xml } from "../../xml/element.js";
 import { NS } from "../../xml/ns.js";
 import type { RosterItem } from "../../storage/types.js";
 import {
@@ -12,7 +12,6 @@ import { forbidden, invalid, notFound } from "../errors.js";
 import { contactFromItem, presenceFromStanza, presenceStanza } from "../bridge.js";
 import { MobileSession } from "../session.js";
 import { bareJid, text } from "./validate.js";
-import { mobileSessionsOf } from "./session.js";
 
 const MAX_NAME = 1024;
 const MAX_GROUPS = 64;
@@ -43,7 +42,7 @@ export async function getRoster(s: MobileSession, req: GetRoster): Promise<Roste
   const owner = s.owner;
   s.interested = true;
   const roster = await s.ctx.api.store.roster.get(owner);
-  const blocked = await s.ctx.blocking.get(owner);
+  const blocked = new Set(await s.ctx.blocking.list(owner));
   if (req.sinceVersion !== 0 && req.sinceVersion === roster.version) return { version: roster.version, unchanged: true, contacts: [], blocked: [] };
   const contacts = roster.items.filter((i) => i.inRoster || i.pendingIn !== null).map((i) => withBlocked(contactFromItem(i), blocked));
   return { version: roster.version, unchanged: false, contacts, blocked: [...blocked].sort() };
@@ -105,47 +104,13 @@ export async function setRemark(s: MobileSession, req: SetRemark): Promise<Ok> {
 }
 
 export async function blockContact(s: MobileSession, req: BlockContact): Promise<Ok> {
-  const jid = contactJid(s, req.jid);
-  const owner = s.owner;
-  if (!(await s.ctx.blocking.set(owner, jid, true))) return {};
-  // XEP-0191 §3.3: the blocked entity sees the user go offline.
-  for (const r of s.ctx.api.sessions.resources(owner)) {
-    if (r.presence !== null) s.ctx.api.router.route(xml("presence", { type: "unavailable", from: r.jid!.toString(), to: jid }));
-  }
-  await pushBlockState(s, jid, true);
+  await s.ctx.blocking.block(s.owner, [contactJid(s, req.jid)], s);
   return {};
 }
 
 export async function unblockContact(s: MobileSession, req: UnblockContact): Promise<Ok> {
-  const jid = contactJid(s, req.jid);
-  const owner = s.owner;
-  if (!(await s.ctx.blocking.set(owner, jid, false))) return {};
-  // XEP-0191 §3.4: a contact subscribed to the user sees the user's current presence again.
-  const item = await s.ctx.api.store.roster.getItem(owner, jid);
-  if (item && (item.subscription === "from" || item.subscription === "both")) {
-    for (const r of s.ctx.api.sessions.resources(owner)) {
-      if (r.presence === null) continue;
-      const p = shallowCopy(r.presence);
-      p.attrs.from = r.jid!.toString();
-      p.attrs.to = jid;
-      s.ctx.api.router.route(p);
-    }
-  }
-  await pushBlockState(s, jid, false);
+  await s.ctx.blocking.unblock(s.owner, [contactJid(s, req.jid)], s);
   return {};
-}
-
-/** Tells the user's devices that a JID's block state changed (a RosterPush carrying `blocked`). */
-async function pushBlockState(s: MobileSession, jid: string, blocked: boolean): Promise<void> {
-  const owner = s.owner;
-  const roster = await s.ctx.api.store.roster.get(owner);
-  const item: RosterItem = roster.items.find((i) => i.jid === jid) ?? {
-    jid, name: null, subscription: "none", askOut: false, pendingIn: null, approved: false, inRoster: false, groups: [],
-  };
-  const contact = contactFromItem(item);
-  contact.blocked = blocked;
-  // Behind the roster pushes already queued for each device, so that it cannot overtake them.
-  for (const d of mobileSessionsOf(s, owner)) if (d !== s) d.queueRosterPush(() => ({ contact, version: roster.version }));
 }
 
 export async function setPresence(s: MobileSession, req: SetPresence): Promise<Ok> {

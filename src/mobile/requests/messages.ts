@@ -2,20 +2,18 @@
 // Each becomes the stanza an XMPP client would send, through the router.
 import { randomUUID } from "node:crypto";
 import { xml } from "../../xml/element.js";
-import { parseFramedElement } from "../../xml/parser.js";
 import {
   ErrorCode,
   type Conversation, type Ok, type Pull, type PullResult, type ReadMarker, type Receipt, type Recall, type RecallResult,
   type SendAck, type SendMessage,
 } from "../schema.js";
 import { MobileError, forbidden, invalid, notFound } from "../errors.js";
-import { MNS, chatStanza, isRetractionXml, messageIdOf, retractionStanza } from "../bridge.js";
-import { rowAt, toMessages, type MobileContext } from "../context.js";
+import { MNS, chatStanza, isRetractionXml, retractionStanza, storedMessageId } from "../bridge.js";
+import { rowAt, toMessages } from "../context.js";
+import { conversationPayload, mirror } from "../conversation.js";
 import type { MobileSession } from "../session.js";
-import type { ConversationState } from "../conversations.js";
 import type { TimelineEntry } from "../../storage/types.js";
 import { bareJid, clientId, seqField, text } from "./validate.js";
-import { mobileSessionsOf } from "./session.js";
 
 const MAX_MENTIONS = 100;
 
@@ -31,7 +29,7 @@ export async function send(s: MobileSession, req: SendMessage): Promise<SendAck>
   const message = { ...req, mentions };
   if (s.ctx.groups.isGroupJid(to)) return s.ctx.groups.send(s, message, to);
   const peer = to.toString();
-  if ((await s.ctx.blocking.get(s.owner)).has(peer)) throw forbidden(`you blocked ${peer}`);
+  if (await s.ctx.blocking.blocks(s.owner, to)) throw forbidden(`you blocked ${peer}`);
   const { meta, duplicate } = await s.sendMessage(chatStanza(message, peer, "chat"), id);
   if (meta) s.ownRowAcked(meta.seq);
   return { clientMsgId: id, serverMsgId: meta?.stanzaId ?? "", seq: meta?.seq ?? 0, serverTime: meta?.ts ?? Date.now(), duplicate };
@@ -62,25 +60,6 @@ export async function pull(s: MobileSession, req: Pull): Promise<PullResult> {
   return { messages: await toMessages(s.ctx, owner, rows), isEnd };
 }
 
-/** The Conversation payload for a state row. */
-export async function conversationPayload(ctx: MobileContext, owner: string, id: string, state: ConversationState): Promise<Conversation> {
-  let lastMessage = null;
-  if (state.group) lastMessage = await ctx.groups.lastMessage(owner, id, state.last);
-  else if (state.last > 0) {
-    const row = await rowAt(ctx, owner, state.last);
-    if (row) lastMessage = (await toMessages(ctx, owner, [row]))[0] ?? null;
-  }
-  return {
-    id, type: state.group ? 1 : 0, lastMessage, maxSeq: state.last, readSeq: state.read, unread: state.unread,
-    pinned: state.pinned, muted: state.muted, version: state.v, peerReadSeq: state.peerRead, peerDeliveredSeq: state.peerDelivered,
-  };
-}
-
-/** Sends a Conversation push to the user's other devices. */
-export function mirror(s: MobileSession | null, owner: string, conversation: Conversation, sessions: MobileSession[]): void {
-  for (const other of sessions) if (other !== s && other.owner === owner) other.push("conversation", conversation);
-}
-
 export async function readMarker(s: MobileSession, req: ReadMarker): Promise<Conversation> {
   const conv = bareJid(s, req.conversation, "conversation");
   const seq = seqField(req.seq, "seq");
@@ -88,10 +67,10 @@ export async function readMarker(s: MobileSession, req: ReadMarker): Promise<Con
   const owner = s.owner;
   const peer = conv.toString();
   if (seq > (await s.ctx.api.store.timeline.lastSeq(owner))) throw invalid("seq: beyond the newest message");
-  const { state, changed } = await s.ctx.conversations.markRead(owner, peer, seq);
-  const payload = await conversationPayload(s.ctx, owner, peer, state);
+  const { conversation, changed } = await s.ctx.conversations.markRead(owner, peer, seq);
+  const payload = await conversationPayload(s.ctx, owner, conversation);
   if (changed) {
-    mirror(s, owner, payload, mobileSessionsOf(s, owner));
+    mirror(s, payload);
     // XEP-0333: `displayed` for the newest incoming message up to seq.
     const rows = await s.ctx.api.store.timeline.query(owner, { with: peer, beforeSeq: seq + 1, reverse: true, limit: 100 });
     const newest = rows.find((r) => !r.outgoing && !isRetractionXml(r.xml));
@@ -99,12 +78,6 @@ export async function readMarker(s: MobileSession, req: ReadMarker): Promise<Con
     if (id !== "") await s.route(xml("message", { type: "chat", to: peer, id: randomUUID() }, xml("displayed", { xmlns: MNS.markers, id })));
   }
   return payload;
-}
-
-/** The id peers use for a stored message. */
-export function storedMessageId(row: TimelineEntry): string {
-  if (row.originId) return row.originId;
-  try { return messageIdOf(parseFramedElement(row.xml)); } catch { return ""; }
 }
 
 export async function receipt(s: MobileSession, req: Receipt): Promise<Ok> {
@@ -135,8 +108,8 @@ export async function recall(s: MobileSession, req: Recall): Promise<RecallResul
     return { recalledSeq: seq, seq: first, serverTime: event?.ts ?? row.ts };
   }
   if (isRetractionXml(row.xml)) throw invalid("a recall cannot be recalled");
-  if (Date.now() - row.ts > s.ctx.opts.recallWindowSeconds * 1000) {
-    throw new MobileError(ErrorCode.RECALL_EXPIRED, `messages can be recalled for ${s.ctx.opts.recallWindowSeconds} s`);
+  if (s.ctx.retraction.expired(row.ts)) {
+    throw new MobileError(ErrorCode.RECALL_EXPIRED, `messages can be recalled for ${s.ctx.retraction.windowSeconds} s`);
   }
   if (targetId === "") throw new MobileError(ErrorCode.UNSUPPORTED, "the message has no id to recall it by");
   // A stable id: a resent Recall is deduplicated like any resent message.

@@ -99,7 +99,6 @@ export async function login(s: MobileSession, req: LoginRequest): Promise<LoginR
   s.holdPushes();
   api.sessions.add(s);
   await api.notify(s.host, "resource-bind", { session: s });
-  await ctx.blocking.get(owner);
 
   const timeline = api.store.timeline;
   const maxSeq = await timeline.lastSeq(owner);
@@ -129,7 +128,7 @@ export async function login(s: MobileSession, req: LoginRequest): Promise<LoginR
     resumeAfterSeq: resume,
     maxFrameBytes: opts.maxFrameBytes,
     protocolVersion: PROTOCOL_VERSION,
-    recallWindowSeconds: opts.recallWindowSeconds,
+    recallWindowSeconds: ctx.retraction.windowSeconds,
     groupsEnabled: ctx.groups.enabled(),
     groupDomain: ctx.groups.domain() ?? "",
   };

@@ -15,7 +15,7 @@ import { AccountPool, BenchContext, USER_PASSWORD, userName, type ScenarioResult
 import { CpuWindow, Latency, nowUs } from '../stats.js';
 import { ChildServer, freePort, hearthConfigYaml, makeTempDir } from '../server-process.js';
 import type { Target, XmppClient } from '../client.js';
-import { MobileClient, Platform } from '../../../src/mobile/client.js';
+import { MobileClient, Platform } from '../../helpers/mobile-sdk.js';
 
 const PAD = ' hearth bench message payload, about the size of a short chat line';
 

@@ -12,15 +12,15 @@
 // dropping a message pushed twice, and resending with the same client message id (sendReliably).
 import { randomUUID } from "node:crypto";
 import WebSocket from "ws";
-import { decodeFrame, encodeFrame } from "./codec.js";
+import { decodeFrame, encodeFrame } from "../../src/mobile/codec.js";
 import {
   ContentType, ErrorCode, Platform, PROTOCOL_VERSION,
   type LoginRequest, type LoginResult, type Message, type PayloadName, type Payloads, type RequestName, type ResponseOf,
   type SendAck, type SendMessage, type SyncState, REQUESTS,
-} from "./schema.js";
+} from "../../src/mobile/schema.js";
 
-export { ContentType, ErrorCode, Platform } from "./schema.js";
-export type * from "./schema.js";
+export { ContentType, ErrorCode, Platform } from "../../src/mobile/schema.js";
+export type * from "../../src/mobile/schema.js";
 
 /** A request answered with an Error frame. */
 export class MobileRequestError extends Error {

@@ -1,0 +1,196 @@
+// XEP-0191 Blocking Command: a user's block list, managed over XMPP (blocklist, block, unblock) and by
+// other modules through the `blocking` service (the mobile adapter's BlockContact), and enforced for every
+// stanza whichever protocol it came from: nothing from a blocked entity reaches the user, nothing of the
+// user's reaches it.
+import { defineModule } from "../../src/modules/module.js";
+import { tryParseJid, type Jid } from "../../src/jid/jid.js";
+import { xml, shallowCopy, type Element } from "../../src/xml/element.js";
+import { StanzaError, errorReply, isAnswerable } from "../../src/xml/stanza.js";
+import type { StanzaEvent } from "../../src/events/hooks.js";
+import type { Session } from "../../src/sessions/session.js";
+import { keyValueBlockLists, type BlockListRows } from "./rows.js";
+
+export const NS_BLOCKING = "urn:xmpp:blocking";
+export const NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors";
+/** Session data key: the session asked for the block list, so it gets pushes (XEP-0191 §3.2). */
+const REQUESTED = "blocking:requested";
+
+export interface BlockChange {
+  owner: string;
+  /** The JIDs whose state changed, ascending. */
+  jids: string[];
+  blocked: boolean;
+  /** The session that asked for the change, if any. */
+  origin: Session | null;
+}
+
+export interface BlockingService {
+  /** The owner's blocked JIDs, ascending. */
+  list(owner: string): Promise<string[]>;
+  /** Whether the owner's list blocks the entity `addr` (an item matches as in XEP-0016 §2.1). */
+  blocks(owner: string, addr: Jid): Promise<boolean>;
+  /** Blocks the JIDs; resolves to the ones that were not blocked yet. */
+  block(owner: string, jids: readonly string[], origin?: Session | null): Promise<string[]>;
+  /** Unblocks the JIDs, or every JID when `jids` is null (§3.4); resolves to the ones that were blocked. */
+  unblock(owner: string, jids: readonly string[] | null, origin?: Session | null): Promise<string[]>;
+  /** Calls `fn` after each change of a list made on this node; returns the undo. */
+  watch(fn: (change: BlockChange) => void): () => void;
+}
+
+declare module "../../src/modules/module.js" {
+  interface ServiceMap { blocking: BlockingService }
+}
+
+/** The list items an address matches (XEP-0016 §2.1): its full JID, its bare JID, its domain. */
+export function matchingItems(addr: Jid): string[] {
+  const out = [addr.toString()];
+  if (addr.resource !== "" && addr.local !== "") out.push(addr.bareString());
+  if (addr.local !== "" || addr.resource !== "") out.push(addr.domain);
+  return out;
+}
+
+/** The items of a block/unblock payload, each a valid JID in its canonical form (§3.3: jid-malformed otherwise). */
+function itemsOf(payload: Element): string[] {
+  return payload.getChildren("item").map((item) => {
+    const j = tryParseJid(item.attrs.jid);
+    if (!j) throw new StanzaError("jid-malformed", `not a JID: ${item.attrs.jid ?? "(none)"}`);
+    return j.toString();
+  });
+}
+
+const blocklist = (name: "block" | "unblock" | "blocklist", jids: readonly string[]) =>
+  xml(name, { xmlns: NS_BLOCKING }, ...jids.map((jid) => xml("item", { jid })));
+
+export const blocking = defineModule({
+  name: "blocking",
+  depends: ["roster", "presence"],
+  xep: [{ spec: "XEP-0191", title: "Blocking Command", version: "1.3", status: "complete", note: "domain and full-JID items; enforced for XMPP and mobile clients alike" }],
+  setup(api) {
+    const { router, sessions } = api;
+    const hosts = new Set(api.hosts);
+    // The lists the mobile adapter kept in its key-value store, until the store holds them as rows.
+    const rows: BlockListRows = keyValueBlockLists(api.store.keyValue("mobile:blocking"));
+    const watchers = new Set<(change: BlockChange) => void>();
+    let pushes = 0;
+
+    /** XEP-0191 §3.3/§3.4: pushes to every resource of the user that asked for the list. */
+    const push = (owner: string, name: "block" | "unblock", jids: readonly string[], origin: Session | null): void => {
+      for (const s of sessions.resources(owner)) {
+        if (s.data.get(REQUESTED) !== true || s.closed) continue;
+        s.send(xml("iq", { type: "set", to: s.jid!.toString(), id: `block-push-${(pushes++).toString(36)}` }, blocklist(name, jids)));
+      }
+      const change: BlockChange = { owner, jids: [...jids], blocked: name === "block", origin };
+      for (const fn of watchers) {
+        try { fn(change); } catch (err) { api.log.error({ err }, "a block-list watcher failed"); }
+      }
+    };
+
+    const service: BlockingService = {
+      list: (owner) => rows.list(owner),
+      blocks: (owner, addr) => rows.isBlocked(owner, matchingItems(addr)),
+      async block(owner, jids, origin = null) {
+        const added = await rows.add(owner, jids);
+        if (added.length === 0) return added;
+        // §3.3: the blocked entity sees the user go offline.
+        for (const jid of added) {
+          if (tryParseJid(jid)?.local === "") continue;
+          for (const r of sessions.resources(owner)) {
+            if (r.presence !== null) void router.route(xml("presence", { type: "unavailable", from: r.jid!.toString(), to: jid }));
+          }
+        }
+        push(owner, "block", added, origin);
+        return added;
+      },
+      async unblock(owner, jids, origin = null) {
+        const removed = jids === null ? await rows.clear(owner) : await rows.remove(owner, jids);
+        if (removed.length === 0) return removed;
+        // §3.4: a contact subscribed to the user's presence sees its current presence again.
+        for (const jid of removed) {
+          const j = tryParseJid(jid);
+          if (!j || j.local === "") continue;
+          const item = await api.store.roster.getItem(owner, j.bareString());
+          if (!item || (item.subscription !== "from" && item.subscription !== "both")) continue;
+          for (const r of sessions.resources(owner)) {
+            if (r.presence === null) continue;
+            const p = shallowCopy(r.presence);
+            p.attrs.from = r.jid!.toString();
+            p.attrs.to = jid;
+            void router.route(p);
+          }
+        }
+        push(owner, "unblock", jids === null ? [] : removed, origin);
+        return removed;
+      },
+      watch(fn) {
+        watchers.add(fn);
+        return () => { watchers.delete(fn); };
+      },
+    };
+    api.provide("blocking", service);
+    api.addFeature(NS_BLOCKING, "account");
+
+    // ---- the protocol (XEP-0191 §3) ----
+
+    api.onIq("get", "self", NS_BLOCKING, "blocklist", async (ev) => {
+      ev.origin?.data.set(REQUESTED, true);
+      return blocklist("blocklist", await rows.list(ev.from.bareString()));
+    });
+    api.onIq("set", "self", NS_BLOCKING, "block", async (ev) => {
+      const jids = itemsOf(ev.stanza.getChild("block", NS_BLOCKING)!);
+      // §3.3: a block without items is a bad request.
+      if (jids.length === 0) throw new StanzaError("bad-request", "name at least one JID to block");
+      await service.block(ev.from.bareString(), jids, ev.origin);
+      return true;
+    });
+    api.onIq("set", "self", NS_BLOCKING, "unblock", async (ev) => {
+      const jids = itemsOf(ev.stanza.getChild("unblock", NS_BLOCKING)!);
+      await service.unblock(ev.from.bareString(), jids.length === 0 ? null : jids, ev.origin);
+      return true;
+    });
+
+    // ---- enforcement ----
+
+    /** Whether `owner` (a local user's bare JID, or null) blocks `addr`. */
+    const blockedBy = (owner: Jid, addr: Jid): Promise<boolean> | false =>
+      owner.local !== "" && hosts.has(owner.domain) ? rows.isBlocked(owner.bareString(), matchingItems(addr)) : false;
+
+    /**
+     * Delivery (on the recipient's bus): "in" when the recipient blocked the sender, "out" when a local sender
+     * blocked the recipient (stanzas the server sends on the user's behalf, e.g. presence broadcasts).
+     */
+    const deliveryFilter = async (ev: StanzaEvent): Promise<boolean> => {
+      if (ev.from.bareString() === ev.to.bareString() || (ev.from.local === "" && ev.to.local === "")) return false;
+      const way = (await blockedBy(ev.to, ev.from)) ? "in" : (await blockedBy(ev.from, ev.to)) ? "out" : null;
+      if (way === null) return false;
+      const el = ev.stanza;
+      const type = el.attrs.type;
+      // §3.5: presence is dropped without an error; the user going offline (§3.3) still reaches the blocked entity.
+      if (el.name === "presence") return !(way === "out" && type === "unavailable");
+      // Errors and results: from the blocked entity dropped; the user's own (e.g. the bounce of §3.5) go on.
+      if (!isAnswerable(el)) return way === "in";
+      if (way === "in") router.bounce(el, "service-unavailable");
+      else if (ev.origin && !ev.origin.closed) ev.origin.send(notAcceptable(el));
+      return true;
+    };
+    for (const kind of ["message", "presence", "iq"] as const) {
+      for (const target of ["bare", "full"] as const) api.on(`${kind}/${target}`, deliveryFilter, "policy");
+    }
+
+    /** §3.6: not-acceptable with <blocked/> for a stanza the user sent to an entity it blocked. */
+    const notAcceptable = (el: Element): Element => {
+      const err = errorReply(el, "not-acceptable", "you blocked this entity");
+      err.getChild("error")!.cnode(xml("blocked", { xmlns: NS_BLOCKING_ERRORS }));
+      return err;
+    };
+    // Outbound from a local client: refused before it is stored or routed, answered to the session itself.
+    const outboundFilter = async (ev: StanzaEvent): Promise<boolean> => {
+      if (!ev.origin || !isAnswerable(ev.stanza) || !(await blockedBy(ev.from, ev.to))) return false;
+      if (!ev.origin.closed) ev.origin.send(notAcceptable(ev.stanza));
+      return true;
+    };
+    for (const target of ["bare", "full", "host"] as const) {
+      api.on(`pre-message/${target}`, outboundFilter, "policy");
+      api.on(`pre-iq/${target}`, outboundFilter, "policy");
+    }
+  },
+});

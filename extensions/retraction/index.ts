@@ -1,0 +1,80 @@
+// XEP-0424 Message Retraction for 1:1 messages: a retraction is accepted only within the recall window (the
+// sender's own copy tells the message's age), and leaves a tombstone on the retracted message in both users'
+// timelines, so that history shows it recalled on every client (the mobile adapter's Recall is a retraction).
+import { defineModule } from "../../src/modules/module.js";
+import type { StanzaEvent } from "../../src/events/hooks.js";
+import { retractTarget } from "../../src/im/message-ids.js";
+
+export interface RetractionOptions {
+  /** How long after sending a message its sender may retract it, in seconds. */
+  windowSeconds: number;
+}
+
+export interface RetractionService {
+  readonly windowSeconds: number;
+  /** Whether a message sent at `ts` (ms) is past the recall window. */
+  expired(ts: number): boolean;
+}
+
+declare module "../../src/modules/module.js" {
+  interface ServiceMap { retraction: RetractionService }
+}
+
+function parseOptions(raw: unknown): RetractionOptions {
+  const o = (raw ?? {}) as Record<string, unknown>;
+  if (typeof o !== "object" || Array.isArray(o)) throw new Error("expected an object");
+  for (const key of Object.keys(o)) if (key !== "windowSeconds") throw new Error(`unknown option ${key}`);
+  const n = o.windowSeconds ?? 120;
+  if (typeof n !== "number" || !Number.isFinite(n) || n <= 0) throw new Error("windowSeconds must be a positive number");
+  return { windowSeconds: n };
+}
+
+export const retraction = defineModule<RetractionOptions>({
+  name: "retraction",
+  depends: ["conversations"],
+  xep: [{ spec: "XEP-0424", title: "Message Retraction", version: "0.4.2", status: "partial", note: "1:1 retractions within a recall window (modules.retraction.windowSeconds); tombstones in history" }],
+  options: parseOptions,
+  setup(api) {
+    const { windowSeconds } = api.options;
+    const conversations = api.use("conversations");
+    const service: RetractionService = {
+      windowSeconds,
+      expired: (ts) => Date.now() - ts > windowSeconds * 1000,
+    };
+    api.provide("retraction", service);
+
+    // From any client: only within the recall window.
+    const checkWindow = (ev: StanzaEvent): boolean | Promise<boolean> => {
+      const target = retractTarget(ev.stanza);
+      const type = ev.stanza.attrs.type;
+      if (target === null || type === "groupchat" || type === "error") return false;
+      return conversations.messageById(ev.from.bareString(), ev.to.bareString(), target, true).then((row) => {
+        if (!row || !service.expired(row.ts)) return false;
+        api.router.bounce(ev.stanza, "not-allowed", `messages can be retracted for ${windowSeconds} s`);
+        return true;
+      });
+    };
+    api.on("pre-message/bare", checkWindow, "policy");
+    api.on("pre-message/full", checkWindow, "policy");
+
+    // Tombstones in both users' timelines (only on messages of the retraction's sender).
+    const hosts = new Set(api.hosts);
+    // Not awaited: observers after this one (the mobile adapter's send acknowledgement) run at once.
+    api.observe("message-delivered", (ev) => {
+      const target = retractTarget(ev.stanza);
+      if (target === null || ev.duplicate) return;
+      void recordTombstones(ev.from.bareString(), ev.to.bareString(), target, ev.senderMeta?.seq ?? 0, ev.meta && hosts.has(ev.to.domain) ? ev.meta.seq : 0)
+        .catch((err) => api.log.error({ err }, "recording a retraction failed"));
+    });
+    const recordTombstones = async (sender: string, recipient: string, target: string, senderEvent: number, recipientEvent: number) => {
+      if (senderEvent > 0) {
+        const row = await conversations.messageById(sender, recipient, target, true);
+        if (row) await conversations.recalled(sender, row.seq, senderEvent);
+      }
+      if (recipientEvent > 0) {
+        const row = await conversations.messageById(recipient, sender, target, false);
+        if (row) await conversations.recalled(recipient, row.seq, recipientEvent);
+      }
+    };
+  },
+});
