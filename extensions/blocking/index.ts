@@ -74,12 +74,14 @@ export const blocking = defineModule({
     let pushes = 0;
 
     /** XEP-0191 §3.3/§3.4: pushes to every resource of the user that asked for the list. */
-    const push = (owner: string, name: "block" | "unblock", jids: readonly string[], origin: Session | null): void => {
+    const push = (owner: string, name: "block" | "unblock", jids: string[], all: boolean, origin: Session | null): void => {
+      // §3.4: the push of an unblock-all carries no items.
+      const el = blocklist(name, all ? [] : jids);
       for (const s of sessions.resources(owner)) {
         if (s.data.get(REQUESTED) !== true || s.closed) continue;
-        s.send(xml("iq", { type: "set", to: s.jid!.toString(), id: `block-push-${(pushes++).toString(36)}` }, blocklist(name, jids)));
+        s.send(xml("iq", { type: "set", to: s.jid!.toString(), id: `block-push-${(pushes++).toString(36)}` }, el));
       }
-      const change: BlockChange = { owner, jids: [...jids], blocked: name === "block", origin };
+      const change: BlockChange = { owner, jids, blocked: name === "block", origin };
       for (const fn of watchers) {
         try { fn(change); } catch (err) { api.log.error({ err }, "a block-list watcher failed"); }
       }
@@ -98,7 +100,7 @@ export const blocking = defineModule({
             if (r.presence !== null) void router.route(xml("presence", { type: "unavailable", from: r.jid!.toString(), to: jid }));
           }
         }
-        push(owner, "block", added, origin);
+        push(owner, "block", added, false, origin);
         return added;
       },
       async unblock(owner, jids, origin = null) {
@@ -118,7 +120,7 @@ export const blocking = defineModule({
             void router.route(p);
           }
         }
-        push(owner, "unblock", jids === null ? [] : removed, origin);
+        push(owner, "unblock", removed, jids === null, origin);
         return removed;
       },
       watch(fn) {

@@ -108,12 +108,11 @@ export const mobileModule = defineModule<MobileOptions>({
     api.onUnload(ctx.blocking.watch(({ owner, jids, blocked, origin }) => {
       const targets = devicesOf(owner).filter((d) => d !== origin);
       if (targets.length === 0) return;
-      const unblockedAll = !blocked && jids.length === 0;
       const contacts = api.store.roster.get(owner);
       for (const d of targets) {
         d.queueRosterPush(async () => {
           const roster = await contacts;
-          const items = unblockedAll ? roster.items.filter((i) => i.inRoster) : jids.map((jid) => roster.items.find((i) => i.jid === jid) ?? notInRoster(jid));
+          const items = jids.map((jid) => roster.items.find((i) => i.jid === jid) ?? notInRoster(jid));
           return items.map((item) => ({ contact: { ...contactFromItem(item), blocked }, version: roster.version }));
         });
       }
