@@ -4,6 +4,7 @@
 // mobile devices), receipts and chat markers update read state, retractions leave tombstones, and
 // block lists filter delivery whichever protocol a stanza came from.
 import { defineModule } from "../modules/module.js";
+import { StanzaError } from "../xml/stanza.js";
 import type { StanzaEvent } from "../events/hooks.js";
 import type { Session } from "../sessions/session.js";
 import { FailureThrottle } from "../c2s/throttle.js";
@@ -61,9 +62,6 @@ export const mobileModule = defineModule<MobileOptions>({
     // ---- timeline rows reach every device of both users ----
 
     api.observe("message-delivered", (ev) => {
-      if (isMobile(ev.origin)) {
-        ev.origin.onOwnMessageDelivered(ev.stanza, ev.senderMeta, ev.meta, ev.from.bareString() === ev.to.bareString(), ev.duplicate);
-      }
       if (ev.duplicate) return false;
       const stanza = ev.stanza;
       const target = retractTarget(stanza);
@@ -110,14 +108,13 @@ export const mobileModule = defineModule<MobileOptions>({
     };
 
     // XEP-0424 from any client: only within the recall window (the sender's own copy tells its age).
-    const checkRetraction = (ev: StanzaEvent): boolean | Promise<boolean> => {
+    const checkRetraction = (ev: StanzaEvent): false | Promise<false | StanzaError> => {
       const target = retractTarget(ev.stanza);
       const type = ev.stanza.attrs.type;
       if (target === null || type === "groupchat" || type === "error" || !hosts.has(ev.from.domain)) return false;
       return findByMessageId(ctx, ev.from.bareString(), ev.to.bareString(), target, true).then((row) => {
         if (row && Date.now() - row.ts > opts.recallWindowSeconds * 1000) {
-          router.bounce(ev.stanza, "not-allowed", `messages can be retracted for ${opts.recallWindowSeconds} s`);
-          return true;
+          return new StanzaError("not-allowed", `messages can be retracted for ${opts.recallWindowSeconds} s`);
         }
         return false;
       });
@@ -185,17 +182,16 @@ export const mobileModule = defineModule<MobileOptions>({
       if (inList instanceof Promise || outList instanceof Promise) return Promise.all([inList, outList]).then(([a, b]) => decide(a, b));
       return decide(inList, outList);
     };
-    const applyBlock = (ev: StanzaEvent, way: "in" | "out" | null): boolean => {
+    const applyBlock = (ev: StanzaEvent, way: "in" | "out" | null): boolean | StanzaError => {
       if (way === null) return false;
       const el = ev.stanza;
       const type = el.attrs.type;
       if (el.name === "presence") return way === "out" && type === "unavailable" ? false : true;
       // Errors about the user's own stanzas (e.g. the bounce telling a blocked sender) still go out.
       if (type === "error" || (el.name === "iq" && type === "result")) return way === "in";
-      router.bounce(el, way === "in" ? "service-unavailable" : "not-acceptable", way === "out" ? "you blocked this entity" : undefined);
-      return true;
+      return way === "in" ? new StanzaError("service-unavailable") : new StanzaError("not-acceptable", "you blocked this entity");
     };
-    const blockFilter = (ev: StanzaEvent): boolean | Promise<boolean> => {
+    const blockFilter = (ev: StanzaEvent): boolean | StanzaError | Promise<boolean | StanzaError> => {
       const way = blockedWay(ev);
       return way instanceof Promise ? way.then((w) => applyBlock(ev, w)) : applyBlock(ev, way);
     };
@@ -203,13 +199,12 @@ export const mobileModule = defineModule<MobileOptions>({
       for (const target of ["bare", "full"] as const) api.on(`${kind}/${target}`, blockFilter, "policy");
     }
     // Outbound from a local client: refused before it is stored or routed.
-    const outboundBlock = (ev: StanzaEvent): boolean | Promise<boolean> => {
+    const outboundBlock = (ev: StanzaEvent): false | StanzaError | Promise<false | StanzaError> => {
       if (!ev.origin) return false;
       const list = ctx.blocking.cached(ev.from.bareString());
       const check = (l: ReadonlySet<string>) => {
         if (!blocks(l, ev.to.bareString(), ev.to.domain) || ev.stanza.attrs.type === "error") return false;
-        router.bounce(ev.stanza, "not-acceptable", "you blocked this entity");
-        return true;
+        return new StanzaError("not-acceptable", "you blocked this entity");
       };
       return list ? check(list) : ctx.blocking.get(ev.from.bareString()).then(check);
     };
