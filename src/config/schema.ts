@@ -201,7 +201,7 @@ export const schema: Section = {
           values: ["kick-old", "refuse"],
           default: "kick-old",
           description:
-            "When a client binds a resource already in use: disconnect the old session, or refuse the new one (RFC 6120 §7.7.2.2).",
+            "When a client binds a resource already in use (an XMPP resource, or a mobile device logging in again): disconnect the old session, or refuse the new one (RFC 6120 §7.7.2.2).",
         },
       },
     },
