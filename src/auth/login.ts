@@ -33,7 +33,7 @@ export class LoginService {
   async admit(address: string, account: string): Promise<void> {
     let v = this.throttle.verdict(address, account);
     if (v.allowed && v.delayMs > 0) {
-      await sleep(v.delayMs);
+      await sleep(v.delayMs, undefined, { ref: false });
       // Another attempt of the pair may have failed meanwhile.
       v = this.throttle.verdict(address, account);
     }
