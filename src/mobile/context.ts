@@ -3,7 +3,6 @@
 import type { ModuleApi } from "../modules/module.js";
 import type { KeyValueStore, TimelineEntry } from "../storage/types.js";
 import type { Logger } from "../log.js";
-import type { FailureThrottle } from "../c2s/throttle.js";
 import type { MobileOptions } from "./options.js";
 import type { ConversationStore } from "./conversations.js";
 import type { BlockLists } from "./blocking.js";
@@ -27,7 +26,6 @@ export interface MobileContext {
   readonly tokens: KeyValueStore;
   readonly conversations: ConversationStore;
   readonly blocking: BlockLists;
-  readonly throttle: FailureThrottle;
   /** Every open connection, logged in or not (the heartbeat sweep walks it). */
   readonly connections: Set<MobileSession>;
   readonly groups: Groups;

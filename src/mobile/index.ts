@@ -7,7 +7,6 @@ import { defineModule } from "../modules/module.js";
 import { StanzaError } from "../xml/stanza.js";
 import type { StanzaEvent } from "../events/hooks.js";
 import type { Session } from "../sessions/session.js";
-import { FailureThrottle } from "../c2s/throttle.js";
 import { parseMobileOptions, type MobileOptions } from "./options.js";
 import { MobileSession } from "./session.js";
 import { MobileGateway } from "./gateway.js";
@@ -42,7 +41,6 @@ export const mobileModule = defineModule<MobileOptions>({
     const opts = api.options;
     const { router, sessions } = api;
     const hosts = new Set(api.hosts);
-    const maxFailures = api.config.auth.maxFailures;
     const groups: Groups = new Groups(api, () => ctx.conversations);
     const ctx: MobileContext = {
       api,
@@ -52,8 +50,6 @@ export const mobileModule = defineModule<MobileOptions>({
       tokens: api.openStore("tokens"),
       conversations: new ConversationStore(api.openStore("conversations"), api.store.timeline, (peer) => groups.isGroupDomain(peer.slice(peer.indexOf("@") + 1))),
       blocking: new BlockLists(api.openStore("blocking")),
-      // maxFailures 0 means no limit (the config's documented meaning).
-      throttle: new FailureThrottle(maxFailures === 0 ? Number.MAX_SAFE_INTEGER : maxFailures, api.config.auth.failureWindowSeconds * 1000),
       connections: new Set(),
       groups,
     };

@@ -209,12 +209,10 @@ export class MobileSession implements Session {
 
   private async execute(env: Envelope): Promise<void> {
     const name = env.payload as RequestName;
-    let after: (() => unknown) | null = null;
     try {
       const handler = handlers[name] as (s: MobileSession, body: unknown) => unknown;
       const result = await handler(this, env.body);
       this.reply(env.requestId, REQUESTS[name], result as Payloads[(typeof REQUESTS)[typeof name]]);
-      after = this.afterReply;
     } catch (err) {
       if (err instanceof MobileError) this.writeError(env.requestId, err.code, err.message, err.retryAfterMs);
       else {
@@ -222,6 +220,8 @@ export class MobileSession implements Session {
         this.writeError(env.requestId, ErrorCode.INTERNAL, "internal error");
       }
     }
+    // After the answer, whichever it was: a failed login may close the connection (1008).
+    const after = this.afterReply;
     this.afterReply = null;
     // Pushes held back during a login follow its reply.
     this.releasePushes();
