@@ -9,8 +9,8 @@ import { Router } from "./router/router.js";
 import { createCluster, type Cluster } from "./cluster/cluster.js";
 import { ModuleHost, type ModuleDefinition, type ServerContext } from "./modules/module.js";
 import { AccountService } from "./auth/accounts.js";
+import { createLoginService } from "./auth/login.js";
 import { openStore } from "./storage/open.js";
-import { FailureThrottle } from "./c2s/throttle.js";
 import { startListeners, type ListenerSet } from "./c2s/listeners.js";
 import type { C2sSession } from "./c2s/session.js";
 import { coreModules } from "./im/index.js";
@@ -34,9 +34,10 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   const cluster = createCluster(config, { store, log });
   const sessions = cluster.sessions;
   const router = new Router(hooks, sessions, new Set(config.hosts), log);
+  const login = createLoginService(store, config.auth);
   const accounts = new AccountService(store, hooks, sessions, {
     hosts: config.hosts, iterations: config.auth.scramIterations, minPasswordLength: config.registration.minPasswordLength,
-  });
+  }, login);
   const context: ServerContext = { config, log, store, hooks, router, sessions, accounts, features: { host: new Set(), account: new Set() }, identities: [], httpUpgrades: new Map() };
   const modules = new ModuleHost(context);
   let listeners: ListenerSet | null = null;
@@ -47,8 +48,7 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
     const tlsOptions = buildSniOptions(tlsMaterial, config.hosts[0]);
     const tracker = new Set<C2sSession>();
     listeners = await startListeners({
-      config, log, logStanzas: config.log.stanzas, hooks, router, sessions, store, tracker, httpUpgrades: context.httpUpgrades,
-      throttle: new FailureThrottle(config.auth.maxFailures, config.auth.failureWindowSeconds * 1000),
+      config, log, logStanzas: config.log.stanzas, hooks, router, sessions, store, tracker, httpUpgrades: context.httpUpgrades, login,
     }, tlsOptions);
   } catch (err) {
     await listeners?.close();

@@ -265,7 +265,7 @@ describe("c2s streams", function () {
     let limited: TestServer;
     before(async () => {
       limited = await startTestServer({
-        auth: { maxFailures: 2, failureWindowSeconds: 60 },
+        auth: { maxFailures: 2, failureWindowSeconds: 60, exemptNetworks: [] },
         c2s: { resourceConflict: "refuse" },
         limits: { maxConnectionsPerIp: 4, stanzasPerSecond: 10, stanzaBurst: 5 },
       });
@@ -273,7 +273,7 @@ describe("c2s streams", function () {
     });
     after(() => limited.stop());
 
-    it("throttles failed logins per IP: after the limit even the right password gets temporary-auth-failure", async () => {
+    it("throttles failed logins per address (auth.maxFailures): after the limit even the right password gets temporary-auth-failure", async () => {
       for (let i = 0; i < 2; i++) {
         const c = await RawClient.connect(limited);
         await c.open();

@@ -13,6 +13,7 @@ import { xml, type Element } from "../src/xml/element.js";
 import { loadConfig } from "../src/config/config.js";
 import { openStore } from "../src/storage/open.js";
 import { AccountService } from "../src/auth/accounts.js";
+import { createLoginService } from "../src/auth/login.js";
 import { HookBuses } from "../src/events/hooks.js";
 import { SessionRegistry } from "../src/sessions/registry.js";
 import type { Store } from "../src/storage/types.js";
@@ -117,7 +118,7 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
     redis = await startRedis();
     const config = loadConfig({ file: null, env: {}, overrides: { storage } as never });
     store = await openStore(config);
-    accounts = new AccountService(store, new HookBuses(() => {}), new SessionRegistry(), { hosts: [HOST], iterations: 4096, minPasswordLength: 1 });
+    accounts = new AccountService(store, new HookBuses(() => {}), new SessionRegistry(), { hosts: [HOST], iterations: 4096, minPasswordLength: 1 }, createLoginService(store, config.auth));
     const started = await Promise.allSettled([startNode("n1", storage, redis.url), startNode("n2", storage, redis.url)]);
     if (started[0].status === "fulfilled") n1 = started[0].value;
     if (started[1].status === "fulfilled") n2 = started[1].value;

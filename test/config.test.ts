@@ -77,8 +77,12 @@ describe("config: defaults", () => {
       scramIterations: 4096,
       mechanisms: ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"],
       allowPlainInsecure: false,
-      maxFailures: 5,
+      maxFailures: 20,
+      maxFailuresPerAccount: 5,
       failureWindowSeconds: 300,
+      failureDelayMs: 1000,
+      maxFailureDelayMs: 16000,
+      exemptNetworks: ["127.0.0.0/8", "::1/128"],
     });
     assert.deepEqual(config.registration, { policy: "localhost", minPasswordLength: 6 });
     assert.deepEqual(config.limits, {

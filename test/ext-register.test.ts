@@ -18,8 +18,8 @@ const remove = (...extra: Element[]) => xml("iq", { type: "set" }, xml("query", 
 const errorText = (el: Element) => el.getChild("error")?.getChildText("text") ?? "";
 
 /** A fresh connection with its stream open, not authenticated. */
-async function anonymous(ts: TestServer): Promise<RawClient> {
-  const c = await RawClient.connect(ts);
+async function anonymous(ts: TestServer, localAddress?: string): Promise<RawClient> {
+  const c = await RawClient.connect(ts, { localAddress });
   await c.open();
   return c;
 }
@@ -301,7 +301,8 @@ describe("XEP-0077 registration policy and rate limit", function () {
   });
 
   it("limits registrations per address (option perIpPerHour): resource-constraint once over", async () => {
-    const ts = await startTestServer({ modules: { register: { perIpPerHour: 2 } } });
+    // Loopback is exempt by default (auth.exemptNetworks): these clients must count.
+    const ts = await startTestServer({ auth: { exemptNetworks: [] }, modules: { register: { perIpPerHour: 2 } } });
     try {
       const c = await anonymous(ts);
       assert.equal((await c.iq(submit("first", "long-enough"))).attrs.type, "result");
@@ -320,9 +321,32 @@ describe("XEP-0077 registration policy and rate limit", function () {
     }
   });
 
+  it("does not limit loopback by default, nor configured networks (auth.exemptNetworks)", async () => {
+    const byDefault = await startTestServer({ modules: { register: { perIpPerHour: 1 } } });
+    try {
+      const c = await anonymous(byDefault);
+      for (const user of ["one", "two", "three"]) assert.equal((await c.iq(submit(user, "long-enough"))).attrs.type, "result", user);
+      c.close();
+    } finally {
+      await byDefault.stop();
+    }
+    const ts = await startTestServer({ auth: { exemptNetworks: ["127.0.0.2/31"] }, modules: { register: { perIpPerHour: 1 } } });
+    try {
+      const office = await anonymous(ts, "127.0.0.3");
+      for (const user of ["a1", "a2", "a3"]) assert.equal((await office.iq(submit(user, "long-enough"))).attrs.type, "result", user);
+      const outside = await anonymous(ts, "127.0.0.4");
+      assert.equal((await outside.iq(submit("b1", "long-enough"))).attrs.type, "result");
+      assert.equal(errorCondition(await outside.iq(submit("b2", "long-enough"))), "resource-constraint");
+      office.close();
+      outside.close();
+    } finally {
+      await ts.stop();
+    }
+  });
+
   it("counts over a sliding hour, per address, IPv4-mapped or not; 0 disables the limit", () => {
     let now = 1_000_000;
-    const limiter = new RegistrationLimiter(2, () => now);
+    const limiter = new RegistrationLimiter(2, [], () => now);
     limiter.record("192.0.2.1");
     now += 30 * 60_000;
     limiter.record("::ffff:192.0.2.1");
@@ -335,7 +359,7 @@ describe("XEP-0077 registration policy and rate limit", function () {
     now += 3_600_001;
     limiter.sweep();
     assert.equal(limiter.allowed("192.0.2.1"), true);
-    const unlimited = new RegistrationLimiter(0, () => now);
+    const unlimited = new RegistrationLimiter(0, [], () => now);
     for (let i = 0; i < 100; i++) unlimited.record("192.0.2.1");
     assert.equal(unlimited.allowed("192.0.2.1"), true);
   });

@@ -20,7 +20,7 @@ describe("event buses", () => {
 
   it("run: an async handler that answers nothing lets the next one answer", async () => {
     const bus = new EventBus<Runs, Folds, Notes, string | false>();
-    bus.on("ask", async () => false, 2);
+    bus.on("ask", async (): Promise<false> => false, 2);
     bus.on("ask", () => "second", 1);
     assert.equal(await bus.run("ask", { n: 1 }), "second");
   });

@@ -11,7 +11,7 @@ import { onlineUser } from "./helpers/raw-client.js";
 import { xml, type Element } from "../src/xml/element.js";
 import { encodeFrame } from "../src/mobile/codec.js";
 import { ContentType, type Message } from "../src/mobile/schema.js";
-import { MobileClient, Platform, freePort, mobileUser, startMobileServer, type MobileTestServer } from "./helpers/mobile-client.js";
+import { ErrorCode, MobileClient, MobileRequestError, Platform, freePort, mobileUser, startMobileServer, type MobileTestServer } from "./helpers/mobile-client.js";
 import { OrderedKeyValue } from "../src/mobile/ordered-kv.js";
 import type { KeyValueStore } from "../src/storage/types.js";
 
@@ -102,6 +102,23 @@ describe("mobile delivery guarantees", function () {
     assert.equal(back.session!.resumeAfterSeq, m.pushed[129]!.seq);
     assertExactlyOnceInOrder(back.pushed, bodies.slice(130));
     back.close(); x.close();
+  });
+
+  it("answers a client message id reused for another recipient with CONFLICT, not with the first message's ack", async () => {
+    const [mu, bu, cu] = [fresh("reuse"), fresh("reuseb"), fresh("reusec")];
+    const b = await mobileUser(ts, bu);
+    const c = await mobileUser(ts, cu);
+    const m = await mobileUser(ts, mu);
+    const first = await m.send(`${bu}@localhost`, "for b", { clientMsgId: "reuse-1" });
+    assert.equal(first.duplicate, false);
+    await b.nextMessage((x) => x.body === "for b");
+    await assert.rejects(m.send(`${cu}@localhost`, "for c", { clientMsgId: "reuse-1" }),
+      (err: unknown) => err instanceof MobileRequestError && err.code === ErrorCode.CONFLICT && /another recipient/.test(err.message));
+    await c.noPush("messagePush", (p) => p.messages.some((x) => x.body === "for c"), 500);
+    // A true resend (same recipient) is still answered with the first ack.
+    const again = await m.send(`${bu}@localhost`, "for b", { clientMsgId: "reuse-1" });
+    assert.deepEqual({ ...again, serverTime: 0 }, { ...first, duplicate: true, serverTime: 0 });
+    m.close(); b.close(); c.close();
   });
 
   it("makes a resend with the same client message id after a dropped connection one message on both sides", async () => {

@@ -5,7 +5,7 @@
 import { defineModule } from "../../src/modules/module.js";
 import { tryParseJid, type Jid } from "../../src/jid/jid.js";
 import { xml, shallowCopy, type Element } from "../../src/xml/element.js";
-import { StanzaError, errorReply, isAnswerable } from "../../src/xml/stanza.js";
+import { StanzaError, isAnswerable } from "../../src/xml/stanza.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import type { Session } from "../../src/sessions/session.js";
 import { keyValueBlockLists, type BlockListRows } from "./rows.js";
@@ -156,40 +156,32 @@ export const blocking = defineModule({
     const blockedBy = (owner: Jid, addr: Jid): Promise<boolean> | false =>
       owner.local !== "" && hosts.has(owner.domain) ? rows.isBlocked(owner.bareString(), matchingItems(addr)) : false;
 
+    /** §3.6: not-acceptable with the <blocked/> application error, for a stanza to an entity the user blocked. */
+    const youBlocked = () => new StanzaError("not-acceptable", "you blocked this entity", undefined, xml("blocked", { xmlns: NS_BLOCKING_ERRORS }));
+
     /**
      * Delivery (on the recipient's bus): "in" when the recipient blocked the sender, "out" when a local sender
      * blocked the recipient (stanzas the server sends on the user's behalf, e.g. presence broadcasts).
      */
-    const deliveryFilter = async (ev: StanzaEvent): Promise<boolean> => {
+    const deliveryFilter = async (ev: StanzaEvent): Promise<boolean | StanzaError> => {
       if (ev.from.bareString() === ev.to.bareString() || (ev.from.local === "" && ev.to.local === "")) return false;
       const way = (await blockedBy(ev.to, ev.from)) ? "in" : (await blockedBy(ev.from, ev.to)) ? "out" : null;
       if (way === null) return false;
       const el = ev.stanza;
-      const type = el.attrs.type;
       // §3.5: presence is dropped without an error; the user going offline (§3.3) still reaches the blocked entity.
-      if (el.name === "presence") return !(way === "out" && type === "unavailable");
-      // Errors and results: from the blocked entity dropped; the user's own (e.g. the bounce of §3.5) go on.
+      if (el.name === "presence") return !(way === "out" && el.attrs.type === "unavailable");
+      // Errors and results: from the blocked entity dropped; the user's own (e.g. the answer of §3.5) go on.
       if (!isAnswerable(el)) return way === "in";
-      if (way === "in") router.bounce(el, "service-unavailable");
-      else if (ev.origin && !ev.origin.closed) ev.origin.send(notAcceptable(el));
-      return true;
+      // §3.5: service-unavailable to a blocked sender, for messages and iq requests alike.
+      return way === "in" ? new StanzaError("service-unavailable") : youBlocked();
     };
     for (const kind of ["message", "presence", "iq"] as const) {
       for (const target of ["bare", "full"] as const) api.on(`${kind}/${target}`, deliveryFilter, "policy");
     }
 
-    /** §3.6: not-acceptable with <blocked/> for a stanza the user sent to an entity it blocked. */
-    const notAcceptable = (el: Element): Element => {
-      const err = errorReply(el, "not-acceptable", "you blocked this entity");
-      err.getChild("error")!.cnode(xml("blocked", { xmlns: NS_BLOCKING_ERRORS }));
-      return err;
-    };
-    // Outbound from a local client: refused before it is stored or routed, answered to the session itself.
-    const outboundFilter = async (ev: StanzaEvent): Promise<boolean> => {
-      if (!ev.origin || !isAnswerable(ev.stanza) || !(await blockedBy(ev.from, ev.to))) return false;
-      if (!ev.origin.closed) ev.origin.send(notAcceptable(ev.stanza));
-      return true;
-    };
+    // Outbound from a local client: refused before it is stored or routed.
+    const outboundFilter = async (ev: StanzaEvent): Promise<false | StanzaError> =>
+      ev.origin && isAnswerable(ev.stanza) && (await blockedBy(ev.from, ev.to)) ? youBlocked() : false;
     for (const target of ["bare", "full", "host"] as const) {
       api.on(`pre-message/${target}`, outboundFilter, "policy");
       api.on(`pre-iq/${target}`, outboundFilter, "policy");

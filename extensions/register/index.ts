@@ -48,7 +48,7 @@ export const register = defineModule<RegisterOptions>({
   xep: [{ spec: "XEP-0077", title: "In-Band Registration", version: "2.4", status: "complete", note: "no data forms (XEP-0077 §4 is optional)" }],
   options: parseOptions,
   setup(api) {
-    const limiter = new RegistrationLimiter(api.options.perIpPerHour);
+    const limiter = new RegistrationLimiter(api.options.perIpPerHour, api.config.auth.exemptNetworks);
     api.setInterval(() => limiter.sweep(), 600_000);
     const allowed = (session: Session) => policyAllows(api.config.registration.policy, session.remoteAddress);
 

@@ -1,20 +1,9 @@
-// Who may register in-band: the configured policy, and a per-address rate limit.
-import { isIPv4 } from "node:net";
+// Who may register in-band: the configured policy, and a per-address rate limit (auth.exemptNetworks exempt).
+import { isLoopback, normalizeAddress, NetworkList } from "../../src/auth/networks.js";
+
+export { isLoopback, normalizeAddress };
 
 export type RegistrationPolicy = "open" | "closed" | "localhost";
-
-/** "::ffff:192.0.2.1" → "192.0.2.1", so one client counts once whichever socket family it used. */
-export function normalizeAddress(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m ? m[1] : address;
-}
-
-/** 127.0.0.0/8, ::1 and their IPv4-mapped forms. */
-export function isLoopback(address: string): boolean {
-  const a = normalizeAddress(address);
-  if (isIPv4(a)) return a.startsWith("127.");
-  return a === "::1" || a === "0:0:0:0:0:0:0:1";
-}
 
 export function policyAllows(policy: RegistrationPolicy, remoteAddress: string): boolean {
   if (policy === "open") return true;
@@ -24,11 +13,14 @@ export function policyAllows(policy: RegistrationPolicy, remoteAddress: string):
 
 const HOUR_MS = 3_600_000;
 
-/** Successful registrations per address over a sliding hour. */
+/** Successful registrations per address over a sliding hour; addresses in `exemptNetworks` are not limited. */
 export class RegistrationLimiter {
   private readonly byAddress = new Map<string, number[]>();
+  private readonly exempt: NetworkList;
 
-  constructor(private readonly perHour: number, private readonly now: () => number = Date.now) {}
+  constructor(private readonly perHour: number, exemptNetworks: readonly string[] = [], private readonly now: () => number = Date.now) {
+    this.exempt = new NetworkList(exemptNetworks);
+  }
 
   private recent(address: string): number[] {
     const key = normalizeAddress(address);
@@ -40,11 +32,11 @@ export class RegistrationLimiter {
   }
 
   allowed(address: string): boolean {
-    return this.perHour <= 0 || this.recent(address).length < this.perHour;
+    return this.perHour <= 0 || this.exempt.has(address) || this.recent(address).length < this.perHour;
   }
 
   record(address: string): void {
-    if (this.perHour <= 0) return;
+    if (this.perHour <= 0 || this.exempt.has(address)) return;
     const list = this.recent(address);
     list.push(this.now());
     this.byAddress.set(normalizeAddress(address), list);

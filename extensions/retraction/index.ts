@@ -3,6 +3,7 @@
 // timelines, so that history shows it recalled on every client (the mobile adapter's Recall is a retraction).
 import { defineModule } from "../../src/modules/module.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
+import { StanzaError } from "../../src/xml/stanza.js";
 import { retractTarget } from "../../src/im/message-ids.js";
 
 export interface RetractionOptions {
@@ -44,15 +45,12 @@ export const retraction = defineModule<RetractionOptions>({
     api.provide("retraction", service);
 
     // From any client: only within the recall window.
-    const checkWindow = (ev: StanzaEvent): boolean | Promise<boolean> => {
+    const checkWindow = (ev: StanzaEvent): false | Promise<false | StanzaError> => {
       const target = retractTarget(ev.stanza);
       const type = ev.stanza.attrs.type;
       if (target === null || type === "groupchat" || type === "error") return false;
-      return conversations.messageById(ev.from.bareString(), ev.to.bareString(), target, true).then((row) => {
-        if (!row || !service.expired(row.ts)) return false;
-        api.router.bounce(ev.stanza, "not-allowed", `messages can be retracted for ${windowSeconds} s`);
-        return true;
-      });
+      return conversations.messageById(ev.from.bareString(), ev.to.bareString(), target, true).then((row) =>
+        row && service.expired(row.ts) ? new StanzaError("not-allowed", `messages can be retracted for ${windowSeconds} s`) : false);
     };
     api.on("pre-message/bare", checkWindow, "policy");
     api.on("pre-message/full", checkWindow, "policy");

@@ -1,10 +1,12 @@
-// Accounts: creation, password changes and removal, shared by XEP-0077, the CLI and the mobile adapter.
+// Accounts: creation, password changes and removal, shared by XEP-0077, the CLI and the mobile adapter;
+// and the login service every protocol authenticates through (src/auth/login.ts).
 // Passwords are turned into salted SCRAM credentials at once; the clear text is never stored.
 import { deriveCredentials, prepPassword } from "../c2s/sasl/index.js";
 import { nodeprep } from "../jid/jid.js";
 import type { Store } from "../storage/types.js";
 import type { HookBuses } from "../events/hooks.js";
 import type { SessionRegistry } from "../sessions/registry.js";
+import type { LoginService } from "./login.js";
 
 export class AccountError extends Error {
   constructor(readonly code: "exists" | "not-found" | "invalid-username" | "weak-password" | "unknown-host", message: string) {
@@ -24,6 +26,8 @@ export class AccountService {
     private readonly hooks: HookBuses,
     private readonly sessions: SessionRegistry,
     private readonly opts: { hosts: readonly string[]; iterations: number; minPasswordLength: number },
+    /** The one login path (credential check and failure throttle) of every protocol. */
+    readonly login: LoginService,
   ) {}
 
   /** The prepared localpart, or an AccountError. */

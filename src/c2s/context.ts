@@ -4,7 +4,7 @@ import type { HookBuses } from "../events/hooks.js";
 import type { Router } from "../router/router.js";
 import type { SessionRegistry } from "../sessions/registry.js";
 import type { Store } from "../storage/types.js";
-import type { FailureThrottle } from "./throttle.js";
+import type { LoginService } from "../auth/login.js";
 import type { C2sSession } from "./session.js";
 
 /** What every client stream shares. */
@@ -16,7 +16,8 @@ export interface C2sContext {
   readonly router: Router;
   readonly sessions: SessionRegistry;
   readonly store: Store;
-  readonly throttle: FailureThrottle;
+  /** Credential lookup and the failure throttle shared with every protocol. */
+  readonly login: LoginService;
   /** Every open stream, for the shared timeout sweep. */
   readonly tracker: Set<C2sSession>;
   /** Other WebSocket endpoints on the HTTP port, by path (ServerContext.httpUpgrades). */

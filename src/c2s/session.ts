@@ -7,6 +7,8 @@ import { errorReply, iqPayload, reply, streamError, type StreamErrorCondition } 
 import { jid as makeJid, resourceprep, nodeprep, type Jid } from "../jid/jid.js";
 import { createMechanism, offeredMechanisms, SaslError, type SaslMechanism } from "./sasl/index.js";
 import { newSessionId, type DeliveryMeta, type Session, type Transport } from "../sessions/session.js";
+import { claimResource } from "../sessions/bind.js";
+import type { LoginThrottled } from "../auth/login.js";
 import type { C2sContext } from "./context.js";
 import { randomBytes } from "node:crypto";
 
@@ -385,7 +387,12 @@ export class C2sSession implements Session {
       input = Buffer.from(text, "base64");
     }
     if (el.name === "auth") {
-      if (this.ctx.throttle.blocked(`ip:${this.remoteAddress}`)) return this.saslFailure("temporary-auth-failure", "too many failed attempts; try again later");
+      try {
+        this.ctx.login.admitAddress(this.remoteAddress);
+      } catch (err) {
+        // RFC 6120 §6.5.13: the address is refused for now, whatever the credentials.
+        return this.saslFailure("temporary-auth-failure", (err as LoginThrottled).message);
+      }
       const mech = el.attrs.mechanism ?? "";
       const offered = offeredMechanisms({ secure: this.secure, allowPlainInsecure: this.ctx.config.auth.allowPlainInsecure, enabled: this.ctx.config.auth.mechanisms });
       if (!offered.includes(mech)) {
@@ -395,13 +402,8 @@ export class C2sSession implements Session {
       this.saslUser = null;
       const auth = this.ctx.config.auth;
       try {
-        this.sasl = createMechanism(mech, async (username) => {
-          let user: string;
-          try { user = nodeprep(username); } catch { return null; }
-          this.saslUser = user;
-          if (this.ctx.throttle.blocked(`acct:${user}@${host}`)) return null;
-          return (await this.ctx.store.accounts.get(host, user))?.credentials ?? null;
-        }, { secure: this.secure, allowPlainInsecure: auth.allowPlainInsecure, enabled: auth.mechanisms, unknownUserIterations: auth.scramIterations });
+        const lookup = this.ctx.login.saslLookup(this.remoteAddress, host, (user) => { this.saslUser = user; });
+        this.sasl = createMechanism(mech, lookup, { secure: this.secure, allowPlainInsecure: auth.allowPlainInsecure, enabled: auth.mechanisms, unknownUserIterations: auth.scramIterations });
       } catch (err) {
         return this.saslFailure(err instanceof SaslError ? err.condition : "invalid-mechanism");
       }
@@ -417,8 +419,7 @@ export class C2sSession implements Session {
       }
       let user: string;
       try { user = nodeprep(step.username); } catch { return this.saslFailure("not-authorized"); }
-      this.ctx.throttle.succeed(`ip:${this.remoteAddress}`);
-      this.ctx.throttle.succeed(`acct:${user}@${this.host}`);
+      this.ctx.login.succeeded(this.remoteAddress, `${user}@${this.host}`);
       this.sasl = null;
       this.username = user;
       this.authenticated = true;
@@ -434,9 +435,8 @@ export class C2sSession implements Session {
         return this.saslFailure("temporary-auth-failure");
       }
       if (err.condition === "not-authorized") {
-        this.ctx.throttle.fail(`ip:${this.remoteAddress}`);
         const user = this.saslUser;
-        if (user) this.ctx.throttle.fail(`acct:${user}@${this.host}`);
+        this.ctx.login.failed(this.remoteAddress, user === null ? null : `${user}@${this.host}`);
       }
       this.saslFailure(err.condition, err.message || undefined);
     });
@@ -459,11 +459,8 @@ export class C2sSession implements Session {
     } else resource = randomBytes(6).toString("hex");
     let full: Jid;
     try { full = makeJid(this.username!, this.host, resource); } catch { return this.send(errorReply(el, "bad-request", "invalid resource")); }
-    const existing = this.ctx.sessions.get(full);
-    if (existing && existing !== this) {
-      if (this.ctx.config.c2s.resourceConflict === "refuse") return this.send(errorReply(el, "conflict", "the resource is in use"));
-      // RFC 6120 §7.7.2.2: the new session wins; the old one is told why.
-      existing.close("conflict", "replaced by a new session");
+    if (!claimResource(this.ctx.sessions, this, full, this.ctx.config.c2s.resourceConflict)) {
+      return this.send(errorReply(el, "conflict", "the resource is in use"));
     }
     this.jid = full;
     this.ctx.sessions.add(this);

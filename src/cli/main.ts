@@ -6,6 +6,7 @@ import { loadConfig, ConfigError, type Config } from "../config/config.js";
 import { startServer } from "../server.js";
 import { migrateStore, openStore } from "../storage/open.js";
 import { AccountService, AccountError } from "../auth/accounts.js";
+import { createLoginService } from "../auth/login.js";
 import { HookBuses } from "../events/hooks.js";
 import { SessionRegistry } from "../sessions/registry.js";
 import { tryParseJid } from "../jid/jid.js";
@@ -124,7 +125,7 @@ async function withAccounts<T>(config: Config, fn: (a: AccountService, c: Config
   try {
     const accounts = new AccountService(store, new HookBuses(() => {}), new SessionRegistry(), {
       hosts: config.hosts, iterations: config.auth.scramIterations, minPasswordLength: config.registration.minPasswordLength,
-    });
+    }, createLoginService(store, config.auth));
     return await fn(accounts, config);
   } finally {
     await store.close();

@@ -50,7 +50,11 @@ export interface Config {
     mechanisms: string[];
     allowPlainInsecure: boolean;
     maxFailures: number;
+    maxFailuresPerAccount: number;
     failureWindowSeconds: number;
+    failureDelayMs: number;
+    maxFailureDelayMs: number;
+    exemptNetworks: string[];
   };
   registration: { policy: "open" | "closed" | "localhost"; minPasswordLength: number };
   limits: {

@@ -1,6 +1,7 @@
 // The configuration schema: one tree that drives defaults, validation, environment overrides, the
 // README reference table and the commented example file. Adding a key here is all it takes.
 import { isIP } from "node:net";
+import { canonicalNetwork } from "../auth/networks.js";
 
 export type PathSegment = string | number;
 
@@ -200,7 +201,7 @@ export const schema: Section = {
           values: ["kick-old", "refuse"],
           default: "kick-old",
           description:
-            "When a client binds a resource already in use: disconnect the old session, or refuse the new one (RFC 6120 §7.7.2.2).",
+            "When a client binds a resource already in use (an XMPP resource, or a mobile device logging in again): disconnect the old session, or refuse the new one (RFC 6120 §7.7.2.2).",
         },
       },
     },
@@ -331,16 +332,48 @@ export const schema: Section = {
           kind: "integer",
           min: 0,
           max: 1_000_000,
+          default: 20,
+          description:
+            "Failed logins from one address (any accounts, every protocol) within failureWindowSeconds before the address is refused (temporary-auth-failure); 0 = no limit. Addresses in exemptNetworks have no such ceiling.",
+        },
+        maxFailuresPerAccount: {
+          kind: "integer",
+          min: 0,
+          max: 1_000_000,
           default: 5,
           description:
-            "Failed authentications allowed per address within failureWindowSeconds before it is refused; 0 = no limit.",
+            "Failed logins at one account from one address within failureWindowSeconds before that address is refused for that account (temporary-auth-failure); 0 = no limit. The owner logging in from another address is not affected.",
         },
         failureWindowSeconds: {
           kind: "integer",
           min: 1,
           max: 86_400,
           default: 300,
-          description: "Window for counting failed authentications.",
+          description: "Window for counting failed logins; a refusal ends when the failures that caused it age out.",
+        },
+        failureDelayMs: {
+          kind: "integer",
+          min: 0,
+          max: 60_000,
+          default: 1000,
+          description:
+            "After a failed login at an account from an address, the next attempt of that pair waits this long, doubled for every further failure up to maxFailureDelayMs; 0 = no delay.",
+        },
+        maxFailureDelayMs: {
+          kind: "integer",
+          min: 0,
+          max: 60_000,
+          default: 16_000,
+          description: "The longest wait failureDelayMs grows to.",
+        },
+        exemptNetworks: {
+          kind: "list",
+          default: ["127.0.0.0/8", "::1/128"],
+          minItems: 0,
+          itemExpect: "an IP network in CIDR notation (192.0.2.0/24, 2001:db8::/32) or a single address",
+          acceptItem: canonicalNetwork,
+          description:
+            "Networks exempt from the per-address login ceiling (maxFailures) and from the per-address registration limit (modules.register.perIpPerHour), e.g. a trusted office NAT or a reverse proxy; failures per account from them are still counted and delayed.",
         },
       },
     },

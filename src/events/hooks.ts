@@ -12,7 +12,8 @@
 //            and never stops the next handler (lifecycle events: resource-unbind, message-delivered…).
 import type { Element } from "../xml/element.js";
 import type { Jid } from "../jid/jid.js";
-import type { DeliveryMeta, Session } from "../sessions/session.js";
+import type { Delivered, DeliveryMeta, Session } from "../sessions/session.js";
+import type { StanzaError } from "../xml/stanza.js";
 import type { NewTimelineEntry } from "../storage/types.js";
 
 export type StanzaKind = "message" | "presence" | "iq";
@@ -88,8 +89,12 @@ export type RunName = keyof RunMap & string;
 export type ObserveName = keyof ObserveMap;
 export type FoldName = keyof FoldMap;
 
-/** A handler answers a truthy value to stop the event; anything else lets the next one run. */
-export type HookResult = boolean | void | Element | undefined | null;
+/**
+ * A handler answers a truthy value to stop the event; anything else lets the next one run. A `StanzaError`
+ * answer stops it too: the router sends that error to the sender. The IM rules answer a message with what
+ * its delivery came to (`Delivered`).
+ */
+export type HookResult = boolean | void | Element | undefined | null | StanzaError | Delivered;
 export type Handler<K extends RunName> = (event: RunMap[K]) => HookResult | Promise<HookResult>;
 export type Observer<K extends ObserveName> = (event: ObserveMap[K]) => unknown;
 export type Folder<K extends FoldName> = (acc: FoldMap[K]["acc"], ctx: FoldMap[K]["ctx"]) => FoldMap[K]["acc"];

@@ -6,7 +6,8 @@ import { defineModule } from "../modules/module.js";
 import { xml, type Element } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 import type { StanzaEvent } from "../events/hooks.js";
-import type { DeliveryMeta, Session } from "../sessions/session.js";
+import type { Delivered, DeliveryMeta, Session } from "../sessions/session.js";
+import { StanzaError } from "../xml/stanza.js";
 import type { NewTimelineEntry } from "../storage/types.js";
 import { parseFramedElement } from "../xml/parser.js";
 
@@ -28,7 +29,7 @@ export const messageModule = defineModule({
     { spec: "XEP-0334", title: "Message Processing Hints", version: "0.3.0", status: "partial", note: "no-store, no-permanent-store, store" },
   ],
   setup(api) {
-    const { store, sessions, router } = api;
+    const { store, sessions } = api;
     const hosts = new Set(api.hosts);
     const maxOffline = api.config.offline.maxPerUser;
     api.addFeature("msgoffline");
@@ -47,7 +48,8 @@ export const messageModule = defineModule({
     api.on("pre-message/bare", (ev) => { stripForgedIds(ev.stanza, ev.to.bareString()); return false; }, "annotate");
     api.on("pre-message/full", (ev) => { stripForgedIds(ev.stanza, ev.to.bareString()); return false; }, "annotate");
 
-    const deliverToBareJid = async (ev: StanzaEvent): Promise<boolean> => {
+    /** §8.5.2: a message to a local bare JID. Answers what its delivery came to (the delivery result). */
+    const deliverToBareJid = async (ev: StanzaEvent): Promise<true | Delivered | StanzaError> => {
       const stanza = ev.stanza;
       const type = stanza.attrs.type ?? "normal";
       const recipient = ev.to.bareString();
@@ -57,13 +59,9 @@ export const messageModule = defineModule({
       }
       if (!(await api.accounts.exists(ev.to.domain, ev.to.local))) {
         // §8.5.1: no such user.
-        if (type !== "headline") router.bounce(stanza, "service-unavailable");
-        return true;
+        return type === "headline" ? true : new StanzaError("service-unavailable");
       }
-      if (type === "groupchat") {
-        router.bounce(stanza, "service-unavailable");
-        return true;
-      }
+      if (type === "groupchat") return new StanzaError("service-unavailable");
       const targets = targetsOf(recipient, type);
       if (type === "headline") {
         for (const s of targets) s.send(stanza);
@@ -71,22 +69,13 @@ export const messageModule = defineModule({
       }
       if (!storable(stanza)) {
         for (const s of targets) s.send(stanza);
-        delivered(ev, targets, null);
-        return true;
+        return delivered(ev, targets, null);
       }
       const pending = targets.length === 0;
       if (pending && (await store.timeline.countPending(recipient)) >= maxOffline) {
-        router.bounce(stanza, "service-unavailable", "the recipient's offline storage is full");
-        return true;
+        return new StanzaError("service-unavailable", "the recipient's offline storage is full");
       }
-      const rows = await archive(ev, recipient, pending);
-      if (rows.duplicate) {
-        // A resend of a stored message (same origin-id): answered from the first write, delivered once.
-        delivered(ev, [], null, rows.sender, true);
-        return true;
-      }
-      deliverArchived(ev, targets, rows, recipient);
-      return true;
+      return deliverArchived(ev, targets, await archive(ev, recipient, pending));
     };
 
     interface Archived { sender: DeliveryMeta | null; recipient: DeliveryMeta; duplicate: boolean }
@@ -111,15 +100,20 @@ export const messageModule = defineModule({
       return { sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(last), duplicate: senderLocal && rows[0].duplicate };
     };
 
-    const deliverArchived = (ev: StanzaEvent, targets: Session[], rows: Archived, recipient: string): void => {
+    const deliverArchived = (ev: StanzaEvent, targets: Session[], rows: Archived): Delivered => {
+      // A resend of a stored message (same origin-id): answered from the first write, delivered once.
+      if (rows.duplicate) return delivered(ev, [], null, rows.sender, true);
       const meta = rows.recipient;
-      ev.stanza.cnode(xml("stanza-id", { xmlns: NS.sid, id: meta.stanzaId, by: recipient }));
+      ev.stanza.cnode(xml("stanza-id", { xmlns: NS.sid, id: meta.stanzaId, by: ev.to.bareString() }));
       for (const s of targets) s.send(ev.stanza, meta);
-      delivered(ev, targets, meta, rows.sender, false);
+      return delivered(ev, targets, meta, rows.sender);
     };
 
-    const delivered = (ev: StanzaEvent, targets: Session[], meta: DeliveryMeta | null, senderMeta: DeliveryMeta | null = null, duplicate = false): void => {
+    const delivered = (ev: StanzaEvent, targets: Session[], meta: DeliveryMeta | null, senderMeta: DeliveryMeta | null = null, duplicate = false): Delivered => {
       void api.notify(ev.to.domain, "message-delivered", { stanza: ev.stanza, from: ev.from, to: ev.to, origin: ev.origin, delivered: targets, meta, senderMeta, duplicate });
+      // A message to one's own bare JID has one row, the recipient's, which is the sender's too.
+      const toSelf = ev.from.bareString() === ev.to.bareString();
+      return { sender: senderMeta ?? (toSelf ? meta : null), recipient: meta, duplicate };
     };
 
     api.on("message/bare", deliverToBareJid);
@@ -128,16 +122,12 @@ export const messageModule = defineModule({
       const type = ev.stanza.attrs.type ?? "normal";
       if (s) {
         if (type === "groupchat" || type === "error" || type === "headline") { s.send(ev.stanza); return true; }
-        if (!storable(ev.stanza)) { s.send(ev.stanza); delivered(ev, [s], null); return true; }
-        return archive(ev, ev.to.bareString(), false).then((rows) => {
-          if (rows.duplicate) delivered(ev, [], null, rows.sender, true);
-          else deliverArchived(ev, [s], rows, ev.to.bareString());
-          return true;
-        });
+        if (!storable(ev.stanza)) { s.send(ev.stanza); return delivered(ev, [s], null); }
+        return archive(ev, ev.to.bareString(), false).then((rows) => deliverArchived(ev, [s], rows));
       }
       // §8.5.3.2: no such resource.
       if (type === "error" || type === "headline") return true;
-      if (type === "groupchat") { router.bounce(ev.stanza, "service-unavailable"); return true; }
+      if (type === "groupchat") return new StanzaError("service-unavailable");
       return deliverToBareJid({ ...ev, to: ev.to.bare() });
     });
 

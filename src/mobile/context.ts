@@ -4,7 +4,6 @@
 import type { ModuleApi, ServiceMap } from "../modules/module.js";
 import type { KeyValueStore, TimelineEntry } from "../storage/types.js";
 import type { Logger } from "../log.js";
-import type { FailureThrottle } from "../c2s/throttle.js";
 import type { MobileOptions } from "./options.js";
 import type { Message } from "./schema.js";
 import { isRetractionXml, messageFromRow, tombstone } from "./bridge.js";
@@ -27,7 +26,6 @@ export interface MobileContext {
   readonly blocking: ServiceMap["blocking"];
   readonly conversations: ServiceMap["conversations"];
   readonly retraction: ServiceMap["retraction"];
-  readonly throttle: FailureThrottle;
   /** Every open connection, logged in or not (the heartbeat sweep walks it). */
   readonly connections: Set<MobileSession>;
   readonly groups: Groups;

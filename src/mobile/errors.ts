@@ -25,10 +25,13 @@ export function stanzaErrorText(el: Element): string {
   return el.getChild("error")?.getChildText("text") ?? "";
 }
 
-/** What an XMPP error means to a mobile client. */
+/** What an XMPP error stanza means to a mobile client. */
 export function fromStanzaError(el: Element, what: string): MobileError {
-  const condition = stanzaCondition(el) as StanzaErrorCondition;
-  const text = stanzaErrorText(el);
+  return fromCondition(stanzaCondition(el) as StanzaErrorCondition, stanzaErrorText(el), what);
+}
+
+/** What a stanza error condition (with its text) means to a mobile client. */
+export function fromCondition(condition: StanzaErrorCondition, text: string, what: string): MobileError {
   const msg = `${what}: ${condition}${text ? ` (${text})` : ""}`;
   switch (condition) {
     case "service-unavailable":

@@ -5,7 +5,6 @@
 // for mobile devices).
 import { defineModule } from "../modules/module.js";
 import type { Session } from "../sessions/session.js";
-import { FailureThrottle } from "../c2s/throttle.js";
 import { parseMobileOptions, type MobileOptions } from "./options.js";
 import { MobileSession } from "./session.js";
 import { MobileGateway } from "./gateway.js";
@@ -36,7 +35,6 @@ export const mobileModule = defineModule<MobileOptions>({
     const opts = api.options;
     const { sessions } = api;
     const hosts = new Set(api.hosts);
-    const maxFailures = api.config.auth.maxFailures;
     const devicesOf = (bare: string): MobileSession[] => sessions.resources(bare).filter(isMobile);
     const ctx: MobileContext = {
       api,
@@ -47,8 +45,6 @@ export const mobileModule = defineModule<MobileOptions>({
       blocking: api.use("blocking"),
       conversations: api.use("conversations"),
       retraction: api.use("retraction"),
-      // maxFailures 0 means no limit (the config's documented meaning).
-      throttle: new FailureThrottle(maxFailures === 0 ? Number.MAX_SAFE_INTEGER : maxFailures, api.config.auth.failureWindowSeconds * 1000),
       connections: new Set(),
       groups: new Groups(api, () => ctx),
       handlers,
@@ -59,9 +55,6 @@ export const mobileModule = defineModule<MobileOptions>({
     // ---- timeline rows reach every device of both users ----
 
     api.observe("message-delivered", (ev) => {
-      if (isMobile(ev.origin)) {
-        ev.origin.onOwnMessageDelivered(ev.stanza, ev.senderMeta, ev.meta, ev.from.bareString() === ev.to.bareString(), ev.duplicate);
-      }
       if (ev.duplicate) return;
       const stanza = ev.stanza;
       const isRetraction = retractTarget(stanza) !== null;

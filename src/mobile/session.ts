@@ -18,7 +18,7 @@
 import { newSessionId, type DeliveryMeta, type Session } from "../sessions/session.js";
 import type { Element } from "../xml/element.js";
 import { xml } from "../xml/element.js";
-import { errorReply, reply, type StreamErrorCondition } from "../xml/stanza.js";
+import { StanzaError, errorReply, reply, type StreamErrorCondition } from "../xml/stanza.js";
 import { NS } from "../xml/ns.js";
 import { tryParseJid, type Jid } from "../jid/jid.js";
 import { decodeFrame, encodeFrame, errorBody } from "./codec.js";
@@ -26,7 +26,7 @@ import {
   ConversationType, ErrorCode, KickReason, Platform, isRequest, REQUESTS,
   type Envelope, type Message, type PayloadName, type Payloads, type Presence, type RequestName,
 } from "./schema.js";
-import { MobileError, stanzaCondition, fromStanzaError } from "./errors.js";
+import { MobileError, stanzaCondition, fromCondition, fromStanzaError } from "./errors.js";
 import { MNS, contactFromItem, contactFromItemElement, messageFromStanza, presenceFromStanza, retractTarget } from "./bridge.js";
 import { toMessages, type MobileContext } from "./context.js";
 
@@ -203,12 +203,10 @@ export class MobileSession implements Session {
 
   private async execute(env: Envelope): Promise<void> {
     const name = env.payload as RequestName;
-    let after: (() => unknown) | null = null;
     try {
       const handler = this.ctx.handlers[name] as (s: MobileSession, body: unknown) => unknown;
       const result = await handler(this, env.body);
       this.reply(env.requestId, REQUESTS[name], result as Payloads[(typeof REQUESTS)[typeof name]]);
-      after = this.afterReply;
     } catch (err) {
       if (err instanceof MobileError) this.writeError(env.requestId, err.code, err.message, err.retryAfterMs);
       else {
@@ -216,6 +214,8 @@ export class MobileSession implements Session {
         this.writeError(env.requestId, ErrorCode.INTERNAL, "internal error");
       }
     }
+    // After the answer, whichever it was: a failed login may close the connection (1008).
+    const after = this.afterReply;
     this.afterReply = null;
     // Pushes held back during a login follow its reply.
     this.releasePushes();
@@ -391,6 +391,12 @@ export class MobileSession implements Session {
    */
   async sendMessage(stanza: Element, id: string, group: string | null = null): Promise<{ meta: DeliveryMeta | null; duplicate: boolean; groupStanzaId: string | null }> {
     if (this.closed) throw new MobileError(ErrorCode.UNAVAILABLE, "the connection closed");
+    if (group === null) {
+      // A 1:1 message: the delivery result is the SendAck.
+      const result = await this.ctx.api.router.submit(this, stanza);
+      if (result instanceof StanzaError) throw fromCondition(result.condition, result.text ?? "", "the message was not delivered");
+      return { meta: result.sender, duplicate: result.duplicate, groupStanzaId: null };
+    }
     const pending: PendingSend = { id, ack: null, duplicate: false, error: null, delivered: false, group, groupStanzaId: null };
     this.pendingSend = pending;
     try {
@@ -401,15 +407,6 @@ export class MobileSession implements Session {
     if (pending.error) throw fromStanzaError(pending.error, "the message was not delivered");
     if (!pending.delivered) throw new MobileError(ErrorCode.RECIPIENT_UNAVAILABLE, "the message was not accepted");
     return { meta: pending.ack, duplicate: pending.duplicate, groupStanzaId: pending.groupStanzaId };
-  }
-
-  /** The message-delivered hook for a message this session sent. */
-  onOwnMessageDelivered(stanza: Element, senderMeta: DeliveryMeta | null, meta: DeliveryMeta | null, toSelf: boolean, duplicate: boolean): void {
-    const p = this.pendingSend;
-    if (!p || (stanza.getChild("origin-id", NS.sid)?.attrs.id ?? stanza.attrs.id) !== p.id) return;
-    p.delivered = true;
-    p.ack = senderMeta ?? (toSelf ? meta : null);
-    p.duplicate = duplicate;
   }
 
   /** Sends an iq from this device and returns the answer (result or error). */

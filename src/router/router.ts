@@ -6,7 +6,7 @@ import { tryParseJid, type Jid } from "../jid/jid.js";
 import {
   PHASES, isThenable, type HookBus, type HookBuses, type HookResult, type RunName, type StanzaEvent, type StanzaKind, type Target,
 } from "../events/hooks.js";
-import type { Session } from "../sessions/session.js";
+import type { Delivered, DeliveryResult, Session } from "../sessions/session.js";
 import type { SessionRegistry } from "../sessions/registry.js";
 import { StanzaError, errorReply, iqPayload, isAnswerable, reply, type StanzaErrorCondition } from "../xml/stanza.js";
 import type { Logger } from "../log.js";
@@ -22,7 +22,7 @@ export class Router {
   ) {
     hooks.onEveryBus((_, bus) => installDefaults(bus, this));
     // Until federation answers first: RFC 6120 §10.4.
-    hooks.server.on("route/remote", (ev) => { this.fallbackError(ev, "remote-server-not-found"); return true; }, PHASES.fallback);
+    hooks.server.on("route/remote", () => new StanzaError("remote-server-not-found"), PHASES.fallback);
     for (const h of hosts) hooks.addDomain(h);
   }
 
@@ -78,9 +78,20 @@ export class Router {
     const bus = this.hooks.of(session.host)!;
     const next = (): Result => this.afterPre(ev, kind, target);
     const pre = this.fire(bus, `pre-${kind}/${target}`, ev);
-    if (isThenable(pre)) return this.guard(ev, pre.then((v) => (v ? v : next())));
-    if (pre) return pre;
-    return this.guard(ev, next());
+    if (isThenable(pre)) return this.settle(ev, this.guard(ev, pre.then((v) => (v ? v : next()))));
+    return this.settle(ev, pre ? pre : this.guard(ev, next()));
+  }
+
+  /**
+   * Routes a message from a local client and resolves to what its delivery came to: the rows the IM rules
+   * wrote, or the stanza error the sender was sent. Never rejects.
+   */
+  async submit(session: Session, stanza: Element): Promise<DeliveryResult> {
+    const r = await this.fromClient(session, stanza);
+    if (r instanceof StanzaError) return r;
+    if (r !== null && typeof r === "object" && "duplicate" in r) return r;
+    // Handled without a timeline row (not stored, or taken by a feature).
+    return NOT_STORED;
   }
 
   /** Delivers a stanza whose addresses are already set and trusted (server-generated or checked). */
@@ -95,7 +106,7 @@ export class Router {
   }
 
   deliver(ev: StanzaEvent): Result {
-    return this.guard(ev, this.deliverTo(ev, ev.stanza.name as StanzaKind, targetOf(ev.to)));
+    return this.settle(ev, this.guard(ev, this.deliverTo(ev, ev.stanza.name as StanzaKind, targetOf(ev.to))));
   }
 
   /** Sends an error for `stanza` back to its sender, unless the stanza is one that is never answered. */
@@ -109,10 +120,13 @@ export class Router {
     this.replyTo(ev, reply(ev.stanza, child));
   }
 
-  /** The error answer of a request (RFC 6120 §8.3), to the session it came from when that is still open. */
+  /**
+   * The error answer to a stanza (RFC 6120 §8.3), to the session it came from when that is still open;
+   * nothing for a stanza that is never answered (an error, an iq result, presence other than probe).
+   */
   fail(ev: StanzaEvent, err: StanzaError): void {
     if (!isAnswerable(ev.stanza)) return;
-    this.replyTo(ev, errorReply(ev.stanza, err.condition, err.text, err.type));
+    this.replyTo(ev, errorReply(ev.stanza, err.condition, err.text, err.type, err.app));
   }
 
   private replyTo(ev: StanzaEvent, answer: Element): void {
@@ -157,42 +171,41 @@ export class Router {
     try {
       return bus.run(name, ev);
     } catch (err) {
-      this.handlerFailed(name, ev, err);
-      return true;
+      return this.handlerFailed(name, ev, err);
     }
+  }
+
+  /** A handler that answered a StanzaError refused the stanza: the sender gets that error. */
+  private settle(ev: StanzaEvent, r: Result): Result {
+    if (isThenable(r)) return r.then((v) => this.settle(ev, v) as HookResult);
+    if (r instanceof StanzaError) this.fail(ev, r);
+    return r;
   }
 
   private guard(ev: StanzaEvent, r: Result): Result {
     if (!isThenable(r)) return r;
-    return r.then(undefined, (err) => {
-      this.handlerFailed(ev.stanza.name, ev, err);
-      return true;
-    });
+    return r.then(undefined, (err) => this.handlerFailed(ev.stanza.name, ev, err));
   }
 
-  private handlerFailed(name: string, ev: StanzaEvent, err: unknown): void {
+  private handlerFailed(name: string, ev: StanzaEvent, err: unknown): StanzaError {
     this.log.error({ err, event: name, stanza: ev.stanza.toString() }, "handler failed");
-    this.fail(ev, new StanzaError("internal-server-error"));
-  }
-
-  /** Routes an answer the fallback produced for `ev` (see replyTo). */
-  fallbackError(ev: StanzaEvent, condition: StanzaErrorCondition): void {
-    if (ev.stanza.name === "iq") this.fail(ev, new StanzaError(condition));
-    else this.bounce(ev.stanza, condition);
+    return new StanzaError("internal-server-error");
   }
 }
+
+const NOT_STORED: Delivered = Object.freeze({ sender: null, recipient: null, duplicate: false });
 
 /** RFC defaults in the fallback phase of a domain bus: modules override them by answering first. */
 function installDefaults(bus: HookBus, router: Router): void {
   const fallback = PHASES.fallback;
-  const toSessionOr = (otherwise: (ev: StanzaEvent) => void) => (ev: StanzaEvent) => {
+  const toSessionOr = (otherwise: () => StanzaError) => (ev: StanzaEvent) => {
     const s = router.sessions.get(ev.to);
-    if (s) s.send(ev.stanza);
-    else otherwise(ev);
+    if (!s) return otherwise();
+    s.send(ev.stanza);
     return true;
   };
-  // RFC 6120 §8.2.3 / §10.5.3.1: every iq get/set is answered; results and errors never are.
-  const unavailable = (ev: StanzaEvent) => { router.fallbackError(ev, "service-unavailable"); return true; };
+  // RFC 6120 §8.2.3 / §10.5.3.1: every iq get/set is answered; results and errors never are (Router.fail).
+  const unavailable = () => new StanzaError("service-unavailable");
   bus.on("iq/full", toSessionOr(unavailable), fallback);
   for (const t of ["bare", "host", "self"] as const) bus.on(`iq/${t}`, unavailable, fallback);
   bus.on("message/full", toSessionOr(unavailable), fallback);

@@ -2,7 +2,7 @@
 // connection. Nothing downstream of the router knows which; it only calls send().
 import type { Element } from "../xml/element.js";
 import type { Jid } from "../jid/jid.js";
-import type { StreamErrorCondition } from "../xml/stanza.js";
+import type { StanzaError, StreamErrorCondition } from "../xml/stanza.js";
 
 export type Transport = "tcp" | "tls" | "websocket" | "mobile";
 
@@ -13,6 +13,19 @@ export interface DeliveryMeta {
   stanzaId: string;
   ts: number;
 }
+
+/**
+ * What submitting a 1:1 message came to (DESIGN.md "delivery result"): the timeline rows written for it
+ * (the sender's and the recipient's; null when the message was not stored), `duplicate` for a resend of an
+ * origin-id stored before (the rows of the first write), or the stanza error the sender was sent. The
+ * mobile SendAck, XEP-0198 acks and receipts map it directly.
+ */
+export interface Delivered {
+  readonly sender: DeliveryMeta | null;
+  readonly recipient: DeliveryMeta | null;
+  readonly duplicate: boolean;
+}
+export type DeliveryResult = Delivered | StanzaError;
 
 export interface Session {
   readonly id: string;

@@ -49,10 +49,12 @@ export function errorElement(condition: StanzaErrorCondition, text?: string, typ
  * The error reply to `stanza` (RFC 6120 §8.3). Message and presence errors carry the original payload
  * back, so a client can tell which message failed; an iq error does not need it.
  */
-export function errorReply(stanza: Element, condition: StanzaErrorCondition, text?: string, type?: ErrorType): Element {
+export function errorReply(stanza: Element, condition: StanzaErrorCondition, text?: string, type?: ErrorType, app?: Element): Element {
   const el = swapAddresses(stanza, "error");
   if (stanza.name !== "iq") for (const c of stanza.children) if (typeof c !== "string" && c.name !== "error") el.cnode(clone(c));
-  el.cnode(errorElement(condition, text, type));
+  const error = errorElement(condition, text, type);
+  if (app) error.cnode(clone(app));
+  el.cnode(error);
   return el;
 }
 
@@ -61,7 +63,8 @@ export function errorReply(stanza: Element, condition: StanzaErrorCondition, tex
  * the core, which answers every request exactly once.
  */
 export class StanzaError extends Error {
-  constructor(readonly condition: StanzaErrorCondition, readonly text?: string, readonly type?: ErrorType) {
+  /** `app`: an application-specific condition element (RFC 6120 §8.3.2), e.g. XEP-0191's <blocked/>. */
+  constructor(readonly condition: StanzaErrorCondition, readonly text?: string, readonly type?: ErrorType, readonly app?: Element) {
     super(text ?? condition);
   }
 }

@@ -29,11 +29,13 @@ export class RawClient {
     this.listen(socket);
   }
 
-  static connect(ts: TestServer, opts: { tls?: boolean } = {}): Promise<RawClient> {
+  /** `localAddress` (TCP): the loopback address to connect from (127.0.0.2…), standing for another client host. */
+  static connect(ts: TestServer, opts: { tls?: boolean; localAddress?: string } = {}): Promise<RawClient> {
     return new Promise((resolve, reject) => {
+      const { localAddress } = opts;
       const socket = opts.tls
         ? tls.connect({ host: "127.0.0.1", port: ts.tlsPort, servername: ts.host, rejectUnauthorized: false }, () => resolve(client))
-        : net.connect(ts.c2sPort, "127.0.0.1", () => resolve(client));
+        : net.connect({ port: ts.c2sPort, host: "127.0.0.1", localAddress }, () => resolve(client));
       socket.once("error", reject);
       const client = new RawClient(socket, ts);
     });

@@ -67,7 +67,8 @@ export async function startTestServer(overrides: DeepPartial<Config> | Record<st
     log: { level: "silent" },
     c2s: { bind: "127.0.0.1", port: 0, directTlsPort: 0, requireTls: false },
     http: { bind: "127.0.0.1", port: 0 },
-    auth: { scramIterations: 4096, allowPlainInsecure: true },
+    // No growing wait after failed logins (the throttle tests set it): suites share accounts and addresses.
+    auth: { scramIterations: 4096, allowPlainInsecure: true, failureDelayMs: 0 },
     registration: { policy: "open" },
     limits: { maxConnectionsPerIp: 0, stanzasPerSecond: 0 },
   };

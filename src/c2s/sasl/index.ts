@@ -3,6 +3,7 @@ import { PlainMechanism } from "./plain.js";
 import { decodeBase64Strict, SaslError, ScramMechanism, type CredentialLookup, type SaslMechanism } from "./scram.js";
 
 export {
+  checkPassword,
   deriveCredentials,
   prepPassword,
   SaslError,

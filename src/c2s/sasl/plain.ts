@@ -1,11 +1,10 @@
-// PLAIN (RFC 4616), checked against the stored SCRAM credentials with verifyPassword().
+// PLAIN (RFC 4616), checked against the stored SCRAM credentials with checkPassword().
 import {
   checkAuthzid,
+  checkPassword,
   decodeUtf8,
-  fakeCredentials,
   prepUsername,
   SaslError,
-  verifyPassword,
   type CredentialLookup,
   type SaslMechanism,
   type SaslStep,
@@ -59,17 +58,11 @@ export class PlainMechanism implements SaslMechanism {
     let creds;
     try {
       creds = await this.lookup(username);
-    } catch {
+    } catch (err) {
+      if (err instanceof SaslError) throw err;
       throw new SaslError("temporary-auth-failure", "credential lookup failed");
     }
-    let ok: boolean;
-    if (creds && (creds["SHA-256"] || creds["SHA-1"])) {
-      ok = await verifyPassword(creds, password);
-    } else {
-      const iterations = this.opts.unknownUserIterations ?? DEFAULT_UNKNOWN_ITERATIONS;
-      await verifyPassword({ "SHA-256": fakeCredentials("SHA-256", username, iterations) }, password);
-      ok = false;
-    }
+    const ok = await checkPassword(creds, username, password, this.opts.unknownUserIterations ?? DEFAULT_UNKNOWN_ITERATIONS);
     if (!ok) throw new SaslError("not-authorized");
     const step: Extract<SaslStep, { kind: "success" }> = { kind: "success", username };
     if (checkedAuthzid !== undefined) step.authzid = checkedAuthzid;

@@ -158,6 +158,16 @@ export async function verifyPassword(creds: StoredCredentials, password: string)
   return expected.length === actual.length && timingSafeEqual(expected, actual);
 }
 
+/**
+ * A password against stored credentials (PLAIN, mobile login). Unknown users (`creds` null or empty) cost
+ * the same derivation with fake credentials, so timing does not tell which accounts exist.
+ */
+export async function checkPassword(creds: StoredCredentials | null, username: string, password: string, unknownUserIterations: number): Promise<boolean> {
+  if (creds && (creds["SHA-256"] || creds["SHA-1"])) return verifyPassword(creds, password);
+  await verifyPassword({ "SHA-256": fakeCredentials("SHA-256", username, unknownUserIterations) }, password);
+  return false;
+}
+
 // Unknown users get credentials that look real and stay the same across attempts, so neither
 // the salt nor the step at which authentication fails tells whether the account exists.
 const fakeSecret = randomBytes(32);
@@ -326,7 +336,8 @@ export class ScramMechanism implements SaslMechanism {
     let stored: StoredCredentials | null;
     try {
       stored = await this.lookup(username);
-    } catch {
+    } catch (err) {
+      if (err instanceof SaslError) throw err;
       throw new SaslError("temporary-auth-failure", "credential lookup failed");
     }
     const creds = stored?.[this.hash];

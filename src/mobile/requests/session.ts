@@ -1,7 +1,7 @@
 // Login (password against the stored SCRAM keys, or a device token), tokens, logout, background mode.
 import { createHash, randomBytes } from "node:crypto";
-import { verifyPassword } from "../../c2s/sasl/index.js";
-import { fakeCredentials } from "../../c2s/sasl/scram.js";
+import { LoginThrottled } from "../../auth/login.js";
+import { claimResource } from "../../sessions/bind.js";
 import { jid as makeJid, nodeprep, tryParseJid } from "../../jid/jid.js";
 import {
   ErrorCode, KickReason, PROTOCOL_VERSION,
@@ -37,31 +37,7 @@ export async function login(s: MobileSession, req: LoginRequest): Promise<LoginR
   text(req.clientVersion, "client_version", 256);
   const { user, host } = parseUsername(s, req.username);
   const owner = `${user}@${host}`;
-  const ipKey = `mip:${s.remoteAddress}`;
-  const acctKey = `macct:${owner}`;
-  if (ctx.throttle.blocked(ipKey) || ctx.throttle.blocked(acctKey)) {
-    throw new MobileError(ErrorCode.AUTH_THROTTLED, "too many failed logins; try again later", api.config.auth.failureWindowSeconds * 1000);
-  }
-  let tokenHashValue: string | null = null;
-  const account = await api.store.accounts.get(host, user);
-  if (req.password !== undefined) {
-    // Unknown users cost the same PBKDF2 as known ones, so timing does not tell which exist.
-    const creds = account?.credentials ?? { "SHA-256": fakeCredentials("SHA-256", user, api.config.auth.scramIterations) };
-    const ok = (await verifyPassword(creds, req.password)) && account !== null;
-    if (!ok) return failed(s, ipKey, acctKey, ErrorCode.AUTH_FAILED, "wrong username or password");
-  } else if (req.token !== undefined) {
-    const hash = tokenHash(req.token);
-    const raw = account ? await ctx.tokens.get(owner, hash) : null;
-    const record = raw ? (JSON.parse(raw) as TokenRecord) : null;
-    if (!record || record.expires < Date.now() || record.device !== req.deviceId) {
-      return failed(s, ipKey, acctKey, ErrorCode.TOKEN_INVALID, "the token is unknown, expired, revoked or not this device's");
-    }
-    tokenHashValue = hash;
-  } else {
-    throw invalid("a password or a token is required");
-  }
-  ctx.throttle.succeed(ipKey);
-  ctx.throttle.succeed(acctKey);
+  const tokenHashValue = await authenticate(s, req, user, host);
   if (s.closed) throw new MobileError(ErrorCode.UNAVAILABLE, "the connection closed");
 
   let full;
@@ -72,11 +48,11 @@ export async function login(s: MobileSession, req: LoginRequest): Promise<LoginR
   }
   // Login conflicts: the same device on another connection, then the per-class device limit.
   const by = { deviceId: req.deviceId, platform: req.platform };
-  const existing = api.sessions.get(full);
-  if (existing) {
-    if (existing instanceof MobileSession) existing.kick(KickReason.SAME_DEVICE, "this device logged in on another connection", by);
-    else existing.close("conflict", "replaced by the mobile device");
-  }
+  const claimed = claimResource(api.sessions, s, full, api.config.c2s.resourceConflict, (holder) => {
+    if (holder instanceof MobileSession) holder.kick(KickReason.SAME_DEVICE, "this device logged in on another connection", by);
+    else holder.close("conflict", "replaced by the mobile device");
+  });
+  if (!claimed) throw new MobileError(ErrorCode.CONFLICT, "this device is logged in on another connection (c2s.resourceConflict: refuse)");
   const cls = platformClass(req.platform);
   const limit = opts.devicesPerClass[cls];
   if (limit > 0) {
@@ -140,7 +116,11 @@ function parseUsername(s: MobileSession, username: string): { user: string; host
   if (username.includes("@")) {
     const j = tryParseJid(username);
     if (!j || j.local === "" || j.resource !== "") throw invalid("username: a localpart or a bare JID is required");
-    if (!hosts.includes(j.domain)) throw new MobileError(ErrorCode.AUTH_FAILED, "wrong username or password");
+    if (!hosts.includes(j.domain)) {
+      // Answered like a wrong password (no account can match), and counted like one.
+      s.ctx.api.accounts.login.failed(s.remoteAddress, null);
+      failed(s, ErrorCode.AUTH_FAILED, "wrong username or password");
+    }
     return { user: j.local, host: j.domain };
   }
   try {
@@ -150,9 +130,33 @@ function parseUsername(s: MobileSession, username: string): { user: string; host
   }
 }
 
-function failed(s: MobileSession, ipKey: string, acctKey: string, code: ErrorCode, message: string): never {
-  s.ctx.throttle.fail(ipKey);
-  s.ctx.throttle.fail(acctKey);
+/**
+ * Checks the password or the device token through the login path every protocol shares (one failure
+ * throttle, src/auth). Returns the token's hash for a token login, null for a password login.
+ */
+async function authenticate(s: MobileSession, req: LoginRequest, user: string, host: string): Promise<string | null> {
+  const { login } = s.ctx.api.accounts;
+  try {
+    if (req.password !== undefined) {
+      if (!(await login.password(s.remoteAddress, host, user, req.password))) failed(s, ErrorCode.AUTH_FAILED, "wrong username or password");
+      return null;
+    }
+    if (req.token === undefined) throw invalid("a password or a token is required");
+    const hash = tokenHash(req.token);
+    const valid = await login.attempt(s.remoteAddress, host, user, async (account) => {
+      const raw = account ? await s.ctx.tokens.get(`${user}@${host}`, hash) : null;
+      const record = raw ? (JSON.parse(raw) as TokenRecord) : null;
+      return record !== null && record.expires >= Date.now() && record.device === req.deviceId;
+    });
+    if (!valid) failed(s, ErrorCode.TOKEN_INVALID, "the token is unknown, expired, revoked or not this device's");
+    return hash;
+  } catch (err) {
+    if (err instanceof LoginThrottled) throw new MobileError(ErrorCode.AUTH_THROTTLED, "too many failed logins; try again later", err.retryAfterMs);
+    throw err;
+  }
+}
+
+function failed(s: MobileSession, code: ErrorCode, message: string): never {
   if (++s.loginFailures >= MAX_LOGIN_FAILURES) s.afterReply = () => s.end(CLOSE.policy, "too many failed logins", "login failures");
   throw new MobileError(code, message);
 }
