@@ -9,6 +9,13 @@ import { startTestServer, type TestServer } from "../test/helpers/server.js";
 
 const PYTHON = "/usr/bin/python3";
 const script = fileURLToPath(new URL("../../conformance/slixmpp/romeo.py", import.meta.url));
+const blockingScript = fileURLToPath(new URL("../../conformance/slixmpp/blocking.py", import.meta.url));
+
+function runPython(args: string[]): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    execFile(PYTHON, args, { timeout: 30_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stdout}\n${stderr}`)) : resolve(stdout)));
+  });
+}
 
 type XmppClient = ReturnType<typeof client>;
 
@@ -53,10 +60,7 @@ describe("interop: slixmpp ⇄ @xmpp/client", function () {
     await juliet.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" }));
     await juliet.send(xml("presence"));
 
-    const out = await new Promise<string>((resolve, reject) => {
-      execFile(PYTHON, [script, "127.0.0.1", String(ts.c2sPort), "romeo@localhost", "password", "juliet@localhost", "nurse@localhost"],
-        { timeout: 30_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stdout}\n${stderr}`)) : resolve(stdout)));
-    });
+    const out = await runPython([script, "127.0.0.1", String(ts.c2sPort), "romeo@localhost", "password", "juliet@localhost", "nurse@localhost"]);
     const result = JSON.parse(out.trim().split("\n").pop()!);
     assert.equal(result.tls, true, "slixmpp negotiated STARTTLS");
     assert.match(result.mechanism, /^SCRAM-SHA-(1|256)$/);
@@ -76,5 +80,16 @@ describe("interop: slixmpp ⇄ @xmpp/client", function () {
     assert.match(msg.attrs.from, /^romeo@localhost\//);
     assert.ok(msg.getChild("delay", "urn:xmpp:delay"));
     await nurse.stop();
+  });
+
+  it("blocks and unblocks with slixmpp's XEP-0191 plugin: list, pushes, disco feature", async () => {
+    const out = await runPython([blockingScript, "127.0.0.1", String(ts.c2sPort), "juliet@localhost", "password", "tybalt@capulet.example"]);
+    const result = JSON.parse(out.trim().split("\n").pop()!);
+    assert.equal(result.features, true, "urn:xmpp:blocking is announced on the account");
+    assert.deepEqual(result.before, []);
+    assert.deepEqual(result.pushed, ["block", ["tybalt@capulet.example"]]);
+    assert.deepEqual(result.during, ["tybalt@capulet.example"]);
+    assert.deepEqual(result.unpushed, ["unblock", ["tybalt@capulet.example"]]);
+    assert.deepEqual(result.after, []);
   });
 });

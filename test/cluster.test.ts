@@ -210,6 +210,24 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
     dave.close();
   });
 
+  it("enforces a block set on one node for a sender on the other, and its removal (XEP-0191, no per-node cache)", async function () {
+    const grace = await connect(n1, "grace", { resource: "g" });
+    const heidi = await connect(n2, "heidi", { resource: "h" });
+    const blocking = (name: string) => xml("iq", { type: "set" }, xml(name, { xmlns: "urn:xmpp:blocking" }, xml("item", { jid: "heidi@localhost" })));
+    // Heidi's node decides delivery of her messages to grace; it has looked at grace's list before the block.
+    heidi.send(xml("message", { to: "grace@localhost", type: "chat", id: "h0" }, xml("body", null, "before")));
+    assert.equal((await grace.receive(isMessage("heidi@localhost"))).getChildText("body"), "before");
+    assert.equal((await grace.iq(blocking("block"))).attrs.type, "result");
+    heidi.send(xml("message", { to: "grace@localhost", type: "chat", id: "h1" }, xml("body", null, "blocked")));
+    const refused = await heidi.receive((el) => el.attrs.type === "error" && el.attrs.id === "h1");
+    assert.equal(errorCondition(refused), "service-unavailable");
+    assert.equal((await grace.iq(blocking("unblock"))).attrs.type, "result");
+    heidi.send(xml("message", { to: "grace@localhost", type: "chat", id: "h2" }, xml("body", null, "after")));
+    assert.equal((await grace.receive(isMessage("heidi@localhost"))).getChildText("body"), "after");
+    grace.close();
+    heidi.close();
+  });
+
   it("routes iq requests and their results to a full JID on the other node", async function () {
     const erin = await connect(n1, "erin", { resource: "e" });
     const frank = await connect(n2, "frank", { resource: "f" });

@@ -1,0 +1,67 @@
+#!/usr/bin/python3
+"""Drives slixmpp's XEP-0191 plugin against a running hearth server.
+
+Juliet logs in, asks for her block list (so that she gets pushes), blocks a contact, sees the push and the
+list, then unblocks it. Prints one JSON line with what happened; exits non-zero on timeout or failure."""
+import asyncio
+import json
+import ssl
+import sys
+
+import slixmpp
+
+host, port, jid, password, contact = sys.argv[1:6]
+result = {"features": False, "before": None, "pushed": None, "during": None, "unpushed": None, "after": None}
+
+
+class Juliet(slixmpp.ClientXMPP):
+    def __init__(self):
+        super().__init__(jid, password)
+        # The test server uses a self-signed development certificate.
+        self.ssl_context.check_hostname = False
+        self.ssl_context.verify_mode = ssl.CERT_NONE
+        self.done = asyncio.get_event_loop().create_future()
+        self.pushes = asyncio.Queue()
+        self.add_event_handler("session_start", self.start)
+        self.add_event_handler("blocked", lambda iq: self.pushes.put_nowait(("block", sorted(str(j) for j in iq["block"]["items"]))))
+        self.add_event_handler("unblocked", lambda iq: self.pushes.put_nowait(("unblock", sorted(str(j) for j in iq["unblock"]["items"]))))
+        self.add_event_handler("failed_auth", lambda _: self.fail("authentication failed"))
+
+    def fail(self, why):
+        if not self.done.done():
+            self.done.set_exception(RuntimeError(why))
+
+    async def start(self, _):
+        try:
+            info = await self.plugin["xep_0030"].get_info(jid=self.boundjid.bare)
+            result["features"] = "urn:xmpp:blocking" in info["disco_info"]["features"]
+            blocklist = self.plugin["xep_0191"]
+            result["before"] = sorted(str(j) for j in (await blocklist.get_blocked())["blocklist"]["items"])
+            await blocklist.block([contact])
+            result["pushed"] = await asyncio.wait_for(self.pushes.get(), 5)
+            result["during"] = sorted(str(j) for j in (await blocklist.get_blocked())["blocklist"]["items"])
+            await blocklist.unblock([contact])
+            result["unpushed"] = await asyncio.wait_for(self.pushes.get(), 5)
+            result["after"] = sorted(str(j) for j in (await blocklist.get_blocked())["blocklist"]["items"])
+            self.done.set_result(True)
+        except Exception as e:
+            self.fail(repr(e))
+
+
+async def main():
+    xmpp = Juliet()
+    xmpp.register_plugin("xep_0030")
+    xmpp.register_plugin("xep_0191")
+    xmpp.connect((host, int(port)))
+    try:
+        await asyncio.wait_for(xmpp.done, 20)
+        code = 0
+    except Exception as e:  # timeout or failure: report what we got so far
+        result["error"] = repr(e)
+        code = 1
+    xmpp.disconnect()
+    print(json.dumps(result), flush=True)
+    return code
+
+
+sys.exit(asyncio.get_event_loop().run_until_complete(main()))
