@@ -4,11 +4,12 @@
 Juliet logs in, asks for her block list (so that she gets pushes), blocks a contact, sees the push and the
 list, then unblocks it. Prints one JSON line with what happened; exits non-zero on timeout or failure."""
 import asyncio
-import json
 import ssl
 import sys
 
 import slixmpp
+
+from harness import run
 
 host, port, jid, password, contact = sys.argv[1:6]
 result = {"features": False, "before": None, "pushed": None, "during": None, "unpushed": None, "after": None}
@@ -48,20 +49,4 @@ class Juliet(slixmpp.ClientXMPP):
             self.fail(repr(e))
 
 
-async def main():
-    xmpp = Juliet()
-    xmpp.register_plugin("xep_0030")
-    xmpp.register_plugin("xep_0191")
-    xmpp.connect((host, int(port)))
-    try:
-        await asyncio.wait_for(xmpp.done, 20)
-        code = 0
-    except Exception as e:  # timeout or failure: report what we got so far
-        result["error"] = repr(e)
-        code = 1
-    xmpp.disconnect()
-    print(json.dumps(result), flush=True)
-    return code
-
-
-sys.exit(asyncio.get_event_loop().run_until_complete(main()))
+sys.exit(run(Juliet(), host, port, result, plugins=("xep_0030", "xep_0191")))

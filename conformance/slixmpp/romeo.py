@@ -5,11 +5,12 @@ Romeo logs in over STARTTLS with SCRAM, asks Juliet for a subscription, waits fo
 her presence, sends her a message and waits for her echo, then leaves a message for an offline
 user. Prints one JSON line with what happened; exits non-zero on timeout or failure."""
 import asyncio
-import json
 import ssl
 import sys
 
 import slixmpp
+
+from harness import run
 
 host, port, jid, password, peer, offline_peer = sys.argv[1:7]
 result = {"mechanism": None, "tls": False, "subscribed": False, "peer_presence": None, "echo": None, "roster": None}
@@ -62,19 +63,4 @@ class Romeo(slixmpp.ClientXMPP):
             self.done.set_result(True)
 
 
-async def main():
-    xmpp = Romeo()
-    xmpp.register_plugin("xep_0199")
-    xmpp.connect((host, int(port)))
-    try:
-        await asyncio.wait_for(xmpp.done, 20)
-        code = 0
-    except Exception as e:  # timeout or failure: report what we got so far
-        result["error"] = repr(e)
-        code = 1
-    xmpp.disconnect()
-    print(json.dumps(result), flush=True)
-    return code
-
-
-sys.exit(asyncio.get_event_loop().run_until_complete(main()))
+sys.exit(run(Romeo(), host, port, result, plugins=("xep_0199",)))
