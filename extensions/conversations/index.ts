@@ -80,10 +80,6 @@ export const conversations = defineModule({
         try { fn(event); } catch (err) { api.log.error({ err }, "a conversation watcher failed"); }
       }
     };
-    /** Rows with a room are no 1:1 conversation (invitations from the group service). */
-    const isRoom = (peer: string): boolean => {
-      try { return api.use("rooms").isRoom(peer); } catch { return false; }
-    };
 
     /** Folds the owner's timeline rows written since the last fold into the conversation rows. */
     const catchUp = async (owner: string): Promise<void> => {
@@ -92,8 +88,10 @@ export const conversations = defineModule({
         const batch = await timeline.query(owner, { afterSeq: head.foldedUpTo, limit: FOLD_BATCH });
         if (batch.length === 0) return;
         const byPeer = new Map<string, TimelineEntry[]>();
+        // Rows with a room are no 1:1 conversation (invitations from the MUC service, when it is loaded).
+        const rooms = api.useOptional("rooms");
         for (const row of batch) {
-          if (isRoom(row.peer)) continue;
+          if (rooms?.isRoom(row.peer)) continue;
           const list = byPeer.get(row.peer);
           if (list) list.push(row); else byPeer.set(row.peer, [row]);
         }

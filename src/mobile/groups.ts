@@ -53,11 +53,7 @@ export class Groups {
 
   /** The MUC module's `rooms` service, when the MUC module is loaded. */
   private rooms(): RoomsService | null {
-    try {
-      return this.api.use("rooms");
-    } catch {
-      return null;
-    }
+    return this.api.useOptional("rooms");
   }
 
   /** The MUC service's domain groups live on, if one is served here. */

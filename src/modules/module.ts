@@ -119,6 +119,11 @@ export interface ModuleApi<O = unknown> {
   provide<K extends keyof ServiceMap>(name: K, impl: ServiceMap[K]): void;
   /** A service another module provides; throws when none does. */
   use<K extends keyof ServiceMap>(name: K): ServiceMap[K];
+  /**
+   * A service of a module this one can do without (not in `depends`, so it may load later or be disabled):
+   * looked up at each call, null while no loaded module provides it.
+   */
+  useOptional<K extends keyof ServiceMap>(name: K): ServiceMap[K] | null;
   /** Mounts a WebSocket endpoint on the HTTP port at `path`. */
   addHttpEndpoint(path: string, upgrade: UpgradeHandler): void;
   /** A key-value store private to this module (name-spaced by the module name). */
@@ -288,6 +293,7 @@ export class ModuleHost {
         if (!s) throw new Error(`module ${name} uses service ${service}, which no loaded module provides (add its module to depends)`);
         return s.impl as never;
       },
+      useOptional: (service) => (this.services.get(service)?.impl ?? null) as never,
       addHttpEndpoint: (path, upgrade) => {
         if (ctx.httpUpgrades.has(path)) throw new Error(`module ${name}: HTTP endpoint ${path} is taken`);
         ctx.httpUpgrades.set(path, upgrade);
