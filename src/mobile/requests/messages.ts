@@ -29,7 +29,7 @@ export async function send(s: MobileSession, req: SendMessage): Promise<SendAck>
   const message = { ...req, mentions };
   if (s.ctx.groups.isGroupJid(to)) return s.ctx.groups.send(s, message, to);
   const peer = to.toString();
-  if (await s.ctx.blocking.blocks(s.owner, to)) throw forbidden(`you blocked ${peer}`);
+  // A peer the user blocked: the blocking module refuses the stanza (not-acceptable → FORBIDDEN).
   const { meta, duplicate } = await s.sendMessage(chatStanza(message, peer, "chat"), id);
   if (duplicate && meta && (await rowAt(s.ctx, s.owner, meta.seq))?.peer !== peer) {
     // The id names a message to someone else: this is not a resend of it, so its ack would lie.
