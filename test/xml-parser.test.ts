@@ -426,6 +426,16 @@ describe("xml parser: namespace well-formedness (Namespaces in XML 1.0, RFC 6120
     for (const el of all(message)) assert.doesNotThrow(() => parseFramedElement(el.toString()), el.toString());
   });
 
+  it("copied declarations count against maxAttributes, so every accepted stanza can be read back", () => {
+    const decls = (n: number) => Array.from({ length: n }, (_, k) => ` xmlns:p${k}='urn:${k}'`).join("");
+    const uses = (n: number) => Array.from({ length: n }, (_, k) => ` p${k}:a='1'`).join("");
+    assertError(`${HEADER}<message${decls(40)}><x${uses(40)}/></message>`, "policy-violation");
+    const { parser, elements } = recorder();
+    parser.write(`${HEADER}<message${decls(32)}><x${uses(32)}/></message>`);
+    assert.equal(Object.keys(elements[0].getChild("x")!.attrs).length, 64);
+    assert.doesNotThrow(() => parseFramedElement(elements[0].toString()));
+  });
+
   it("a stream restart forgets the old header's declarations", () => {
     const { parser, events } = recorder();
     parser.write(`<stream:stream ${STREAM_NS} xmlns:h='urn:header'><h:a/>`);

@@ -1025,7 +1025,11 @@ export class StreamParser {
         }
       }
     }
-    if (copies !== null && el !== null) for (const prefix of copies) el.attrs[`xmlns:${prefix}`] = this.nsUri[this.lookup(prefix)];
+    if (copies !== null && el !== null) {
+      // The copies count against the limit, so that whatever the parser accepts it also accepts re-read.
+      if (this.attrCount + copies.length > this.maxAttributes) return new XmlError("policy-violation", "too many attributes");
+      for (const prefix of copies) el.attrs[`xmlns:${prefix}`] = this.nsUri[this.lookup(prefix)];
+    }
     return null;
   }
 
