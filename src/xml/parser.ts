@@ -277,11 +277,17 @@ export class StreamParser {
   // Namespaces in XML: the prefix bindings in scope, innermost last, each with the depth of the element
   // that declared it (0 = the stream header, 1 = a stanza). The first nsBase are the header's.
   private nsPrefix: string[] = [];
+  /** The declaring attribute's name (`xmlns:p`), to copy it by. */
+  private nsKey: string[] = [];
   private nsUri: string[] = [];
   private nsDepth: number[] = [];
+  private nsCount = 0;
   private nsBase = 0;
   /** The start tag being read has a prefixed name or a prefixed attribute: its namespaces need checking. */
   private tagHasPrefix = false;
+  /** The name being scanned has a colon so far; the attribute name just read has one. */
+  private nameHasColon = false;
+  private attrHasColon = false;
 
   constructor(handler: ParserHandler, options: StreamParserOptions = {}) {
     this.handler = handler;
@@ -353,9 +359,7 @@ export class StreamParser {
     this.element = null;
     this.stack = [];
     this.rootName = null;
-    this.nsPrefix = [];
-    this.nsUri = [];
-    this.nsDepth = [];
+    this.nsCount = 0;
     this.nsBase = 0;
   }
 
@@ -442,6 +446,7 @@ export class StreamParser {
       const c = s.charCodeAt(i);
       if (c < 128) {
         if ((CHAR_CLASS[c] & CH_NAME) === 0) return i;
+        if (c === 0x3a) this.nameHasColon = true;
       } else if (c >= 0xd800 && c <= 0xdb7f) {
         const d = s.charCodeAt(i + 1);
         if (!(d >= 0xdc00 && d <= 0xdfff)) return i;
@@ -534,6 +539,7 @@ export class StreamParser {
               this.stack[this.stack.length - 1].children.push(this.text);
               this.text = "";
             }
+            this.nameHasColon = false;
             state = S_START_NAME;
           } else if (c === 0x2f /* / */) {
             if (this.text !== "") {
@@ -582,10 +588,11 @@ export class StreamParser {
               this.attrs = this.element.attrs;
             }
             this.attrCount = 0;
-            this.tagHasPrefix = name.indexOf(":") >= 0;
+            this.tagHasPrefix = this.nameHasColon;
             state = S_TAG_SPACE;
           } else if (state === S_ATTR_NAME) {
             this.attrName = name;
+            this.attrHasColon = this.nameHasColon;
             if (c === 0x3d /* = */) {
               state = S_ATTR_QUOTE;
               i++;
@@ -618,6 +625,7 @@ export class StreamParser {
             state = S_EMPTY_GT;
             i++;
           } else if (state === S_TAG && isNameStartAt(s, i)) {
+            this.nameHasColon = false;
             state = S_ATTR_NAME;
           } else return this.fail("not-well-formed", state === S_TAG ? "invalid character in tag" : "missing whitespace between attributes");
           break;
@@ -686,7 +694,7 @@ export class StreamParser {
           if (attrName === "__proto__") Object.defineProperty(attrs, attrName, { value: this.value, enumerable: true, writable: true, configurable: true });
           else attrs[attrName] = this.value;
           // `xml:lang` (the one prefixed name in everyday traffic) is bound by definition and needs no check.
-          if (attrName.indexOf(":") >= 0) {
+          if (this.attrHasColon) {
             if (attrName !== "xml:lang") this.tagHasPrefix = true;
           } else if (attrName === "xmlns" && (this.value === XML_NS || this.value === XMLNS_NS)) {
             // Namespaces in XML 1.0 §3 (Reserved Prefixes and Namespace Names)
@@ -905,7 +913,7 @@ export class StreamParser {
         this.fail(error.condition, error.message);
         return S_DONE;
       }
-      if (this.element === null) this.nsBase = this.nsDepth.length;
+      if (this.element === null) this.nsBase = this.nsCount;
     }
     if (this.element === null) {
       const name = this.tagName;
@@ -933,11 +941,11 @@ export class StreamParser {
       el.parent = parent;
       parent.children.push(el);
     } else if (selfClosing) {
-      if (this.nsDepth.length > this.nsBase) this.unbind(0);
+      if (this.nsCount > this.nsBase) this.unbind(0);
       return this.emitStanza(el, end);
     }
     if (!selfClosing) stack.push(el);
-    else if (this.nsDepth.length > this.nsBase) this.unbind(stack.length);
+    else if (this.nsCount > this.nsBase) this.unbind(stack.length);
     return S_TEXT;
   }
 
@@ -950,7 +958,7 @@ export class StreamParser {
         return S_DONE;
       }
       stack.pop();
-      if (this.nsDepth.length > this.nsBase) this.unbind(stack.length);
+      if (this.nsCount > this.nsBase) this.unbind(stack.length);
       if (stack.length > 0) return S_TEXT;
       return this.emitStanza(el, this.chunkBase + i + this.extra);
     }
@@ -988,20 +996,22 @@ export class StreamParser {
       if (prefix === "xml" ? uri !== XML_NS : uri === XML_NS) return new XmlError("not-well-formed", "the prefix 'xml' and its namespace name belong together");
       if (uri === XMLNS_NS) return new XmlError("not-well-formed", "the xmlns namespace name must not be bound");
       if (uri === "") return new XmlError("not-well-formed", `empty namespace name for the prefix '${prefix}'`);
-      this.nsPrefix.push(prefix);
-      this.nsUri.push(uri);
-      this.nsDepth.push(depth);
+      const n = this.nsCount++;
+      this.nsPrefix[n] = prefix;
+      this.nsKey[n] = key;
+      this.nsUri[n] = uri;
+      this.nsDepth[n] = depth;
     }
-    let copies: string[] | null = null;
+    // Bindings (by index) that an element or attribute name here uses but an ancestor declared.
+    let copies: number[] | null = null;
     const colon = name.indexOf(":");
     if (colon >= 0) {
       if (!isQName(name, colon)) return new XmlError("not-well-formed", `'${name}' is not a qualified name`);
-      const prefix = name.slice(0, colon);
-      if (prefix === "xmlns") return new XmlError("not-well-formed", "an element name with the prefix 'xmlns'");
-      if (prefix !== "xml") {
-        const k = this.lookup(prefix);
-        if (k < 0) return new XmlError("bad-namespace-prefix", `undeclared namespace prefix '${prefix}'`);
-        if (this.nsDepth[k] < depth) (copies ??= []).push(prefix);
+      if (colon === 5 && name.startsWith("xmlns")) return new XmlError("not-well-formed", "an element name with the prefix 'xmlns'");
+      if (colon !== 3 || !name.startsWith("xml")) {
+        const k = this.lookup(name, colon);
+        if (k < 0) return new XmlError("bad-namespace-prefix", `undeclared namespace prefix '${name.slice(0, colon)}'`);
+        if (this.nsDepth[k] < depth) copies = [k];
       }
     }
     if (prefixed > 0) {
@@ -1010,13 +1020,12 @@ export class StreamParser {
       for (const key in attrs) {
         const c = key.indexOf(":");
         if (c < 0 || (c === 5 && key.startsWith("xmlns"))) continue;
-        const prefix = key.slice(0, c);
         let uri = XML_NS;
-        if (prefix !== "xml") {
-          const k = this.lookup(prefix);
-          if (k < 0) return new XmlError("bad-namespace-prefix", `undeclared namespace prefix '${prefix}'`);
+        if (c !== 3 || !key.startsWith("xml")) {
+          const k = this.lookup(key, c);
+          if (k < 0) return new XmlError("bad-namespace-prefix", `undeclared namespace prefix '${key.slice(0, c)}'`);
           uri = this.nsUri[k];
-          if (this.nsDepth[k] < depth && (copies === null || !copies.includes(prefix))) (copies ??= []).push(prefix);
+          if (this.nsDepth[k] < depth && (copies === null || !copies.includes(k))) (copies ??= []).push(k);
         }
         if (expanded !== null) {
           const id = `${key.slice(c + 1)} ${uri}`;
@@ -1028,24 +1037,27 @@ export class StreamParser {
     if (copies !== null && el !== null) {
       // The copies count against the limit, so that whatever the parser accepts it also accepts re-read.
       if (this.attrCount + copies.length > this.maxAttributes) return new XmlError("policy-violation", "too many attributes");
-      for (const prefix of copies) el.attrs[`xmlns:${prefix}`] = this.nsUri[this.lookup(prefix)];
+      for (const k of copies) el.attrs[this.nsKey[k]] = this.nsUri[k];
     }
     return null;
   }
 
-  /** Index of the innermost binding of `prefix`, or -1. */
-  private lookup(prefix: string): number {
+  /** Index of the innermost binding of the prefix `qname.slice(0, colon)`, or -1. */
+  private lookup(qname: string, colon: number): number {
     const prefixes = this.nsPrefix;
-    for (let k = prefixes.length - 1; k >= 0; k--) if (prefixes[k] === prefix) return k;
+    for (let k = this.nsCount - 1; k >= 0; k--) {
+      const p = prefixes[k];
+      if (p.length === colon && qname.startsWith(p)) return k;
+    }
     return -1;
   }
 
   /** Drops the bindings declared deeper than `depth` (their element has ended). */
   private unbind(depth: number): void {
     const depths = this.nsDepth;
-    let n = depths.length;
+    let n = this.nsCount;
     while (n > this.nsBase && depths[n - 1] > depth) n--;
-    depths.length = this.nsPrefix.length = this.nsUri.length = n;
+    this.nsCount = n;
   }
 
   private emitStanza(el: Element, end: number): number {
