@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openSqliteStore } from "../../src/storage/sqlite.js";
+import { openSqliteStore } from "../../src/storage/sqlite/index.js";
 import type { NewTimelineEntry, Store } from "../../src/storage/types.js";
 
 const MESSAGES = Number(process.argv[2] ?? 50_000);
