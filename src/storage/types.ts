@@ -6,6 +6,7 @@
 // may run on its own pooled connection, so a later set() can commit before an earlier one. What the
 // contracts guarantee instead: a call that starts after another one resolved sees its effect (on every
 // node sharing the database), and each `update` is atomic (see MapStore.update, ConversationStore.update).
+// The timeline adds one more: its reads wait for the appends issued earlier on the same store object.
 
 /** Per-hash SCRAM credentials (RFC 5802): salted, never the clear password. */
 export interface ScramCredentials { salt: string; iterations: number; storedKey: string; serverKey: string }
@@ -231,13 +232,14 @@ export interface ConversationStore {
   /** The head and the rows changed after version `since`, newest activity (lastTs, then peer) first. */
   list(owner: string, since: number): Promise<ConversationHead & { items: Conversation[] }>;
   /**
-   * Atomic read-modify-write of one row (`fn` as MapUpdate's); a change (new state, or deletion) takes the
-   * next list version. Resolves to the row now stored and whether `fn` changed it.
+   * Atomic read-modify-write of one row (`fn` as MapUpdate's: synchronous, may be called more than once); a
+   * change (a different state, or a deletion) takes the next list version, a state equal to the current one
+   * is no change. Resolves to the row now stored and whether `fn` changed it.
    */
   update(owner: string, peer: string, fn: ConversationUpdate): Promise<{ conversation: Conversation | null; changed: boolean }>;
   /**
    * Folds timeline rows into the conversation rows: atomically, if the head's `foldedUpTo` is still `from`,
-   * applies each function to its peer's row (all changed rows take one new list version) and sets
+   * applies each function to its peer's row (the rows it changes take one new list version) and sets
    * `foldedUpTo` to `to`. Resolves to false, having changed nothing, when another writer moved `foldedUpTo`
    * first (read the head again and fold from there).
    */
