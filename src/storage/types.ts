@@ -160,7 +160,7 @@ export type MapUpdate = (current: string | null) => string | null | undefined;
 export interface MapStore extends KeyValueStore {
   /** false when there was nothing to delete. */
   delete(owner: string, key: string): Promise<boolean>;
-  /** The owner's values by key, keys in ascending (code point) order. */
+  /** The owner's values by key, keys in ascending order (as JavaScript compares strings, on every driver). */
   list(owner: string): Promise<Map<string, string>>;
   /**
    * Atomic read-modify-write of one (owner, key); resolves to the value now stored. Updates of one (owner,
