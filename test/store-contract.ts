@@ -590,7 +590,7 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.equal(await store.timeline.count(carol, {}), 0);
       });
 
-      it("purges old entries of every owner, except pending ones, and never reuses their seqs", async function () {
+      it("expires old entries of every owner, except pending ones, and never reuses their seqs", async function () {
         const old = 1_600_000_000_000;
         const rows = await store.timeline.append([
           entry(alice, bob, { ts: old }),
@@ -601,9 +601,9 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         ]);
         const lastAlice = await store.timeline.lastSeq(alice);
         // Other tests' old rows may go too: the database is shared.
-        assert.ok(await store.timeline.purge({ before: old + 5_000, unarchivedOnly: true }) >= 1);
+        assert.ok(await store.timeline.expire({ unarchivedBefore: old + 5_000 }) >= 1);
         assert.deepEqual((await store.timeline.query(alice, { limit: 10 })).map((e) => e.seq), [rows[0].seq, rows[1].seq, rows[4].seq]);
-        assert.ok(await store.timeline.purge({ before: old + 5_000 }) >= 2);
+        assert.ok(await store.timeline.expire({ before: old + 5_000 }) >= 2);
         assert.deepEqual((await store.timeline.query(alice, { limit: 10 })).map((e) => e.seq), [rows[1].seq, rows[4].seq],
           "the pending entry stays for offline delivery");
         assert.deepEqual(await store.timeline.query(bob, { limit: 10 }), []);

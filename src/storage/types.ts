@@ -90,13 +90,6 @@ export interface TimelineQuery {
 /** The filters of a query, without its page: what `count` counts. */
 export type TimelineFilter = Omit<TimelineQuery, "limit" | "reverse">;
 
-export interface TimelinePurge {
-  /** Removes entries older than this (ms since epoch), except pending ones (offline messages not yet delivered). */
-  before: number;
-  /** Only entries that are not archived (kept for offline delivery, resends and device sync only). */
-  unarchivedOnly?: boolean;
-}
-
 export interface TimelineStore {
   /**
    * Writes all entries in one transaction; each gets the next seq of its owner. An outgoing entry whose
@@ -125,8 +118,6 @@ export interface TimelineStore {
    * (offline messages not yet delivered); returns how many. Seqs are never reused.
    */
   expire(retention: TimelineRetention): Promise<number>;
-  /** @deprecated use expire(): `purge({ before })` is `expire({ before })`, with `unarchivedOnly` `expire({ unarchivedBefore: before })`. */
-  purge(opts: TimelinePurge): Promise<number>;
 }
 
 /** How long the timeline keeps entries. Without either field nothing expires. */

@@ -1,7 +1,7 @@
 // What every driver checks before it touches its database, and the limits they share: one definition, so
 // that both engines accept and refuse exactly the same calls.
 import type {
-  Conversation, ConversationState, NewTimelineEntry, TimelineEntry, TimelinePurge, TimelineRetention,
+  Conversation, ConversationState, NewTimelineEntry, TimelineEntry, TimelineRetention,
 } from "./types.js";
 
 export type AppendResult = TimelineEntry & { duplicate: boolean };
@@ -50,11 +50,6 @@ export function refuseAppend(entries: NewTimelineEntry[], closed: boolean): Prom
 /** A query's row limit as a whole number the database accepts (0 and below: nothing). */
 export function queryLimit(limit: number): number {
   return limit > 0 ? Math.min(Math.trunc(limit), Number.MAX_SAFE_INTEGER) : 0;
-}
-
-/** The deprecated purge() options as the retention they mean. */
-export function retentionOfPurge(opts: TimelinePurge): TimelineRetention {
-  return opts.unarchivedOnly === true ? { unarchivedBefore: opts.before } : { before: opts.before };
 }
 
 function checkTime(name: string, value: number | undefined): void {

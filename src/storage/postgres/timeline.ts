@@ -5,7 +5,7 @@ import { fulltextTerms } from "../fulltext.js";
 import { TIMELINE_COLUMNS, toTimelineEntry, type TimelineRow as Row } from "../rows.js";
 import type { NewTimelineEntry, TimelineEntry, TimelineFilter, TimelineQuery, TimelineStore } from "../types.js";
 import {
-  EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, retentionOfPurge, type AppendResult, type QueuedAppend,
+  EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, type AppendResult, type QueuedAppend,
 } from "../validate.js";
 import { DEADLOCK, MAX_ATTEMPTS, SERIALIZATION, statement, UNIQUE_VIOLATION } from "./pool.js";
 
@@ -277,7 +277,6 @@ export function timelineStore(pool: pg.Pool, maxInFlight: number): { store: Time
     lastSeq: (owner) => read(async () => (await pool.query<{ last_seq: number }>(selectLastSeq([owner]))).rows[0]?.last_seq ?? 0),
     expire: (retention) => read(() => expireInBatches(retention, async (before, unarchivedOnly) =>
       (await pool.query((unarchivedOnly ? expireUnarchived : expireAll)([before]))).rowCount ?? 0)),
-    purge: (opts) => store.expire(retentionOfPurge(opts)),
   };
 
   return {

@@ -5,7 +5,7 @@ import { fulltextTerms, matchesFulltext } from "../fulltext.js";
 import { TIMELINE_COLUMNS, toTimelineEntry, type TimelineRow as Row } from "../rows.js";
 import type { TimelineEntry, TimelineFilter, TimelineQuery, TimelineStore } from "../types.js";
 import {
-  EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, retentionOfPurge, type AppendResult, type QueuedAppend,
+  EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, type AppendResult, type QueuedAppend,
 } from "../validate.js";
 import { settle, type Db } from "./db.js";
 
@@ -217,7 +217,6 @@ export function timelineStore(db: Db): { store: TimelineStore; flush(): void; cl
     lastSeq: (owner) => read(() => lastAllocated(owner)),
     expire: (retention) => read(() => expireInBatches(retention, (before, unarchivedOnly) =>
       (unarchivedOnly ? expireUnarchived : expireAll).run(before, EXPIRE_BATCH).changes)),
-    purge: (opts) => store.expire(retentionOfPurge(opts)),
   };
 
   return {
