@@ -1,7 +1,7 @@
 // The store contract (src/storage/types.ts) as one suite, run against every driver. It uses only the
 // contract, and fresh names in every test, so it holds on a database that other tests have written to.
 import assert from "node:assert/strict";
-import type { NewTimelineEntry, RosterItem, Store, StoredCredentials } from "../src/storage/types.js";
+import type { ConversationState, NewTimelineEntry, RosterItem, Store, StoredCredentials } from "../src/storage/types.js";
 
 let counter = 0;
 /** A host no other test (or earlier run against a persistent database) has used. */
@@ -35,6 +35,13 @@ function message(from: string, to: string, originId: string | null, ts = 1_700_0
     entry(from, to, { outgoing: true, originId, ts }),
     entry(to, from, { outgoing: false, originId, ts, pending: true }),
   ];
+}
+
+function state(overrides: Partial<ConversationState> = {}): ConversationState {
+  return {
+    last: 0, lastTs: 0, read: 0, unread: 0, pinned: false, muted: false, peerRead: 0, peerDelivered: 0, group: false,
+    ...overrides,
+  };
 }
 
 function assertIncreasing(seqs: number[]): void {
@@ -111,6 +118,12 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         await store.timeline.append(message(bob, alice, "m2"));
         await store.keyValue("private").set(alice, "k", "alice's");
         await store.keyValue("private").set(bob, "k", "bob's");
+        await store.blockLists.add(alice, [carol]);
+        await store.blockLists.add(bob, [carol]);
+        await store.conversations.update(alice, bob, () => state({ unread: 1 }));
+        await store.conversations.update(bob, alice, () => state({ unread: 2 }));
+        await store.conversations.recall(alice, 1, 2);
+        await store.conversations.recall(bob, 1, 2);
 
         assert.equal(await store.accounts.delete(host, "alice"), true);
         assert.equal(await store.accounts.delete(host, "alice"), false, "already gone");
@@ -121,8 +134,14 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.deepEqual(await store.timeline.query(alice, { limit: 100 }), []);
         assert.equal(await store.timeline.countPending(alice), 0);
         assert.equal(await store.keyValue("private").get(alice, "k"), null);
+        assert.deepEqual(await store.blockLists.list(alice), []);
+        assert.equal(await store.conversations.get(alice, bob), null);
+        assert.deepEqual(await store.conversations.recalls(alice), new Map());
 
         assert.ok(await store.accounts.get(host, "bob"));
+        assert.deepEqual(await store.blockLists.list(bob), [carol]);
+        assert.equal((await store.conversations.get(bob, alice))?.unread, 2);
+        assert.deepEqual(await store.conversations.recalls(bob), new Map([[1, 2]]));
         assert.equal((await store.roster.get(bob)).items.length, 1);
         assert.equal((await store.timeline.query(bob, { limit: 100 })).length, 2);
         assert.equal(await store.keyValue("private").get(bob, "k"), "bob's");
@@ -138,6 +157,16 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.ok(again.seq > first.seq, `seq ${again.seq} after ${first.seq}`);
         assert.ok(await store.timeline.lastSeq(alice) >= again.seq);
         assert.ok(await store.roster.put(alice, rosterItem(bob)) > version);
+      });
+
+      it("never reuses a deleted account's conversation list versions", async function () {
+        await store.accounts.create(host, "alice", credentials);
+        const { conversation } = await store.conversations.update(alice, bob, () => state({ unread: 1 }));
+        await store.accounts.delete(host, "alice");
+        await store.accounts.create(host, "alice", credentials);
+        assert.equal(await store.conversations.get(alice, bob), null);
+        const { conversation: again } = await store.conversations.update(alice, bob, () => state({ unread: 1 }));
+        assert.ok(again!.version > conversation!.version, "a client that synced the old list sees the new row");
       });
     });
 
@@ -561,7 +590,7 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.equal(await store.timeline.count(carol, {}), 0);
       });
 
-      it("purges old entries of every owner, except pending ones, and never reuses their seqs", async function () {
+      it("expires old entries of every owner, except pending ones, and never reuses their seqs", async function () {
         const old = 1_600_000_000_000;
         const rows = await store.timeline.append([
           entry(alice, bob, { ts: old }),
@@ -572,9 +601,9 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         ]);
         const lastAlice = await store.timeline.lastSeq(alice);
         // Other tests' old rows may go too: the database is shared.
-        assert.ok(await store.timeline.purge({ before: old + 5_000, unarchivedOnly: true }) >= 1);
+        assert.ok(await store.timeline.expire({ unarchivedBefore: old + 5_000 }) >= 1);
         assert.deepEqual((await store.timeline.query(alice, { limit: 10 })).map((e) => e.seq), [rows[0].seq, rows[1].seq, rows[4].seq]);
-        assert.ok(await store.timeline.purge({ before: old + 5_000 }) >= 2);
+        assert.ok(await store.timeline.expire({ before: old + 5_000 }) >= 2);
         assert.deepEqual((await store.timeline.query(alice, { limit: 10 })).map((e) => e.seq), [rows[1].seq, rows[4].seq],
           "the pending entry stays for offline delivery");
         assert.deepEqual(await store.timeline.query(bob, { limit: 10 }), []);
@@ -582,6 +611,28 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.equal(await store.timeline.lastSeq(alice), lastAlice);
         const [next] = await store.timeline.append([entry(alice, bob)]);
         assert.ok(next.seq > lastAlice);
+      });
+
+      it("expires by one retention policy: archived and unarchived entries by their own age, never pending ones", async function () {
+        const old = 1_500_000_000_000;
+        const rows = await store.timeline.append([
+          entry(alice, bob, { ts: old }),                                   // archived, older than both limits
+          entry(alice, bob, { ts: old, pending: true, archived: false }),   // pending: stays
+          entry(alice, bob, { ts: old + 20_000, archived: false }),          // unarchived, past its shorter limit
+          entry(alice, bob, { ts: old + 20_000 }),                           // archived, within its limit
+          entry(alice, bob, { ts: old + 40_000, archived: false }),          // unarchived, within its limit
+        ]);
+        const lastAlice = await store.timeline.lastSeq(alice);
+        assert.equal(await store.timeline.expire({}), 0, "without a limit nothing expires");
+        assert.equal(await store.timeline.query(alice, { limit: 10 }).then((r) => r.length), 5);
+        // Other tests' old rows may go too: the database is shared.
+        assert.ok(await store.timeline.expire({ before: old + 10_000, unarchivedBefore: old + 30_000 }) >= 2);
+        assert.deepEqual((await store.timeline.query(alice, { limit: 10 })).map((e) => e.seq),
+          [rows[1].seq, rows[3].seq, rows[4].seq]);
+        assert.equal(await store.timeline.countPending(alice), 1);
+        const [next] = await store.timeline.append([entry(alice, bob)]);
+        assert.ok(next.seq > lastAlice, "expired seqs are not reused");
+        await assert.rejects(store.timeline.expire({ before: Number.NaN }), TypeError);
       });
     });
 
@@ -619,5 +670,255 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.equal(await store.keyValue("private").get(alice, "k2"), "private alice 2", "same store by name");
       });
     });
+
+    describe("map", function () {
+      it("gets, sets, deletes and lists by owner, over the key-value data of the same name", async function () {
+        const map = store.map("prefs");
+        await map.set(alice, "b", "2");
+        await map.set(alice, "a", "1");
+        await map.set(alice, "c", "");
+        await map.set(bob, "a", "bob's");
+        await store.map("other").set(alice, "z", "elsewhere");
+        assert.deepEqual([...await map.list(alice)], [["a", "1"], ["b", "2"], ["c", ""]]);
+        assert.deepEqual([...await map.list(carol)], []);
+        assert.equal(await store.keyValue("prefs").get(alice, "b"), "2", "the same data as keyValue");
+        assert.equal(await map.delete(alice, "b"), true);
+        assert.equal(await map.delete(alice, "b"), false, "nothing left to delete");
+        assert.equal(await map.get(alice, "b"), null);
+        assert.deepEqual([...(await map.list(alice)).keys()], ["a", "c"]);
+        assert.equal(await map.get(bob, "a"), "bob's");
+      });
+
+      it("updates atomically: creates, changes, deletes or leaves a value, and resolves to what is stored", async function () {
+        const map = store.map("counters");
+        const seen: Array<string | null> = [];
+        assert.equal(await map.update(alice, "n", (v) => { seen.push(v); return "1"; }), "1");
+        assert.equal(await map.update(alice, "n", (v) => { seen.push(v); return String(Number(v) + 1); }), "2");
+        assert.equal(await map.update(alice, "n", (v) => { seen.push(v); return undefined; }), "2", "undefined leaves it");
+        assert.equal(await map.update(alice, "n", (v) => { seen.push(v); return null; }), null, "null deletes it");
+        assert.equal(await map.get(alice, "n"), null);
+        assert.equal(await map.update(alice, "n", () => undefined), null);
+        assert.deepEqual(seen, [null, "1", "2", "2"]);
+        await map.set(alice, "n", "5");
+        await assert.rejects(map.update(alice, "n", () => { throw new Error("no"); }), /no/);
+        await assert.rejects(map.update(alice, "n", () => 6 as unknown as string), TypeError);
+        assert.equal(await map.get(alice, "n"), "5", "a failed update writes nothing");
+      });
+
+      it("loses no update when two store clients race on one key, 50 updates each", async function () {
+        const other = await open();
+        try {
+          const increment = (v: string | null): string => String(Number(v ?? "0") + 1);
+          const calls = [store, other].flatMap((s) =>
+            Array.from({ length: 50 }, () => s.map("race").update(alice, "counter", increment)));
+          const results = await Promise.all(calls);
+          assert.equal(await store.map("race").get(alice, "counter"), "100");
+          assert.equal(await other.map("race").get(alice, "counter"), "100");
+          assert.deepEqual(results.map(Number).sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i + 1),
+            "each update saw the one before it");
+        } finally {
+          await other.close();
+        }
+      });
+    });
+
+    describe("block lists", function () {
+      it("adds, lists, removes and clears, answering what changed", async function () {
+        const blocks = store.blockLists;
+        assert.deepEqual(await blocks.list(alice), []);
+        assert.deepEqual(await blocks.add(alice, [`spam.${host}`, carol, bob, bob]), [bob, carol, `spam.${host}`].sort());
+        assert.deepEqual(await blocks.add(alice, [bob, `${carol}/phone`]), [`${carol}/phone`], "only what is new");
+        assert.deepEqual(await blocks.list(alice), [bob, carol, `${carol}/phone`, `spam.${host}`].sort());
+        assert.deepEqual(await blocks.remove(alice, [bob, "nobody@x"]), [bob], "only what was there");
+        assert.deepEqual(await blocks.add(alice, []), []);
+        assert.deepEqual(await blocks.remove(alice, []), []);
+        assert.deepEqual(await blocks.list(bob), [], "lists are per owner");
+        assert.deepEqual(await blocks.clear(alice), [carol, `${carol}/phone`, `spam.${host}`].sort());
+        assert.deepEqual(await blocks.list(alice), []);
+        assert.deepEqual(await blocks.clear(alice), []);
+        await assert.rejects(blocks.add(alice, [42 as unknown as string]), TypeError);
+      });
+
+      it("answers whether any of an address's forms is blocked", async function () {
+        const blocks = store.blockLists;
+        await blocks.add(alice, [bob, `spam.${host}`, `${carol}/laptop`]);
+        assert.equal(await blocks.isBlocked(alice, [`${bob}/phone`, bob, host]), true, "by bare JID");
+        assert.equal(await blocks.isBlocked(alice, [`x@spam.${host}/r`, `x@spam.${host}`, `spam.${host}`]), true, "by domain");
+        assert.equal(await blocks.isBlocked(alice, [`${carol}/laptop`, carol, host]), true, "by full JID");
+        assert.equal(await blocks.isBlocked(alice, [`${carol}/phone`, carol, host]), false);
+        assert.equal(await blocks.isBlocked(alice, []), false);
+        assert.equal(await blocks.isBlocked(bob, [`${bob}/phone`, bob, host]), false, "another owner's list");
+        const many = Array.from({ length: 20 }, (_, i) => `u${i}@${host}`);
+        assert.equal(await blocks.isBlocked(alice, many), false);
+        assert.equal(await blocks.isBlocked(alice, [...many, bob]), true, "any number of candidates");
+      });
+
+      it("loses no change when two store clients block at once", async function () {
+        const other = await open();
+        try {
+          await Promise.all(Array.from({ length: 20 }, (_, i) =>
+            (i % 2 === 0 ? store : other).blockLists.add(alice, [`u${i}@${host}`])));
+          assert.equal((await other.blockLists.list(alice)).length, 20);
+          assert.equal(await store.blockLists.isBlocked(alice, [`u7@${host}`]), true, "seen by the other client");
+        } finally {
+          await other.close();
+        }
+      });
+    });
+
+    describe("conversations", function () {
+      const room = (): string => `room@muc.${host}`;
+
+      it("starts empty, at version 0 and folded up to 0", async function () {
+        assert.deepEqual(await store.conversations.head(alice), { version: 0, foldedUpTo: 0 });
+        assert.equal(await store.conversations.get(alice, bob), null);
+        assert.deepEqual(await store.conversations.list(alice, 0), { version: 0, foldedUpTo: 0, items: [] });
+        assert.deepEqual(await store.conversations.recalls(alice), new Map());
+      });
+
+      it("updates one row atomically, giving every change the owner's next list version", async function () {
+        const convs = store.conversations;
+        const first = await convs.update(alice, bob, (c) => ({ ...(c ?? state()), last: 3, lastTs: 1000, unread: 1 }));
+        assert.deepEqual(first, { conversation: { ...state({ last: 3, lastTs: 1000, unread: 1 }), peer: bob, version: 1 }, changed: true });
+        const pinned = await convs.update(alice, carol, () => state({ last: 5, lastTs: 2000, pinned: true, group: true }));
+        assert.equal(pinned.conversation?.version, 2);
+        const same = await convs.update(alice, bob, (c) => ({ ...c! }));
+        assert.deepEqual(same, { conversation: first.conversation, changed: false }, "an equal state is no change");
+        assert.deepEqual(await convs.update(alice, bob, () => undefined), same);
+        const read = await convs.update(alice, bob, (c) => ({ ...c!, read: 3, unread: 0, peerRead: 2, peerDelivered: 3, muted: true }));
+        assert.equal(read.conversation?.version, 3);
+        assert.deepEqual(await convs.get(alice, bob), read.conversation);
+        assert.deepEqual(await convs.head(alice), { version: 3, foldedUpTo: 0 });
+
+        const all = await convs.list(alice, 0);
+        assert.deepEqual(all.items.map((c) => c.peer), [carol, bob], "newest activity first");
+        assert.equal(all.version, 3);
+        assert.deepEqual((await convs.list(alice, 2)).items.map((c) => c.peer), [bob], "only rows changed after the version");
+        assert.deepEqual((await convs.list(alice, 3)).items, []);
+
+        assert.deepEqual(await convs.update(alice, carol, () => null), { conversation: null, changed: true });
+        assert.equal(await convs.get(alice, carol), null);
+        assert.equal((await convs.head(alice)).version, 4, "a deletion is a change of the list");
+        assert.deepEqual(await convs.update(alice, carol, () => null), { conversation: null, changed: false });
+        assert.equal((await convs.list(bob, 0)).items.length, 0, "rows are per owner");
+      });
+
+      it("refuses an invalid state and writes nothing", async function () {
+        await store.conversations.update(alice, bob, () => state({ unread: 1 }));
+        for (const bad of [state({ unread: -1 }), state({ last: 1.5 }), { ...state(), pinned: "yes" }, { last: 1 }]) {
+          await assert.rejects(store.conversations.update(alice, bob, () => bad as ConversationState), TypeError);
+        }
+        await assert.rejects(store.conversations.update(alice, bob, () => { throw new Error("no"); }), /no/);
+        assert.equal((await store.conversations.get(alice, bob))?.unread, 1);
+        assert.equal((await store.conversations.head(alice)).version, 1);
+      });
+
+      it("folds timeline rows into several rows at one version, only from the position it read", async function () {
+        const convs = store.conversations;
+        await convs.update(alice, bob, () => state({ last: 1, lastTs: 10, unread: 1 }));
+        const changes = new Map([
+          [bob, (c: ConversationState | null) => ({ ...(c ?? state()), last: 4, lastTs: 40, unread: (c?.unread ?? 0) + 2 })],
+          [room(), (c: ConversationState | null) => ({ ...(c ?? state({ group: true })), last: 9, lastTs: 30, unread: 1 })],
+        ]);
+        assert.equal(await convs.fold(alice, 0, 4, changes), true);
+        assert.deepEqual(await convs.head(alice), { version: 2, foldedUpTo: 4 });
+        const { items } = await convs.list(alice, 1);
+        assert.deepEqual(items.map((c) => [c.peer, c.unread, c.version, c.group]), [[bob, 3, 2, false], [room(), 1, 2, true]]);
+        assert.equal(await convs.fold(alice, 0, 6, changes), false, "another writer folded from 0 already");
+        assert.deepEqual(await convs.head(alice), { version: 2, foldedUpTo: 4 });
+        assert.equal((await convs.get(alice, bob))?.unread, 3, "a refused fold changes nothing");
+        assert.equal(await convs.fold(alice, 4, 7, new Map()), true, "rows that are no conversation move the position only");
+        assert.deepEqual(await convs.head(alice), { version: 2, foldedUpTo: 7 });
+        await assert.rejects(convs.fold(alice, 7, 6, new Map()), TypeError);
+      });
+
+      it("loses no update when two store clients race on one row, 50 updates each", async function () {
+        const other = await open();
+        try {
+          const bump = (c: ConversationState | null): ConversationState => ({ ...(c ?? state()), unread: (c?.unread ?? 0) + 1 });
+          const results = await Promise.all([store, other].flatMap((s) =>
+            Array.from({ length: 50 }, () => s.conversations.update(alice, bob, bump))));
+          assert.equal((await store.conversations.get(alice, bob))?.unread, 100);
+          assert.deepEqual(results.map((r) => r.conversation!.unread).sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i + 1));
+          assert.deepEqual(results.map((r) => r.conversation!.version).sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i + 1),
+            "every change its own list version");
+          assert.deepEqual(await other.conversations.head(alice), { version: 100, foldedUpTo: 0 });
+        } finally {
+          await other.close();
+        }
+      });
+
+      it("lets exactly one of two store clients fold from the same position", async function () {
+        const other = await open();
+        try {
+          const changes = new Map([[bob, (c: ConversationState | null) => ({ ...(c ?? state()), unread: (c?.unread ?? 0) + 1 })]]);
+          const outcomes = await Promise.all([store, other, store, other].map((s) => s.conversations.fold(alice, 0, 5, changes)));
+          assert.equal(outcomes.filter(Boolean).length, 1);
+          assert.equal((await store.conversations.get(alice, bob))?.unread, 1, "the timeline rows were counted once");
+        } finally {
+          await other.close();
+        }
+      });
+
+      it("records recalls once, per owner", async function () {
+        assert.equal(await store.conversations.recall(alice, 12, 30), true);
+        assert.equal(await store.conversations.recall(alice, 12, 31), false, "already recalled");
+        assert.equal(await store.conversations.recall(alice, 15, 31), true);
+        assert.equal(await store.conversations.recall(bob, 12, 40), true);
+        assert.deepEqual(await store.conversations.recalls(alice), new Map([[12, 30], [15, 31]]));
+      });
+    });
   });
+}
+
+/**
+ * Feature state as the mobile adapter kept it before migration 0003/0004 (JSON documents in key_value, store
+ * `<module>:<name>`): [store, owner, key, value]. Damaged documents included; they move nothing.
+ */
+export const LEGACY_BLOBS: Array<[string, string, string, string]> = [
+  ["mobile:blocking", "alice@legacy.example", "blocked", JSON.stringify(["bob@legacy.example", "carol@legacy.example/phone", "spam.example"])],
+  ["mobile:blocking", "dave@legacy.example", "blocked", "[\"half"],
+  ["mobile:blocking", "eve@legacy.example", "blocked", JSON.stringify({ not: "a list" })],
+  ["mobile:conversations", "alice@legacy.example", "conversations", JSON.stringify({
+    ver: 7, upTo: 42,
+    c: {
+      "bob@legacy.example": { last: 40, lastTs: 1_700_000_000_000, read: 38, unread: 2, pinned: true, muted: false, v: 7, peerRead: 39, peerDelivered: 40, group: false },
+      "room@muc.legacy.example": { last: 5, lastTs: 1_700_000_000_500, read: 5, unread: 0, pinned: false, muted: true, v: 3, peerRead: 0, peerDelivered: 0, group: true },
+    },
+    r: { 12: 30, 15: 31 },
+  })],
+  // Written before conversations had a `group` flag and recalls: defaults.
+  ["mobile:conversations", "eve@legacy.example", "conversations", JSON.stringify({
+    ver: 1, upTo: 3, c: { "bob@legacy.example": { last: 3, lastTs: 5, read: 0, unread: 1, pinned: false, muted: false, v: 1, peerRead: 0, peerDelivered: 0 } },
+  })],
+  ["mobile:conversations", "dave@legacy.example", "conversations", "{\"ver\": 3, \"c\""],
+  ["mobile:devices", "alice@legacy.example", "phone", "{\"acked\":12}"],
+];
+
+/** What a store migrated from LEGACY_BLOBS holds: the documents as rows, and the documents gone. */
+export async function assertLegacyBlobsMigrated(store: Store): Promise<void> {
+  const [alice, dave, eve] = ["alice", "dave", "eve"].map((u) => `${u}@legacy.example`);
+  assert.deepEqual(await store.blockLists.list(alice), ["bob@legacy.example", "carol@legacy.example/phone", "spam.example"]);
+  assert.equal(await store.blockLists.isBlocked(alice, ["x@spam.example/r", "x@spam.example", "spam.example"]), true);
+  assert.deepEqual(await store.blockLists.list(dave), [], "a damaged list blocked nothing");
+  assert.deepEqual(await store.blockLists.list(eve), []);
+
+  assert.deepEqual(await store.conversations.list(alice, 0), {
+    version: 7, foldedUpTo: 42,
+    items: [
+      { peer: "room@muc.legacy.example", last: 5, lastTs: 1_700_000_000_500, read: 5, unread: 0, pinned: false, muted: true, peerRead: 0, peerDelivered: 0, group: true, version: 3 },
+      { peer: "bob@legacy.example", last: 40, lastTs: 1_700_000_000_000, read: 38, unread: 2, pinned: true, muted: false, peerRead: 39, peerDelivered: 40, group: false, version: 7 },
+    ],
+  });
+  assert.deepEqual(await store.conversations.recalls(alice), new Map([[12, 30], [15, 31]]));
+  assert.deepEqual(await store.conversations.head(eve), { version: 1, foldedUpTo: 3 });
+  assert.equal((await store.conversations.get(eve, "bob@legacy.example"))?.group, false);
+  assert.deepEqual(await store.conversations.head(dave), { version: 0, foldedUpTo: 0 }, "a damaged document is rebuilt from the timeline");
+  assert.equal((await store.conversations.update(alice, "bob@legacy.example", (c) => ({ ...c!, unread: 0 }))).conversation?.version, 8,
+    "the list version continues from the document's");
+
+  for (const [name, owner, key] of LEGACY_BLOBS.filter(([name]) => name !== "mobile:devices")) {
+    assert.equal(await store.keyValue(name).get(owner, key), null, `${name} ${owner}: the document is gone`);
+  }
+  assert.equal(await store.keyValue("mobile:devices").get(alice, "phone"), "{\"acked\":12}", "other data stays");
 }

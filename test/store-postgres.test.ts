@@ -8,10 +8,10 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import pg from "pg";
 import { listMigrations, SchemaOutdatedError, SchemaTooNewError } from "../src/storage/migrate.js";
-import { migratePostgres, openPostgresStore } from "../src/storage/postgres.js";
+import { migratePostgres, openPostgresStore } from "../src/storage/postgres/index.js";
 import type { NewTimelineEntry, Store } from "../src/storage/types.js";
 import { sharedPostgres, type PrivatePostgres } from "./helpers/postgres.js";
-import { storeContract } from "./store-contract.js";
+import { assertLegacyBlobsMigrated, LEGACY_BLOBS, storeContract } from "./store-contract.js";
 
 let server: PrivatePostgres;
 before(async function () {
@@ -78,6 +78,16 @@ describe("postgres store", function () {
     const applied = reports.flatMap((r) => r.applied);
     assert.equal(applied.length, listMigrations("postgres").length, "every migration applied exactly once");
     assert.equal(new Set(applied).size, applied.length);
+  });
+
+  it("moves block lists and conversation documents into rows (migrations 0003, 0004)", async function () {
+    await sql(url, "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)");
+    for (const migration of listMigrations("postgres").filter((m) => m.version <= 2)) {
+      await sql(url, migration.sql);
+      await sql(url, "INSERT INTO schema_version VALUES ($1, $2, 0)", [migration.version, migration.name]);
+    }
+    for (const row of LEGACY_BLOBS) await sql(url, "INSERT INTO key_value (store, owner, key, value) VALUES ($1, $2, $3, $4)", row);
+    await assertLegacyBlobsMigrated(await open());
   });
 
   it("refuses a database written by a newer server, migrating or not", async function () {

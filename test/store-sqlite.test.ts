@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { listMigrations, SchemaOutdatedError, SchemaTooNewError } from "../src/storage/migrate.js";
-import { openSqliteStore } from "../src/storage/sqlite.js";
+import { openSqliteStore } from "../src/storage/sqlite/index.js";
 import type { NewTimelineEntry, Store } from "../src/storage/types.js";
-import { storeContract } from "./store-contract.js";
+import { assertLegacyBlobsMigrated, LEGACY_BLOBS, storeContract } from "./store-contract.js";
 
 const dir = mkdtempSync(join(tmpdir(), "hearth-store-"));
 after(function () {
@@ -118,6 +118,22 @@ describe("sqlite store", function () {
     await store.close();
     store = openSqliteStore({ path, migrate: false });
     assert.deepEqual(recorded(), first, "reopening applies nothing again");
+  });
+
+  it("moves block lists and conversation documents into rows (migrations 0003, 0004)", async function () {
+    mkdirSync(dirname(path), { recursive: true });
+    const raw = new Database(path);
+    raw.exec("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+    for (const migration of listMigrations("sqlite").filter((m) => m.version <= 2)) {
+      raw.exec(migration.sql);
+      raw.prepare("INSERT INTO schema_version VALUES (?, ?, 0)").run(migration.version, migration.name);
+    }
+    const insert = raw.prepare("INSERT INTO key_value (store, owner, key, value) VALUES (?, ?, ?, ?)");
+    for (const row of LEGACY_BLOBS) insert.run(...row);
+    raw.close();
+
+    store = openSqliteStore({ path });
+    await assertLegacyBlobsMigrated(store);
   });
 
   it("refuses a database written by a newer server", async function () {

@@ -311,8 +311,8 @@ describe("xml parser: well-formedness", () => {
     assert.deepEqual(run([`${HEADER}<presence/>\n`]).slice(1), [`stanza ${JSON.stringify(["presence", {}, []])}`]);
   });
 
-  it("an unsupported encoding in the XML declaration is bad-format", () => {
-    assertError(`<?xml version='1.0' encoding='ISO-8859-1'?>${HEADER}`, "bad-format");
+  it("an unsupported encoding in the XML declaration is unsupported-encoding (RFC 6120 §4.9.3.22)", () => {
+    assertError(`<?xml version='1.0' encoding='ISO-8859-1'?>${HEADER}`, "unsupported-encoding");
   });
 
   it("accepts every form of XML declaration at the start", () => {
@@ -350,6 +350,104 @@ describe("xml parser: well-formedness", () => {
       parser.end();
     });
     assert.equal(events.filter((e) => e.startsWith("error")).length, 1);
+  });
+});
+
+describe("xml parser: namespace well-formedness (Namespaces in XML 1.0, RFC 6120 §4.9.3)", () => {
+  const XML_NS = "http://www.w3.org/XML/1998/namespace";
+  const XMLNS_NS = "http://www.w3.org/2000/xmlns/";
+  // RFC 6120 §4.9.3.2: a prefix that is not declared is unsupported.
+  const undeclared: Array<[string, string]> = [
+    ["an undeclared element prefix", `${HEADER}<message><foo:bar/></message>`],
+    ["an undeclared prefix on the stanza element", `${HEADER}<foo:message/>`],
+    ["an undeclared attribute prefix", `${HEADER}<message foo:id='1'/>`],
+    ["an undeclared attribute prefix deep inside", `${HEADER}<message><a><b c:d='1'/></a></message>`],
+    ["a prefix declared on a sibling (out of scope)", `${HEADER}<message><a xmlns:p='urn:p'><b/></a><p:b/></message>`],
+    ["a prefix declared on an empty sibling", `${HEADER}<message><a xmlns:p='urn:p'/><p:b/></message>`],
+    ["a prefix declared in an earlier stanza", `${HEADER}<message xmlns:p='urn:p'><p:a/></message><message><p:b/></message>`],
+    ["a prefix declared on an earlier empty stanza", `${HEADER}<message xmlns:p='urn:p'/><message p:x='1'/>`],
+    ["a prefix declared in an earlier message (framed)", "<message xmlns:p='urn:p'/><p:x/>"],
+    ["a stream header without its prefix declared", "<stream:stream xmlns='jabber:client' to='a' version='1.0'>"],
+    ["the stream prefix in a message (framed)", "<stream:error/>"],
+  ];
+  for (const [title, input] of undeclared) {
+    it(`rejects ${title} with bad-namespace-prefix`, () => assertError(input, "bad-namespace-prefix", { framed: title.includes("(framed)") }));
+  }
+
+  // RFC 6120 §4.9.3.13: violations of [XML-NAMES] are not-well-formed.
+  const broken: Array<[string, string]> = [
+    ["a declaration of the prefix xmlns", `${HEADER}<message xmlns:xmlns='urn:x'/>`],
+    ["an element with the prefix xmlns", `${HEADER}<message><xmlns:foo/></message>`],
+    ["the prefix xml bound to another namespace", `${HEADER}<message xmlns:xml='urn:x'/>`],
+    ["the xml namespace bound to another prefix", `${HEADER}<message xmlns:x='${XML_NS}'/>`],
+    ["the xmlns namespace bound to a prefix", `${HEADER}<message xmlns:x='${XMLNS_NS}'/>`],
+    ["the xml namespace as the default namespace", `${HEADER}<message xmlns='${XML_NS}'/>`],
+    ["the xmlns namespace as the default namespace", `${HEADER}<message><a xmlns="${XMLNS_NS}"/></message>`],
+    ["an empty prefixed namespace declaration", `${HEADER}<message xmlns:a=''/>`],
+    ["duplicate attributes after namespace expansion", `${HEADER}<message xmlns:a='urn:x' xmlns:b='urn:x' a:id='1' b:id='2'/>`],
+    ["duplicate attributes through an inherited prefix", `${HEADER}<message xmlns:a='urn:x'><x xmlns:b='urn:x' a:k='1' b:k='2'/></message>`],
+    ["an element name with two colons", `${HEADER}<a:b:c xmlns:a='urn:a'/>`],
+    ["an element name starting with a colon", `${HEADER}<:a/>`],
+    ["an element name ending in a colon", `${HEADER}<message><a:/></message>`],
+    ["a local name starting with a digit", `${HEADER}<p:1a xmlns:p='urn:p'/>`],
+    ["an attribute name starting with a colon", `${HEADER}<message :x='1'/>`],
+    ["an attribute name ending in a colon", `${HEADER}<message xmlns:p='urn:p' p:='1'/>`],
+    ["a declaration with an empty prefix", `${HEADER}<message xmlns:='urn:p'/>`],
+    ["a declaration of the prefix xmlns on the header", `<stream:stream ${STREAM_NS} xmlns:xmlns='urn:x'>`],
+  ];
+  for (const [title, input] of broken) it(`rejects ${title} with not-well-formed`, () => assertError(input, "not-well-formed"));
+
+  it("accepts xml:lang undeclared and declared, shadowed prefixes, and the same local name in two namespaces", () => {
+    const input =
+      `${HEADER}<message xml:lang='en' xmlns:a='urn:a1'><body xmlns:xml='${XML_NS}' xml:lang='de'>x</body>` +
+      "<a:x a:k='1' k='2' xmlns:b='urn:b' b:k='3'><a:y xmlns:a='urn:a2' a:k='4'/></a:x><z xmlns=''/></message>";
+    const events = assertSplitInvariant(input);
+    assert.ok(!events.some((e) => e.startsWith("error")), events.join("\n"));
+    assert.equal(events.length, 2);
+  });
+
+  it("gives every element that uses a prefix declared further out a copy of the declaration", () => {
+    const { parser, elements } = recorder();
+    parser.write(
+      `<stream:stream ${STREAM_NS} xmlns:h='urn:header'>` +
+        "<message xmlns:a='urn:a' h:note='n'><a:x><a:y a:k='1'/><h:z/></a:x><b xmlns:a='urn:other'><a:w/></b></message>" +
+        "<stream:features/>",
+    );
+    const [message, features] = elements;
+    assert.deepEqual(message.attrs, { "xmlns:a": "urn:a", "h:note": "n", "xmlns:h": "urn:header" });
+    const x = message.getChild("x")!;
+    assert.deepEqual(x.attrs, { "xmlns:a": "urn:a" });
+    assert.deepEqual(x.getChild("y")!.attrs, { "a:k": "1", "xmlns:a": "urn:a" });
+    assert.deepEqual(x.getChild("z")!.attrs, { "xmlns:h": "urn:header" });
+    assert.deepEqual(message.getChild("b")!.getChild("w")!.attrs, { "xmlns:a": "urn:other" });
+    assert.deepEqual(features.attrs, { "xmlns:stream": "http://etherx.jabber.org/streams" });
+    // Any subtree, serialized on its own, is a namespace-well-formed document.
+    const all = (el: Element): Element[] => [el, ...el.getChildElements().flatMap(all)];
+    for (const el of all(message)) assert.doesNotThrow(() => parseFramedElement(el.toString()), el.toString());
+  });
+
+  it("copied declarations count against maxAttributes, so every accepted stanza can be read back", () => {
+    const decls = (n: number) => Array.from({ length: n }, (_, k) => ` xmlns:p${k}='urn:${k}'`).join("");
+    const uses = (n: number) => Array.from({ length: n }, (_, k) => ` p${k}:a='1'`).join("");
+    assertError(`${HEADER}<message${decls(40)}><x${uses(40)}/></message>`, "policy-violation");
+    const { parser, elements } = recorder();
+    parser.write(`${HEADER}<message${decls(32)}><x${uses(32)}/></message>`);
+    assert.equal(Object.keys(elements[0].getChild("x")!.attrs).length, 64);
+    assert.doesNotThrow(() => parseFramedElement(elements[0].toString()));
+  });
+
+  it("a stream restart forgets the old header's declarations", () => {
+    const { parser, events } = recorder();
+    parser.write(`<stream:stream ${STREAM_NS} xmlns:h='urn:header'><h:a/>`);
+    parser.reset();
+    parser.write(`${HEADER}<h:a/>`);
+    assert.deepEqual(events.map((e) => e.split(" ")[0]), ["start", "stanza", "start", "error"]);
+    assert.equal(events[3], "error bad-namespace-prefix");
+  });
+
+  it("parseFramedElement (what stored rows are read back with) rejects an undeclared prefix", () => {
+    assert.throws(() => parseFramedElement("<message xmlns='jabber:client'><body>hi</body><x:y/></message>"), (e: unknown) => e instanceof XmlError && e.condition === "bad-namespace-prefix");
+    assert.equal(parseFramedElement("<message xmlns:x='urn:x'><x:y/></message>").getChild("y")!.attrs["xmlns:x"], "urn:x");
   });
 });
 

@@ -126,7 +126,10 @@ export function sendPage(api: ModuleApi<any>, ev: StanzaEvent, archiveJid: strin
   const order = q.flip ? [...page.items].reverse() : page.items;
   for (const entry of order) {
     let stored: Element;
-    try { stored = parseFramedElement(entry.xml); } catch { continue; }
+    try { stored = parseFramedElement(entry.xml); } catch (err) {
+      api.log.warn({ err, seq: entry.seq }, "MAM: skipped a stored stanza that does not parse");
+      continue;
+    }
     stored.attrs.xmlns = NS.client;
     if (present) stored = present(stored, entry);
     send(xml("message", { from: archiveJid, to, id: `${entry.stanzaId}.${entry.seq}` },

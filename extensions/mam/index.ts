@@ -173,11 +173,10 @@ export const mam = defineModule<MamOptions>({
     const purge = async (): Promise<void> => {
       const now = Date.now();
       try {
-        let removed = 0;
-        if (opts.retentionDays > 0) removed += await timeline.purge({ before: now - opts.retentionDays * DAY });
-        if (opts.unarchivedRetentionDays > 0) {
-          removed += await timeline.purge({ before: now - opts.unarchivedRetentionDays * DAY, unarchivedOnly: true });
-        }
+        const removed = await timeline.expire({
+          before: opts.retentionDays > 0 ? now - opts.retentionDays * DAY : undefined,
+          unarchivedBefore: opts.unarchivedRetentionDays > 0 ? now - opts.unarchivedRetentionDays * DAY : undefined,
+        });
         if (removed !== 0) api.log.info({ removed }, "retention: removed old timeline entries");
       } catch (err) {
         api.log.warn({ err }, "retention: purge failed; trying again at the next interval");

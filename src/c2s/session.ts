@@ -81,7 +81,7 @@ export class C2sSession implements Session {
       onStreamStart: (name, attrs) => this.onStreamStart(name, attrs),
       onStanza: (el) => this.onElement(el),
       onStreamEnd: () => this.onStreamEnd(),
-      onError: (err: XmlError) => this.close(err.condition === "policy-violation" ? "policy-violation" : err.condition === "restricted-xml" ? "restricted-xml" : "not-well-formed", err.message),
+      onError: (err: XmlError) => this.close(err.condition, err.message),
     }, { framed: this.transport.framed, limits: { maxStanzaBytes: this.ctx.config.limits.maxStanzaBytes } });
   }
 

@@ -140,7 +140,11 @@ export const messageModule = defineModule({
         if (batch.length === 0) break;
         for (const entry of batch) {
           let el: Element;
-          try { el = parseFramedElement(entry.xml); } catch { continue; }
+          try { el = parseFramedElement(entry.xml); } catch (err) {
+            // A row written before the parser enforced namespace well-formedness would break the client's stream.
+            api.log.warn({ err, owner, seq: entry.seq }, "offline delivery: skipped a stored stanza that does not parse");
+            continue;
+          }
           el.cnode(xml("stanza-id", { xmlns: NS.sid, id: entry.stanzaId, by: owner }));
           el.cnode(xml("delay", { xmlns: NS.delay, from: session.host, stamp: new Date(entry.ts).toISOString() }, "Offline Storage"));
           session.send(el, { seq: entry.seq, stanzaId: entry.stanzaId, ts: entry.ts });

@@ -1,7 +1,7 @@
 import type { Config } from "../config/config.js";
 import type { MigrationReport, Store } from "./types.js";
-import { migrateSqlite, openSqliteStore } from "./sqlite.js";
-import { migratePostgres, openPostgresStore } from "./postgres.js";
+import { migrateSqlite, openSqliteStore } from "./sqlite/index.js";
+import { migratePostgres, openPostgresStore } from "./postgres/index.js";
 
 /** Opens the configured store driver (applying pending migrations; a newer schema is refused). */
 export async function openStore(config: Config): Promise<Store> {

@@ -1,6 +1,12 @@
-// Store contracts. Drivers (sqlite, later postgres) implement these shapes; features never write SQL.
-// Every method is async so that a networked driver fits the same contract; the SQLite driver resolves
-// at once, and batches timeline writes per tick into one transaction (group commit).
+// Store contracts. Drivers (src/storage/sqlite, src/storage/postgres) implement these shapes; features never
+// write SQL. Every method is async so that a networked driver fits the same contract; the SQLite driver
+// resolves at once, and batches timeline writes per tick into one transaction (group commit).
+//
+// Ordering. Calls issued together without awaiting have no guaranteed order on a networked driver: each
+// may run on its own pooled connection, so a later set() can commit before an earlier one. What the
+// contracts guarantee instead: a call that starts after another one resolved sees its effect (on every
+// node sharing the database), and each `update` is atomic (see MapStore.update, ConversationStore.update).
+// The timeline adds one more: its reads wait for the appends issued earlier on the same store object.
 
 /** Per-hash SCRAM credentials (RFC 5802): salted, never the clear password. */
 export interface ScramCredentials { salt: string; iterations: number; storedKey: string; serverKey: string }
@@ -14,8 +20,9 @@ export interface AccountStore {
   get(host: string, username: string): Promise<Account | null>;
   setCredentials(host: string, username: string, credentials: StoredCredentials): Promise<boolean>;
   /**
-   * Removes the account and everything it owns (roster, timeline, key-value data). The timeline seq and
-   * roster version counters stay, so that a re-created account never hands out a number again.
+   * Removes the account and everything it owns (roster, timeline, key-value data, block list, conversation
+   * rows and recalls). The timeline seq, roster version and conversation list version counters stay, so
+   * that a re-created account never hands out a number again.
    */
   delete(host: string, username: string): Promise<boolean>;
   list(host: string): Promise<string[]>;
@@ -83,13 +90,6 @@ export interface TimelineQuery {
 /** The filters of a query, without its page: what `count` counts. */
 export type TimelineFilter = Omit<TimelineQuery, "limit" | "reverse">;
 
-export interface TimelinePurge {
-  /** Removes entries older than this (ms since epoch), except pending ones (offline messages not yet delivered). */
-  before: number;
-  /** Only entries that are not archived (kept for offline delivery, resends and device sync only). */
-  unarchivedOnly?: boolean;
-}
-
 export interface TimelineStore {
   /**
    * Writes all entries in one transaction; each gets the next seq of its owner. An outgoing entry whose
@@ -113,14 +113,133 @@ export interface TimelineStore {
   /** The owner's entry with this XEP-0359 stanza id, or null. */
   byStanzaId(owner: string, stanzaId: string): Promise<TimelineEntry | null>;
   lastSeq(owner: string): Promise<number>;
-  /** Retention: removes old entries of every owner (seqs are never reused); returns how many. */
-  purge(opts: TimelinePurge): Promise<number>;
+  /**
+   * Retention: removes the entries of every owner that `retention` no longer keeps, except pending ones
+   * (offline messages not yet delivered); returns how many. Seqs are never reused.
+   */
+  expire(retention: TimelineRetention): Promise<number>;
+}
+
+/** How long the timeline keeps entries. Without either field nothing expires. */
+export interface TimelineRetention {
+  /** Entries older than this (ms since epoch) go, archived or not. */
+  before?: number;
+  /**
+   * Entries that are not archived (kept for offline delivery, resends and device sync only) go once older
+   * than this (ms since epoch), usually sooner than archived ones.
+   */
+  unarchivedBefore?: number;
 }
 
 /** Opaque values by (owner, key) in a named store: private XML, vCards, last activity… */
 export interface KeyValueStore {
   get(owner: string, key: string): Promise<string | null>;
   set(owner: string, key: string, value: string | null): Promise<void>;
+}
+
+/**
+ * What `update` writes, given the current value (null: none): a new value, null to delete it, or undefined
+ * to leave it as it is. Synchronous and free of side effects: a driver may call it more than once (after a
+ * conflict with a concurrent writer) and only the last call's result is written.
+ */
+export type MapUpdate = (current: string | null) => string | null | undefined;
+
+/**
+ * A named store of opaque values by (owner, key) (the same data as `keyValue` of the same name), with
+ * listing by owner and an atomic read-modify-write.
+ */
+export interface MapStore extends KeyValueStore {
+  /** false when there was nothing to delete. */
+  delete(owner: string, key: string): Promise<boolean>;
+  /** The owner's values by key, keys in ascending order (as JavaScript compares strings, on every driver). */
+  list(owner: string): Promise<Map<string, string>>;
+  /**
+   * Atomic read-modify-write of one (owner, key); resolves to the value now stored. Updates of one (owner,
+   * key) are serialized, on one node and across nodes sharing the database: each `fn` sees the value the
+   * previous update (or set/delete) committed, so no update is lost. Updates of different keys are
+   * independent and have no order between them.
+   */
+  update(owner: string, key: string, fn: MapUpdate): Promise<string | null>;
+}
+
+/**
+ * XEP-0191 block lists as rows: (owner, blocked JID). Items are JIDs as the user gave them (full, bare or
+ * domain JIDs); matching an address against them is the caller's (see `isBlocked`).
+ */
+export interface BlockListStore {
+  /** The owner's blocked JIDs, ascending. */
+  list(owner: string): Promise<string[]>;
+  /** Adds the JIDs; resolves to the ones that were not on the list yet, ascending. */
+  add(owner: string, jids: readonly string[]): Promise<string[]>;
+  /** Removes the JIDs; resolves to the ones that were on the list, ascending. */
+  remove(owner: string, jids: readonly string[]): Promise<string[]>;
+  /** Empties the list; resolves to what it held, ascending. */
+  clear(owner: string): Promise<string[]>;
+  /**
+   * Whether any of `jids` is on the owner's list: for delivery, the candidates an address matches (e.g.
+   * its full JID, bare JID and domain, XEP-0191 §3.5 with the matching rules of XEP-0016 §2.1). One indexed
+   * lookup on every driver.
+   */
+  isBlocked(owner: string, jids: readonly string[]): Promise<boolean>;
+}
+
+/** Per user and conversation (DESIGN.md "the timeline"): what the conversation list shows. */
+export interface ConversationState {
+  /** The newest message's seq (the owner's timeline for 1:1, the room's for groups). */
+  last: number;
+  lastTs: number;
+  /** Read up to this seq. */
+  read: number;
+  unread: number;
+  pinned: boolean;
+  muted: boolean;
+  /** The peer read (XEP-0333 displayed) / received the owner's messages up to these seqs. */
+  peerRead: number;
+  peerDelivered: number;
+  group: boolean;
+}
+
+/** One conversation row: its state, its peer (bare JID) and the list version at which it last changed. */
+export interface Conversation extends ConversationState { peer: string; version: number }
+
+/**
+ * Per owner: the list version (the highest version any row change was given; it only grows, also across
+ * deletions of the account) and how far the owner's timeline has been folded into the rows.
+ */
+export interface ConversationHead { version: number; foldedUpTo: number }
+
+/** As MapUpdate, for one conversation row: the new state, null to delete the row, undefined to leave it. */
+export type ConversationUpdate = (current: ConversationState | null) => ConversationState | null | undefined;
+
+/**
+ * Conversation state as rows keyed by (owner, peer), plus per owner a head (list version, fold position) and
+ * the recall tombstones of the owner's timeline. Every change of a row gives it the owner's next list
+ * version, so a client syncs with `list(owner, lastVersionSeen)`. Writes of one owner are serialized across
+ * nodes (they share the version counter); each is atomic.
+ */
+export interface ConversationStore {
+  head(owner: string): Promise<ConversationHead>;
+  get(owner: string, peer: string): Promise<Conversation | null>;
+  /** The head and the rows changed after version `since`, newest activity (lastTs, then peer) first. */
+  list(owner: string, since: number): Promise<ConversationHead & { items: Conversation[] }>;
+  /**
+   * Atomic read-modify-write of one row (`fn` as MapUpdate's: synchronous, may be called more than once); a
+   * change (a different state, or a deletion) takes the next list version, a state equal to the current one
+   * is no change. Resolves to the row now stored and whether `fn` changed it.
+   */
+  update(owner: string, peer: string, fn: ConversationUpdate): Promise<{ conversation: Conversation | null; changed: boolean }>;
+  /**
+   * Folds timeline rows into the conversation rows: atomically, if the head's `foldedUpTo` is still `from`,
+   * applies each function to its peer's row (the rows it changes take one new list version) and sets
+   * `foldedUpTo` to `to`. Resolves to false, having changed nothing, when another writer moved `foldedUpTo`
+   * first (read the head again and fold from there).
+   */
+  fold(owner: string, from: number, to: number,
+    changes: ReadonlyMap<string, (current: ConversationState | null) => ConversationState>): Promise<boolean>;
+  /** Records that the owner's message at seq `target` was recalled by the event at seq `event`; false when it was already. */
+  recall(owner: string, target: number, event: number): Promise<boolean>;
+  /** The owner's recalled seqs → the recall event's seq. */
+  recalls(owner: string): Promise<Map<number, number>>;
 }
 
 /** What applying migrations did (`hearth migrate`): versions before and after, and the files applied. */
@@ -131,6 +250,10 @@ export interface Store {
   readonly accounts: AccountStore;
   readonly roster: RosterStore;
   readonly timeline: TimelineStore;
+  readonly blockLists: BlockListStore;
+  readonly conversations: ConversationStore;
+  /** The same object as map(storeName). */
   keyValue(storeName: string): KeyValueStore;
+  map(storeName: string): MapStore;
   close(): Promise<void>;
 }

@@ -7,8 +7,13 @@
 // once, through onError, with the stream error condition to send.
 import { isUtf8 } from "node:buffer";
 import { Element } from "./element.js";
+import type { StreamErrorCondition } from "./stanza.js";
 
-export type XmlErrorCondition = "not-well-formed" | "restricted-xml" | "policy-violation" | "bad-format";
+/** Each error carries the RFC 6120 §4.9.3 stream error condition a session answers it with. */
+export type XmlErrorCondition = Extract<
+  StreamErrorCondition,
+  "not-well-formed" | "bad-namespace-prefix" | "restricted-xml" | "policy-violation" | "unsupported-encoding" | "bad-format"
+>;
 
 export class XmlError extends Error {
   constructor(
@@ -100,6 +105,10 @@ const CDATA_OPEN = "[CDATA[";
 const XML_DECL =
   /^xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(?:"1\.0"|'1\.0')(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(?:"([A-Za-z][\w.-]*)"|'([A-Za-z][\w.-]*)'))?(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(?:"(?:yes|no)"|'(?:yes|no)'))?[ \t\r\n]*\?>$/;
 
+// Namespaces in XML 1.0 §3: the two reserved prefixes and their namespace names.
+const XML_NS = "http://www.w3.org/XML/1998/namespace";
+const XMLNS_NS = "http://www.w3.org/2000/xmlns/";
+
 // XML 1.0 (5th ed.) NameStartChar / NameChar outside ASCII, BMP part; astral names are checked by the caller.
 function isNameStartBmp(c: number): boolean {
   return (
@@ -132,6 +141,11 @@ function isNameStartAt(s: string, i: number): boolean {
     return d >= 0xdc00 && d <= 0xdfff;
   }
   return isNameStartBmp(c);
+}
+
+/** Namespaces in XML 1.0 §4 QName with its (first) colon at `colon`: `Prefix:LocalPart`, both NCNames. */
+function isQName(name: string, colon: number): boolean {
+  return colon > 0 && colon < name.length - 1 && name.indexOf(":", colon + 1) < 0 && isNameStartAt(name, colon + 1);
 }
 
 // Names are cut out of the input again and again, and a freshly cut string used as a property key costs a
@@ -260,6 +274,21 @@ export class StreamParser {
   /** Stream mode: name of the open stream header element, null before it. */
   private rootName: string | null = null;
 
+  // Namespaces in XML: the prefix bindings in scope, innermost last, each with the depth of the element
+  // that declared it (0 = the stream header, 1 = a stanza). The first nsBase are the header's.
+  private nsPrefix: string[] = [];
+  /** The declaring attribute's name (`xmlns:p`), to copy it by. */
+  private nsKey: string[] = [];
+  private nsUri: string[] = [];
+  private nsDepth: number[] = [];
+  private nsCount = 0;
+  private nsBase = 0;
+  /** The start tag being read has a prefixed name or a prefixed attribute: its namespaces need checking. */
+  private tagHasPrefix = false;
+  /** The name being scanned has a colon so far; the attribute name just read has one. */
+  private nameHasColon = false;
+  private attrHasColon = false;
+
   constructor(handler: ParserHandler, options: StreamParserOptions = {}) {
     this.handler = handler;
     this.framed = options.framed === true;
@@ -330,6 +359,8 @@ export class StreamParser {
     this.element = null;
     this.stack = [];
     this.rootName = null;
+    this.nsCount = 0;
+    this.nsBase = 0;
   }
 
   /**
@@ -415,6 +446,7 @@ export class StreamParser {
       const c = s.charCodeAt(i);
       if (c < 128) {
         if ((CHAR_CLASS[c] & CH_NAME) === 0) return i;
+        if (c === 0x3a) this.nameHasColon = true;
       } else if (c >= 0xd800 && c <= 0xdb7f) {
         const d = s.charCodeAt(i + 1);
         if (!(d >= 0xdc00 && d <= 0xdfff)) return i;
@@ -507,6 +539,7 @@ export class StreamParser {
               this.stack[this.stack.length - 1].children.push(this.text);
               this.text = "";
             }
+            this.nameHasColon = false;
             state = S_START_NAME;
           } else if (c === 0x2f /* / */) {
             if (this.text !== "") {
@@ -555,9 +588,11 @@ export class StreamParser {
               this.attrs = this.element.attrs;
             }
             this.attrCount = 0;
+            this.tagHasPrefix = this.nameHasColon;
             state = S_TAG_SPACE;
           } else if (state === S_ATTR_NAME) {
             this.attrName = name;
+            this.attrHasColon = this.nameHasColon;
             if (c === 0x3d /* = */) {
               state = S_ATTR_QUOTE;
               i++;
@@ -590,6 +625,7 @@ export class StreamParser {
             state = S_EMPTY_GT;
             i++;
           } else if (state === S_TAG && isNameStartAt(s, i)) {
+            this.nameHasColon = false;
             state = S_ATTR_NAME;
           } else return this.fail("not-well-formed", state === S_TAG ? "invalid character in tag" : "missing whitespace between attributes");
           break;
@@ -657,6 +693,13 @@ export class StreamParser {
           if (Object.hasOwn(attrs, attrName)) return this.fail("not-well-formed", "duplicate attribute");
           if (attrName === "__proto__") Object.defineProperty(attrs, attrName, { value: this.value, enumerable: true, writable: true, configurable: true });
           else attrs[attrName] = this.value;
+          // `xml:lang` (the one prefixed name in everyday traffic) is bound by definition and needs no check.
+          if (this.attrHasColon) {
+            if (attrName !== "xml:lang") this.tagHasPrefix = true;
+          } else if (attrName === "xmlns" && (this.value === XML_NS || this.value === XMLNS_NS)) {
+            // Namespaces in XML 1.0 §3 (Reserved Prefixes and Namespace Names)
+            return this.fail("not-well-formed", "a reserved namespace name as the default namespace");
+          }
           this.value = "";
           state = S_TAG_SPACE;
           break;
@@ -831,7 +874,7 @@ export class StreamParser {
           }
           const encoding = m[1] ?? m[2];
           // RFC 6120 §11.6: UTF-8 only
-          if (encoding !== undefined && encoding.toLowerCase() !== "utf-8") return this.fail("bad-format", "only UTF-8 is supported");
+          if (encoding !== undefined && encoding.toLowerCase() !== "utf-8") return this.fail("unsupported-encoding", "only UTF-8 is supported");
           this.tokenStart = -1;
           state = S_BETWEEN;
           break;
@@ -864,6 +907,14 @@ export class StreamParser {
   private startTag(selfClosing: boolean, i: number): number {
     const end = this.chunkBase + i + this.extra;
     const stack = this.stack;
+    if (this.tagHasPrefix) {
+      const error = this.bindNamespaces(this.tagName, this.attrs, this.element, this.element === null ? 0 : stack.length + 1);
+      if (error !== null) {
+        this.fail(error.condition, error.message);
+        return S_DONE;
+      }
+      if (this.element === null) this.nsBase = this.nsCount;
+    }
     if (this.element === null) {
       const name = this.tagName;
       const attrs = this.attrs;
@@ -890,9 +941,11 @@ export class StreamParser {
       el.parent = parent;
       parent.children.push(el);
     } else if (selfClosing) {
+      if (this.nsCount > this.nsBase) this.unbind(0);
       return this.emitStanza(el, end);
     }
     if (!selfClosing) stack.push(el);
+    else if (this.nsCount > this.nsBase) this.unbind(stack.length);
     return S_TEXT;
   }
 
@@ -905,6 +958,7 @@ export class StreamParser {
         return S_DONE;
       }
       stack.pop();
+      if (this.nsCount > this.nsBase) this.unbind(stack.length);
       if (stack.length > 0) return S_TEXT;
       return this.emitStanza(el, this.chunkBase + i + this.extra);
     }
@@ -915,6 +969,95 @@ export class StreamParser {
     this.tokenStart = -1;
     this.handler.onStreamEnd();
     return S_DONE;
+  }
+
+  /**
+   * Namespaces in XML 1.0: checks the names of a complete start tag and adds its declarations to the scope;
+   * returns the error, or null. `depth` is the element's (0 for the stream header, which has no element).
+   * An element that uses a prefix declared on an ancestor (or on the stream header) gets a copy of that
+   * declaration, so any subtree the server later copies, stores or forwards on its own stays
+   * namespace-well-formed.
+   */
+  private bindNamespaces(name: string, attrs: Record<string, string>, el: Element | null, depth: number): XmlError | null {
+    let prefixed = 0;
+    for (const key in attrs) {
+      const colon = key.indexOf(":");
+      if (colon < 0) continue;
+      if (!isQName(key, colon)) return new XmlError("not-well-formed", `'${key}' is not a qualified name`);
+      if (colon !== 5 || !key.startsWith("xmlns")) {
+        prefixed++;
+        continue;
+      }
+      const prefix = key.slice(6);
+      const uri = attrs[key];
+      // Namespaces in XML 1.0 §3: "xmlns" is never declared; "xml" only to its own name, which no other
+      // prefix may take; nobody binds the xmlns namespace name; a prefix is never bound to "" (§5, 1.0 only).
+      if (prefix === "xmlns") return new XmlError("not-well-formed", "the prefix 'xmlns' must not be declared");
+      if (prefix === "xml" ? uri !== XML_NS : uri === XML_NS) return new XmlError("not-well-formed", "the prefix 'xml' and its namespace name belong together");
+      if (uri === XMLNS_NS) return new XmlError("not-well-formed", "the xmlns namespace name must not be bound");
+      if (uri === "") return new XmlError("not-well-formed", `empty namespace name for the prefix '${prefix}'`);
+      const n = this.nsCount++;
+      this.nsPrefix[n] = prefix;
+      this.nsKey[n] = key;
+      this.nsUri[n] = uri;
+      this.nsDepth[n] = depth;
+    }
+    // Bindings (by index) that an element or attribute name here uses but an ancestor declared.
+    let copies: number[] | null = null;
+    const colon = name.indexOf(":");
+    if (colon >= 0) {
+      if (!isQName(name, colon)) return new XmlError("not-well-formed", `'${name}' is not a qualified name`);
+      if (colon === 5 && name.startsWith("xmlns")) return new XmlError("not-well-formed", "an element name with the prefix 'xmlns'");
+      if (colon !== 3 || !name.startsWith("xml")) {
+        const k = this.lookup(name, colon);
+        if (k < 0) return new XmlError("bad-namespace-prefix", `undeclared namespace prefix '${name.slice(0, colon)}'`);
+        if (this.nsDepth[k] < depth) copies = [k];
+      }
+    }
+    if (prefixed > 0) {
+      // §6.3: no two attributes with the same local name and the same namespace name
+      const expanded: string[] | null = prefixed > 1 ? [] : null;
+      for (const key in attrs) {
+        const c = key.indexOf(":");
+        if (c < 0 || (c === 5 && key.startsWith("xmlns"))) continue;
+        let uri = XML_NS;
+        if (c !== 3 || !key.startsWith("xml")) {
+          const k = this.lookup(key, c);
+          if (k < 0) return new XmlError("bad-namespace-prefix", `undeclared namespace prefix '${key.slice(0, c)}'`);
+          uri = this.nsUri[k];
+          if (this.nsDepth[k] < depth && (copies === null || !copies.includes(k))) (copies ??= []).push(k);
+        }
+        if (expanded !== null) {
+          const id = `${key.slice(c + 1)} ${uri}`;
+          if (expanded.includes(id)) return new XmlError("not-well-formed", `attribute '${key}' is a duplicate after namespace expansion`);
+          expanded.push(id);
+        }
+      }
+    }
+    if (copies !== null && el !== null) {
+      // The copies count against the limit, so that whatever the parser accepts it also accepts re-read.
+      if (this.attrCount + copies.length > this.maxAttributes) return new XmlError("policy-violation", "too many attributes");
+      for (const k of copies) el.attrs[this.nsKey[k]] = this.nsUri[k];
+    }
+    return null;
+  }
+
+  /** Index of the innermost binding of the prefix `qname.slice(0, colon)`, or -1. */
+  private lookup(qname: string, colon: number): number {
+    const prefixes = this.nsPrefix;
+    for (let k = this.nsCount - 1; k >= 0; k--) {
+      const p = prefixes[k];
+      if (p.length === colon && qname.startsWith(p)) return k;
+    }
+    return -1;
+  }
+
+  /** Drops the bindings declared deeper than `depth` (their element has ended). */
+  private unbind(depth: number): void {
+    const depths = this.nsDepth;
+    let n = this.nsCount;
+    while (n > this.nsBase && depths[n - 1] > depth) n--;
+    this.nsCount = n;
   }
 
   private emitStanza(el: Element, end: number): number {

@@ -7,8 +7,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openPostgresStore } from "../../src/storage/postgres.js";
-import { openSqliteStore } from "../../src/storage/sqlite.js";
+import { openPostgresStore } from "../../src/storage/postgres/index.js";
+import { openSqliteStore } from "../../src/storage/sqlite/index.js";
 import type { NewTimelineEntry, Store } from "../../src/storage/types.js";
 import { startPostgres } from "../helpers/postgres.js";
 

@@ -1,14 +1,16 @@
 // Timeline write throughput of the SQLite store: group commit against one transaction per message.
-// Run: npx tsc -p . && node dist/test/bench/store-bench.js [messages] [users]
+// Run: npx tsc -p . && node dist/test/bench/store-bench.js [messages] [users] [both|group|single]
+// CPU seconds are printed next to the wall time: on a shared machine they are the steadier comparison.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openSqliteStore } from "../../src/storage/sqlite.js";
+import { openSqliteStore } from "../../src/storage/sqlite/index.js";
 import type { NewTimelineEntry, Store } from "../../src/storage/types.js";
 
 const MESSAGES = Number(process.argv[2] ?? 50_000);
 const PER_TICK = 500;
 const USERS = Number(process.argv[3] ?? 1_000);
+const MODE = process.argv[4] ?? "both";
 
 /** One 1:1 message as the router stores it: a row in the sender's and one in the recipient's timeline. */
 function makeMessages(count: number): NewTimelineEntry[][] {
@@ -50,17 +52,21 @@ async function measure(label: string, run: (store: Store, messages: NewTimelineE
     const messages = makeMessages(MESSAGES);
     const entries = MESSAGES * 2;
     const started = process.hrtime.bigint();
+    const cpuBefore = process.cpuUsage();
     await run(store, messages);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const cpu = process.cpuUsage(cpuBefore);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     const last = await store.timeline.lastSeq("user1@bench.example");
     console.log(`${label.padEnd(34)} ${entries} entries in ${seconds.toFixed(2)} s: ` +
       `${Math.round(entries / seconds).toLocaleString("en")} entries/s, ` +
-      `${Math.round(MESSAGES / seconds).toLocaleString("en")} messages/s (check: lastSeq ${last})`);
+      `${Math.round(MESSAGES / seconds).toLocaleString("en")} messages/s; ${cpuSeconds.toFixed(2)} CPU s ` +
+      `(${Math.round(entries / cpuSeconds).toLocaleString("en")} entries per CPU s) (check: lastSeq ${last})`);
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-await measure(`group commit (${PER_TICK} appends per tick)`, batched);
-await measure("one append awaited at a time", oneAtATime);
+if (MODE !== "single") await measure(`group commit (${PER_TICK} appends per tick)`, batched);
+if (MODE !== "group") await measure("one append awaited at a time", oneAtATime);

@@ -1,0 +1,61 @@
+import type { RosterItem, RosterStore, Subscription } from "../types.js";
+import { settle, type Db } from "./db.js";
+
+interface RosterRow {
+  contact: string; name: string | null; subscription: Subscription; ask_out: number; pending_in: string | null;
+  approved: number; in_roster: number; groups_json: string;
+}
+const ROSTER_COLUMNS = "contact, name, subscription, ask_out, pending_in, approved, in_roster, groups_json";
+
+function toRosterItem(row: RosterRow): RosterItem {
+  return {
+    jid: row.contact,
+    name: row.name,
+    subscription: row.subscription,
+    askOut: row.ask_out === 1,
+    pendingIn: row.pending_in,
+    approved: row.approved === 1,
+    inRoster: row.in_roster === 1,
+    groups: JSON.parse(row.groups_json) as string[],
+  };
+}
+
+export function rosterStore(db: Db): RosterStore {
+  const selectItems = db.prepare<[string], RosterRow>(
+    `SELECT ${ROSTER_COLUMNS} FROM roster_items WHERE owner = ? ORDER BY contact`);
+  const selectItem = db.prepare<[string, string], RosterRow>(
+    `SELECT ${ROSTER_COLUMNS} FROM roster_items WHERE owner = ? AND contact = ?`);
+  const selectVersion = db.prepare<[string], number>(
+    "SELECT version FROM roster_versions WHERE owner = ?").pluck();
+  const upsertItem = db.prepare<[string, string, string | null, string, number, string | null, number, number, string]>(
+    `INSERT INTO roster_items (owner, ${ROSTER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (owner, contact) DO UPDATE SET name = excluded.name, subscription = excluded.subscription,
+       ask_out = excluded.ask_out, pending_in = excluded.pending_in, approved = excluded.approved,
+       in_roster = excluded.in_roster, groups_json = excluded.groups_json`);
+  const deleteItem = db.prepare<[string, string]>("DELETE FROM roster_items WHERE owner = ? AND contact = ?");
+  const bumpVersion = db.prepare<[string], number>(
+    `INSERT INTO roster_versions (owner, version) VALUES (?, 1)
+     ON CONFLICT (owner) DO UPDATE SET version = version + 1 RETURNING version`).pluck();
+
+  const version = (owner: string): number => selectVersion.get(owner) ?? 0;
+  const put = db.transaction((owner: string, item: RosterItem): number => {
+    upsertItem.run(owner, item.jid, item.name, item.subscription, item.askOut ? 1 : 0, item.pendingIn,
+      item.approved ? 1 : 0, item.inRoster ? 1 : 0, JSON.stringify(item.groups));
+    return bumpVersion.get(owner)!;
+  });
+  const remove = db.transaction((owner: string, contact: string): number =>
+    deleteItem.run(owner, contact).changes === 0 ? version(owner) : bumpVersion.get(owner)!);
+  // One read transaction, so that the version always matches the items.
+  const get = db.transaction((owner: string) => ({ version: version(owner), items: selectItems.all(owner).map(toRosterItem) }));
+
+  return {
+    get: (owner) => settle(() => get(owner)),
+    getItem: (owner, contact) => settle(() => {
+      const row = selectItem.get(owner, contact);
+      return row === undefined ? null : toRosterItem(row);
+    }),
+    put: (owner, item) => settle(() => put(owner, item)),
+    remove: (owner, contact) => settle(() => remove(owner, contact)),
+  };
+}
+
