@@ -8,7 +8,6 @@ import { xml, shallowCopy, type Element } from "../../src/xml/element.js";
 import { StanzaError, isAnswerable } from "../../src/xml/stanza.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import type { Session } from "../../src/sessions/session.js";
-import { keyValueBlockLists, type BlockListRows } from "./rows.js";
 
 export const NS_BLOCKING = "urn:xmpp:blocking";
 export const NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors";
@@ -68,8 +67,8 @@ export const blocking = defineModule({
   setup(api) {
     const { router, sessions } = api;
     const hosts = new Set(api.hosts);
-    // The lists the mobile adapter kept in its key-value store, until the store holds them as rows.
-    const rows: BlockListRows = keyValueBlockLists(api.store.keyValue("mobile:blocking"));
+    // One indexed row lookup per question and no cache, so a change made on any node rules every node at once.
+    const rows = api.store.blockLists;
     const watchers = new Set<(change: BlockChange) => void>();
     let pushes = 0;
 

@@ -6,11 +6,9 @@
 // clients and mobile devices see one read state.
 import { defineModule } from "../../src/modules/module.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
-import type { TimelineEntry } from "../../src/storage/types.js";
-import { keyValueConversations, type Conversation, type ConversationRows, type ConversationState } from "./rows.js";
+import type { Conversation, ConversationState, TimelineEntry } from "../../src/storage/types.js";
 import { NS_MARKERS, NS_RECEIPTS, findByMessageId, isRetractionXml } from "../../src/im/message-ids.js";
 
-export type { Conversation, ConversationState } from "./rows.js";
 
 /** What the conversations module tells other modules (the mobile adapter pushes it to devices). */
 export type ConversationEvent =
@@ -73,7 +71,8 @@ export const conversations = defineModule({
   ],
   setup(api) {
     const timeline = api.store.timeline;
-    const rows: ConversationRows = keyValueConversations(api.store.keyValue("mobile:conversations"));
+    // Rows keyed by (owner, peer) with atomic updates: no lock or cache of this node's own.
+    const rows = api.store.conversations;
     const watchers = new Set<(event: ConversationEvent) => void>();
     const emit = (event: ConversationEvent) => {
       for (const fn of watchers) {

@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { xml, type Element } from "../xml/element.js";
 import { tryParseJid, type Jid } from "../jid/jid.js";
 import type { DeliveryMeta } from "../sessions/session.js";
-import type { KeyValueStore, TimelineEntry } from "../storage/types.js";
+import type { MapStore, TimelineEntry } from "../storage/types.js";
 import { parseFramedElement } from "../xml/parser.js";
 import {
   ConversationType, ErrorCode, GroupEventKind, GroupRole,
@@ -43,12 +43,13 @@ interface DeviceGroup { sent: number; acked: number; syncing: boolean; again: bo
 interface Waiter { resolve(el: Element): void; timer: NodeJS.Timeout }
 
 export class Groups {
-  private readonly kv: KeyValueStore;
+  /** The group directory: per user "groups", per room "group" and "recalls" (atomic updates, no lock). */
+  private readonly kv: MapStore;
   private readonly devices = new WeakMap<MobileSession, Map<string, DeviceGroup>>();
   private readonly joins = new WeakMap<MobileSession, Map<string, Waiter>>();
 
   constructor(private readonly api: ModuleApi<MobileOptions>, private readonly ctx: () => MobileContext) {
-    this.kv = api.openStore("groups");
+    this.kv = api.store.map("mobile:groups");
   }
 
   /** The MUC module's `rooms` service, when the MUC module is loaded. */
@@ -119,11 +120,17 @@ export class Groups {
     return raw ? (JSON.parse(raw) as string[]) : [];
   }
 
-  private async setMine(owner: string, room: string, member: boolean): Promise<void> {
-    const list = new Set(await this.groupsOf(owner));
-    if (list.has(room) === member) return;
-    if (member) list.add(room); else list.delete(room);
-    await this.kv.set(owner, "groups", list.size ? JSON.stringify([...list].sort()) : null);
+  /** Adds or removes a group of the user's list; false when it was so already. */
+  private async setMine(owner: string, room: string, member: boolean): Promise<boolean> {
+    let changed = false;
+    await this.kv.update(owner, "groups", (raw) => {
+      const list = new Set(raw ? (JSON.parse(raw) as string[]) : []);
+      changed = list.has(room) !== member;
+      if (!changed) return undefined;
+      if (member) list.add(room); else list.delete(room);
+      return list.size ? JSON.stringify([...list].sort()) : null;
+    });
+    return changed;
   }
 
   private async requireMember(owner: string, room: string): Promise<GroupRecord> {
@@ -209,9 +216,7 @@ export class Groups {
   }
 
   private async invited(owner: string, room: string, by: string): Promise<void> {
-    const before = await this.groupsOf(owner);
-    await this.setMine(owner, room, true);
-    if (before.includes(room)) return;
+    if (!(await this.setMine(owner, room, true))) return;
     const r = await this.record(room);
     this.event([owner], room, GroupEventKind.INVITED, owner, by, r?.name ?? "");
   }
@@ -408,8 +413,12 @@ export class Groups {
     const id = `recall-${targetId}`.slice(0, 64);
     // Tombstone first, so the recall event's pushes already show the message recalled.
     const ack = await this.sendToRoom(s, room, retractionStanza(room, "groupchat", targetId, id), id);
-    recalls.set(seq, ack.seq);
-    await this.kv.set(room, "recalls", JSON.stringify(Object.fromEntries(recalls)));
+    await this.kv.update(room, "recalls", (raw) => {
+      const all = raw ? (JSON.parse(raw) as Record<string, number>) : {};
+      if (all[seq] !== undefined) return undefined;
+      all[seq] = ack.seq;
+      return JSON.stringify(all);
+    });
     return { recalledSeq: seq, seq: ack.seq, serverTime: ack.serverTime };
   }
 
