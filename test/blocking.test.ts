@@ -141,6 +141,17 @@ describe("XEP-0191 blocking (mobile adapter disabled)", () => {
     juliet.close(); nurse.close(); mercutio.close();
   });
 
+  it("sends the unavailable presence of §3.3 only to a blocked entity that saw the user's presence", async () => {
+    const j = fresh("juliet"), st = fresh("stranger");
+    const juliet = await onlineUser(ts, j);
+    const stranger = await onlineUser(ts, st);
+    await blocklist(juliet);
+    await block(juliet, `${st}@localhost`);
+    await juliet.receive(isPush("block"));
+    await stranger.nothing((el) => el.name === "presence" && el.attrs.from?.startsWith(`${j}@localhost`) === true);
+    juliet.close(); stranger.close();
+  });
+
   it("refuses a block without items (bad-request) and an item that is no JID (jid-malformed)", async () => {
     const c = await onlineUser(ts, fresh("picky"));
     assert.equal(errorCondition(await c.iq(xml("iq", { type: "set" }, xml("block", { xmlns: BLOCKING })))), "bad-request");

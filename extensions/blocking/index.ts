@@ -86,17 +86,27 @@ export const blocking = defineModule({
       }
     };
 
+    /** Whether `contact` has a subscription to the owner's presence (RFC 6121 §3: "from" or "both"). */
+    const subscribedToUser = async (owner: string, contact: string): Promise<boolean> => {
+      const item = await api.store.roster.getItem(owner, contact);
+      return item !== null && (item.subscription === "from" || item.subscription === "both");
+    };
+
     const service: BlockingService = {
       list: (owner) => rows.list(owner),
       blocks: (owner, addr) => rows.isBlocked(owner, matchingItems(addr)),
       async block(owner, jids, origin = null) {
         const added = await rows.add(owner, jids);
         if (added.length === 0) return added;
-        // §3.3: the blocked entity sees the user go offline.
+        // §3.3: a blocked contact that sees the user's presence (by subscription or directed presence) sees
+        // the user go offline; nobody else learns the user's resources from it.
         for (const jid of added) {
-          if (tryParseJid(jid)?.local === "") continue;
+          const j = tryParseJid(jid);
+          if (!j || j.local === "") continue;
+          const subscribed = await subscribedToUser(owner, j.bareString());
           for (const r of sessions.resources(owner)) {
-            if (r.presence !== null) void router.route(xml("presence", { type: "unavailable", from: r.jid!.toString(), to: jid }));
+            if (r.presence === null || !(subscribed || r.directed?.has(jid) || r.directed?.has(j.bareString()))) continue;
+            void router.route(xml("presence", { type: "unavailable", from: r.jid!.toString(), to: jid }));
           }
         }
         push(owner, "block", added, false, origin);
@@ -109,8 +119,7 @@ export const blocking = defineModule({
         for (const jid of removed) {
           const j = tryParseJid(jid);
           if (!j || j.local === "") continue;
-          const item = await api.store.roster.getItem(owner, j.bareString());
-          if (!item || (item.subscription !== "from" && item.subscription !== "both")) continue;
+          if (!(await subscribedToUser(owner, j.bareString()))) continue;
           for (const r of sessions.resources(owner)) {
             if (r.presence === null) continue;
             const p = shallowCopy(r.presence);
@@ -155,6 +164,22 @@ export const blocking = defineModule({
     const blockedBy = (owner: Jid, addr: Jid): Promise<boolean> | false =>
       owner.local !== "" && hosts.has(owner.domain) ? rows.isBlocked(owner.bareString(), matchingItems(addr)) : false;
 
+    /**
+     * RFC 6120 §10.1: stanzas from one entity to another are delivered in the order they were sent. Deliveries
+     * are not awaited one by one (a presence broadcast routes to every contact at once), and on a networked
+     * store two lookups can answer out of order: each answer for a (sender, recipient) pair waits for the
+     * previous one. The lookups themselves still run at once.
+     */
+    const pending = new Map<string, Promise<unknown>>();
+    const inOrder = <T>(pair: string, answer: Promise<T>): Promise<T> => {
+      const prev = pending.get(pair);
+      const next = prev === undefined ? answer : prev.then(() => answer, () => answer);
+      pending.set(pair, next);
+      const done = () => { if (pending.get(pair) === next) pending.delete(pair); };
+      next.then(done, done);
+      return next;
+    };
+
     /** §3.6: not-acceptable with the <blocked/> application error, for a stanza to an entity the user blocked. */
     const youBlocked = () => new StanzaError("not-acceptable", "you blocked this entity", undefined, xml("blocked", { xmlns: NS_BLOCKING_ERRORS }));
 
@@ -162,9 +187,12 @@ export const blocking = defineModule({
      * Delivery (on the recipient's bus): "in" when the recipient blocked the sender, "out" when a local sender
      * blocked the recipient (stanzas the server sends on the user's behalf, e.g. presence broadcasts).
      */
-    const deliveryFilter = async (ev: StanzaEvent): Promise<boolean | StanzaError> => {
+    const deliveryFilter = (ev: StanzaEvent): false | Promise<boolean | StanzaError> => {
       if (ev.from.bareString() === ev.to.bareString() || (ev.from.local === "" && ev.to.local === "")) return false;
-      const way = (await blockedBy(ev.to, ev.from)) ? "in" : (await blockedBy(ev.from, ev.to)) ? "out" : null;
+      const lookups = Promise.all([blockedBy(ev.to, ev.from), blockedBy(ev.from, ev.to)]);
+      return inOrder(`${ev.from.toString()}\0${ev.to.toString()}`, lookups).then(([inbound, outbound]) => decide(ev, inbound ? "in" : outbound ? "out" : null));
+    };
+    const decide = (ev: StanzaEvent, way: "in" | "out" | null): boolean | StanzaError => {
       if (way === null) return false;
       const el = ev.stanza;
       // §3.5: presence is dropped without an error; the user going offline (§3.3) still reaches the blocked entity.
