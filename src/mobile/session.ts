@@ -30,6 +30,7 @@ import { MobileError, stanzaCondition, fromStanzaError } from "./errors.js";
 import { MNS, contactFromItem, contactFromItemElement, messageFromStanza, presenceFromStanza, retractTarget } from "./bridge.js";
 import { toMessages, type MobileContext } from "./context.js";
 import { handlers } from "./requests/index.js";
+import { OutboundGuard } from "../sessions/outbound.js";
 
 /** The connection under a session: a WebSocket in production. */
 export interface MobileTransport {
@@ -137,9 +138,12 @@ export class MobileSession implements Session {
   private rosterPushes: Promise<void> = Promise.resolve();
   /** Set by a handler: runs after its reply is written, still in the request's turn. */
   afterReply: (() => unknown) | null = null;
+  private readonly outbound: OutboundGuard;
+  private overflowed = false;
 
   constructor(readonly ctx: MobileContext, private readonly transport: MobileTransport) {
     this.host = ctx.api.hosts[0]!;
+    this.outbound = new OutboundGuard(ctx.opts.maxPendingOutputBytes);
     this.tokens = ctx.opts.requestBurst;
     ctx.connections.add(this);
   }
@@ -239,7 +243,10 @@ export class MobileSession implements Session {
   private write(frame: Uint8Array): void {
     if (this.closed) return;
     this.transport.send(frame);
-    if (this.transport.bufferedAmount > this.ctx.opts.maxPendingOutputBytes) {
+    this.outbound.wrote(frame.byteLength);
+    if (!this.overflowed && this.outbound.exceeded(this.transport.bufferedAmount)) {
+      // Once: the Kicked push written by kick() comes back through here.
+      this.overflowed = true;
       this.kick(KickReason.POLICY_VIOLATION, "the device does not read its pushes (slow consumer)");
     }
   }
@@ -326,6 +333,8 @@ export class MobileSession implements Session {
           for (;;) {
             const wait = this.windowFull();
             if (wait) await wait;
+            // The catch-up goes no faster than the device reads, so it never runs into the outbound limit.
+            while (!this.closed && this.transport.bufferedAmount > this.ctx.opts.maxPendingOutputBytes / 2) await new Promise((r) => setTimeout(r, 20));
             if (this.closed) return;
             const room = this.ctx.opts.syncWindow - (this.sentUpTo - this.acked);
             const rows = await timeline.query(owner, { afterSeq: this.sentUpTo, limit: Math.min(syncBatch, room) });
