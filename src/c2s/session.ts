@@ -9,6 +9,7 @@ import { createMechanism, offeredMechanisms, SaslError, type SaslMechanism } fro
 import { newSessionId, type DeliveryMeta, type Session, type Transport } from "../sessions/session.js";
 import type { C2sContext } from "./context.js";
 import { randomBytes } from "node:crypto";
+import { contain } from "../log.js";
 
 /** What a session needs from the connection under it. */
 export interface StreamTransport {
@@ -170,7 +171,7 @@ export class C2sSession implements Session {
     if (this.throttleTimer) clearTimeout(this.throttleTimer);
     this.ctx.tracker.delete(this);
     if (this.jid && this.ctx.sessions.remove(this)) {
-      void this.ctx.hooks.fire("resource-unbind", { session: this, reason });
+      contain(this.ctx.hooks.fire("resource-unbind", { session: this, reason }), this.ctx.log, "resource-unbind", { session: this.id });
     }
   }
 
@@ -376,7 +377,13 @@ export class C2sSession implements Session {
       }
       const r = this.ctx.hooks.fire("preauth-iq", { session: this, stanza: el, ns: payload.getNS() ?? "" });
       const fallback = (v: unknown) => { if (!v) this.send(errorReply(el, "service-unavailable")); };
-      if (r && typeof (r as Promise<unknown>).then === "function") return (r as Promise<unknown>).then(fallback);
+      if (r && typeof (r as Promise<unknown>).then === "function") {
+        // RFC 6120 §8.2.3: a get or set is answered, also when its handler failed (e.g. the store).
+        return (r as Promise<unknown>).then(fallback, (err: unknown) => {
+          this.ctx.log.error({ err, session: this.id }, "pre-authentication iq failed");
+          this.send(errorReply(el, "internal-server-error"));
+        });
+      }
       return fallback(r);
     }
     return this.close("not-authorized", "authenticate first");

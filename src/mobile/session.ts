@@ -31,6 +31,7 @@ import { MNS, contactFromItem, contactFromItemElement, messageFromStanza, presen
 import { toMessages, type MobileContext } from "./context.js";
 import { handlers } from "./requests/index.js";
 import { OutboundGuard } from "../sessions/outbound.js";
+import { contain } from "../log.js";
 
 /** The connection under a session: a WebSocket in production. */
 export interface MobileTransport {
@@ -185,7 +186,7 @@ export class MobileSession implements Session {
       if (this.queue.length >= MAX_QUEUED && !this.paused) { this.paused = true; this.transport.pause(); }
       return;
     }
-    void this.run(env);
+    contain(this.run(env), this.ctx.log, "mobile request", { session: this.id });
   }
 
   /** Token bucket; returns 0, or how long to wait before the next request is accepted. */
@@ -314,7 +315,7 @@ export class MobileSession implements Session {
       if (m) this.queueMessage(m);
       return;
     }
-    void this.sync();
+    contain(this.sync(), this.ctx.log, "mobile sync", { session: this.id });
   }
 
   /** Pushes every row after sentUpTo, in order, in batches, within the unacknowledged window. */
@@ -366,7 +367,12 @@ export class MobileSession implements Session {
     } finally {
       this.syncing = false;
     }
-    await this.ctx.groups.syncSession(this);
+    // Callers fire and forget: nothing may escape (an unhandled rejection ends the process).
+    try {
+      await this.ctx.groups.syncSession(this);
+    } catch (err) {
+      this.ctx.log.error({ err, session: this.id }, "mobile group sync failed");
+    }
   }
 
   private windowFull(): Promise<void> | null {
@@ -542,10 +548,10 @@ export class MobileSession implements Session {
       return;
     }
     if (type === "get" && stanza.getChild("ping", MNS.ping)) {
-      void this.ctx.api.router.route(reply(stanza));
+      contain(this.ctx.api.router.route(reply(stanza)), this.ctx.log, "ping reply");
       return;
     }
-    if (type === "get" || type === "set") void this.ctx.api.router.route(errorReply(stanza, "service-unavailable"));
+    if (type === "get" || type === "set") contain(this.ctx.api.router.route(errorReply(stanza, "service-unavailable")), this.ctx.log, "iq error reply");
   }
 
   /**
@@ -578,7 +584,7 @@ export class MobileSession implements Session {
     if (this.background === background) return;
     this.background = background;
     // Tell the rest of the server as an XMPP client would (XEP-0352).
-    void this.ctx.api.context.hooks.fire("stream-element", { session: this, element: xml(background ? "inactive" : "active", { xmlns: MNS.csi }) });
+    contain(this.ctx.api.context.hooks.fire("stream-element", { session: this, element: xml(background ? "inactive" : "active", { xmlns: MNS.csi }) }), this.ctx.log, "client state", { session: this.id });
     if (!background && this.heldPresence) {
       const held = this.heldPresence;
       this.heldPresence = null;
@@ -628,7 +634,7 @@ export class MobileSession implements Session {
     this.windowWaiter = null;
     if (w) w();
     if (this.jid && this.ctx.api.sessions.remove(this)) {
-      void this.ctx.api.context.hooks.fire("resource-unbind", { session: this, reason });
+      contain(this.ctx.api.context.hooks.fire("resource-unbind", { session: this, reason }), this.ctx.log, "resource-unbind", { session: this.id });
     }
     this.ctx.groups.sessionClosed(this);
   }
