@@ -69,6 +69,7 @@ describe("config: defaults", () => {
       directTlsPort: 5223,
       requireTls: true,
       resourceConflict: "kick-old",
+      maxOutboundBytes: 4 * 1024 * 1024,
     });
     assert.deepEqual(config.http, { bind: "0.0.0.0", port: 5280, websocketPath: "/xmpp-websocket" });
     assert.deepEqual(config.tls, { cert: null, key: null, certs: {} });

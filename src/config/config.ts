@@ -39,6 +39,8 @@ export interface Config {
     directTlsPort: number | null;
     requireTls: boolean;
     resourceConflict: "kick-old" | "refuse";
+    /** Bytes a client session may leave unread before it is closed (policy-violation). */
+    maxOutboundBytes: number;
   };
   http: { bind: string; port: number | null; websocketPath: string };
   /** Paths are absolute. */

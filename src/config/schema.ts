@@ -203,6 +203,14 @@ export const schema: Section = {
           description:
             "When a client binds a resource already in use (an XMPP resource, or a mobile device logging in again): disconnect the old session, or refuse the new one (RFC 6120 §7.7.2.2).",
         },
+        maxOutboundBytes: {
+          kind: "integer",
+          min: 65_536,
+          max: 1024 * 1024 * 1024,
+          default: 4 * 1024 * 1024,
+          description:
+            "Output a client session (TCP, TLS or WebSocket) may have queued that its peer has not read yet. A session past it is closed with a policy-violation stream error; what it did not get stays in its archive, and what was still queued is offered again as offline messages at the next login.",
+        },
       },
     },
     http: {
