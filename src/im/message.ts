@@ -137,7 +137,8 @@ export const messageModule = defineModule({
       const owner = session.jid!.bareString();
       for (;;) {
         const batch = await store.timeline.pending(owner, 200);
-        if (batch.length === 0) break;
+        // A session that ended meanwhile gets nothing more: what it did not get stays pending.
+        if (batch.length === 0 || session.closed) break;
         for (const entry of batch) {
           let el: Element;
           try { el = parseFramedElement(entry.xml); } catch (err) {
