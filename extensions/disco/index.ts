@@ -5,6 +5,7 @@
 // (XEP-0128 forms) through the "disco-info" fold and items through the "disco-items" fold. Folders see
 // account queries too (ctx.to has a localpart then) and answer queries for their own nodes (ctx.node);
 // a node no folder answers is item-not-found (XEP-0030 §7).
+import { moduleOptions, nonEmpty } from "../../src/config/schema.js";
 import { defineModule, type Identity } from "../../src/modules/module.js";
 import { xml, type Element } from "../../src/xml/element.js";
 import { jid, type Jid } from "../../src/jid/jid.js";
@@ -14,17 +15,16 @@ import { capsVer, verificationString, NS_CAPS, type CapsIdentity } from "./caps.
 export const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
 export const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
 
-export interface DiscoOptions {
-  /** XEP-0115 §4: the URI identifying the software in the caps 'node'. */
-  capsNode: string;
-}
 
-function parseOptions(raw: unknown): DiscoOptions {
-  const o = (raw ?? {}) as Record<string, unknown>;
-  if (typeof o !== "object" || Array.isArray(o)) throw new Error("expected an object");
-  if (o.capsNode !== undefined && (typeof o.capsNode !== "string" || o.capsNode === "")) throw new Error("capsNode must be a non-empty string");
-  return { capsNode: (o.capsNode as string | undefined) ?? "urn:hearth:caps" };
-}
+export const discoOptions = moduleOptions("Service discovery (XEP-0030) and entity capabilities (XEP-0115).", {
+  capsNode: {
+    kind: "string",
+    default: "urn:hearth:caps",
+    expect: "a non-empty URI",
+    accept: nonEmpty,
+    description: "XEP-0115 §4: the URI identifying the software in the caps 'node'.",
+  },
+});
 
 const SERVER_IDENTITY: Identity = { category: "server", type: "im", name: "hearth" };
 const ACCOUNT_IDENTITY: CapsIdentity = { category: "account", type: "registered" };
@@ -43,13 +43,13 @@ function nodeOf(query: Element | undefined): string | null {
   return typeof node === "string" && node !== "" ? node : null;
 }
 
-export const disco = defineModule<DiscoOptions>({
+export const disco = defineModule({
   name: "disco",
   xep: [
     { spec: "XEP-0030", title: "Service Discovery", version: "2.5.0", status: "complete" },
     { spec: "XEP-0115", title: "Entity Capabilities", version: "1.6.0", status: "partial", note: "server caps in stream features; clients' caps are not cached" },
   ],
-  options: parseOptions,
+  options: discoOptions,
   setup(api) {
     const ctx = api;
     const capsNode = api.options.capsNode;

@@ -6,6 +6,7 @@
 // (`archived`); full-text search (XEP-0431) matches the body, kept with the row as `searchText`.
 // Retention removes old rows periodically (never offline messages still waiting for delivery).
 // Running a query (filters, RSM pages, results) is archive.ts, shared with room archives (muc).
+import { moduleOptions, type OptionsOf } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
 import { xml, type Element } from "../../src/xml/element.js";
 import { parseFramedElement } from "../../src/xml/parser.js";
@@ -15,46 +16,36 @@ import type { TimelineEntry } from "../../src/storage/types.js";
 import { StanzaError } from "../../src/xml/stanza.js";
 import { decodePrefs, parsePrefs, prefsElement, shouldArchive, type Prefs } from "./prefs.js";
 import { NS_FULLTEXT, NS_MAM, NS_MAM_EXTENDED, parseQuery, queryForm } from "./query.js";
-import { archiveMetadata, queryArchive, sendPage, type Archive, type PageLimits, type WithFilter } from "./archive.js";
+import { archiveMetadata, queryArchive, sendPage, type Archive, type WithFilter } from "./archive.js";
 
 export { NS_MAM } from "./query.js";
 export { NS_FORWARD } from "./archive.js";
 
-export interface MamOptions extends PageLimits {
-  /** Messages older than this many days leave the archive; 0 keeps them forever. */
-  retentionDays: number;
-  /**
-   * Rows the preferences kept out of the archive still serve offline delivery, resends and device sync;
-   * delivered ones older than this many days are removed (0: as archived ones, by retentionDays).
-   */
-  unarchivedRetentionDays: number;
-  /** How often the retention purge runs. */
-  purgeIntervalSeconds: number;
-  /** How long a user's preferences are cached (a change on another cluster node applies after this). */
-  prefsCacheSeconds: number;
-}
 
-/** `modules.mam`, validated (the muc module reads the page limits for room archives from it too). */
-export function parseMamOptions(raw: unknown): MamOptions {
-  const o = (raw ?? {}) as Record<string, unknown>;
-  if (typeof o !== "object" || Array.isArray(o)) throw new Error("expected an object");
-  const int = (name: keyof MamOptions, def: number, min: number, max: number): number => {
-    const v = o[name] ?? def;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) throw new Error(`${name} must be an integer from ${min} to ${max}`);
-    return v;
-  };
-  const options: MamOptions = {
-    defaultPageSize: int("defaultPageSize", 50, 1, 10_000),
-    maxPageSize: int("maxPageSize", 250, 1, 10_000),
-    retentionDays: int("retentionDays", 0, 0, 100_000),
-    unarchivedRetentionDays: int("unarchivedRetentionDays", 7, 0, 100_000),
-    purgeIntervalSeconds: int("purgeIntervalSeconds", 3600, 1, 7 * 86_400),
-    prefsCacheSeconds: int("prefsCacheSeconds", 60, 0, 86_400),
-  };
-  for (const key of Object.keys(o)) if (!(key in options)) throw new Error(`unknown option ${key}`);
-  if (options.defaultPageSize > options.maxPageSize) throw new Error("defaultPageSize must not exceed maxPageSize");
-  return options;
-}
+const days = (def: number, description: string) =>
+  ({ kind: "integer", min: 0, max: 100_000, default: def, description }) as const;
+
+/** `modules.mam` (the muc module reads the page limits for room archives from it too). */
+export const mamOptions = moduleOptions(
+  "Message Archive Management (XEP-0313), over the timeline.",
+  {
+    defaultPageSize: { kind: "integer", min: 1, max: 10_000, default: 50, description: "Results per page when the query names no RSM <max> (XEP-0059)." },
+    maxPageSize: { kind: "integer", min: 1, max: 10_000, default: 250, description: "The largest page served, whatever the query asks (XEP-0313 §4.3.1 \"reasonable limit\")." },
+    retentionDays: days(0, "Messages older than this many days leave the archive; 0 keeps them forever."),
+    unarchivedRetentionDays: days(
+      7,
+      "Rows the preferences kept out of the archive still serve offline delivery, resends and device sync; delivered ones older than this many days are removed (0: as archived ones, by retentionDays).",
+    ),
+    purgeIntervalSeconds: { kind: "integer", min: 1, max: 7 * 86_400, default: 3600, description: "How often the retention purge runs." },
+    prefsCacheSeconds: {
+      kind: "integer", min: 0, max: 86_400, default: 60,
+      description: "How long a user's archiving preferences are cached (a change on another cluster node applies after this).",
+    },
+  },
+  (o) => (o.defaultPageSize > o.maxPageSize ? { key: "defaultPageSize", problem: "must not exceed maxPageSize" } : undefined),
+);
+
+export type MamOptions = OptionsOf<typeof mamOptions>;
 
 const DAY = 86_400_000;
 const PREFS_KEY = "prefs";
@@ -74,7 +65,7 @@ function involves(entry: TimelineEntry, full: Jid): boolean {
   return [el.attrs.from, el.attrs.to].some((a) => tryParseJid(a)?.equals(full) === true);
 }
 
-export const mam = defineModule<MamOptions>({
+export const mam = defineModule({
   name: "mam",
   xep: [
     { spec: "XEP-0313", title: "Message Archive Management", version: "1.1.3", status: "partial",
@@ -83,7 +74,7 @@ export const mam = defineModule<MamOptions>({
     { spec: "XEP-0441", title: "Message Archive Management Preferences", version: "0.2.0", status: "complete" },
     { spec: "XEP-0431", title: "Full Text Search in MAM", version: "0.2.0", status: "complete", note: "words or word beginnings, every one required" },
   ],
-  options: parseMamOptions,
+  options: mamOptions,
   setup(api) {
     const opts = api.options;
     const timeline = api.store.timeline;

@@ -15,7 +15,7 @@ import { RoomBus, RoomError } from "./events.js";
 import { Fanout, toAttribute } from "./fanout.js";
 import type { FieldType } from "./forms.js";
 import { NS_HINTS, NS_MUC, NS_MUC_USER, NS_OCCUPANT_ID, NS_SID } from "./ns.js";
-import type { MucOptions } from "./options.js";
+import type { MucConfig, MucOptions } from "./options.js";
 import type { RoomRegistry } from "./registry.js";
 import { Occupant, affiliationRank, type Affiliation, type OccupantSession, type Role, type Room, type RoomConfig } from "./room.js";
 
@@ -80,9 +80,9 @@ export class MucService {
   private readonly sessionRooms = new Map<string, Set<Room>>();
 
   constructor(
-    readonly api: ModuleApi<MucOptions>,
+    readonly api: ModuleApi<MucConfig>,
     /** The api of the service domains: their stanzas and iq requests. */
-    readonly service: ModuleApi<MucOptions>,
+    readonly service: ModuleApi<MucConfig>,
     readonly options: MucOptions,
     readonly registry: RoomRegistry,
     /** Service domain → the hosts it serves. */

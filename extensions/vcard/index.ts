@@ -1,5 +1,6 @@
 // XEP-0054: vcard-temp. Users publish their own vCard; anyone may read a user's vCard at the bare JID.
 import * as ltx from "ltx";
+import { moduleOptions } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
 import { clone, xml, type Element } from "../../src/xml/element.js";
 import { StanzaError } from "../../src/xml/stanza.js";
@@ -7,23 +8,20 @@ import { StanzaError } from "../../src/xml/stanza.js";
 export const NS_VCARD = "vcard-temp";
 const KEY = "vcard";
 
-export interface VcardOptions {
-  /** Largest serialized vCard accepted, in bytes. */
-  maxBytes: number;
-}
+export const vcardOptions = moduleOptions("vcard-temp (XEP-0054).", {
+  maxBytes: {
+    kind: "integer",
+    min: 1,
+    max: Number.MAX_SAFE_INTEGER,
+    default: 65_536,
+    description: "Largest serialized vCard accepted, in bytes.",
+  },
+});
 
-function parseOptions(raw: unknown): VcardOptions {
-  const o = (raw ?? {}) as Record<string, unknown>;
-  if (typeof o !== "object" || Array.isArray(o)) throw new Error("expected an object");
-  const n = o.maxBytes ?? 65536;
-  if (typeof n !== "number" || !Number.isInteger(n) || n <= 0) throw new Error("maxBytes must be a positive integer");
-  return { maxBytes: n };
-}
-
-export const vcard = defineModule<VcardOptions>({
+export const vcard = defineModule({
   name: "vcard",
   xep: [{ spec: "XEP-0054", title: "vcard-temp", version: "1.3.0", status: "complete" }],
-  options: parseOptions,
+  options: vcardOptions,
   setup(api) {
     const store = api.openStore();
     const load = async (owner: string): Promise<Element | null> => {

@@ -17,7 +17,8 @@ import { xml, type Element } from "../../../src/xml/element.js";
 import { tryParseJid, type Jid } from "../../../src/jid/jid.js";
 import { parseFramedElement } from "../../../src/xml/parser.js";
 import { StanzaError } from "../../../src/xml/stanza.js";
-import { parseMamOptions } from "../../mam/index.js";
+import { readModuleOptions } from "../../../src/config/config.js";
+import { mamOptions } from "../../mam/index.js";
 import { archiveMetadata, queryArchive, sendPage, type Archive, type PageLimits, type WithFilter } from "../../mam/archive.js";
 import { NS_FULLTEXT, NS_MAM, NS_MAM_EXTENDED, parseQuery, queryForm } from "../../mam/query.js";
 import { booleanField } from "../config-fields.js";
@@ -29,7 +30,7 @@ export function mam(muc: MucService): void {
   const { api } = muc;
   // `modules.disabled: [mam]` turns MAM off everywhere, rooms included; page limits are the mam module's.
   if (api.config.modules.disabled.includes("mam")) return;
-  const limits = pageLimits((api.config.modules as Record<string, unknown>).mam);
+  const limits = pageLimits(api.config.modules.mam);
 
   muc.addConfigField(booleanField("mam", "Keep a message archive (XEP-0313 MAM) of the room?", "mam"));
   muc.bus.fold("room-disco-features", (features, { room }) => {
@@ -97,9 +98,9 @@ export function mam(muc: MucService): void {
 /** The mam module's page limits; bad options are its to report when it starts (the server then stops). */
 function pageLimits(raw: unknown): PageLimits {
   try {
-    return parseMamOptions(raw ?? {});
+    return readModuleOptions({ name: "mam", options: mamOptions }, raw);
   } catch {
-    return parseMamOptions({});
+    return readModuleOptions({ name: "mam", options: mamOptions }, {});
   }
 }
 
