@@ -9,17 +9,16 @@
 import { moduleOptions, type OptionsOf } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
 import { xml, type Element } from "../../src/xml/element.js";
+import { NS } from "../../src/xml/ns.js";
 import { parseFramedElement } from "../../src/xml/parser.js";
 import { tryParseJid, type Jid } from "../../src/jid/jid.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import type { TimelineEntry } from "../../src/storage/types.js";
 import { StanzaError } from "../../src/xml/stanza.js";
 import { decodePrefs, parsePrefs, prefsElement, shouldArchive, type Prefs } from "./prefs.js";
-import { NS_FULLTEXT, NS_MAM, NS_MAM_EXTENDED, parseQuery, queryForm } from "./query.js";
+import { parseQuery, queryForm } from "./query.js";
 import { archiveMetadata, queryArchive, sendPage, type Archive, type WithFilter } from "./archive.js";
 
-export { NS_MAM } from "./query.js";
-export { NS_FORWARD } from "./archive.js";
 
 
 const days = (def: number, description: string) =>
@@ -79,9 +78,9 @@ export const mam = defineModule({
     const opts = api.options;
     const timeline = api.store.timeline;
     const prefsStore = api.openStore();
-    api.addFeature(NS_MAM, "account");
-    api.addFeature(NS_MAM_EXTENDED, "account");
-    api.addFeature(NS_FULLTEXT, "account");
+    api.addFeature(NS.mam, "account");
+    api.addFeature(NS.mamExtended, "account");
+    api.addFeature(NS.fulltext, "account");
 
     // ------------------------------------------------------------------------------------- preferences
     const prefsCache = new Map<string, { prefs: Prefs; until: number }>();
@@ -125,21 +124,21 @@ export const mam = defineModule({
       return waits === null ? false : Promise.all(waits).then(() => false);
     });
 
-    api.onIq("get", "self", NS_MAM, "prefs", async (ev) => prefsElement(await loadPrefs(ev.from.bareString()), NS_MAM));
-    api.onIq("set", "self", NS_MAM, "prefs", async (ev) => {
+    api.onIq("get", "self", NS.mam, "prefs", async (ev) => prefsElement(await loadPrefs(ev.from.bareString()), NS.mam));
+    api.onIq("set", "self", NS.mam, "prefs", async (ev) => {
       const owner = ev.from.bareString();
-      const prefs = parsePrefs(ev.stanza.getChild("prefs", NS_MAM)!, NS_MAM);
+      const prefs = parsePrefs(ev.stanza.getChild("prefs", NS.mam)!, NS.mam);
       await prefsStore.set(owner, PREFS_KEY, JSON.stringify(prefs));
       cachePrefs(owner, prefs);
-      return prefsElement(prefs, NS_MAM);
+      return prefsElement(prefs, NS.mam);
     });
 
     // ------------------------------------------------------------------------------------------ queries
     const archiveOf = (ev: StanzaEvent): Archive => ({ timeline, jid: ev.from.bareString() });
 
-    api.onIq("set", "self", NS_MAM, "query", async (ev) => {
+    api.onIq("set", "self", NS.mam, "query", async (ev) => {
       const archive = archiveOf(ev);
-      const q = parseQuery(ev.stanza.getChild("query", NS_MAM)!);
+      const q = parseQuery(ev.stanza.getChild("query", NS.mam)!);
       // XEP-0313 §4.1.1: a bare JID matches both directions of a conversation; a full JID only the
       // messages to or from that resource, which takes reading the stored stanzas.
       const by: WithFilter = {};
@@ -150,14 +149,14 @@ export const mam = defineModule({
       }
       return sendPage(api, ev, archive.jid, q, await queryArchive(archive, q, by, opts));
     });
-    api.onIq("get", "self", NS_MAM, "query", () => xml("query", { xmlns: NS_MAM }, queryForm()));
-    api.onIq("get", "self", NS_MAM, "metadata", (ev) => archiveMetadata(archiveOf(ev)));
+    api.onIq("get", "self", NS.mam, "query", () => xml("query", { xmlns: NS.mam }, queryForm()));
+    api.onIq("get", "self", NS.mam, "metadata", (ev) => archiveMetadata(archiveOf(ev)));
 
     // XEP-0313 §8.1: a user's archive is the user's alone.
     const forbidden = (): never => { throw new StanzaError("forbidden", "only the owner may use an archive"); };
     for (const name of ["query", "prefs", "metadata"]) {
-      api.onIq("set", "bare", NS_MAM, name, forbidden);
-      api.onIq("get", "bare", NS_MAM, name, forbidden);
+      api.onIq("set", "bare", NS.mam, name, forbidden);
+      api.onIq("get", "bare", NS.mam, name, forbidden);
     }
 
     // ---------------------------------------------------------------------------------------- retention

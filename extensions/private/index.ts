@@ -4,6 +4,7 @@ import * as ltx from "ltx";
 import { moduleOptions } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
 import { clone, xml, type Element } from "../../src/xml/element.js";
+import { NS } from "../../src/xml/ns.js";
 import { StanzaError } from "../../src/xml/stanza.js";
 
 export const NS_PRIVATE = "jabber:iq:private";
@@ -21,7 +22,7 @@ export const privateOptions = moduleOptions("Private XML storage (XEP-0049).", {
 
 /** XEP-0049 §2.3: 'jabber:*', 'http://jabber.org/*' and 'vcard-temp' are reserved. */
 export function isReservedNamespace(ns: string): boolean {
-  return ns.startsWith("jabber:") || ns.startsWith("http://jabber.org/") || ns === "vcard-temp";
+  return ns.startsWith("jabber:") || ns.startsWith("http://jabber.org/") || ns === NS.vcard;
 }
 
 /** The storage key of a fragment: its root's namespace and local name, in Clark notation. */

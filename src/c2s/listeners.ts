@@ -7,6 +7,7 @@ import { WebSocketServer, type WebSocket } from "ws";
 import { C2sSession, type StreamTransport } from "./session.js";
 import type { C2sContext } from "./context.js";
 import { xml } from "../xml/element.js";
+import { NS } from "../xml/ns.js";
 
 /** A slow reader whose unsent output exceeds this is disconnected rather than buffered forever. */
 const MAX_PENDING_OUTPUT = 8 * 1024 * 1024;
@@ -242,7 +243,7 @@ function startSweep(ctx: C2sContext): NodeJS.Timeout {
         if (now - s.pingSentAt > Math.min(idleMs, 60_000)) s.close("connection-timeout", "no answer to a ping");
       } else if (now - s.lastActivity > idleMs) {
         s.pingSentAt = now;
-        s.send(xml("iq", { type: "get", id: `sweep-${(pingId++).toString(36)}`, from: s.host, to: s.jid.toString() }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+        s.send(xml("iq", { type: "get", id: `sweep-${(pingId++).toString(36)}`, from: s.host, to: s.jid.toString() }, xml("ping", { xmlns: NS.ping })));
       }
     }
   }, every);
