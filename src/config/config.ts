@@ -477,7 +477,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
  * module's cross-key rule runs. Idempotent, so options loadConfig checked already pass unchanged.
  */
 export function readModuleOptions<O>(module: { name: string; options?: OptionsSection<O> }, raw: unknown): O {
-  const section = optionsSectionOf(module as ModuleOptionsDecl);
+  const section = optionsSectionOf(module);
   const at = ["modules", module.name];
   const options = deepMerge(schemaDefaults(section), readSection(raw, section, at, failAt(() => "")));
   checkOptions(section, options, at);
