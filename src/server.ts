@@ -27,6 +27,11 @@ export interface Server {
   stop(): Promise<void>;
 }
 
+/** Every module a server loads: core IM, the mobile adapter, then the given extensions. */
+export function serverModules(extensions: ModuleDefinition<any>[]): ModuleDefinition<any>[] {
+  return [...coreModules, mobileModule, ...extensions];
+}
+
 export interface StartOptions {
   log?: Logger;
   /** Wraps the opened store (tests inject store failures this way; the store under it stays real). */
@@ -49,7 +54,7 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   const modules = new ModuleHost(context);
   let listeners: ListenerSet | null = null;
   try {
-    await modules.loadAll([...coreModules, mobileModule, ...extensions]);
+    await modules.loadAll(serverModules(extensions));
     await cluster.start({ hooks, router });
     const tlsMaterial = await loadTls(config, log);
     const tlsOptions = buildSniOptions(tlsMaterial, config.hosts[0]);

@@ -482,8 +482,8 @@ describe("XEP-0313 message archive", function () {
   });
 
   it("rejects bad options at start", async () => {
-    await assert.rejects(startTestServer({ modules: { mam: { retentionDays: -1 } } }), /modules\.mam: retentionDays/);
-    await assert.rejects(startTestServer({ modules: { mam: { defaultPageSize: 500, maxPageSize: 100 } } }), /modules\.mam: defaultPageSize/);
+    await assert.rejects(startTestServer({ modules: { mam: { retentionDays: -1 } } }), /^ConfigError: modules\.mam\.retentionDays: must be an integer 0-100000, got -1$/);
+    await assert.rejects(startTestServer({ modules: { mam: { defaultPageSize: 500, maxPageSize: 100 } } }), /^ConfigError: modules\.mam\.defaultPageSize: must not exceed maxPageSize$/);
   });
 
   describe("@xmpp/client", () => {

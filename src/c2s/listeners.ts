@@ -8,6 +8,7 @@ import { C2sSession, type StreamTransport } from "./session.js";
 import type { C2sContext } from "./context.js";
 import { xml } from "../xml/element.js";
 import { OutboundGuard } from "../sessions/outbound.js";
+import { NS } from "../xml/ns.js";
 
 /** Bytes of one tick's output that leave as one write. */
 const SLICE = 64 * 1024;
@@ -277,7 +278,7 @@ function startSweep(ctx: C2sContext): NodeJS.Timeout {
         if (now - s.pingSentAt > Math.min(idleMs, 60_000)) s.close("connection-timeout", "no answer to a ping");
       } else if (now - s.lastActivity > idleMs) {
         s.pingSentAt = now;
-        s.send(xml("iq", { type: "get", id: `sweep-${(pingId++).toString(36)}`, from: s.host, to: s.jid.toString() }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+        s.send(xml("iq", { type: "get", id: `sweep-${(pingId++).toString(36)}`, from: s.host, to: s.jid.toString() }, xml("ping", { xmlns: NS.ping })));
       }
     }
   }, every);

@@ -7,7 +7,7 @@ import { defineModule } from "../modules/module.js";
 import { StanzaError } from "../xml/stanza.js";
 import type { StanzaEvent } from "../events/hooks.js";
 import type { Session } from "../sessions/session.js";
-import { parseMobileOptions, type MobileOptions } from "./options.js";
+import { mobileOptions, type MobileOptions } from "./options.js";
 import { MobileSession } from "./session.js";
 import { MobileGateway } from "./gateway.js";
 import { ConversationStore } from "./conversations.js";
@@ -36,7 +36,7 @@ export const mobileModule = defineModule<MobileOptions>({
     { spec: "XEP-0424", title: "Message Retraction", version: "0.4.2", status: "partial", note: "recall window enforced; tombstones for mobile history" },
     { spec: "XEP-0191", title: "Blocking Command", version: "1.3", status: "partial", note: "block semantics for mobile block lists; no XMPP iq yet" },
   ],
-  options: parseMobileOptions,
+  options: mobileOptions,
   async setup(api) {
     const opts = api.options;
     const { router, sessions } = api;
