@@ -83,7 +83,7 @@ describe("config: defaults", () => {
     });
     assert.deepEqual(config.http, { bind: "0.0.0.0", port: 5280, websocketPath: "/xmpp-websocket" });
     assert.deepEqual(config.tls, { cert: null, key: null, certs: {} });
-    assert.deepEqual(config.storage, { driver: "sqlite", sqlite: { path: path.join(dir, "data", "hearth.db") }, postgres: { url: null, poolSize: 10 } });
+    assert.deepEqual(config.storage, { driver: "sqlite", sqlite: { path: path.join(dir, "data", "hearth.db") }, postgres: { url: null, poolSize: 10 }, retention: { days: 0, unarchivedDays: 7, intervalSeconds: 3600 } });
     assert.deepEqual(config.auth, {
       scramIterations: 4096,
       mechanisms: ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"],
@@ -378,7 +378,7 @@ describe("config: module options", () => {
       file: yamlFile("modules:\n  mam:\n    maxPageSize: 100\n  mobile:\n    devicesPerClass: { web: 5 }\n"),
       env: { HEARTH_MODULES__MUC__ADMINS: "romeo@Localhost, juliet@localhost", HEARTH_MODULES__MOBILE__HEARTBEAT_SECONDS: "0.5" },
     });
-    assert.deepEqual(config.modules.mam, { defaultPageSize: 50, maxPageSize: 100, retentionDays: 0, unarchivedRetentionDays: 7, purgeIntervalSeconds: 3600, prefsCacheSeconds: 60 });
+    assert.deepEqual(config.modules.mam, { defaultPageSize: 50, maxPageSize: 100, prefsCacheSeconds: 60 });
     assert.deepEqual((config.modules.muc as { admins: string[] }).admins, ["romeo@localhost", "juliet@localhost"]);
     const mobile = config.modules.mobile as { heartbeatSeconds: number; devicesPerClass: unknown };
     assert.equal(mobile.heartbeatSeconds, 0.5);

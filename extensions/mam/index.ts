@@ -4,7 +4,7 @@
 //
 // Archiving preferences (XEP-0441) decide, as each message is written, whether its row is shown by MAM
 // (`archived`); full-text search (XEP-0431) matches the body, kept with the row as `searchText`.
-// Retention removes old rows periodically (never offline messages still waiting for delivery).
+// Retention is the timeline's (storage.retention, src/im/retention.ts), not the archive's.
 // Running a query (filters, RSM pages, results) is archive.ts, shared with room archives (muc).
 import { moduleOptions, type OptionsOf } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
@@ -21,21 +21,12 @@ import { archiveMetadata, queryArchive, sendPage, type Archive, type WithFilter 
 
 
 
-const days = (def: number, description: string) =>
-  ({ kind: "integer", min: 0, max: 100_000, default: def, description }) as const;
-
 /** `modules.mam` (the muc module reads the page limits for room archives from it too). */
 export const mamOptions = moduleOptions(
   "Message Archive Management (XEP-0313), over the timeline.",
   {
     defaultPageSize: { kind: "integer", min: 1, max: 10_000, default: 50, description: "Results per page when the query names no RSM <max> (XEP-0059)." },
     maxPageSize: { kind: "integer", min: 1, max: 10_000, default: 250, description: "The largest page served, whatever the query asks (XEP-0313 §4.3.1 \"reasonable limit\")." },
-    retentionDays: days(0, "Messages older than this many days leave the archive; 0 keeps them forever."),
-    unarchivedRetentionDays: days(
-      7,
-      "Rows the preferences kept out of the archive still serve offline delivery, resends and device sync; delivered ones older than this many days are removed (0: as archived ones, by retentionDays).",
-    ),
-    purgeIntervalSeconds: { kind: "integer", min: 1, max: 7 * 86_400, default: 3600, description: "How often the retention purge runs." },
     prefsCacheSeconds: {
       kind: "integer", min: 0, max: 86_400, default: 60,
       description: "How long a user's archiving preferences are cached (a change on another cluster node applies after this).",
@@ -46,7 +37,6 @@ export const mamOptions = moduleOptions(
 
 export type MamOptions = OptionsOf<typeof mamOptions>;
 
-const DAY = 86_400_000;
 const PREFS_KEY = "prefs";
 const PREFS_CACHE_MAX = 50_000;
 
@@ -159,19 +149,5 @@ export const mam = defineModule({
       api.onIq("get", "bare", NS.mam, name, forbidden);
     }
 
-    // ---------------------------------------------------------------------------------------- retention
-    const purge = async (): Promise<void> => {
-      const now = Date.now();
-      try {
-        const removed = await timeline.expire({
-          before: opts.retentionDays > 0 ? now - opts.retentionDays * DAY : undefined,
-          unarchivedBefore: opts.unarchivedRetentionDays > 0 ? now - opts.unarchivedRetentionDays * DAY : undefined,
-        });
-        if (removed !== 0) api.log.info({ removed }, "retention: removed old timeline entries");
-      } catch (err) {
-        api.log.warn({ err }, "retention: purge failed; trying again at the next interval");
-      }
-    };
-    if (opts.retentionDays > 0 || opts.unarchivedRetentionDays > 0) api.setInterval(() => { void purge(); }, opts.purgeIntervalSeconds * 1000);
   },
 });

@@ -50,7 +50,10 @@ export interface Config {
   /** Paths are absolute. */
   tls: { cert: string | null; key: string | null; certs: Record<string, { cert: string; key: string }> };
   /** `sqlite.path` is absolute, or ":memory:". `postgres.url` is set when the driver is postgres. */
-  storage: { driver: "sqlite" | "postgres"; sqlite: { path: string }; postgres: { url: string | null; poolSize: number } };
+  storage: {
+    driver: "sqlite" | "postgres"; sqlite: { path: string }; postgres: { url: string | null; poolSize: number };
+    retention: { days: number; unarchivedDays: number; intervalSeconds: number };
+  };
   auth: {
     scramIterations: number;
     mechanisms: string[];

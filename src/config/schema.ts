@@ -359,6 +359,24 @@ export const schema: Section = {
             },
           },
         },
+        retention: {
+          kind: "section",
+          description: "How long the timeline keeps messages (the archive, offline delivery, resends and mobile history are views of it). Undelivered offline messages are never removed.",
+          fields: {
+            days: {
+              kind: "integer", min: 0, max: 100_000, default: 0,
+              description: "Messages older than this many days leave the timeline (and so the archive); 0 keeps them forever.",
+            },
+            unarchivedDays: {
+              kind: "integer", min: 0, max: 100_000, default: 7,
+              description: "Rows the archiving preferences kept out of the archive still serve offline delivery, resends and device sync; delivered ones older than this many days are removed (0: as archived ones, by storage.retention.days).",
+            },
+            intervalSeconds: {
+              kind: "integer", min: 1, max: 7 * 86_400, default: 3600,
+              description: "How often old rows are removed.",
+            },
+          },
+        },
       },
     },
     auth: {
