@@ -82,8 +82,9 @@ async function query(c: RawClient, q: Query = {}): Promise<Page> {
 }
 
 /** Waits until every stanza sent before has been handled: one stanza at a time per session. */
+/** Waits until the server has handled everything `c` sent before (a ping round trip; generous for 1,000 stores on a busy machine). */
 async function settle(c: RawClient): Promise<void> {
-  await c.iq(xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+  await c.iq(xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: "urn:xmpp:ping" })), 15_000);
 }
 
 function chat(to: string, body: string, extra: Element[] = []): Element {
