@@ -72,3 +72,13 @@ function formatValue(value: unknown): string {
   if (typeof value === "string") return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
   return JSON.stringify(value) ?? String(value);
 }
+
+/**
+ * Where a result is dropped (a lifecycle hook fired with nothing to answer, a background task): a
+ * rejection is logged here instead of escaping as an unhandled rejection, which would end the process.
+ */
+export function contain(result: unknown, log: Logger, what: string, context: Record<string, unknown> = {}): void {
+  if (result !== null && typeof result === "object" && typeof (result as PromiseLike<unknown>).then === "function") {
+    (result as PromiseLike<unknown>).then(undefined, (err: unknown) => log.error({ ...context, err }, `${what} failed`));
+  }
+}

@@ -27,9 +27,21 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-export async function startServer(config: Config, extensions: ModuleDefinition<any>[], opts: { log?: Logger } = {}): Promise<Server> {
+/** Every module a server loads: core IM, the mobile adapter, then the given extensions. */
+export function serverModules(extensions: ModuleDefinition<any>[]): ModuleDefinition<any>[] {
+  return [...coreModules, mobileModule, ...extensions];
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** Wraps the opened store (tests inject store failures this way; the store under it stays real). */
+  wrapStore?: (store: Store) => Store;
+}
+
+export async function startServer(config: Config, extensions: ModuleDefinition<any>[], opts: StartOptions = {}): Promise<Server> {
   const log = opts.log ?? createLogger(config.log);
-  const store: Store = await openStore(config);
+  const opened = await openStore(config);
+  const store: Store = opts.wrapStore ? opts.wrapStore(opened) : opened;
   const hooks = new HookBuses((event, err) => log.error({ err, event }, "an observer failed"));
   const cluster = createCluster(config, { store, log });
   const sessions = cluster.sessions;
@@ -42,7 +54,7 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   const modules = new ModuleHost(context);
   let listeners: ListenerSet | null = null;
   try {
-    await modules.loadAll([...coreModules, mobileModule, ...extensions]);
+    await modules.loadAll(serverModules(extensions));
     await cluster.start({ hooks, router });
     const tlsMaterial = await loadTls(config, log);
     const tlsOptions = buildSniOptions(tlsMaterial, config.hosts[0]);
@@ -63,13 +75,13 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   };
   const ports = { c2s: port(listeners.c2s), directTls: port(listeners.directTls), http: port(listeners.http) };
   log.info({ hosts: config.hosts, ports, storage: store.driver, modules: modules.names }, "server started");
-  await hooks.server.notify("server-started", {});
   let stopping: Promise<void> | null = null;
   const ls = listeners;
-  return {
+  const server: Server = {
     context, modules, cluster, ports,
     stop() {
       stopping ??= (async () => {
+        unguard();
         await hooks.server.notify("server-stopping", {});
         await ls.close();
         await cluster.stop();
@@ -79,5 +91,39 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
       })();
       return stopping;
     },
+  };
+  const unguard = guardProcess(server, log);
+  await hooks.server.notify("server-started", {});
+  return server;
+}
+
+/**
+ * The last resort while a server runs in this process. A rejected promise that nothing handled (a store
+ * call failing in a task whose result was dropped) is logged and the node keeps serving: the failure
+ * came after the synchronous part of that task, and everything else is as it was. An exception thrown up
+ * to the event loop is different: it stopped synchronous code half-way, so in-memory state (the session
+ * registry, a stream parser) may be inconsistent, and serving on could misroute or lose stanzas. The node
+ * logs it, stops (stream errors to its clients) and exits with code 1 for its supervisor to restart it;
+ * every acknowledged message is in the store, so the restart loses nothing acknowledged. That part is
+ * left to the host when it handles uncaught exceptions itself (an embedding application, a test runner).
+ */
+function guardProcess(server: Server, log: Logger): () => void {
+  const onRejection = (reason: unknown): void => {
+    log.error({ err: reason }, "unhandled promise rejection (contained; the server keeps serving)");
+  };
+  process.on("unhandledRejection", onRejection);
+  let onException: ((err: Error) => void) | null = null;
+  if (process.listenerCount("uncaughtException") === 0) {
+    onException = (err) => {
+      log.fatal({ err }, "uncaught exception: stopping so that the node restarts from the store");
+      const exit = () => process.exit(1);
+      setTimeout(exit, 5000).unref();
+      server.stop().then(exit, exit);
+    };
+    process.on("uncaughtException", onException);
+  }
+  return () => {
+    process.off("unhandledRejection", onRejection);
+    if (onException) process.off("uncaughtException", onException);
   };
 }

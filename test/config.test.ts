@@ -15,6 +15,12 @@ import {
 } from "../src/config/config.js";
 import { buildSniOptions, loadTls, type TlsMaterial } from "../src/config/tls.js";
 import { createLogger, formatLine, nullLogger, type Logger } from "../src/log.js";
+import { exampleYaml, shippedModules } from "./tools/readme-sections.js";
+import { moduleOptions } from "../src/config/schema.js";
+import { defineModule } from "../src/modules/module.js";
+import { main } from "../src/cli/main.js";
+import { extensions } from "../extensions/index.js";
+import { startTestServer } from "./helpers/server.js";
 
 let dir: string;
 beforeEach(() => {
@@ -48,6 +54,10 @@ function throwsConfig(fn: () => unknown, key: string, message: RegExp | string):
   return caught;
 }
 
+function sink(into: string[]): NodeJS.WritableStream {
+  return { write: (chunk: string) => into.push(chunk) } as unknown as NodeJS.WritableStream;
+}
+
 function capturingLogger(): { log: Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
   const log = createLogger(
@@ -69,10 +79,11 @@ describe("config: defaults", () => {
       directTlsPort: 5223,
       requireTls: true,
       resourceConflict: "kick-old",
+      maxOutboundBytes: 4 * 1024 * 1024,
     });
     assert.deepEqual(config.http, { bind: "0.0.0.0", port: 5280, websocketPath: "/xmpp-websocket" });
     assert.deepEqual(config.tls, { cert: null, key: null, certs: {} });
-    assert.deepEqual(config.storage, { driver: "sqlite", sqlite: { path: path.join(dir, "data", "hearth.db") }, postgres: { url: null, poolSize: 10 } });
+    assert.deepEqual(config.storage, { driver: "sqlite", sqlite: { path: path.join(dir, "data", "hearth.db") }, postgres: { url: null, poolSize: 10 }, retention: { days: 0, unarchivedDays: 7, intervalSeconds: 3600 } });
     assert.deepEqual(config.auth, {
       scramIterations: 4096,
       mechanisms: ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"],
@@ -333,17 +344,85 @@ describe("config: overrides", () => {
   });
 });
 
+describe("config: module options", () => {
+  const withModules = (opts: Parameters<typeof loadConfig>[0] = {}) => load({ modules: shippedModules, ...opts });
+
+  it("an unknown option key fails start, naming modules.<name>.<key> and its line", async () => {
+    const file = yamlFile("modules:\n  muc:\n    domian: rooms.{host}\n");
+    const stderr: string[] = [];
+    const code = await main(["start", "--config", file], { extensions, stdout: sink([]), stderr: sink(stderr) });
+    assert.equal(code, 1);
+    assert.equal(stderr.join(""), `hearth: modules.muc.domian: unknown key (did you mean "modules.muc.domain"?) (at ${file} line 3)\n`);
+    // Started from code with a config loaded without the module list, the module loader refuses it the same way.
+    await assert.rejects(startTestServer({ modules: { vcard: { maxBytes: 10, maxbytes: 20 } } }), (err: unknown) =>
+      err instanceof ConfigError && err.key === "modules.vcard.maxbytes" && /did you mean "modules.vcard.maxBytes"/.test(err.message));
+  });
+
+  it("rejects a module that takes no options being given some, and a module name no module has", () => {
+    throwsConfig(() => withModules({ file: yamlFile("modules:\n  ping:\n    interval: 5\n") }), "modules.ping.interval", /^modules.ping.interval: unknown key \(modules.ping takes no options\)/);
+    throwsConfig(() => withModules({ file: yamlFile("modules:\n  mucc: {}\n") }), "modules.mucc", /did you mean "modules.muc"\?/);
+    assert.deepEqual(withModules({ file: yamlFile("modules:\n  ping:\n") }).modules.ping, {});
+  });
+
+  it("a wrong type fails, naming the key, from the file, the environment and the loader", async () => {
+    throwsConfig(() => withModules({ file: yamlFile("modules:\n  mam:\n    maxPageSize: many\n") }), "modules.mam.maxPageSize", /^modules.mam.maxPageSize: must be an integer 1-10000, got "many" \(at .* line 3\)$/);
+    throwsConfig(() => withModules({ file: yamlFile("modules: { muc: { admins: [romeo@localhost, localhost] } }\n") }), "modules.muc.admins[1]", /must be a bare JID/);
+    throwsConfig(() => withModules({ env: { HEARTH_MODULES__MOBILE__HEARTBEAT_SECONDS: "soon" } }), "HEARTH_MODULES__MOBILE__HEARTBEAT_SECONDS", /^HEARTH_MODULES__MOBILE__HEARTBEAT_SECONDS \(modules.mobile.heartbeatSeconds\): must be a number 0.05-86400, got "soon"$/);
+    throwsConfig(() => withModules({ env: { HEARTH_MODULES__MUC__DOMIAN: "x" } }), "HEARTH_MODULES__MUC__DOMIAN", /did you mean HEARTH_MODULES__MUC__DOMAIN\?/);
+    await assert.rejects(startTestServer({ modules: { private: { maxBytesPerUser: "1k" } } }), (err: unknown) =>
+      err instanceof ConfigError && err.message === 'modules.private.maxBytesPerUser: must be an integer of at least 1, got "1k"');
+  });
+
+  it("fills defaults, takes typed environment overrides, and hands setup the checked value", async () => {
+    const config = withModules({
+      file: yamlFile("modules:\n  mam:\n    maxPageSize: 100\n  mobile:\n    devicesPerClass: { web: 5 }\n"),
+      env: { HEARTH_MODULES__MUC__ADMINS: "romeo@Localhost, juliet@localhost", HEARTH_MODULES__MOBILE__HEARTBEAT_SECONDS: "0.5" },
+    });
+    assert.deepEqual(config.modules.mam, { defaultPageSize: 50, maxPageSize: 100, prefsCacheSeconds: 60 });
+    assert.deepEqual((config.modules.muc as { admins: string[] }).admins, ["romeo@localhost", "juliet@localhost"]);
+    const mobile = config.modules.mobile as { heartbeatSeconds: number; devicesPerClass: unknown };
+    assert.equal(mobile.heartbeatSeconds, 0.5);
+    assert.deepEqual(mobile.devicesPerClass, { phone: 1, tablet: 1, desktop: 1, web: 5 });
+
+    let seen: unknown;
+    const probe = defineModule({
+      name: "probe",
+      options: moduleOptions("A module that records its options.", {
+        greeting: { kind: "string", default: "hello", expect: "a word", accept: (v) => v, description: "What it says." },
+        limits: { kind: "section", description: "Nested.", fields: { max: { kind: "integer", min: 1, max: 9, default: 3, description: "At most." } } },
+      }),
+      setup(api) { seen = api.options; },
+    });
+    // The mobile adapter needs the feature modules it translates to (blocking, conversations, retraction).
+    const ts = await startTestServer({ modules: { disabled: ["mobile"], probe: { limits: { max: 7 } } } }, { modules: [probe] });
+    await ts.stop();
+    assert.deepEqual(seen, { greeting: "hello", limits: { max: 7 } });
+  });
+
+  it("a cross-field check fails, naming the key it blames", async () => {
+    throwsConfig(() => withModules({ file: yamlFile("modules:\n  muc:\n    maxHistory: 10\n    defaultHistory: 50\n") }), "modules.muc.defaultHistory", "modules.muc.defaultHistory: must not exceed maxHistory");
+    throwsConfig(() => withModules({ env: { HEARTH_MODULES__MOBILE__TOKEN_TTL_SECONDS: "100", HEARTH_MODULES__MOBILE__MAX_TOKEN_TTL_SECONDS: "10" } }), "modules.mobile.tokenTtlSeconds", /must not exceed maxTokenTtlSeconds/);
+    // Left out, defaultHistory follows a smaller maxHistory, as before options were declared.
+    assert.equal((withModules({ file: yamlFile("modules: { muc: { maxHistory: 10 } }\n") }).modules.muc as { defaultHistory: unknown }).defaultHistory, null);
+    await assert.rejects(startTestServer({ modules: { mam: { defaultPageSize: 300 } } }), (err: unknown) =>
+      err instanceof ConfigError && err.key === "modules.mam.defaultPageSize");
+  });
+});
+
 describe("config: hearth.example.yaml", () => {
   const exampleUrl = new URL("../../hearth.example.yaml", import.meta.url);
 
-  it("is the output of renderDefaultYaml()", () => {
-    assert.equal(readFileSync(exampleUrl, "utf8"), renderDefaultYaml(), "regenerate hearth.example.yaml from renderDefaultYaml()");
+  it("is generated from the schema and the shipped modules' options (npm run docs)", () => {
+    assert.equal(readFileSync(exampleUrl, "utf8"), exampleYaml(), "run `npm run docs` to regenerate hearth.example.yaml");
   });
 
-  it("loads to exactly the defaults and documents every key", () => {
+  it("loads to exactly the defaults and documents every key, module options included", () => {
     assert.deepEqual(load({ file: yamlFile(renderDefaultYaml()) }), defaultConfig(dir));
-    const text = renderDefaultYaml();
-    for (const row of describeConfig()) {
+    const text = exampleYaml();
+    assert.deepEqual(load({ file: yamlFile(text), modules: shippedModules }), defaultConfig(dir, shippedModules));
+    const rows = describeConfig(shippedModules);
+    assert.ok(rows.some((r) => r.key === "modules.muc.maxHistory"));
+    for (const row of rows) {
       if (row.key.includes("<")) continue;
       assert.ok(text.includes(`Environment: ${row.env}\n`), row.key);
     }

@@ -365,6 +365,6 @@ describe("XEP-0077 registration policy and rate limit", function () {
   });
 
   it("refuses an invalid perIpPerHour at start", async () => {
-    await assert.rejects(startTestServer({ modules: { register: { perIpPerHour: -1 } } }), /modules\.register: perIpPerHour/);
+    await assert.rejects(startTestServer({ modules: { register: { perIpPerHour: -1 } } }), /^ConfigError: modules\.register\.perIpPerHour: must be an integer of at least 0, got -1$/);
   });
 });

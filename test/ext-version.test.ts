@@ -52,6 +52,6 @@ describe("XEP-0092 software version", function () {
   });
 
   it("refuses an invalid option at start", async () => {
-    await assert.rejects(startTestServer({ modules: { version: { showOs: "yes" } } }), /modules\.version: showOs must be true or false/);
+    await assert.rejects(startTestServer({ modules: { version: { showOs: "yes" } } }), /^ConfigError: modules\.version\.showOs: must be true or false, got "yes"$/);
   });
 });

@@ -265,8 +265,12 @@ describe("XEP-0045 multi-user chat", function () {
     });
 
     it("validates its options", async () => {
-      for (const muc of [{ roomCreation: "nobody" }, { defaultHistory: 50, maxHistory: 10 }, { colour: "blue" }, { admins: ["not a jid@@"] }, { maxRoomsPerUser: -1 }]) {
-        await assert.rejects(startTestServer({ modules: { muc } }), /modules\.muc:/);
+      const bad: Array<[Record<string, unknown>, string]> = [
+        [{ roomCreation: "nobody" }, "roomCreation"], [{ defaultHistory: 50, maxHistory: 10 }, "defaultHistory"], [{ colour: "blue" }, "colour"],
+        [{ admins: ["not a jid@@"] }, "admins[0]"], [{ maxRoomsPerUser: -1 }, "maxRoomsPerUser"], [{ domain: "a@b" }, "domain"],
+      ];
+      for (const [muc, key] of bad) {
+        await assert.rejects(startTestServer({ modules: { muc } }), (err: Error & { key?: string }) => err.key === `modules.muc.${key}`);
       }
     });
   });

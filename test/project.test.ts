@@ -20,6 +20,19 @@ describe("project structure", () => {
     assert.deepEqual(offenders.map((f) => path.relative(root, f)), []);
   });
 
+  it("a namespace more than one module speaks is written once, in src/xml/ns.ts", async () => {
+    const { NS } = await import("../src/xml/ns.js");
+    const files = [...sources(path.join(root, "src")), ...sources(path.join(root, "extensions"))]
+      .map((f) => path.relative(root, f).split(path.sep).join("/"))
+      .filter((f) => f !== "src/xml/ns.ts");
+    const copies = files.flatMap((f) => {
+      const text = readFileSync(path.join(root, f), "utf8");
+      // A quoted namespace, but not a specification title (XEP-0054 is titled "vcard-temp").
+      return Object.values(NS).filter((ns) => text.split(`"${ns}"`).slice(0, -1).some((before) => !before.endsWith("title: "))).map((ns) => `${f}: ${ns}`);
+    });
+    assert.deepEqual(copies, []);
+  });
+
   it("the README's compliance table and configuration reference match the code (npm run docs)", () => {
     const readme = readFileSync(path.join(root, "README.md"), "utf8");
     assert.equal(renderReadme(readme), readme, "run `npm run docs` to regenerate the README blocks");

@@ -9,17 +9,14 @@ import type { Session } from "../../src/sessions/session.js";
 import type { Jid } from "../../src/jid/jid.js";
 
 export const NS_CARBONS = "urn:xmpp:carbons:2";
-export const NS_FORWARD = "urn:xmpp:forward:0";
-const NS_HINTS = "urn:xmpp:hints";
-const NS_MUC_USER = "http://jabber.org/protocol/muc#user";
 const ENABLED = "carbons";
 
 // XEP-0280 §6: payloads of instant messaging that make a message of type normal without a body eligible.
 const IM_PAYLOADS: ReadonlyArray<readonly [string, string | null]> = [
-  ["urn:xmpp:receipts", null],                        // XEP-0184
+  [NS.receipts, null],                               // XEP-0184
   ["http://jabber.org/protocol/chatstates", null],   // XEP-0085
-  ["urn:xmpp:chat-markers:0", null],                 // XEP-0333
-  ["jabber:x:conference", "x"],                      // XEP-0249 direct invitation
+  [NS.chatMarkers, null],                            // XEP-0333
+  [NS.conference, "x"],                              // XEP-0249 direct invitation
 ];
 
 function hasChildIn(stanza: Element, ns: string, name: string | null): boolean {
@@ -28,7 +25,7 @@ function hasChildIn(stanza: Element, ns: string, name: string | null): boolean {
 
 /** XEP-0280 §6 and §7: the messages that are copied, before the MUC rules of §6.1. */
 function eligible(stanza: Element): boolean {
-  if (stanza.getChild("private", NS_CARBONS) || stanza.getChild("no-copy", NS_HINTS)) return false; // §7, XEP-0334 §4.4
+  if (stanza.getChild("private", NS_CARBONS) || stanza.getChild("no-copy", NS.hints)) return false; // §7, XEP-0334 §4.4
   const type = stanza.attrs.type ?? "normal";
   if (type === "chat") return true;
   if (type !== "normal") return false; // groupchat (§6.1), headline, error
@@ -37,7 +34,7 @@ function eligible(stanza: Element): boolean {
 
 /** §6.1: a private message from a MUC occupant; the MUC already sends it to every joined client of the user. */
 function isMucPrivateMessage(stanza: Element, from: Jid): boolean {
-  const x = stanza.getChild("x", NS_MUC_USER);
+  const x = stanza.getChild("x", NS.mucUser);
   return from.resource !== "" && x !== undefined && x.getChild("invite") === undefined;
 }
 
@@ -75,7 +72,7 @@ export const carbons = defineModule({
      */
     const copyTo = (kind: "sent" | "received", owner: string, session: Session, original: Element): void => {
       session.send(xml("message", { from: owner, to: session.jid!.toString(), type: original.attrs.type },
-        xml(kind, { xmlns: NS_CARBONS }, xml("forwarded", { xmlns: NS_FORWARD }, original))));
+        xml(kind, { xmlns: NS_CARBONS }, xml("forwarded", { xmlns: NS.forward }, original))));
     };
     const forwardable = (stanza: Element): Element => {
       const copy = clone(stanza);

@@ -7,7 +7,8 @@
 import { defineModule } from "../../src/modules/module.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import type { Conversation, ConversationState, TimelineEntry } from "../../src/storage/types.js";
-import { NS_MARKERS, NS_RECEIPTS, findByMessageId, isRetractionXml } from "../../src/im/message-ids.js";
+import { findByMessageId, isRetractionXml } from "../../src/im/message-ids.js";
+import { NS } from "../../src/xml/ns.js";
 
 
 /** What the conversations module tells other modules (the mobile adapter pushes it to devices). */
@@ -173,8 +174,8 @@ export const conversations = defineModule({
       const el = ev.stanza;
       const type = el.attrs.type;
       if (type === "error" || type === "groupchat" || ev.to.local === "") return false;
-      const displayed = el.getChild("displayed", NS_MARKERS);
-      const marker = displayed ?? el.getChild("received", NS_RECEIPTS) ?? el.getChild("received", NS_MARKERS);
+      const displayed = el.getChild("displayed", NS.chatMarkers);
+      const marker = displayed ?? el.getChild("received", NS.receipts) ?? el.getChild("received", NS.chatMarkers);
       const id = marker?.attrs.id;
       if (!id) return false;
       const owner = ev.to.bareString();
@@ -204,7 +205,7 @@ export const conversations = defineModule({
     // XEP-0333 `displayed` from one of the user's own clients moves the user's read state.
     const ownMarker = (ev: StanzaEvent): boolean => {
       if (!ev.origin || ev.stanza.attrs.type === "groupchat") return false;
-      const id = ev.stanza.getChild("displayed", NS_MARKERS)?.attrs.id;
+      const id = ev.stanza.getChild("displayed", NS.chatMarkers)?.attrs.id;
       if (!id) return false;
       const owner = ev.from.bareString();
       const peer = ev.to.bareString();

@@ -1,9 +1,9 @@
 // XEP-0115 §5.1: the verification string of an entity's disco#info, and its SHA-1 'ver'.
 import { createHash } from "node:crypto";
 import type { Element } from "../../src/xml/element.js";
+import { NS } from "../../src/xml/ns.js";
 
 export const NS_CAPS = "http://jabber.org/protocol/caps";
-export const NS_DATA = "jabber:x:data";
 
 export interface CapsIdentity { category: string; type: string; name?: string; lang?: string }
 
@@ -28,7 +28,7 @@ export function verificationString(identities: readonly CapsIdentity[], features
   for (const i of ids) s += `${i.category}/${i.type}/${i.lang ?? ""}/${i.name ?? ""}<`;
   for (const f of [...new Set(features)].sort(octetCompare)) s += `${f}<`;
   const forms = extensions
-    .filter((x) => x.name === "x" && x.getNS() === NS_DATA)
+    .filter((x) => x.name === "x" && x.getNS() === NS.dataForms)
     .map((x) => ({ x, type: formType(x) }))
     .filter((f): f is { x: Element; type: string } => f.type !== null)
     .sort((a, b) => octetCompare(a.type, b.type));

@@ -5,32 +5,31 @@
 // (XEP-0128 forms) through the "disco-info" fold and items through the "disco-items" fold. Folders see
 // account queries too (ctx.to has a localpart then) and answer queries for their own nodes (ctx.node);
 // a node no folder answers is item-not-found (XEP-0030 §7).
+import { moduleOptions, nonEmpty } from "../../src/config/schema.js";
 import { defineModule, type Identity } from "../../src/modules/module.js";
 import { xml, type Element } from "../../src/xml/element.js";
+import { NS } from "../../src/xml/ns.js";
 import { jid, type Jid } from "../../src/jid/jid.js";
 import { StanzaError } from "../../src/xml/stanza.js";
 import { capsVer, verificationString, NS_CAPS, type CapsIdentity } from "./caps.js";
 
-export const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
-export const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
 
-export interface DiscoOptions {
-  /** XEP-0115 §4: the URI identifying the software in the caps 'node'. */
-  capsNode: string;
-}
 
-function parseOptions(raw: unknown): DiscoOptions {
-  const o = (raw ?? {}) as Record<string, unknown>;
-  if (typeof o !== "object" || Array.isArray(o)) throw new Error("expected an object");
-  if (o.capsNode !== undefined && (typeof o.capsNode !== "string" || o.capsNode === "")) throw new Error("capsNode must be a non-empty string");
-  return { capsNode: (o.capsNode as string | undefined) ?? "urn:hearth:caps" };
-}
+export const discoOptions = moduleOptions("Service discovery (XEP-0030) and entity capabilities (XEP-0115).", {
+  capsNode: {
+    kind: "string",
+    default: "urn:hearth:caps",
+    expect: "a non-empty URI",
+    accept: nonEmpty,
+    description: "XEP-0115 §4: the URI identifying the software in the caps 'node'.",
+  },
+});
 
 const SERVER_IDENTITY: Identity = { category: "server", type: "im", name: "hearth" };
 const ACCOUNT_IDENTITY: CapsIdentity = { category: "account", type: "registered" };
 
 function infoQuery(node: string | null, identities: readonly CapsIdentity[], features: Iterable<string>, extra: Element[]): Element {
-  const q = xml("query", { xmlns: NS_DISCO_INFO, node });
+  const q = xml("query", { xmlns: NS.discoInfo, node });
   for (const i of identities) q.cnode(xml("identity", { category: i.category, type: i.type, name: i.name, "xml:lang": i.lang }));
   for (const f of [...features].sort()) q.cnode(xml("feature", { var: f }));
   for (const x of extra) q.cnode(x);
@@ -43,23 +42,23 @@ function nodeOf(query: Element | undefined): string | null {
   return typeof node === "string" && node !== "" ? node : null;
 }
 
-export const disco = defineModule<DiscoOptions>({
+export const disco = defineModule({
   name: "disco",
   xep: [
     { spec: "XEP-0030", title: "Service Discovery", version: "2.5.0", status: "complete" },
     { spec: "XEP-0115", title: "Entity Capabilities", version: "1.6.0", status: "partial", note: "server caps in stream features; clients' caps are not cached" },
   ],
-  options: parseOptions,
+  options: discoOptions,
   setup(api) {
     const ctx = api;
     const capsNode = api.options.capsNode;
     api.addIdentity(SERVER_IDENTITY);
-    api.addFeature(NS_DISCO_INFO);
-    api.addFeature(NS_DISCO_ITEMS);
+    api.addFeature(NS.discoInfo);
+    api.addFeature(NS.discoItems);
     // XEP-0115 §7: an entity that advertises caps lists the caps feature.
     api.addFeature(NS_CAPS);
-    api.addFeature(NS_DISCO_INFO, "account");
-    api.addFeature(NS_DISCO_ITEMS, "account");
+    api.addFeature(NS.discoInfo, "account");
+    api.addFeature(NS.discoItems, "account");
 
     const infoFold = (host: string, node: string | null, to: Jid, from: Jid): Element[] =>
       api.runFold(host, "disco-info", [], { host, node, to, from });
@@ -87,9 +86,9 @@ export const disco = defineModule<DiscoOptions>({
       return acc;
     });
 
-    api.onIq("get", "host", NS_DISCO_INFO, "query", (ev) => {
+    api.onIq("get", "host", NS.discoInfo, "query", (ev) => {
       const host = ev.to.domain;
-      const node = nodeOf(ev.stanza.getChild("query", NS_DISCO_INFO));
+      const node = nodeOf(ev.stanza.getChild("query", NS.discoInfo));
       if (node === null) return infoQuery(null, ctx.identities, ctx.features.host, infoFold(host, null, ev.to, ev.from));
       // XEP-0115 §6.2: the caps node#ver is answered with the same info the ver was computed from.
       const { ver, extra } = serverVer(host);
@@ -99,11 +98,11 @@ export const disco = defineModule<DiscoOptions>({
       return infoQuery(node, [], [], forNode);
     });
 
-    api.onIq("get", "host", NS_DISCO_ITEMS, "query", (ev) => {
-      const node = nodeOf(ev.stanza.getChild("query", NS_DISCO_ITEMS));
+    api.onIq("get", "host", NS.discoItems, "query", (ev) => {
+      const node = nodeOf(ev.stanza.getChild("query", NS.discoItems));
       const items = itemsFold(ev.to.domain, node, ev.to, ev.from);
       if (node !== null && items.length === 0) throw new StanzaError("item-not-found");
-      return xml("query", { xmlns: NS_DISCO_ITEMS, node }, ...items);
+      return xml("query", { xmlns: NS.discoItems, node }, ...items);
     });
 
     /** Another user's account is described only if it exists; RFC 6121 §8.5.1 answers service-unavailable otherwise. */
@@ -112,21 +111,21 @@ export const disco = defineModule<DiscoOptions>({
       if (!(await api.accounts.exists(ev.to.domain, ev.to.local))) throw new StanzaError("service-unavailable");
     };
 
-    api.onIq("get", ["self", "bare"], NS_DISCO_INFO, "query", async (ev) => {
+    api.onIq("get", ["self", "bare"], NS.discoInfo, "query", async (ev) => {
       await requireAccount(ev);
-      const node = nodeOf(ev.stanza.getChild("query", NS_DISCO_INFO));
+      const node = nodeOf(ev.stanza.getChild("query", NS.discoInfo));
       const extra = infoFold(ev.to.domain, node, ev.to, ev.from);
       if (node === null) return infoQuery(null, [ACCOUNT_IDENTITY], ctx.features.account, extra);
       if (extra.length === 0) throw new StanzaError("item-not-found");
       return infoQuery(node, [], [], extra);
     });
 
-    api.onIq("get", ["self", "bare"], NS_DISCO_ITEMS, "query", async (ev) => {
+    api.onIq("get", ["self", "bare"], NS.discoItems, "query", async (ev) => {
       await requireAccount(ev);
-      const node = nodeOf(ev.stanza.getChild("query", NS_DISCO_ITEMS));
+      const node = nodeOf(ev.stanza.getChild("query", NS.discoItems));
       const items = itemsFold(ev.to.domain, node, ev.to, ev.from);
       if (node !== null && items.length === 0) throw new StanzaError("item-not-found");
-      return xml("query", { xmlns: NS_DISCO_ITEMS, node }, ...items);
+      return xml("query", { xmlns: NS.discoItems, node }, ...items);
     });
   },
 });

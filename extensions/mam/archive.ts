@@ -9,9 +9,8 @@ import type { ModuleApi } from "../../src/modules/module.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import type { TimelineEntry, TimelineFilter, TimelineStore } from "../../src/storage/types.js";
 import { StanzaError } from "../../src/xml/stanza.js";
-import { NS_MAM, NS_RSM, type MamQuery } from "./query.js";
+import { NS_RSM, type MamQuery } from "./query.js";
 
-export const NS_FORWARD = "urn:xmpp:forward:0";
 
 /** Rows read at a time when a `with` has to be matched against the stored stanzas. */
 const SCAN_CHUNK = 200;
@@ -133,8 +132,8 @@ export function sendPage(api: ModuleApi<any>, ev: StanzaEvent, archiveJid: strin
     stored.attrs.xmlns = NS.client;
     if (present) stored = present(stored, entry);
     send(xml("message", { from: archiveJid, to, id: `${entry.stanzaId}.${entry.seq}` },
-      xml("result", { xmlns: NS_MAM, queryid: q.queryId, id: entry.stanzaId },
-        xml("forwarded", { xmlns: NS_FORWARD },
+      xml("result", { xmlns: NS.mam, queryid: q.queryId, id: entry.stanzaId },
+        xml("forwarded", { xmlns: NS.forward },
           xml("delay", { xmlns: NS.delay, stamp: new Date(entry.ts).toISOString() }),
           stored))));
   }
@@ -145,7 +144,7 @@ export function sendPage(api: ModuleApi<any>, ev: StanzaEvent, archiveJid: strin
   }
   if (page.count !== null) set.cnode(xml("count", null, String(page.count)));
   // XEP-0313 §4.3.2: the result iq (carrying this) goes after the last result message, on the same path.
-  return xml("fin", { xmlns: NS_MAM, complete: page.complete ? "true" : undefined }, set);
+  return xml("fin", { xmlns: NS.mam, complete: page.complete ? "true" : undefined }, set);
 }
 
 /** XEP-0313 §5: the first and last message of the archive. */
@@ -156,5 +155,5 @@ export async function archiveMetadata(archive: Archive): Promise<Element> {
   const [last] = await archive.timeline.query(archive.jid, { ...filter, limit: 1, reverse: true });
   const point = (name: string, e: TimelineEntry | undefined) =>
     e === undefined ? null : xml(name, { id: e.stanzaId, timestamp: new Date(e.ts).toISOString() });
-  return xml("metadata", { xmlns: NS_MAM }, point("start", first), point("end", last));
+  return xml("metadata", { xmlns: NS.mam }, point("start", first), point("end", last));
 }

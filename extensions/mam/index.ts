@@ -4,59 +4,39 @@
 //
 // Archiving preferences (XEP-0441) decide, as each message is written, whether its row is shown by MAM
 // (`archived`); full-text search (XEP-0431) matches the body, kept with the row as `searchText`.
-// Retention removes old rows periodically (never offline messages still waiting for delivery).
+// Retention is the timeline's (storage.retention, src/im/retention.ts), not the archive's.
 // Running a query (filters, RSM pages, results) is archive.ts, shared with room archives (muc).
+import { moduleOptions, type OptionsOf } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
 import { xml, type Element } from "../../src/xml/element.js";
+import { NS } from "../../src/xml/ns.js";
 import { parseFramedElement } from "../../src/xml/parser.js";
 import { tryParseJid, type Jid } from "../../src/jid/jid.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import type { TimelineEntry } from "../../src/storage/types.js";
 import { StanzaError } from "../../src/xml/stanza.js";
 import { decodePrefs, parsePrefs, prefsElement, shouldArchive, type Prefs } from "./prefs.js";
-import { NS_FULLTEXT, NS_MAM, NS_MAM_EXTENDED, parseQuery, queryForm } from "./query.js";
-import { archiveMetadata, queryArchive, sendPage, type Archive, type PageLimits, type WithFilter } from "./archive.js";
+import { parseQuery, queryForm } from "./query.js";
+import { archiveMetadata, queryArchive, sendPage, type Archive, type WithFilter } from "./archive.js";
 
-export { NS_MAM } from "./query.js";
-export { NS_FORWARD } from "./archive.js";
 
-export interface MamOptions extends PageLimits {
-  /** Messages older than this many days leave the archive; 0 keeps them forever. */
-  retentionDays: number;
-  /**
-   * Rows the preferences kept out of the archive still serve offline delivery, resends and device sync;
-   * delivered ones older than this many days are removed (0: as archived ones, by retentionDays).
-   */
-  unarchivedRetentionDays: number;
-  /** How often the retention purge runs. */
-  purgeIntervalSeconds: number;
-  /** How long a user's preferences are cached (a change on another cluster node applies after this). */
-  prefsCacheSeconds: number;
-}
 
-/** `modules.mam`, validated (the muc module reads the page limits for room archives from it too). */
-export function parseMamOptions(raw: unknown): MamOptions {
-  const o = (raw ?? {}) as Record<string, unknown>;
-  if (typeof o !== "object" || Array.isArray(o)) throw new Error("expected an object");
-  const int = (name: keyof MamOptions, def: number, min: number, max: number): number => {
-    const v = o[name] ?? def;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) throw new Error(`${name} must be an integer from ${min} to ${max}`);
-    return v;
-  };
-  const options: MamOptions = {
-    defaultPageSize: int("defaultPageSize", 50, 1, 10_000),
-    maxPageSize: int("maxPageSize", 250, 1, 10_000),
-    retentionDays: int("retentionDays", 0, 0, 100_000),
-    unarchivedRetentionDays: int("unarchivedRetentionDays", 7, 0, 100_000),
-    purgeIntervalSeconds: int("purgeIntervalSeconds", 3600, 1, 7 * 86_400),
-    prefsCacheSeconds: int("prefsCacheSeconds", 60, 0, 86_400),
-  };
-  for (const key of Object.keys(o)) if (!(key in options)) throw new Error(`unknown option ${key}`);
-  if (options.defaultPageSize > options.maxPageSize) throw new Error("defaultPageSize must not exceed maxPageSize");
-  return options;
-}
+/** `modules.mam` (the muc module reads the page limits for room archives from it too). */
+export const mamOptions = moduleOptions(
+  "Message Archive Management (XEP-0313), over the timeline.",
+  {
+    defaultPageSize: { kind: "integer", min: 1, max: 10_000, default: 50, description: "Results per page when the query names no RSM <max> (XEP-0059)." },
+    maxPageSize: { kind: "integer", min: 1, max: 10_000, default: 250, description: "The largest page served, whatever the query asks (XEP-0313 §4.3.1 \"reasonable limit\")." },
+    prefsCacheSeconds: {
+      kind: "integer", min: 0, max: 86_400, default: 60,
+      description: "How long a user's archiving preferences are cached (a change on another cluster node applies after this).",
+    },
+  },
+  (o) => (o.defaultPageSize > o.maxPageSize ? { key: "defaultPageSize", problem: "must not exceed maxPageSize" } : undefined),
+);
 
-const DAY = 86_400_000;
+export type MamOptions = OptionsOf<typeof mamOptions>;
+
 const PREFS_KEY = "prefs";
 const PREFS_CACHE_MAX = 50_000;
 
@@ -74,7 +54,7 @@ function involves(entry: TimelineEntry, full: Jid): boolean {
   return [el.attrs.from, el.attrs.to].some((a) => tryParseJid(a)?.equals(full) === true);
 }
 
-export const mam = defineModule<MamOptions>({
+export const mam = defineModule({
   name: "mam",
   xep: [
     { spec: "XEP-0313", title: "Message Archive Management", version: "1.1.3", status: "partial",
@@ -83,14 +63,14 @@ export const mam = defineModule<MamOptions>({
     { spec: "XEP-0441", title: "Message Archive Management Preferences", version: "0.2.0", status: "complete" },
     { spec: "XEP-0431", title: "Full Text Search in MAM", version: "0.2.0", status: "complete", note: "words or word beginnings, every one required" },
   ],
-  options: parseMamOptions,
+  options: mamOptions,
   setup(api) {
     const opts = api.options;
     const timeline = api.store.timeline;
     const prefsStore = api.openStore();
-    api.addFeature(NS_MAM, "account");
-    api.addFeature(NS_MAM_EXTENDED, "account");
-    api.addFeature(NS_FULLTEXT, "account");
+    api.addFeature(NS.mam, "account");
+    api.addFeature(NS.mamExtended, "account");
+    api.addFeature(NS.fulltext, "account");
 
     // ------------------------------------------------------------------------------------- preferences
     const prefsCache = new Map<string, { prefs: Prefs; until: number }>();
@@ -134,21 +114,21 @@ export const mam = defineModule<MamOptions>({
       return waits === null ? false : Promise.all(waits).then(() => false);
     });
 
-    api.onIq("get", "self", NS_MAM, "prefs", async (ev) => prefsElement(await loadPrefs(ev.from.bareString()), NS_MAM));
-    api.onIq("set", "self", NS_MAM, "prefs", async (ev) => {
+    api.onIq("get", "self", NS.mam, "prefs", async (ev) => prefsElement(await loadPrefs(ev.from.bareString()), NS.mam));
+    api.onIq("set", "self", NS.mam, "prefs", async (ev) => {
       const owner = ev.from.bareString();
-      const prefs = parsePrefs(ev.stanza.getChild("prefs", NS_MAM)!, NS_MAM);
+      const prefs = parsePrefs(ev.stanza.getChild("prefs", NS.mam)!, NS.mam);
       await prefsStore.set(owner, PREFS_KEY, JSON.stringify(prefs));
       cachePrefs(owner, prefs);
-      return prefsElement(prefs, NS_MAM);
+      return prefsElement(prefs, NS.mam);
     });
 
     // ------------------------------------------------------------------------------------------ queries
     const archiveOf = (ev: StanzaEvent): Archive => ({ timeline, jid: ev.from.bareString() });
 
-    api.onIq("set", "self", NS_MAM, "query", async (ev) => {
+    api.onIq("set", "self", NS.mam, "query", async (ev) => {
       const archive = archiveOf(ev);
-      const q = parseQuery(ev.stanza.getChild("query", NS_MAM)!);
+      const q = parseQuery(ev.stanza.getChild("query", NS.mam)!);
       // XEP-0313 §4.1.1: a bare JID matches both directions of a conversation; a full JID only the
       // messages to or from that resource, which takes reading the stored stanzas.
       const by: WithFilter = {};
@@ -159,29 +139,15 @@ export const mam = defineModule<MamOptions>({
       }
       return sendPage(api, ev, archive.jid, q, await queryArchive(archive, q, by, opts));
     });
-    api.onIq("get", "self", NS_MAM, "query", () => xml("query", { xmlns: NS_MAM }, queryForm()));
-    api.onIq("get", "self", NS_MAM, "metadata", (ev) => archiveMetadata(archiveOf(ev)));
+    api.onIq("get", "self", NS.mam, "query", () => xml("query", { xmlns: NS.mam }, queryForm()));
+    api.onIq("get", "self", NS.mam, "metadata", (ev) => archiveMetadata(archiveOf(ev)));
 
     // XEP-0313 §8.1: a user's archive is the user's alone.
     const forbidden = (): never => { throw new StanzaError("forbidden", "only the owner may use an archive"); };
     for (const name of ["query", "prefs", "metadata"]) {
-      api.onIq("set", "bare", NS_MAM, name, forbidden);
-      api.onIq("get", "bare", NS_MAM, name, forbidden);
+      api.onIq("set", "bare", NS.mam, name, forbidden);
+      api.onIq("get", "bare", NS.mam, name, forbidden);
     }
 
-    // ---------------------------------------------------------------------------------------- retention
-    const purge = async (): Promise<void> => {
-      const now = Date.now();
-      try {
-        const removed = await timeline.expire({
-          before: opts.retentionDays > 0 ? now - opts.retentionDays * DAY : undefined,
-          unarchivedBefore: opts.unarchivedRetentionDays > 0 ? now - opts.unarchivedRetentionDays * DAY : undefined,
-        });
-        if (removed !== 0) api.log.info({ removed }, "retention: removed old timeline entries");
-      } catch (err) {
-        api.log.warn({ err }, "retention: purge failed; trying again at the next interval");
-      }
-    };
-    if (opts.retentionDays > 0 || opts.unarchivedRetentionDays > 0) api.setInterval(() => { void purge(); }, opts.purgeIntervalSeconds * 1000);
   },
 });

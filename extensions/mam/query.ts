@@ -1,19 +1,16 @@
 // Reading a MAM query (XEP-0313 §4): the data form of filters and the RSM (XEP-0059) page.
 import { xml, type Element } from "../../src/xml/element.js";
+import { NS } from "../../src/xml/ns.js";
 import { tryParseJid, type Jid } from "../../src/jid/jid.js";
 import { StanzaError } from "../../src/xml/stanza.js";
 
-export const NS_MAM = "urn:xmpp:mam:2";
-export const NS_MAM_EXTENDED = "urn:xmpp:mam:2#extended";
-export const NS_FULLTEXT = "urn:xmpp:fulltext:0";
 export const NS_RSM = "http://jabber.org/protocol/rsm";
-export const NS_DATA = "jabber:x:data";
 
 // XEP-0431: the full-text field, in Clark notation, advertised with the urn:xmpp:fulltext:0 feature (the
 // field Prosody, Openfire and Smack use). COMPAT: ejabberd names it `withtext`, MongooseIM
 // `full-text-search`, M-Link `search`; clients written for those servers send their names, so these are
 // read as aliases (not advertised in the form).
-export const FULLTEXT_FIELD = `{${NS_FULLTEXT}}fulltext`;
+export const FULLTEXT_FIELD = `{${NS.fulltext}}fulltext`;
 const FULLTEXT_ALIASES = new Set([FULLTEXT_FIELD, "withtext", "full-text-search", "search"]);
 
 export interface MamQuery {
@@ -53,7 +50,7 @@ export function parseQuery(query: Element): MamQuery {
     queryId: query.attrs.queryid, with: null, start: null, end: null, beforeId: null, afterId: null, ids: null,
     fulltext: null, max: null, after: null, before: null, flip: query.getChild("flip-page") !== undefined,
   };
-  const form = query.getChild("x", NS_DATA);
+  const form = query.getChild("x", NS.dataForms);
   if (form) {
     if (form.attrs.type !== undefined && form.attrs.type !== "submit") throw new StanzaError("bad-request", "the form must be submitted");
     for (const field of form.getChildren("field")) {
@@ -61,7 +58,7 @@ export function parseQuery(query: Element): MamQuery {
       const values = fieldValues(field);
       const value = values[0]?.trim() ?? "";
       if (name === "FORM_TYPE") {
-        if (value !== NS_MAM) throw new StanzaError("bad-request", `FORM_TYPE must be ${NS_MAM}`);
+        if (value !== NS.mam) throw new StanzaError("bad-request", `FORM_TYPE must be ${NS.mam}`);
         continue;
       }
       if (name === "ids") {
@@ -112,8 +109,8 @@ const KNOWN_FIELDS = new Set(["with", "start", "end", "before-id", "after-id", "
 
 /** XEP-0313 §4.1.5: the fields a query may use. */
 export function queryForm(): Element {
-  return xml("x", { xmlns: NS_DATA, type: "form" },
-    xml("field", { type: "hidden", var: "FORM_TYPE" }, xml("value", null, NS_MAM)),
+  return xml("x", { xmlns: NS.dataForms, type: "form" },
+    xml("field", { type: "hidden", var: "FORM_TYPE" }, xml("value", null, NS.mam)),
     xml("field", { type: "jid-single", var: "with" }),
     xml("field", { type: "text-single", var: "start" }),
     xml("field", { type: "text-single", var: "end" }),

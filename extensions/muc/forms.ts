@@ -1,6 +1,6 @@
 // XEP-0004 data forms, as much as the room configuration and room info forms need.
 import { xml, type Element } from "../../src/xml/element.js";
-import { NS_DATA } from "./ns.js";
+import { NS } from "../../src/xml/ns.js";
 
 export type FieldType = "boolean" | "fixed" | "hidden" | "jid-multi" | "jid-single" | "list-multi" | "list-single" | "text-multi" | "text-private" | "text-single";
 
@@ -13,7 +13,7 @@ export interface FormField {
 }
 
 export function formElement(type: "form" | "result" | "submit", formType: string, fields: FormField[], title?: string, instructions?: string): Element {
-  const x = xml("x", { xmlns: NS_DATA, type });
+  const x = xml("x", { xmlns: NS.dataForms, type });
   if (title) x.cnode(xml("title", null, title));
   if (instructions) x.cnode(xml("instructions", null, instructions));
   x.cnode(xml("field", { var: "FORM_TYPE", type: "hidden" }, xml("value", null, formType)));

@@ -6,7 +6,7 @@ import { defineModule } from "../../src/modules/module.js";
 import { jid } from "../../src/jid/jid.js";
 import type { Element } from "../../src/xml/element.js";
 import { RoomError } from "./events.js";
-import { parseMucOptions, type MucOptions } from "./options.js";
+import { mucOptions, resolveMucOptions } from "./options.js";
 import { RoomRegistry } from "./registry.js";
 import { MucService } from "./service.js";
 import { roomsService } from "./rooms.js";
@@ -39,7 +39,7 @@ const FEATURES = [
 /** The <status/> children of a leaving occupant's presence, passed on (XEP-0045 §7.14). */
 const statusOf = (stanza: Element): Element[] => stanza.getChildren("status");
 
-export const muc = defineModule<MucOptions>({
+export const muc = defineModule({
   name: "muc",
   xep: [
     { spec: "XEP-0045", title: "Multi-User Chat", version: "1.34", status: "partial", note: "no voice requests or nick registration; rooms are always logged (status 170)" },
@@ -47,9 +47,9 @@ export const muc = defineModule<MucOptions>({
     { spec: "XEP-0410", title: "MUC Self-Ping (Schrödinger's Chat)", version: "1.1.0", status: "complete", note: "answered by the room" },
     { spec: "XEP-0421", title: "Anonymous unique occupant identifiers for MUCs", version: "0.2.0", status: "complete" },
   ],
-  options: parseMucOptions,
+  options: mucOptions,
   setup(api) {
-    const options = api.options;
+    const options = resolveMucOptions(api.options);
     const services = new Map<string, string[]>();
     for (const host of api.hosts) {
       const domain = jid("", options.domain.replaceAll("{host}", host)).domain;

@@ -1,48 +1,62 @@
-// `modules.muc` options, validated at start.
+// `modules.muc` options, checked when the configuration is loaded.
+import { moduleOptions, type OptionsOf } from "../../src/config/schema.js";
 import { tryParseJid } from "../../src/jid/jid.js";
 
-export interface MucOptions {
-  /** The service domain; "{host}" stands for each served host. Default "conference.{host}". */
-  domain: string;
-  /** Rooms a user may have created and that still exist; 0: no limit. Service admins are exempt. */
-  maxRoomsPerUser: number;
-  /** History length of a new room (muc#maxhistoryfetch). */
-  defaultHistory: number;
-  /** The most history messages any room sends on join. */
-  maxHistory: number;
-  /** Who may create rooms: anyone on the served hosts, or only the service admins. */
-  roomCreation: "any" | "admins";
-  /** Bare JIDs of the service admins. */
-  admins: string[];
+/** A domain, where "{host}" stands for each served host. */
+function serviceDomain(value: string): string | undefined {
+  if (value === "" || value.includes("@")) return undefined;
+  return tryParseJid(value.replace("{host}", "example.org"))?.isBare ? value : undefined;
 }
 
-const KEYS = new Set(["domain", "maxRoomsPerUser", "defaultHistory", "maxHistory", "roomCreation", "admins"]);
-
-function count(o: Record<string, unknown>, key: string, def: number): number {
-  const v = o[key];
-  if (v === undefined) return def;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new Error(`${key} must be a non-negative integer`);
-  return v;
+function bareJid(value: string): string | undefined {
+  const j = tryParseJid(value);
+  return j && j.isBare && j.local ? j.toString() : undefined;
 }
 
-export function parseMucOptions(raw: unknown): MucOptions {
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new Error("expected a mapping");
-  const o = raw as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!KEYS.has(k)) throw new Error(`unknown option ${k} (known: ${[...KEYS].join(", ")})`);
-  const domain = o.domain ?? "conference.{host}";
-  if (typeof domain !== "string" || domain === "") throw new Error("domain must be a non-empty string");
-  if (!tryParseJid(domain.replace("{host}", "example.org"))?.isBare || domain.includes("@")) throw new Error(`domain ${domain} is not a valid domain`);
-  const maxHistory = count(o, "maxHistory", 100);
-  const defaultHistory = count(o, "defaultHistory", Math.min(20, maxHistory));
-  if (defaultHistory > maxHistory) throw new Error("defaultHistory must not exceed maxHistory");
-  const roomCreation = o.roomCreation ?? "any";
-  if (roomCreation !== "any" && roomCreation !== "admins") throw new Error('roomCreation must be "any" or "admins"');
-  const admins = o.admins ?? [];
-  if (!Array.isArray(admins)) throw new Error("admins must be a list of bare JIDs");
-  const adminJids = admins.map((a) => {
-    const j = typeof a === "string" ? tryParseJid(a) : null;
-    if (!j || !j.isBare || !j.local) throw new Error(`admins: ${String(a)} is not a bare JID`);
-    return j.toString();
-  });
-  return { domain, maxRoomsPerUser: count(o, "maxRoomsPerUser", 0), defaultHistory, maxHistory, roomCreation, admins: adminJids };
+const count = (def: number | null, description: string) =>
+  ({ kind: "integer", min: 0, max: Number.MAX_SAFE_INTEGER, default: def, description }) as const;
+
+export const mucOptions = moduleOptions(
+  "Multi-user chat (XEP-0045): one service per served host.",
+  {
+    domain: {
+      kind: "string",
+      default: "conference.{host}",
+      expect: 'a domain name, where "{host}" stands for each served host',
+      accept: serviceDomain,
+      description: 'The service domain; "{host}" stands for each served host.',
+    },
+    maxRoomsPerUser: count(0, "Rooms a user may have created and that still exist; 0: no limit. Service admins are exempt."),
+    defaultHistory: {
+      ...count(null, "History length of a new room (muc#maxhistoryfetch); null: 20, or maxHistory when that is smaller."),
+      nullable: true,
+      defaultNote: "min(20, maxHistory)",
+    },
+    maxHistory: count(100, "The most history messages any room sends on join."),
+    roomCreation: {
+      kind: "enum",
+      values: ["any", "admins"],
+      default: "any",
+      description: "Who may create rooms: anyone on the served hosts, or only the service admins.",
+    },
+    admins: {
+      kind: "list",
+      default: [],
+      minItems: 0,
+      itemExpect: "a bare JID (user@domain)",
+      acceptItem: bareJid,
+      description: "Bare JIDs of the service admins.",
+    },
+  },
+  (o) => (o.defaultHistory !== null && o.defaultHistory > o.maxHistory ? { key: "defaultHistory", problem: "must not exceed maxHistory" } : undefined),
+);
+
+/** `modules.muc` as written (defaultHistory may be left to its derived default). */
+export type MucConfig = OptionsOf<typeof mucOptions>;
+
+/** The options the service works with. */
+export type MucOptions = Omit<MucConfig, "defaultHistory"> & { defaultHistory: number };
+
+export function resolveMucOptions(o: MucConfig): MucOptions {
+  return { ...o, defaultHistory: o.defaultHistory ?? Math.min(20, o.maxHistory) };
 }

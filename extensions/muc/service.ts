@@ -8,14 +8,15 @@ import { randomUUID } from "node:crypto";
 import type { ModuleApi } from "../../src/modules/module.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import { shallowCopy, xml, type Element } from "../../src/xml/element.js";
+import { NS } from "../../src/xml/ns.js";
 import type { Jid } from "../../src/jid/jid.js";
 import { errorReply, type StanzaErrorCondition, StanzaError } from "../../src/xml/stanza.js";
 import { parseFramedElement } from "../../src/xml/parser.js";
 import { RoomBus, RoomError } from "./events.js";
 import { Fanout, toAttribute } from "./fanout.js";
 import type { FieldType } from "./forms.js";
-import { NS_HINTS, NS_MUC, NS_MUC_USER, NS_OCCUPANT_ID, NS_SID } from "./ns.js";
-import type { MucOptions } from "./options.js";
+import { NS_OCCUPANT_ID } from "./ns.js";
+import type { MucConfig, MucOptions } from "./options.js";
 import type { RoomRegistry } from "./registry.js";
 import { Occupant, affiliationRank, type Affiliation, type OccupantSession, type Role, type Room, type RoomConfig } from "./room.js";
 
@@ -57,7 +58,7 @@ export type IqAnswer = Element | boolean | void | undefined;
 /** Children of an occupant's presence the room does not pass on: its own protocol, and ids only the room gives. */
 function isRoomControlled(c: Element): boolean {
   const ns = c.attrs.xmlns;
-  return (c.name === "x" && (ns === NS_MUC || ns === NS_MUC_USER)) || (c.name === "occupant-id" && ns === NS_OCCUPANT_ID);
+  return (c.name === "x" && (ns === NS.muc || ns === NS.mucUser)) || (c.name === "occupant-id" && ns === NS_OCCUPANT_ID);
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
@@ -66,8 +67,8 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 /** Whether a message is kept in the room timeline (XEP-0334 hints as for 1:1 messages). */
 function storable(stanza: Element): boolean {
-  if (stanza.getChild("no-store", NS_HINTS) || stanza.getChild("no-permanent-store", NS_HINTS)) return false;
-  return stanza.getChild("body") !== undefined || stanza.getChild("store", NS_HINTS) !== undefined;
+  if (stanza.getChild("no-store", NS.hints) || stanza.getChild("no-permanent-store", NS.hints)) return false;
+  return stanza.getChild("body") !== undefined || stanza.getChild("store", NS.hints) !== undefined;
 }
 
 /** Errors bounced for a room stanza by the occupant's server when the occupant is gone (a "ghost"). */
@@ -80,9 +81,9 @@ export class MucService {
   private readonly sessionRooms = new Map<string, Set<Room>>();
 
   constructor(
-    readonly api: ModuleApi<MucOptions>,
+    readonly api: ModuleApi<MucConfig>,
     /** The api of the service domains: their stanzas and iq requests. */
-    readonly service: ModuleApi<MucOptions>,
+    readonly service: ModuleApi<MucConfig>,
     readonly options: MucOptions,
     readonly registry: RoomRegistry,
     /** Service domain → the hosts it serves. */
@@ -142,7 +143,7 @@ export class MucService {
     const el = xml("presence", { from: room.occupantJid(occ.nick), type: o.type });
     const payload = o.type === "unavailable" ? o.extra ?? [] : shown.presence.children;
     for (const c of payload) if (typeof c !== "string" && !isRoomControlled(c)) el.children.push(c);
-    const x = xml("x", { xmlns: NS_MUC_USER });
+    const x = xml("x", { xmlns: NS.mucUser });
     const item = xml("item", {
       affiliation: o.affiliation ?? room.affiliationOf(occ.bare),
       role: o.type === "unavailable" && !o.keepRole ? "none" : occ.role,
@@ -209,7 +210,7 @@ export class MucService {
   async join(ev: StanzaEvent): Promise<void> {
     const { stanza, from } = ev;
     const bare = from.bareString();
-    const mucX = stanza.getChild("x", NS_MUC);
+    const mucX = stanza.getChild("x", NS.muc);
     for (let attempt = 0; attempt < 3; attempt++) {
       let room = await this.registry.find(ev.to);
       let created = false;
@@ -319,7 +320,7 @@ export class MucService {
   presenceUpdate(room: Room, occupant: Occupant, session: OccupantSession, stanza: Element): Promise<void> | void {
     session.presence = stanza;
     occupant.setPrimary(session.full);
-    if (stanza.getChild("x", NS_MUC)) return this.welcome(room, occupant, session, stanza, false);
+    if (stanza.getChild("x", NS.muc)) return this.welcome(room, occupant, session, stanza, false);
     this.broadcastPresence(room, occupant);
   }
 
@@ -481,7 +482,7 @@ export class MucService {
     void this.bus.notify("room-message", { room, occupant, message: msg, stanzaId });
     const fanout = new Fanout(msg);
     if (stanzaId === null) return this.broadcast(room, fanout);
-    const originId = ev.stanza.getChild("origin-id", NS_SID)?.attrs.id ?? null;
+    const originId = ev.stanza.getChild("origin-id", NS.sid)?.attrs.id ?? null;
     const [row] = await this.api.store.timeline.append([{
       owner: room.bare, peer: occupant.bare, outgoing: false, stanzaId, originId, ts: Date.now(),
       xml: fanout.serialize(), pending: false, searchText: ev.stanza.getChildText("body"),
@@ -505,9 +506,9 @@ export class MucService {
     for (const c of stanza.children) {
       if (typeof c === "string") continue;
       // XEP-0359 §3.3 / XEP-0421 §4: ids claiming to come from the room are the room's to give.
-      if (c.name === "stanza-id" && c.attrs.xmlns === NS_SID && c.attrs.by === room.bare) continue;
+      if (c.name === "stanza-id" && c.attrs.xmlns === NS.sid && c.attrs.by === room.bare) continue;
       if (c.name === "occupant-id" && c.attrs.xmlns === NS_OCCUPANT_ID) continue;
-      if (c.name === "x" && c.attrs.xmlns === NS_MUC_USER) continue;
+      if (c.name === "x" && c.attrs.xmlns === NS.mucUser) continue;
       msg.children.push(c);
     }
     return this.bus.runFold("room-occupant-stanza", msg, { room, occupant });

@@ -1,29 +1,28 @@
 // XEP-0049: Private XML Storage. Each user keeps XML fragments on the server, one per qualified name
 // of the fragment's root element.
 import * as ltx from "ltx";
+import { moduleOptions } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
 import { clone, xml, type Element } from "../../src/xml/element.js";
+import { NS } from "../../src/xml/ns.js";
 import { StanzaError } from "../../src/xml/stanza.js";
 
 export const NS_PRIVATE = "jabber:iq:private";
 const KEY = "fragments";
 
-export interface PrivateOptions {
-  /** Total size of one user's fragments, in bytes. */
-  maxBytesPerUser: number;
-}
-
-function parseOptions(raw: unknown): PrivateOptions {
-  const o = (raw ?? {}) as Record<string, unknown>;
-  if (typeof o !== "object" || Array.isArray(o)) throw new Error("expected an object");
-  const n = o.maxBytesPerUser ?? 262144;
-  if (typeof n !== "number" || !Number.isInteger(n) || n <= 0) throw new Error("maxBytesPerUser must be a positive integer");
-  return { maxBytesPerUser: n };
-}
+export const privateOptions = moduleOptions("Private XML storage (XEP-0049).", {
+  maxBytesPerUser: {
+    kind: "integer",
+    min: 1,
+    max: Number.MAX_SAFE_INTEGER,
+    default: 262_144,
+    description: "Total size of one user's fragments, in bytes.",
+  },
+});
 
 /** XEP-0049 §2.3: 'jabber:*', 'http://jabber.org/*' and 'vcard-temp' are reserved. */
 export function isReservedNamespace(ns: string): boolean {
-  return ns.startsWith("jabber:") || ns.startsWith("http://jabber.org/") || ns === "vcard-temp";
+  return ns.startsWith("jabber:") || ns.startsWith("http://jabber.org/") || ns === NS.vcard;
 }
 
 /** The storage key of a fragment: its root's namespace and local name, in Clark notation. */
@@ -51,10 +50,10 @@ function fragmentsOf(query: Element): Element[] {
   return fragments;
 }
 
-export const private_ = defineModule<PrivateOptions>({
+export const private_ = defineModule({
   name: "private",
   xep: [{ spec: "XEP-0049", title: "Private XML Storage", version: "1.2", status: "complete" }],
-  options: parseOptions,
+  options: privateOptions,
   setup(api) {
     const store = api.openStore();
     // One value per user, so an account's data goes with one write. Sets of one user are serialized:

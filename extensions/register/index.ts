@@ -1,5 +1,6 @@
 // XEP-0077: In-Band Registration. Account creation before authentication (through "preauth-iq"), and
 // for an authenticated user: the registration on file, password change and account removal.
+import { moduleOptions } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
 import { xml, type Element } from "../../src/xml/element.js";
 import { errorReply, iqPayload, reply, StanzaError } from "../../src/xml/stanza.js";
@@ -11,18 +12,15 @@ import { policyAllows, RegistrationLimiter } from "./policy.js";
 export const NS_REGISTER = "jabber:iq:register";
 export const NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register";
 
-export interface RegisterOptions {
-  /** Accounts one address may create per hour; 0 disables the limit. */
-  perIpPerHour: number;
-}
-
-function parseOptions(raw: unknown): RegisterOptions {
-  const o = (raw ?? {}) as Record<string, unknown>;
-  if (typeof o !== "object" || Array.isArray(o)) throw new Error("expected an object");
-  const n = o.perIpPerHour ?? 10;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 0) throw new Error("perIpPerHour must be a non-negative integer");
-  return { perIpPerHour: n };
-}
+export const registerOptions = moduleOptions("In-band registration (XEP-0077); who may register is registration.policy.", {
+  perIpPerHour: {
+    kind: "integer",
+    min: 0,
+    max: Number.MAX_SAFE_INTEGER,
+    default: 10,
+    description: "Accounts one address may create per hour; 0 disables the limit.",
+  },
+});
 
 const INSTRUCTIONS = "Choose a username and password to register with this server.";
 
@@ -43,10 +41,10 @@ function accountErrorToIq(err: unknown): StanzaError {
   }
 }
 
-export const register = defineModule<RegisterOptions>({
+export const register = defineModule({
   name: "register",
   xep: [{ spec: "XEP-0077", title: "In-Band Registration", version: "2.4", status: "complete", note: "no data forms (XEP-0077 §4 is optional)" }],
-  options: parseOptions,
+  options: registerOptions,
   setup(api) {
     const limiter = new RegistrationLimiter(api.options.perIpPerHour, api.config.auth.exemptNetworks);
     api.setInterval(() => limiter.sweep(), 600_000);

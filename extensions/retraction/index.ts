@@ -1,15 +1,11 @@
 // XEP-0424 Message Retraction for 1:1 messages: a retraction is accepted only within the recall window (the
 // sender's own copy tells the message's age), and leaves a tombstone on the retracted message in both users'
 // timelines, so that history shows it recalled on every client (the mobile adapter's Recall is a retraction).
+import { moduleOptions } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import { StanzaError } from "../../src/xml/stanza.js";
 import { retractTarget } from "../../src/im/message-ids.js";
-
-export interface RetractionOptions {
-  /** How long after sending a message its sender may retract it, in seconds. */
-  windowSeconds: number;
-}
 
 export interface RetractionService {
   readonly windowSeconds: number;
@@ -21,20 +17,18 @@ declare module "../../src/modules/module.js" {
   interface ServiceMap { retraction: RetractionService }
 }
 
-function parseOptions(raw: unknown): RetractionOptions {
-  const o = (raw ?? {}) as Record<string, unknown>;
-  if (typeof o !== "object" || Array.isArray(o)) throw new Error("expected an object");
-  for (const key of Object.keys(o)) if (key !== "windowSeconds") throw new Error(`unknown option ${key}`);
-  const n = o.windowSeconds ?? 120;
-  if (typeof n !== "number" || !Number.isFinite(n) || n <= 0) throw new Error("windowSeconds must be a positive number");
-  return { windowSeconds: n };
-}
+export const retractionOptions = moduleOptions("XEP-0424 message retraction (the mobile Recall is one).", {
+  windowSeconds: {
+    kind: "integer", min: 0, max: 10 * 365 * 86_400, default: 120,
+    description: "How long after sending a message its sender may retract it, in seconds (XMPP and mobile clients alike).",
+  },
+});
 
-export const retraction = defineModule<RetractionOptions>({
+export const retraction = defineModule({
   name: "retraction",
   depends: ["conversations"],
   xep: [{ spec: "XEP-0424", title: "Message Retraction", version: "0.4.2", status: "partial", note: "1:1 retractions within a recall window (modules.retraction.windowSeconds); tombstones in history" }],
-  options: parseOptions,
+  options: retractionOptions,
   setup(api) {
     const { windowSeconds } = api.options;
     const conversations = api.use("conversations");

@@ -1,29 +1,27 @@
 // XEP-0054: vcard-temp. Users publish their own vCard; anyone may read a user's vCard at the bare JID.
 import * as ltx from "ltx";
+import { moduleOptions } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
 import { clone, xml, type Element } from "../../src/xml/element.js";
+import { NS } from "../../src/xml/ns.js";
 import { StanzaError } from "../../src/xml/stanza.js";
 
-export const NS_VCARD = "vcard-temp";
 const KEY = "vcard";
 
-export interface VcardOptions {
-  /** Largest serialized vCard accepted, in bytes. */
-  maxBytes: number;
-}
+export const vcardOptions = moduleOptions("vcard-temp (XEP-0054).", {
+  maxBytes: {
+    kind: "integer",
+    min: 1,
+    max: Number.MAX_SAFE_INTEGER,
+    default: 65_536,
+    description: "Largest serialized vCard accepted, in bytes.",
+  },
+});
 
-function parseOptions(raw: unknown): VcardOptions {
-  const o = (raw ?? {}) as Record<string, unknown>;
-  if (typeof o !== "object" || Array.isArray(o)) throw new Error("expected an object");
-  const n = o.maxBytes ?? 65536;
-  if (typeof n !== "number" || !Number.isInteger(n) || n <= 0) throw new Error("maxBytes must be a positive integer");
-  return { maxBytes: n };
-}
-
-export const vcard = defineModule<VcardOptions>({
+export const vcard = defineModule({
   name: "vcard",
   xep: [{ spec: "XEP-0054", title: "vcard-temp", version: "1.3.0", status: "complete" }],
-  options: parseOptions,
+  options: vcardOptions,
   setup(api) {
     const store = api.openStore();
     const load = async (owner: string): Promise<Element | null> => {
@@ -32,29 +30,29 @@ export const vcard = defineModule<VcardOptions>({
     };
 
     // XEP-0054 §4: support is announced by the server and for its accounts.
-    api.addFeature(NS_VCARD);
-    api.addFeature(NS_VCARD, "account");
+    api.addFeature(NS.vcard);
+    api.addFeature(NS.vcard, "account");
 
     // XEP-0054 §3.1: one's own vCard, or an empty <vCard/> when there is none.
-    api.onIq("get", "self", NS_VCARD, "vCard", async (ev) =>
-      (await load(ev.from.bareString())) ?? xml("vCard", { xmlns: NS_VCARD }));
+    api.onIq("get", "self", NS.vcard, "vCard", async (ev) =>
+      (await load(ev.from.bareString())) ?? xml("vCard", { xmlns: NS.vcard }));
 
     // XEP-0054 §3.3: the server answers for the user; a missing vCard and a missing user give the same
     // service-unavailable, against directory harvesting.
-    api.onIq("get", "bare", NS_VCARD, "vCard", async (ev) => {
+    api.onIq("get", "bare", NS.vcard, "vCard", async (ev) => {
       const card = await load(ev.to.bareString());
       if (!card) throw new StanzaError("service-unavailable");
       return card;
     });
 
-    api.onIq("set", "self", NS_VCARD, "vCard", async (ev) => {
-      const card = ev.stanza.getChild("vCard", NS_VCARD)!;
+    api.onIq("set", "self", NS.vcard, "vCard", async (ev) => {
+      const card = ev.stanza.getChild("vCard", NS.vcard)!;
       const owner = ev.from.bareString();
       if (card.getChildElements().length === 0 && card.getText().trim() === "") {
         await store.set(owner, KEY, null);
         return true;
       }
-      const stored = xml("vCard", { xmlns: NS_VCARD });
+      const stored = xml("vCard", { xmlns: NS.vcard });
       for (const c of card.children) stored.cnode(typeof c === "string" ? c : clone(c));
       const text = stored.toString();
       if (Buffer.byteLength(text, "utf8") > api.options.maxBytes) {
@@ -65,7 +63,7 @@ export const vcard = defineModule<VcardOptions>({
     });
 
     // XEP-0054 §3.2: only one's own vCard can be changed.
-    api.onIq("set", ["bare", "host"], NS_VCARD, "vCard", () => {
+    api.onIq("set", ["bare", "host"], NS.vcard, "vCard", () => {
       throw new StanzaError("forbidden", "you can only change your own vCard");
     });
 

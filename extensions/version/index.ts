@@ -3,23 +3,20 @@ import { readFileSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import os from "node:os";
+import { moduleOptions } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
 import { xml } from "../../src/xml/element.js";
 
 export const NS_VERSION = "jabber:iq:version";
 export const SOFTWARE_NAME = "hearth";
 
-export interface VersionOptions {
-  /** XEP-0092 §5 (Security Considerations): revealing the OS helps attackers, so it is off by default. */
-  showOs: boolean;
-}
-
-function parseOptions(raw: unknown): VersionOptions {
-  const o = (raw ?? {}) as Record<string, unknown>;
-  if (typeof o !== "object" || Array.isArray(o)) throw new Error("expected an object");
-  if (o.showOs !== undefined && typeof o.showOs !== "boolean") throw new Error("showOs must be true or false");
-  return { showOs: o.showOs === true };
-}
+export const versionOptions = moduleOptions("Software version (XEP-0092).", {
+  showOs: {
+    kind: "boolean",
+    default: false,
+    description: "Include the operating system in the answer; off by default because it helps attackers (XEP-0092 §5).",
+  },
+});
 
 let cachedVersion: string | undefined;
 
@@ -38,10 +35,10 @@ export function serverVersion(): string {
   return (cachedVersion = "unknown");
 }
 
-export const version = defineModule<VersionOptions>({
+export const version = defineModule({
   name: "version",
   xep: [{ spec: "XEP-0092", title: "Software Version", version: "1.1", status: "complete" }],
-  options: parseOptions,
+  options: versionOptions,
   setup(api) {
     const versionText = serverVersion();
     const osText = api.options.showOs ? `${os.type()} ${os.release()}` : null;

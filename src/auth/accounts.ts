@@ -20,6 +20,8 @@ const EXISTS_TTL_MS = 30_000;
 
 export class AccountService {
   private readonly known = new Map<string, number>();
+  /** Bumped by every removal: a lookup that overlapped one must not remember what it read before it. */
+  private removals = 0;
 
   constructor(
     private readonly store: Store,
@@ -69,8 +71,9 @@ export class AccountService {
     const now = Date.now();
     const until = this.known.get(key);
     if (until !== undefined && until > now) return true;
+    const removals = this.removals;
     const found = (await this.store.accounts.get(host, username)) !== null;
-    if (found) {
+    if (found && removals === this.removals) {
       if (this.known.size >= EXISTS_CACHE) this.known.clear();
       this.known.set(key, now + EXISTS_TTL_MS);
     } else this.known.delete(key);
@@ -98,8 +101,10 @@ export class AccountService {
   async delete(host: string, username: string): Promise<void> {
     this.checkHost(host);
     const user = this.prepareUsername(username);
+    const deleted = await this.store.accounts.delete(host, user);
+    this.removals++;
     this.known.delete(`${user}@${host}`);
-    if (!(await this.store.accounts.delete(host, user))) throw new AccountError("not-found", `no account ${user}@${host}`);
+    if (!deleted) throw new AccountError("not-found", `no account ${user}@${host}`);
     for (const s of this.sessions.resources(`${user}@${host}`)) s.close("not-authorized", "the account was removed");
     await this.hooks.notify(host, "account-deleted", { host, username: user });
   }

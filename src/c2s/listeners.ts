@@ -7,18 +7,23 @@ import { WebSocketServer, type WebSocket } from "ws";
 import { C2sSession, type StreamTransport } from "./session.js";
 import type { C2sContext } from "./context.js";
 import { xml } from "../xml/element.js";
+import { OutboundGuard } from "../sessions/outbound.js";
+import { NS } from "../xml/ns.js";
 
-/** A slow reader whose unsent output exceeds this is disconnected rather than buffered forever. */
-const MAX_PENDING_OUTPUT = 8 * 1024 * 1024;
+/** Bytes of one tick's output that leave as one write. */
+const SLICE = 64 * 1024;
 
 class SocketTransport implements StreamTransport {
   readonly framed = false;
   secure: boolean;
   private corked = false;
+  private batched = 0;
   session!: C2sSession;
+  private readonly guard: OutboundGuard;
 
-  constructor(private socket: net.Socket, readonly kind: "tcp" | "tls", private readonly tlsOptions: tls.TlsOptions | null) {
+  constructor(private socket: net.Socket, readonly kind: "tcp" | "tls", private readonly tlsOptions: tls.TlsOptions | null, maxUnsent: number) {
     this.secure = kind === "tls";
+    this.guard = new OutboundGuard(maxUnsent);
   }
 
   get remoteAddress(): string { return this.socket.remoteAddress ?? "unknown"; }
@@ -30,24 +35,33 @@ class SocketTransport implements StreamTransport {
   }
 
   // Writes made in one tick leave as one TCP write (DESIGN "batch socket writes per tick").
-  write(data: string): void {
+  write(data: string, flushed?: (err?: Error | null) => void): void {
     const s = this.socket;
     if (s.destroyed) return;
     if (!this.corked) {
       this.corked = true;
+      this.batched = 0;
       s.cork();
       process.nextTick(this.uncork);
     }
-    s.write(data);
-    if (s.writableLength > MAX_PENDING_OUTPUT) {
-      this.session.onTransportClose("slow reader");
-      s.destroy();
+    s.write(data, flushed);
+    this.guard.wrote(data.length);
+    // A large tick (an offline batch, an archive page) leaves in slices, so that the peer's progress
+    // through it is seen slice by slice rather than only once all of it is written.
+    this.batched += data.length;
+    if (this.batched > SLICE) {
+      this.batched = 0;
+      s.uncork();
+      s.cork();
     }
   }
 
   private readonly uncork = (): void => {
     this.corked = false;
-    this.socket.uncork();
+    const s = this.socket;
+    s.uncork();
+    // Measured after the tick's output was offered to the kernel: what is left is what the peer did not take.
+    if (this.guard.exceeded(s.writableLength)) this.session.outputOverflow(s.writableLength);
   };
 
   startTls(): void {
@@ -77,8 +91,29 @@ class WebSocketTransport implements StreamTransport {
   readonly kind = "websocket" as const;
   readonly framed = true;
   readonly canStartTls = false;
-  constructor(private readonly ws: WebSocket, readonly remoteAddress: string, readonly secure: boolean) {}
-  write(data: string): void { if (this.ws.readyState === 1) this.ws.send(data); }
+  session!: C2sSession;
+  private checkScheduled = false;
+  private readonly guard: OutboundGuard;
+  constructor(private readonly ws: WebSocket, readonly remoteAddress: string, readonly secure: boolean, maxUnsent: number) {
+    this.guard = new OutboundGuard(maxUnsent);
+  }
+
+  write(data: string, flushed?: (err?: Error | null) => void): void {
+    if (this.ws.readyState !== 1) return;
+    this.ws.send(data, flushed);
+    this.guard.wrote(data.length);
+    if (!this.checkScheduled) {
+      this.checkScheduled = true;
+      process.nextTick(this.checkOutput);
+    }
+  }
+
+  private readonly checkOutput = (): void => {
+    this.checkScheduled = false;
+    const queued = this.ws.bufferedAmount;
+    if (this.guard.exceeded(queued)) this.session.outputOverflow(queued);
+  };
+
   end(): void { this.ws.close(1000); setTimeout(() => this.ws.terminate(), 2000).unref(); }
   pause(): void { this.ws.pause(); }
   resume(): void { this.ws.resume(); }
@@ -132,7 +167,7 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
     socket.once("close", () => sockets.delete(socket));
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    const transport = new SocketTransport(socket, kind, kind === "tcp" ? tlsOptions : null);
+    const transport = new SocketTransport(socket, kind, kind === "tcp" ? tlsOptions : null, cfg.c2s.maxOutboundBytes);
     const session = new C2sSession(ctx, transport);
     transport.attach(session);
     socket.on("error", () => socket.destroy());
@@ -189,8 +224,9 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
         if (ws.protocol !== "xmpp") { ws.close(1002, "subprotocol xmpp required"); return; }
         const addr = req.socket.remoteAddress ?? "unknown";
         // A WebSocket is as secure as the hop to a TLS-terminating proxy: only loopback counts as secure.
-        const transport = new WebSocketTransport(ws, addr, isLoopback(addr));
+        const transport = new WebSocketTransport(ws, addr, isLoopback(addr), cfg.c2s.maxOutboundBytes);
         const session = new C2sSession(ctx, transport);
+        transport.session = session;
         const closers: Array<() => void> = [];
         ws.on("message", (data, isBinary) => {
           if (isBinary) return session.close("unsupported-encoding", "RFC 7395 uses text frames");
@@ -242,7 +278,7 @@ function startSweep(ctx: C2sContext): NodeJS.Timeout {
         if (now - s.pingSentAt > Math.min(idleMs, 60_000)) s.close("connection-timeout", "no answer to a ping");
       } else if (now - s.lastActivity > idleMs) {
         s.pingSentAt = now;
-        s.send(xml("iq", { type: "get", id: `sweep-${(pingId++).toString(36)}`, from: s.host, to: s.jid.toString() }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+        s.send(xml("iq", { type: "get", id: `sweep-${(pingId++).toString(36)}`, from: s.host, to: s.jid.toString() }, xml("ping", { xmlns: NS.ping })));
       }
     }
   }, every);

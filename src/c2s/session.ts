@@ -11,6 +11,7 @@ import { claimResource } from "../sessions/bind.js";
 import type { LoginThrottled } from "../auth/login.js";
 import type { C2sContext } from "./context.js";
 import { randomBytes } from "node:crypto";
+import { contain } from "../log.js";
 
 /** What a session needs from the connection under it. */
 export interface StreamTransport {
@@ -22,7 +23,8 @@ export interface StreamTransport {
   /** TCP only: switches the connection to TLS (RFC 6120 §5) after `<proceed/>` was written. */
   readonly canStartTls: boolean;
   startTls?(): void;
-  write(data: string): void;
+  /** `flushed` is called without an error once the data has left the process (handed to the kernel). */
+  write(data: string, flushed?: (err?: Error | null) => void): void;
   /** Closes after pending writes are flushed. */
   end(): void;
   pause(): void;
@@ -63,6 +65,8 @@ export class C2sSession implements Session {
   private tokens: number;
   private lastRefill = Date.now();
   private throttleTimer: NodeJS.Timeout | null = null;
+  /** Seqs of timeline rows sent to this session whose bytes are still queued in this process. */
+  private unflushed: Set<number> | null = null;
 
   constructor(private readonly ctx: C2sContext, private readonly transport: StreamTransport) {
     this.host = ctx.config.hosts[0];
@@ -93,8 +97,9 @@ export class C2sSession implements Session {
     this.parser.write(chunk);
   }
 
-  /** The transport closed under us (clean or abrupt). */
+  /** The transport closed under us (clean or abrupt), or after we closed it. */
   onTransportClose(reason = "disconnected"): void {
+    this.offerUnflushedAgain();
     if (this.closed) return;
     this.closed = true;
     this.cleanup(reason);
@@ -102,18 +107,46 @@ export class C2sSession implements Session {
 
   // ---- output ----
 
-  send(stanza: Element, _meta?: DeliveryMeta): void {
+  send(stanza: Element, meta?: DeliveryMeta): void {
     if (this.closed) return;
     if (this.ctx.logStanzas) this.ctx.log.debug({ session: this.id, out: stanza.toString() }, "stanza out");
+    const flushed = meta && this.jid ? this.trackFlush(meta.seq) : undefined;
     if (this.transport.framed && STANZAS.has(stanza.name) && stanza.attrs.xmlns === undefined) {
       // RFC 7395 §3.3: each WebSocket message is a standalone document, so stanzas carry their namespace.
       stanza.attrs.xmlns = NS.client;
       const s = stanza.toString();
       delete stanza.attrs.xmlns;
-      this.transport.write(s);
+      this.transport.write(s, flushed);
     } else {
-      this.transport.write(stanza.toString());
+      this.transport.write(stanza.toString(), flushed);
     }
+  }
+
+  private trackFlush(seq: number): (err?: Error | null) => void {
+    (this.unflushed ??= new Set()).add(seq);
+    return (err) => { if (!err) this.unflushed?.delete(seq); };
+  }
+
+  /**
+   * The connection is gone: rows whose bytes never left the process were not received, so they become
+   * offline messages again (XEP-0160) for the next login; the archive holds them either way.
+   */
+  private offerUnflushedAgain(): void {
+    const seqs = this.unflushed;
+    this.unflushed = null;
+    if (!seqs?.size || !this.jid) return;
+    const owner = this.jid.bareString();
+    this.ctx.store.timeline.markPending(owner, [...seqs]).catch((err: unknown) => {
+      this.ctx.log.error({ err, session: this.id, owner }, "could not keep undelivered messages for the next login");
+    });
+  }
+
+  /** Called by the transport when its peer leaves more than c2s.maxOutboundBytes unread. */
+  outputOverflow(queued: number): void {
+    if (this.closed) return;
+    this.ctx.log.warn({ session: this.id, jid: this.jid?.toString(), queued }, "closing a client that does not read its stream");
+    // RFC 6120 §4.9.3.12: a local service policy (the outbound limit) was violated.
+    this.close("policy-violation", "too much unread output: the client does not read its stream");
   }
 
   private writeRaw(s: string): void {
@@ -346,7 +379,13 @@ export class C2sSession implements Session {
       }
       const r = this.ctx.hooks.run(this.host, "preauth-iq", { session: this, stanza: el, ns: payload.getNS() ?? "" });
       const fallback = (v: unknown) => { if (!v) this.send(errorReply(el, "service-unavailable")); };
-      if (r && typeof (r as Promise<unknown>).then === "function") return (r as Promise<unknown>).then(fallback);
+      if (r && typeof (r as Promise<unknown>).then === "function") {
+        // RFC 6120 §8.2.3: a get or set is answered, also when its handler failed (e.g. the store).
+        return (r as Promise<unknown>).then(fallback, (err: unknown) => {
+          this.ctx.log.error({ err, session: this.id }, "pre-authentication iq failed");
+          this.send(errorReply(el, "internal-server-error"));
+        });
+      }
       return fallback(r);
     }
     return this.close("not-authorized", "authenticate first");

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { loadConfig, ConfigError, type Config } from "../config/config.js";
-import { startServer } from "../server.js";
+import { serverModules, startServer } from "../server.js";
 import { migrateStore, openStore } from "../storage/open.js";
 import { AccountService, AccountError } from "../auth/accounts.js";
 import { createLoginService } from "../auth/login.js";
@@ -59,7 +59,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     return parsed.values.help ? 0 : 2;
   }
   try {
-    const config = () => readConfig(parsed.values.config);
+    const config = () => readConfig(parsed.values.config, deps.extensions);
     switch (command) {
       case "start": return await start(config(), deps, err);
       case "check-config": {
@@ -100,10 +100,11 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
   }
 }
 
-function readConfig(file: string | undefined): Config {
+/** The config, with the options of every module the server would load checked against their declarations. */
+function readConfig(file: string | undefined, extensions: ModuleDefinition<any>[]): Config {
   if (file !== undefined && !existsSync(file)) throw new ConfigError("", `config file ${file} does not exist`);
   const chosen = file ?? (process.env.HEARTH_CONFIG || (existsSync("hearth.yaml") ? "hearth.yaml" : null));
-  return loadConfig({ file: chosen });
+  return loadConfig({ file: chosen, modules: serverModules(extensions) });
 }
 
 async function start(config: Config, deps: CliDeps, err: NodeJS.WritableStream): Promise<number> {

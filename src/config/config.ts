@@ -14,10 +14,14 @@ import {
   isPlainObject,
   keyFromEnvSegment,
   leaves,
+  optionsSectionOf,
   schema,
+  schemaWithModules,
   sectionAt,
   type Checked,
   type Leaf,
+  type ModuleOptionsDecl,
+  type OptionsSection,
   type PathSegment,
   type Section,
 } from "./schema.js";
@@ -39,12 +43,17 @@ export interface Config {
     directTlsPort: number | null;
     requireTls: boolean;
     resourceConflict: "kick-old" | "refuse";
+    /** Bytes a client session may leave unread before it is closed (policy-violation). */
+    maxOutboundBytes: number;
   };
   http: { bind: string; port: number | null; websocketPath: string };
   /** Paths are absolute. */
   tls: { cert: string | null; key: string | null; certs: Record<string, { cert: string; key: string }> };
   /** `sqlite.path` is absolute, or ":memory:". `postgres.url` is set when the driver is postgres. */
-  storage: { driver: "sqlite" | "postgres"; sqlite: { path: string }; postgres: { url: string | null; poolSize: number } };
+  storage: {
+    driver: "sqlite" | "postgres"; sqlite: { path: string }; postgres: { url: string | null; poolSize: number };
+    retention: { days: number; unarchivedDays: number; intervalSeconds: number };
+  };
   auth: {
     scramIterations: number;
     mechanisms: string[];
@@ -106,8 +115,14 @@ function schemaDefaults(section: Section): Tree {
   return out;
 }
 
-export function defaultConfig(cwd: string = process.cwd()): Config {
-  return finish(schemaDefaults(schema), cwd);
+/** The defaults; with `modules`, each module's options at their defaults too. */
+export function defaultConfig(cwd: string = process.cwd(), modules?: readonly ModuleOptionsDecl[]): Config {
+  const root = rootSchema(modules);
+  return finish(schemaDefaults(root), cwd, root);
+}
+
+function rootSchema(modules: readonly ModuleOptionsDecl[] | undefined): Section {
+  return modules === undefined ? schema : schemaWithModules(modules);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,8 +160,9 @@ function readSection(raw: unknown, section: Section, at: PathSegment[], origin: 
 
 function unknownKeyProblem(key: string, section: Section, at: PathSegment[]): string {
   const known = Object.keys(section.fields);
+  if (known.length === 0 && section.openEntries === undefined) return `unknown key (${formatKeyPath(at)} takes no options)`;
   const dotted = key.split(".");
-  if (dotted.length > 1 && sectionAt([...(at as string[]), ...dotted.slice(0, -1)])) {
+  if (dotted.length > 1 && sectionAt(dotted.slice(0, -1), section)) {
     return `unknown key (write nested keys as a nested mapping, not "${key}")`;
   }
   const squash = (s: string) => s.toLowerCase().replace(/[_-]/g, "");
@@ -178,7 +194,7 @@ function failAt(suffix: (path: PathSegment[]) => string, location?: (path: PathS
   };
 }
 
-function readFileLayer(file: string): Tree {
+function readFileLayer(file: string, root: Section): Tree {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -205,7 +221,7 @@ function readFileLayer(file: string): Tree {
     },
     (at) => ({ file, line: lineOf(at) }),
   );
-  return readSection(doc.toJS({ maxAliasCount: 100 }) as unknown, schema, [], origin);
+  return readSection(doc.toJS({ maxAliasCount: 100 }) as unknown, root, [], origin);
 }
 
 /** Offset of the deepest node along `at` that exists in the document (a mapping key where possible). */
@@ -248,6 +264,9 @@ function parseEnvValue(leaf: Leaf, text: string): Checked {
     case "integer":
       raw = leaf.nullable && NULL_WORDS.has(lower) ? null : /^[+-]?[0-9]+$/.test(trimmed) ? Number(trimmed) : text;
       break;
+    case "number":
+      raw = leaf.nullable && NULL_WORDS.has(lower) ? null : /^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)$/.test(trimmed) ? Number(trimmed) : text;
+      break;
     case "boolean":
       raw = TRUE_WORDS.has(lower) ? true : FALSE_WORDS.has(lower) ? false : text;
       break;
@@ -276,25 +295,28 @@ function parseModuleOption(text: string): unknown {
   }
 }
 
-let envIndexCache: { leaves: Map<string, { path: string[]; leaf: Leaf }>; sections: Map<string, string[]> } | undefined;
+interface EnvIndex { leaves: Map<string, { path: string[]; leaf: Leaf }>; sections: Map<string, string[]> }
 
-function envIndex() {
-  if (envIndexCache === undefined) {
-    const byName = new Map<string, { path: string[]; leaf: Leaf }>();
-    const sections = new Map<string, string[]>();
-    for (const entry of leaves()) {
-      byName.set(envName(entry.path), entry);
-      for (let i = 1; i < entry.path.length; i++) sections.set(envName(entry.path.slice(0, i)), entry.path.slice(0, i));
+const envIndexes = new WeakMap<Section, EnvIndex>();
+
+function envIndex(root: Section): EnvIndex {
+  let index = envIndexes.get(root);
+  if (index === undefined) {
+    index = { leaves: new Map(), sections: new Map() };
+    for (const entry of leaves(root)) {
+      index.leaves.set(envName(entry.path), entry);
+      for (let i = 1; i < entry.path.length; i++) index.sections.set(envName(entry.path.slice(0, i)), entry.path.slice(0, i));
     }
-    envIndexCache = { leaves: byName, sections };
+    envIndexes.set(root, index);
   }
-  return envIndexCache;
+  return index;
 }
 
 const MODULES_PREFIX = `${ENV_PREFIX}MODULES__`;
 
-function readEnvLayer(env: NodeJS.ProcessEnv): Tree {
-  const index = envIndex();
+function readEnvLayer(env: NodeJS.ProcessEnv, root: Section): Tree {
+  const index = envIndex(root);
+  const freeFormModules = (root.fields.modules as Section).openEntries !== undefined;
   const out: Tree = {};
   for (const name of Object.keys(env).sort()) {
     const text = env[name];
@@ -309,7 +331,7 @@ function readEnvLayer(env: NodeJS.ProcessEnv): Tree {
       setIn(out, entry.path, checked.value);
       continue;
     }
-    if (name.startsWith(MODULES_PREFIX)) {
+    if (freeFormModules && name.startsWith(MODULES_PREFIX)) {
       const segments = name.slice(MODULES_PREFIX.length).split("__");
       if (segments.every((s) => /^[A-Z0-9]+(?:_[A-Z0-9]+)*$/.test(s))) {
         const modulePath = ["modules", ...segments.map(keyFromEnvSegment)];
@@ -328,7 +350,7 @@ function readEnvLayer(env: NodeJS.ProcessEnv): Tree {
     if (section !== undefined) {
       throw new ConfigError(
         name,
-        `${name}: ${formatKeyPath(section)} is a section; set its keys instead, e.g. ${firstLeafVariable(section)}`,
+        `${name}: ${formatKeyPath(section)} is a section; set its keys instead, e.g. ${firstLeafVariable(root, section)}`,
       );
     }
     throw new ConfigError(name, `${name}: unknown variable${suggestVariable(name, [...index.leaves.keys()])}`);
@@ -336,8 +358,8 @@ function readEnvLayer(env: NodeJS.ProcessEnv): Tree {
   return out;
 }
 
-function firstLeafVariable(section: string[]): string {
-  const first = leaves().find((entry) => section.every((key, i) => entry.path[i] === key));
+function firstLeafVariable(root: Section, section: string[]): string {
+  const first = leaves(root).find((entry) => section.every((key, i) => entry.path[i] === key));
   return first === undefined ? "" : envName(first.path);
 }
 
@@ -398,9 +420,20 @@ function checkCombinations(config: Config): void {
   }
 }
 
-function finish(tree: Tree, cwd: string): Config {
+/** Runs a module's cross-key rule on its (key by key valid) options. */
+function checkOptions(section: OptionsSection, options: unknown, at: string[]): void {
+  const broken = section.check?.(options);
+  if (broken === undefined) return;
+  const key = formatKeyPath([...at, broken.key]);
+  throw new ConfigError(key, `${key}: ${broken.problem}`);
+}
+
+function finish(tree: Tree, cwd: string, root: Section): Config {
   const config = structuredClone(tree) as unknown as Config & { storage: { sqlite: { path: string | null } } };
   checkCombinations(config);
+  for (const [name, node] of Object.entries((root.fields.modules as Section).fields)) {
+    if (node.kind === "section") checkOptions(node, config.modules[name], ["modules", name]);
+  }
   const resolve = (p: string) => path.resolve(cwd, p);
   config.dataDir = resolve(config.dataDir);
   const sqlitePath = config.storage.sqlite.path;
@@ -423,6 +456,13 @@ export interface LoadConfigOptions {
   overrides?: DeepPartial<Config>;
   /** Relative paths resolve against this; defaults to process.cwd(). */
   cwd?: string;
+  /**
+   * The modules the server will load: `modules.<name>` is then checked against each one's declared
+   * options (with file lines in errors, and typed HEARTH_MODULES__<NAME>__<OPTION> variables), and an
+   * unknown module name is an error. Without it module options are free-form mappings until the module
+   * loader checks them.
+   */
+  modules?: readonly ModuleOptionsDecl[];
 }
 
 /** Defaults ← file ← environment ← overrides; throws ConfigError on the first problem. */
@@ -430,13 +470,27 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const cwd = opts.cwd ?? process.cwd();
   const env = opts.env ?? process.env;
   const file = opts.file === undefined ? env.HEARTH_CONFIG || null : opts.file;
-  let tree = schemaDefaults(schema);
-  if (file !== null && file !== "") tree = deepMerge(tree, readFileLayer(path.resolve(cwd, file)));
-  tree = deepMerge(tree, readEnvLayer(env));
+  const root = rootSchema(opts.modules);
+  let tree = schemaDefaults(root);
+  if (file !== null && file !== "") tree = deepMerge(tree, readFileLayer(path.resolve(cwd, file), root));
+  tree = deepMerge(tree, readEnvLayer(env, root));
   if (opts.overrides !== undefined) {
-    tree = deepMerge(tree, readSection(opts.overrides, schema, [], failAt(() => " (in overrides)")));
+    tree = deepMerge(tree, readSection(opts.overrides, root, [], failAt(() => " (in overrides)")));
   }
-  return finish(tree, cwd);
+  return finish(tree, cwd, root);
+}
+
+/**
+ * `modules.<name>` of a loaded config checked against the module's declared options: unknown keys and
+ * wrong types are errors naming `modules.<name>.<key>`, missing keys get their defaults, then the
+ * module's cross-key rule runs. Idempotent, so options loadConfig checked already pass unchanged.
+ */
+export function readModuleOptions<O>(module: { name: string; options?: OptionsSection<O> }, raw: unknown): O {
+  const section = optionsSectionOf(module);
+  const at = ["modules", module.name];
+  const options = deepMerge(schemaDefaults(section), readSection(raw, section, at, failAt(() => "")));
+  checkOptions(section, options, at);
+  return options as O;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -457,18 +511,21 @@ export interface ConfigKeyDoc {
   env: string;
 }
 
-export function describeConfig(): ConfigKeyDoc[] {
-  const rows: ConfigKeyDoc[] = leaves().map(({ path: at, leaf }) => ({
+/** Every key for the README; with `modules`, every module option too. */
+export function describeConfig(modules?: readonly ModuleOptionsDecl[]): ConfigKeyDoc[] {
+  const root = rootSchema(modules);
+  const rows: ConfigKeyDoc[] = leaves(root).map(({ path: at, leaf }) => ({
     key: at.join("."),
     default: formatDefault(leaf),
     description: leaf.description,
     env: envName(at),
   }));
-  const modules = schema.fields.modules as Section;
+  const modulesSection = root.fields.modules as Section;
+  if (modulesSection.openEntries === undefined) return rows;
   rows.push({
     key: "modules.<name>",
     default: "{}",
-    description: modules.openEntries!.description,
+    description: modulesSection.openEntries.description,
     env: `${MODULES_PREFIX}<NAME>__<OPTION>`,
   });
   return rows;
@@ -516,6 +573,7 @@ function renderLeaf(key: string, leaf: Leaf, indent: string, at: string[]): stri
 function renderSection(section: Section, indent: string, at: string[]): string[] {
   const out: string[] = [];
   for (const [key, node] of Object.entries(section.fields)) {
+    if (node.kind === "section" && Object.keys(node.fields).length === 0) continue;
     if (indent === "") out.push("");
     if (node.kind === "section") {
       out.push(...wrapComment(node.description, indent));
@@ -532,13 +590,13 @@ function renderSection(section: Section, indent: string, at: string[]): string[]
   return out;
 }
 
-/** The default configuration as a commented YAML file (hearth.example.yaml). */
-export function renderDefaultYaml(): string {
+/** The default configuration as a commented YAML file (hearth.example.yaml); with `modules`, their options too. */
+export function renderDefaultYaml(modules?: readonly ModuleOptionsDecl[]): string {
   const header = [
     "# hearth configuration, with every setting at its default value.",
     "# Every setting can be overridden by an environment variable named after its path, e.g.",
     "# HEARTH_C2S__PORT=5322, HEARTH_HOSTS=a.example,b.example, HEARTH_C2S__PORT=off (null).",
     "# HEARTH_CONFIG names this file. Relative paths are resolved against the working directory.",
   ];
-  return [...header, ...renderSection(schema, "", [])].join("\n") + "\n";
+  return [...header, ...renderSection(rootSchema(modules), "", [])].join("\n") + "\n";
 }

@@ -29,6 +29,15 @@ export interface StringLeaf extends LeafBase<string | null> {
 export interface IntegerLeaf extends LeafBase<number | null> {
   kind: "integer";
   min: number;
+  /** Number.MAX_SAFE_INTEGER for "no upper bound". */
+  max: number;
+  nullable?: boolean;
+}
+
+/** A number that may have a fraction (seconds, multipliers). */
+export interface NumberLeaf extends LeafBase<number | null> {
+  kind: "number";
+  min: number;
   max: number;
   nullable?: boolean;
 }
@@ -42,7 +51,7 @@ export interface EnumLeaf extends LeafBase<string> {
   values: readonly string[];
 }
 
-export interface ListLeaf extends LeafBase<string[]> {
+export interface ListLeaf extends LeafBase<readonly string[]> {
   kind: "list";
   /** What one item looks like, for error messages. */
   itemExpect: string;
@@ -56,7 +65,7 @@ export interface CertMapLeaf extends LeafBase<Record<string, CertPaths>> {
   example: string[];
 }
 
-export type Leaf = StringLeaf | IntegerLeaf | BooleanLeaf | EnumLeaf | ListLeaf | CertMapLeaf;
+export type Leaf = StringLeaf | IntegerLeaf | NumberLeaf | BooleanLeaf | EnumLeaf | ListLeaf | CertMapLeaf;
 
 export interface Section {
   kind: "section";
@@ -67,6 +76,47 @@ export interface Section {
 }
 
 export type SchemaNode = Leaf | Section;
+
+/** A rule across several keys broke: the key to blame (relative to the section) and why. */
+export interface OptionProblem {
+  key: string;
+  problem: string;
+}
+
+/**
+ * The options of a module, `modules.<name>`: a section of the same leaves as the rest of the schema,
+ * checked key by key (unknown keys rejected, defaults filled), then by `check` across keys.
+ */
+export interface OptionsSection<O = unknown> extends Section {
+  check?(options: O): OptionProblem | undefined;
+}
+
+/** The value a schema node validates to. */
+export type ValueOf<N> = N extends { kind: "section"; fields: infer F }
+  ? { -readonly [K in keyof F]: ValueOf<F[K]> }
+  : N extends { kind: "integer" | "number" | "string" }
+    ? (N extends { kind: "string" } ? string : number) | (N extends { nullable: true } ? null : never)
+    : N extends { kind: "boolean" }
+      ? boolean
+      : N extends { kind: "enum"; values: readonly (infer V)[] }
+        ? V
+        : N extends { kind: "list" }
+          ? string[]
+          : N extends { kind: "certMap" }
+            ? Record<string, CertPaths>
+            : never;
+
+/** The options value of a declared options section: `type MamOptions = OptionsOf<typeof mamOptions>`. */
+export type OptionsOf<S> = S extends OptionsSection<infer O> ? O : never;
+
+/** Declares a module's options; the module's `api.options` is typed from `fields`. */
+export function moduleOptions<const F extends Record<string, SchemaNode>>(
+  description: string,
+  fields: F,
+  check?: (options: ValueOf<{ kind: "section"; fields: F }>) => OptionProblem | undefined,
+): OptionsSection<ValueOf<{ kind: "section"; fields: F }>> {
+  return check === undefined ? { kind: "section", description, fields } : { kind: "section", description, fields, check };
+}
 
 export type Checked =
   | { ok: true; value: unknown }
@@ -89,7 +139,7 @@ export function normalizeDomain(input: string): string | undefined {
   return name;
 }
 
-function nonEmpty(value: string): string | undefined {
+export function nonEmpty(value: string): string | undefined {
   return value.trim() === "" ? undefined : value;
 }
 
@@ -103,7 +153,7 @@ function postgresUrl(value: string): string | undefined {
   return /^postgres(ql)?:\/\/\S+$/.test(value.trim()) ? value.trim() : undefined;
 }
 
-function httpPath(value: string): string | undefined {
+export function httpPath(value: string): string | undefined {
   return /^\/[^\s?#]*$/.test(value) ? value : undefined;
 }
 
@@ -134,7 +184,7 @@ const port = (def: number | null, description: string): IntegerLeaf => ({
   description: `${description} null (or off) disables it; 0 picks a free port (for tests).`,
 });
 
-const bind = (description: string): StringLeaf => ({
+export const bind = (description: string): StringLeaf => ({
   kind: "string",
   default: "0.0.0.0",
   expect: "an IP address or host name",
@@ -202,6 +252,14 @@ export const schema: Section = {
           default: "kick-old",
           description:
             "When a client binds a resource already in use (an XMPP resource, or a mobile device logging in again): disconnect the old session, or refuse the new one (RFC 6120 §7.7.2.2).",
+        },
+        maxOutboundBytes: {
+          kind: "integer",
+          min: 65_536,
+          max: 1024 * 1024 * 1024,
+          default: 4 * 1024 * 1024,
+          description:
+            "Output a client session (TCP, TLS or WebSocket) may have queued that its peer has not read yet. A session past it is closed with a policy-violation stream error; what it did not get stays in its archive, and what was still queued is offered again as offline messages at the next login.",
         },
       },
     },
@@ -298,6 +356,24 @@ export const schema: Section = {
               max: 1000,
               default: 10,
               description: "Connections per server process; timeline writes use up to half of them at once.",
+            },
+          },
+        },
+        retention: {
+          kind: "section",
+          description: "How long the timeline keeps messages (the archive, offline delivery, resends and mobile history are views of it). Undelivered offline messages are never removed.",
+          fields: {
+            days: {
+              kind: "integer", min: 0, max: 100_000, default: 0,
+              description: "Messages older than this many days leave the timeline (and so the archive); 0 keeps them forever.",
+            },
+            unarchivedDays: {
+              kind: "integer", min: 0, max: 100_000, default: 7,
+              description: "Rows the archiving preferences kept out of the archive still serve offline delivery, resends and device sync; delivered ones older than this many days are removed (0: as archived ones, by storage.retention.days).",
+            },
+            intervalSeconds: {
+              kind: "integer", min: 1, max: 7 * 86_400, default: 3600,
+              description: "How often old rows are removed.",
             },
           },
         },
@@ -522,12 +598,37 @@ export const schema: Section = {
         },
       },
       openEntries: {
-        description: "Options for module <name>, a mapping validated by the module itself.",
+        description: "Options for module <name>: a mapping checked against the options the module declares.",
         example: ["<name>:", "  someOption: value"],
       },
     },
   },
 };
+
+/** A module as far as the config is concerned: its name and declared options. */
+export interface ModuleOptionsDecl {
+  name: string;
+  options?: OptionsSection<any>;
+}
+
+const NO_OPTIONS = (name: string): OptionsSection => ({ kind: "section", description: `Module ${name} (no options).`, fields: {} });
+
+/** The options section of a module; a module that declares none takes none. */
+export function optionsSectionOf(module: ModuleOptionsDecl): OptionsSection {
+  return module.options ?? NO_OPTIONS(module.name);
+}
+
+/**
+ * The schema with `modules.<name>` declared for each module: the module options are then validated,
+ * defaulted, overridable from the environment and documented like every other key, and a module name
+ * no module has is an unknown key.
+ */
+export function schemaWithModules(modules: readonly ModuleOptionsDecl[]): Section {
+  const base = schema.fields.modules as Section;
+  const fields: Record<string, SchemaNode> = { ...base.fields };
+  for (const m of modules) fields[m.name] = optionsSectionOf(m);
+  return { ...schema, fields: { ...schema.fields, modules: { kind: "section", description: base.description, fields } } };
+}
 
 // ---------------------------------------------------------------------------------------------
 // Checking one value against a leaf
@@ -558,7 +659,11 @@ export function expectation(leaf: Leaf, style: Style): string {
     case "string":
       return leaf.expect + (leaf.nullable ? orNull : "");
     case "integer":
-      return `an integer ${leaf.min}-${leaf.max}` + (leaf.nullable ? orNull : "");
+    case "number": {
+      const what = leaf.kind === "integer" ? "an integer" : "a number";
+      const range = leaf.max === Number.MAX_SAFE_INTEGER ? ` of at least ${leaf.min}` : ` ${leaf.min}-${leaf.max}`;
+      return what + range + (leaf.nullable ? orNull : "");
+    }
     case "boolean":
       return style === "env" ? "true or false (also yes/no, on/off, 1/0)" : "true or false";
     case "enum":
@@ -587,11 +692,13 @@ export function checkLeaf(leaf: Leaf, value: unknown, style: Style = "yaml"): Ch
       const accepted = leaf.accept(value);
       return accepted === undefined ? mismatch(leaf, value, style) : { ok: true, value: accepted };
     }
-    case "integer": {
+    case "integer":
+    case "number": {
       if (leaf.nullable && (value === null || value === false || value === "off")) {
         return { ok: true, value: null };
       }
-      if (typeof value !== "number" || !Number.isInteger(value) || value < leaf.min || value > leaf.max) {
+      const whole = leaf.kind === "integer" ? Number.isInteger(value) : Number.isFinite(value);
+      if (typeof value !== "number" || !whole || value < leaf.min || value > leaf.max) {
         return mismatch(leaf, value, style);
       }
       return { ok: true, value };
@@ -676,8 +783,8 @@ export function leaves(section: Section = schema, prefix: string[] = []): LeafEn
   return out;
 }
 
-export function sectionAt(path: readonly string[]): Section | undefined {
-  let node: SchemaNode = schema;
+export function sectionAt(path: readonly string[], root: Section = schema): Section | undefined {
+  let node: SchemaNode = root;
   for (const key of path) {
     if (node.kind !== "section") return undefined;
     const next: SchemaNode | undefined = node.fields[key];

@@ -6,8 +6,6 @@ import type { TimelineEntry, TimelineStore } from "../storage/types.js";
 import { parseFramedElement } from "../xml/parser.js";
 import { NS } from "../xml/ns.js";
 
-export const NS_RECEIPTS = "urn:xmpp:receipts";
-export const NS_MARKERS = "urn:xmpp:chat-markers:0";
 export const NS_RETRACT = "urn:xmpp:message-retract:1";
 export const NS_RETRACT_V0 = "urn:xmpp:message-retract:0";
 export const NS_FASTEN = "urn:xmpp:fasten:0";

@@ -11,12 +11,10 @@ import { StanzaError } from "../xml/stanza.js";
 import type { NewTimelineEntry } from "../storage/types.js";
 import { parseFramedElement } from "../xml/parser.js";
 
-const HINTS = "urn:xmpp:hints";
-
 /** Whether a message is worth keeping: it has a body (XEP-0160 §3, XEP-0334 hints). */
 function storable(stanza: Element): boolean {
-  if (stanza.getChild("no-store", HINTS) || stanza.getChild("no-permanent-store", HINTS)) return false;
-  return stanza.getChild("body") !== undefined || stanza.getChild("store", HINTS) !== undefined;
+  if (stanza.getChild("no-store", NS.hints) || stanza.getChild("no-permanent-store", NS.hints)) return false;
+  return stanza.getChild("body") !== undefined || stanza.getChild("store", NS.hints) !== undefined;
 }
 
 export const messageModule = defineModule({
@@ -137,7 +135,8 @@ export const messageModule = defineModule({
       const owner = session.jid!.bareString();
       for (;;) {
         const batch = await store.timeline.pending(owner, 200);
-        if (batch.length === 0) break;
+        // A session that ended meanwhile gets nothing more: what it did not get stays pending.
+        if (batch.length === 0 || session.closed) break;
         for (const entry of batch) {
           let el: Element;
           try { el = parseFramedElement(entry.xml); } catch (err) {

@@ -8,7 +8,7 @@ import { NS } from "../xml/ns.js";
 import { parseFramedElement } from "../xml/parser.js";
 import { tryParseJid } from "../jid/jid.js";
 import type { RosterItem, TimelineEntry } from "../storage/types.js";
-import { NS_FASTEN, NS_MARKERS, NS_RECEIPTS, NS_RETRACT, NS_RETRACT_V0, isRetractionXml, messageIdOf, retractTarget, storedMessageId } from "../im/message-ids.js";
+import { NS_FASTEN, NS_RETRACT, NS_RETRACT_V0, isRetractionXml, messageIdOf, retractTarget, storedMessageId } from "../im/message-ids.js";
 import {
   ContentType, ConversationType, MessageKind, Show, Subscription,
   type Contact, type Message, type Presence, type SendMessage,
@@ -16,23 +16,23 @@ import {
 
 export const MNS = {
   content: "urn:hearth:mobile:1",
-  receipts: NS_RECEIPTS,
-  markers: NS_MARKERS,
+  receipts: NS.receipts,
+  markers: NS.chatMarkers,
   retract: NS_RETRACT,
   retractV0: NS_RETRACT_V0,
   fasten: NS_FASTEN,
   fallback: "urn:xmpp:fallback:0",
-  hints: "urn:xmpp:hints",
+  hints: NS.hints,
   reference: "urn:xmpp:reference:0",
   oob: "jabber:x:oob",
   csi: "urn:xmpp:csi:0",
-  muc: "http://jabber.org/protocol/muc",
-  mucUser: "http://jabber.org/protocol/muc#user",
-  mucAdmin: "http://jabber.org/protocol/muc#admin",
-  mucOwner: "http://jabber.org/protocol/muc#owner",
-  dataForms: "jabber:x:data",
-  conference: "jabber:x:conference",
-  ping: "urn:xmpp:ping",
+  muc: NS.muc,
+  mucUser: NS.mucUser,
+  mucAdmin: NS.mucAdmin,
+  mucOwner: NS.mucOwner,
+  dataForms: NS.dataForms,
+  conference: NS.conference,
+  ping: NS.ping,
 } as const;
 
 const CONTENT_NAMES: Record<number, string> = {

@@ -11,6 +11,7 @@
 //   protocol) is kept in the module's key-value store: the MUC's own member lists are for admins only.
 import { randomBytes } from "node:crypto";
 import { xml, type Element } from "../xml/element.js";
+import { NS } from "../xml/ns.js";
 import { tryParseJid, type Jid } from "../jid/jid.js";
 import type { DeliveryMeta } from "../sessions/session.js";
 import type { MapStore, TimelineEntry } from "../storage/types.js";
@@ -204,14 +205,14 @@ export class Groups {
     const type = el.attrs.type;
     if (type === "groupchat") {
       const p = s.pendingSend;
-      const originId = el.getChild("origin-id", "urn:xmpp:sid:0")?.attrs.id;
+      const originId = el.getChild("origin-id", NS.sid)?.attrs.id;
       if (p && p.id === originId && p.group === room) {
         // The reflection of this device's own message (XEP-0045 §7.2.13): the room stored it.
         p.delivered = true;
-        p.groupStanzaId = el.getChildren("stanza-id", "urn:xmpp:sid:0").find((c) => c.attrs.by === room)?.attrs.id ?? null;
+        p.groupStanzaId = el.getChildren("stanza-id", NS.sid).find((c) => c.attrs.by === room)?.attrs.id ?? null;
       }
       const st = this.state(s).get(room);
-      if (st && el.getChild("stanza-id", "urn:xmpp:sid:0")) void this.syncRoom(s, room, st);
+      if (st && el.getChild("stanza-id", NS.sid)) void this.syncRoom(s, room, st);
     }
   }
 
@@ -484,7 +485,7 @@ export class Groups {
     await this.enter(s, room, true);
     const field = (v: string, value: string) => xml("field", { var: v }, xml("value", null, value));
     await this.ownerIq(s, room, MNS.mucOwner, xml("x", { xmlns: MNS.dataForms, type: "submit" },
-      field("FORM_TYPE", "http://jabber.org/protocol/muc#roomconfig"),
+      field("FORM_TYPE", NS.mucRoomConfig),
       field("muc#roomconfig_roomname", name),
       field("muc#roomconfig_persistentroom", "1"),
       field("muc#roomconfig_membersonly", "1"),

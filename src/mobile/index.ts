@@ -5,7 +5,7 @@
 // for mobile devices).
 import { defineModule } from "../modules/module.js";
 import type { Session } from "../sessions/session.js";
-import { parseMobileOptions, type MobileOptions } from "./options.js";
+import { mobileOptions, type MobileOptions } from "./options.js";
 import { MobileSession } from "./session.js";
 import { MobileGateway } from "./gateway.js";
 import { Groups } from "./groups.js";
@@ -30,7 +30,7 @@ export const mobileModule = defineModule<MobileOptions>({
     { spec: "hearth mobile v1", title: "Protobuf over WebSocket for mobile apps (schemas/proto/README.md)", status: "complete" },
     { spec: "XEP-0352", title: "Client State Indication", version: "1.0.0", status: "partial", note: "mobile background mode" },
   ],
-  options: parseMobileOptions,
+  options: mobileOptions,
   async setup(api) {
     const opts = api.options;
     const { sessions } = api;

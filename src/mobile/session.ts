@@ -29,6 +29,8 @@ import {
 import { MobileError, stanzaCondition, fromCondition, fromStanzaError } from "./errors.js";
 import { MNS, contactFromItem, contactFromItemElement, messageFromStanza, presenceFromStanza, retractTarget } from "./bridge.js";
 import { toMessages, type MobileContext } from "./context.js";
+import { OutboundGuard } from "../sessions/outbound.js";
+import { contain } from "../log.js";
 
 /** The connection under a session: a WebSocket in production. */
 export interface MobileTransport {
@@ -131,9 +133,12 @@ export class MobileSession implements Session {
   private rosterPushes: Promise<void> = Promise.resolve();
   /** Set by a handler: runs after its reply is written, still in the request's turn. */
   afterReply: (() => unknown) | null = null;
+  private readonly outbound: OutboundGuard;
+  private overflowed = false;
 
   constructor(readonly ctx: MobileContext, private readonly transport: MobileTransport) {
     this.host = ctx.api.hosts[0]!;
+    this.outbound = new OutboundGuard(ctx.opts.maxPendingOutputBytes);
     this.tokens = ctx.opts.requestBurst;
     ctx.connections.add(this);
   }
@@ -175,7 +180,7 @@ export class MobileSession implements Session {
       if (this.queue.length >= MAX_QUEUED && !this.paused) { this.paused = true; this.transport.pause(); }
       return;
     }
-    void this.run(env);
+    contain(this.run(env), this.ctx.log, "mobile request", { session: this.id });
   }
 
   /** Token bucket; returns 0, or how long to wait before the next request is accepted. */
@@ -233,7 +238,10 @@ export class MobileSession implements Session {
   private write(frame: Uint8Array): void {
     if (this.closed) return;
     this.transport.send(frame);
-    if (this.transport.bufferedAmount > this.ctx.opts.maxPendingOutputBytes) {
+    this.outbound.wrote(frame.byteLength);
+    if (!this.overflowed && this.outbound.exceeded(this.transport.bufferedAmount)) {
+      // Once: the Kicked push written by kick() comes back through here.
+      this.overflowed = true;
       this.kick(KickReason.POLICY_VIOLATION, "the device does not read its pushes (slow consumer)");
     }
   }
@@ -301,7 +309,7 @@ export class MobileSession implements Session {
       if (m) this.queueMessage(m);
       return;
     }
-    void this.sync();
+    contain(this.sync(), this.ctx.log, "mobile sync", { session: this.id });
   }
 
   /** Pushes every row after sentUpTo, in order, in batches, within the unacknowledged window. */
@@ -320,6 +328,8 @@ export class MobileSession implements Session {
           for (;;) {
             const wait = this.windowFull();
             if (wait) await wait;
+            // The catch-up goes no faster than the device reads, so it never runs into the outbound limit.
+            while (!this.closed && this.transport.bufferedAmount > this.ctx.opts.maxPendingOutputBytes / 2) await new Promise((r) => setTimeout(r, 20));
             if (this.closed) return;
             const room = this.ctx.opts.syncWindow - (this.sentUpTo - this.acked);
             const rows = await timeline.query(owner, { afterSeq: this.sentUpTo, limit: Math.min(syncBatch, room) });
@@ -351,7 +361,12 @@ export class MobileSession implements Session {
     } finally {
       this.syncing = false;
     }
-    await this.ctx.groups.syncSession(this);
+    // Callers fire and forget: nothing may escape (an unhandled rejection ends the process).
+    try {
+      await this.ctx.groups.syncSession(this);
+    } catch (err) {
+      this.ctx.log.error({ err, session: this.id }, "mobile group sync failed");
+    }
   }
 
   private windowFull(): Promise<void> | null {
@@ -524,10 +539,10 @@ export class MobileSession implements Session {
       return;
     }
     if (type === "get" && stanza.getChild("ping", MNS.ping)) {
-      void this.ctx.api.router.route(reply(stanza));
+      contain(this.ctx.api.router.route(reply(stanza)), this.ctx.log, "ping reply");
       return;
     }
-    if (type === "get" || type === "set") void this.ctx.api.router.route(errorReply(stanza, "service-unavailable"));
+    if (type === "get" || type === "set") contain(this.ctx.api.router.route(errorReply(stanza, "service-unavailable")), this.ctx.log, "iq error reply");
   }
 
   /**
@@ -560,7 +575,7 @@ export class MobileSession implements Session {
     if (this.background === background) return;
     this.background = background;
     // Tell the rest of the server as an XMPP client would (XEP-0352).
-    void this.ctx.api.run(this.host, "stream-element", { session: this, element: xml(background ? "inactive" : "active", { xmlns: MNS.csi }) });
+    contain(this.ctx.api.run(this.host, "stream-element", { session: this, element: xml(background ? "inactive" : "active", { xmlns: MNS.csi }) }), this.ctx.log, "client state", { session: this.id });
     if (!background && this.heldPresence) {
       const held = this.heldPresence;
       this.heldPresence = null;

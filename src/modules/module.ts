@@ -15,7 +15,8 @@ import {
 import type { Router } from "../router/router.js";
 import type { SessionRegistry } from "../sessions/registry.js";
 import type { KeyValueStore, Store } from "../storage/types.js";
-import type { Config } from "../config/config.js";
+import { readModuleOptions, type Config } from "../config/config.js";
+import type { OptionsSection } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import type { AccountService } from "../auth/accounts.js";
 import { StanzaError } from "../xml/stanza.js";
@@ -35,8 +36,11 @@ export interface ModuleDefinition<O = unknown> {
   /** The specifications this module implements (feeds the README compliance table). */
   xep?: SpecInfo[];
   depends?: string[];
-  /** Validates `modules.<name>` from the config; throw an Error naming the problem. */
-  options?: (raw: unknown) => O;
+  /**
+   * `modules.<name>` in the config, declared with `moduleOptions(...)`: checked and defaulted before
+   * `setup`, documented in the README and hearth.example.yaml. A module without it takes no options.
+   */
+  options?: OptionsSection<O>;
   setup(api: ModuleApi<O>): void | Promise<void>;
 }
 
@@ -174,15 +178,7 @@ export class ModuleHost {
 
   async load(def: ModuleDefinition<unknown>): Promise<void> {
     if (this.loaded.has(def.name)) throw new Error(`module ${def.name} is loaded already`);
-    const raw = (this.ctx.config.modules as Record<string, unknown>)[def.name];
-    let options: unknown = raw;
-    if (def.options) {
-      try {
-        options = def.options(raw ?? {});
-      } catch (err) {
-        throw new Error(`modules.${def.name}: ${(err as Error).message}`);
-      }
-    }
+    const options = readModuleOptions(def, this.ctx.config.modules[def.name]);
     const undo: Array<() => void> = [];
     const api = this.apiFor(def.name, options, undo, this.ctx.config.hosts);
     this.loaded.set(def.name, { def, undo });

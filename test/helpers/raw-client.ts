@@ -174,6 +174,15 @@ export class RawClient {
   destroy(): void {
     this.socket.destroy();
   }
+
+  /** Stops reading from the socket (a slow reader): the server's output backs up behind it. */
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.socket.resume();
+  }
 }
 
 /** The condition name of a stream error or stanza error element. */

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { loadConfig, type Config, type DeepPartial } from "../../src/config/config.js";
-import { startServer, type Server } from "../../src/server.js";
+import { startServer, type Server, type StartOptions } from "../../src/server.js";
 import { nullLogger } from "../../src/log.js";
 import type { ModuleDefinition } from "../../src/modules/module.js";
 import type { AccountService } from "../../src/auth/accounts.js";
@@ -59,7 +59,10 @@ function deepMerge(a: any, b: any): any {
   return out;
 }
 
-export async function startTestServer(overrides: DeepPartial<Config> | Record<string, unknown> = {}, opts: { modules?: ModuleDefinition<any>[]; dataDir?: string } = {}): Promise<TestServer> {
+export async function startTestServer(
+  overrides: DeepPartial<Config> | Record<string, unknown> = {},
+  opts: { modules?: ModuleDefinition<any>[]; dataDir?: string; wrapStore?: StartOptions["wrapStore"] } = {},
+): Promise<TestServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(tmpdir(), "hearth-test-"));
   const base = {
     hosts: ["localhost"],
@@ -76,7 +79,7 @@ export async function startTestServer(overrides: DeepPartial<Config> | Record<st
   const postgres = testStoreDriver === "postgres" ? await postgresStorage(dataDir, opts.dataDir !== undefined) : null;
   if (postgres) (base as Record<string, unknown>).storage = postgres.storage;
   let config = loadConfig({ file: null, env: {}, overrides: deepMerge(base, overrides), cwd: dataDir });
-  let server = await startServer(config, modules, { log: nullLogger });
+  let server = await startServer(config, modules, { log: nullLogger, wrapStore: opts.wrapStore });
   const ts: TestServer = {
     host: config.hosts[0],
     c2sPort: server.ports.c2s ?? 0,
@@ -97,7 +100,7 @@ export async function startTestServer(overrides: DeepPartial<Config> | Record<st
         file: null, env: {}, cwd: dataDir,
         overrides: deepMerge(deepMerge(base, overrides), { c2s: { port: ts.c2sPort, directTlsPort: ts.tlsPort || null }, http: { port: ts.httpPort || null } }),
       });
-      server = await startServer(config, modules, { log: nullLogger });
+      server = await startServer(config, modules, { log: nullLogger, wrapStore: opts.wrapStore });
       ts.server = server;
       ts.config = config;
       ts.accounts = server.context.accounts;

@@ -1,9 +1,11 @@
-// `npm run docs`: regenerates the README's generated blocks in place.
+// `npm run docs`: regenerates the README's generated blocks and hearth.example.yaml in place.
 import { readFileSync, writeFileSync } from "node:fs";
-import { renderReadme } from "./readme-sections.js";
+import { exampleYaml, renderReadme } from "./readme-sections.js";
 
-const path = new URL("../../../README.md", import.meta.url);
-const before = readFileSync(path, "utf8");
-const after = renderReadme(before);
-if (after !== before) writeFileSync(path, after);
-process.stdout.write(after === before ? "README.md is up to date\n" : "README.md regenerated\n");
+for (const [name, render] of [["README.md", renderReadme], ["hearth.example.yaml", () => exampleYaml()]] as const) {
+  const path = new URL(`../../../${name}`, import.meta.url);
+  const before = readFileSync(path, "utf8");
+  const after = render(before);
+  if (after !== before) writeFileSync(path, after);
+  process.stdout.write(after === before ? `${name} is up to date\n` : `${name} regenerated\n`);
+}

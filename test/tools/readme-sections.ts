@@ -1,17 +1,24 @@
 // The generated parts of the README: compliance table (module metadata) and configuration reference.
-import { describeConfig } from "../../src/config/config.js";
+import { describeConfig, renderDefaultYaml } from "../../src/config/config.js";
 import { complianceTable } from "../../src/modules/compliance.js";
-import { coreModules } from "../../src/im/index.js";
 import { streamLayer } from "../../src/c2s/specs.js";
-import { mobileModule } from "../../src/mobile/index.js";
+import { serverModules } from "../../src/server.js";
 import { extensions } from "../../extensions/index.js";
+
+/** Every module the `hearth` command loads. */
+export const shippedModules = serverModules(extensions);
+
+/** hearth.example.yaml: every key at its default, every module's options included. */
+export function exampleYaml(): string {
+  return renderDefaultYaml(shippedModules);
+}
 
 export function generatedSections(): Record<string, string> {
   const config = ["| Key | Default | Environment | Description |", "|---|---|---|---|"];
-  for (const k of describeConfig()) {
+  for (const k of describeConfig(shippedModules)) {
     config.push(`| \`${k.key}\` | \`${k.default}\` | \`${(k as { env?: string }).env ?? ""}\` | ${k.description.replace(/\|/g, "\\|").replace(/\n/g, " ")} |`);
   }
-  return { compliance: complianceTable([streamLayer, ...coreModules, mobileModule, ...extensions]), config: config.join("\n") };
+  return { compliance: complianceTable([streamLayer, ...shippedModules]), config: config.join("\n") };
 }
 
 /** Replaces `<!-- BEGIN name -->…<!-- END name -->` blocks with the generated text. */

@@ -2,9 +2,9 @@
 // kick and voice (roles, by nick), ban, membership, admins and owners (affiliations, by JID), and the
 // lists. A request is checked whole before any of it is applied.
 import { xml, type Element } from "../../../src/xml/element.js";
+import { NS } from "../../../src/xml/ns.js";
 import { tryParseJid } from "../../../src/jid/jid.js";
 import { StanzaError } from "../../../src/xml/stanza.js";
-import { NS_MUC_ADMIN } from "../ns.js";
 import { AFFILIATIONS, ROLES, affiliationRank, type Affiliation, type Occupant, type Role, type Room } from "../room.js";
 import type { MucService } from "../service.js";
 
@@ -15,11 +15,11 @@ type Change =
 const ADMIN = affiliationRank("admin");
 
 export function admin(muc: MucService): void {
-  muc.onRoomIq("get", NS_MUC_ADMIN, "query", (room, ev) => {
-    const item = ev.stanza.getChild("query", NS_MUC_ADMIN)?.getChild("item");
+  muc.onRoomIq("get", NS.mucAdmin, "query", (room, ev) => {
+    const item = ev.stanza.getChild("query", NS.mucAdmin)?.getChild("item");
     if (!item) throw new StanzaError("bad-request", "expected an <item/>");
     const bare = ev.from.bareString();
-    const q = xml("query", { xmlns: NS_MUC_ADMIN });
+    const q = xml("query", { xmlns: NS.mucAdmin });
     const affiliation = item.attrs.affiliation as Affiliation | undefined;
     const role = item.attrs.role as Role | undefined;
     if (affiliation !== undefined) {
@@ -45,8 +45,8 @@ export function admin(muc: MucService): void {
     throw new StanzaError("bad-request", "expected an affiliation or a role");
   });
 
-  muc.onRoomIq("set", NS_MUC_ADMIN, "query", async (room, ev) => {
-    const items = ev.stanza.getChild("query", NS_MUC_ADMIN)?.getChildren("item") ?? [];
+  muc.onRoomIq("set", NS.mucAdmin, "query", async (room, ev) => {
+    const items = ev.stanza.getChild("query", NS.mucAdmin)?.getChildren("item") ?? [];
     if (items.length === 0) throw new StanzaError("bad-request", "expected at least one <item/>");
     const actor = room.bySession.get(ev.from.toString());
     const actorAffiliation = room.affiliationOf(ev.from.bareString());

@@ -1,12 +1,12 @@
 // XEP-0045 §10.9 an owner destroys the room, optionally naming an alternate venue and a reason.
+import { NS } from "../../../src/xml/ns.js";
 import { StanzaError } from "../../../src/xml/stanza.js";
 import { tryParseJid } from "../../../src/jid/jid.js";
-import { NS_MUC_OWNER } from "../ns.js";
 import type { MucService } from "../service.js";
 
 export function destroy(muc: MucService): void {
-  muc.onRoomIq("set", NS_MUC_OWNER, "query", async (room, ev) => {
-    const d = ev.stanza.getChild("query", NS_MUC_OWNER)?.getChild("destroy");
+  muc.onRoomIq("set", NS.mucOwner, "query", async (room, ev) => {
+    const d = ev.stanza.getChild("query", NS.mucOwner)?.getChild("destroy");
     if (!d) return;
     if (room.affiliationOf(ev.from.bareString()) !== "owner") throw new StanzaError("forbidden", "only owners may destroy the room");
     const alternate = d.attrs.jid;

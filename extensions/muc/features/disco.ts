@@ -1,9 +1,10 @@
 // XEP-0045 §6 service discovery: the service among the server's items (identity conference/text), the
 // public rooms as the service's items, and each room's features and muc#roominfo form (§6.4).
 import { xml, type Element } from "../../../src/xml/element.js";
+import { NS } from "../../../src/xml/ns.js";
 import { StanzaError } from "../../../src/xml/stanza.js";
 import { formElement, type FormField } from "../forms.js";
-import { NS_CONFERENCE, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_PING, NS_ROOMINFO } from "../ns.js";
+import { NS_ROOMINFO } from "../ns.js";
 import type { Room } from "../room.js";
 import type { MucService } from "../service.js";
 
@@ -19,16 +20,16 @@ export function disco(muc: MucService): void {
     return acc;
   });
 
-  muc.onServiceIq("get", NS_DISCO_INFO, "query", (ev) => {
-    if (nodeOf(ev, NS_DISCO_INFO)) throw new StanzaError("item-not-found");
-    const q = xml("query", { xmlns: NS_DISCO_INFO }, xml("identity", { category: "conference", type: "text", name: SERVICE_NAME }));
-    for (const f of [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_PING, NS_CONFERENCE]) q.cnode(xml("feature", { var: f }));
+  muc.onServiceIq("get", NS.discoInfo, "query", (ev) => {
+    if (nodeOf(ev, NS.discoInfo)) throw new StanzaError("item-not-found");
+    const q = xml("query", { xmlns: NS.discoInfo }, xml("identity", { category: "conference", type: "text", name: SERVICE_NAME }));
+    for (const f of [NS.discoInfo, NS.discoItems, NS.muc, NS.ping, NS.conference]) q.cnode(xml("feature", { var: f }));
     return q;
   });
-  muc.onServiceIq("get", NS_PING, "ping", () => true);
+  muc.onServiceIq("get", NS.ping, "ping", () => true);
 
-  muc.onServiceIq("get", NS_DISCO_ITEMS, "query", async (ev) => {
-    if (nodeOf(ev, NS_DISCO_ITEMS)) throw new StanzaError("item-not-found");
+  muc.onServiceIq("get", NS.discoItems, "query", async (ev) => {
+    if (nodeOf(ev, NS.discoItems)) throw new StanzaError("item-not-found");
     const domain = ev.to.domain;
     const items = new Map<string, string>();
     for (const [local, e] of await registry.index(domain)) if (e.public) items.set(`${local}@${domain}`, e.name || local);
@@ -37,7 +38,7 @@ export function disco(muc: MucService): void {
       if (room.config.public && !room.locked) items.set(room.bare, room.title);
       else items.delete(room.bare);
     }
-    const q = xml("query", { xmlns: NS_DISCO_ITEMS });
+    const q = xml("query", { xmlns: NS.discoItems });
     for (const [jid, name] of [...items].sort()) q.cnode(xml("item", { jid, name }));
     return q;
   });
@@ -45,11 +46,11 @@ export function disco(muc: MucService): void {
   /** XEP-0045 §10.1.1: a locked room does not exist for anyone but its owner. */
   const visible = (room: Room, bare: string) => !room.locked || room.affiliationOf(bare) === "owner";
 
-  muc.onRoomIq("get", NS_DISCO_INFO, "query", (room, ev) => {
-    if (!visible(room, ev.from.bareString()) || nodeOf(ev, NS_DISCO_INFO)) throw new StanzaError("item-not-found");
+  muc.onRoomIq("get", NS.discoInfo, "query", (room, ev) => {
+    if (!visible(room, ev.from.bareString()) || nodeOf(ev, NS.discoInfo)) throw new StanzaError("item-not-found");
     const c = room.config;
-    const features = [NS_MUC, NS_DISCO_INFO, NS_DISCO_ITEMS, c.persistent ? "muc_persistent" : "muc_temporary", c.public ? "muc_public" : "muc_hidden"];
-    const q = xml("query", { xmlns: NS_DISCO_INFO }, xml("identity", { category: "conference", type: "text", name: room.title }));
+    const features = [NS.muc, NS.discoInfo, NS.discoItems, c.persistent ? "muc_persistent" : "muc_temporary", c.public ? "muc_public" : "muc_hidden"];
+    const q = xml("query", { xmlns: NS.discoInfo }, xml("identity", { category: "conference", type: "text", name: room.title }));
     for (const f of [...new Set(muc.bus.runFold("room-disco-features", features, { room }))].sort()) q.cnode(xml("feature", { var: f }));
     const fields: FormField[] = [
       { var: "muc#roomconfig_roomname", label: "Name", values: [c.name] },
@@ -62,8 +63,8 @@ export function disco(muc: MucService): void {
   });
 
   // §6.5: the occupant list is not disclosed through disco.
-  muc.onRoomIq("get", NS_DISCO_ITEMS, "query", (room, ev) => {
-    if (!visible(room, ev.from.bareString()) || nodeOf(ev, NS_DISCO_ITEMS)) throw new StanzaError("item-not-found");
-    return xml("query", { xmlns: NS_DISCO_ITEMS });
+  muc.onRoomIq("get", NS.discoItems, "query", (room, ev) => {
+    if (!visible(room, ev.from.bareString()) || nodeOf(ev, NS.discoItems)) throw new StanzaError("item-not-found");
+    return xml("query", { xmlns: NS.discoItems });
   });
 }

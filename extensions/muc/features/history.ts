@@ -5,9 +5,9 @@
 // Every groupchat message with content is kept in the room timeline: it is what history, members who
 // were offline and MUC MAM (mam.ts) read. Rooms are therefore logged, and say so with status 170 (§7.2.12).
 import { xml, type Element } from "../../../src/xml/element.js";
+import { NS } from "../../../src/xml/ns.js";
 import { parseFramedElement } from "../../../src/xml/parser.js";
 import { count } from "../config-fields.js";
-import { NS_DELAY, NS_MUC } from "../ns.js";
 import type { MucService } from "../service.js";
 
 function intAttr(el: Element | undefined, name: string): number | undefined {
@@ -30,7 +30,7 @@ export function history(muc: MucService): void {
   });
 
   muc.bus.observe("room-joined", async ({ room, session, stanza, barrier }) => {
-    const h = stanza.getChild("x", NS_MUC)?.getChild("history");
+    const h = stanza.getChild("x", NS.muc)?.getChild("history");
     let limit = Math.min(room.config.historyLength, options.maxHistory);
     const maxstanzas = intAttr(h, "maxstanzas");
     if (maxstanzas !== undefined) limit = Math.min(limit, maxstanzas);
@@ -49,7 +49,7 @@ export function history(muc: MucService): void {
       let el: Element;
       try { el = parseFramedElement(row.xml); } catch { continue; }
       el.attrs.to = session.full;
-      el.cnode(xml("delay", { xmlns: NS_DELAY, from: room.bare, stamp: new Date(row.ts).toISOString() }));
+      el.cnode(xml("delay", { xmlns: NS.delay, from: room.bare, stamp: new Date(row.ts).toISOString() }));
       if (maxchars !== undefined) {
         // §7.2.14: maxchars counts the characters of the complete stanzas.
         chars += el.toString().length;

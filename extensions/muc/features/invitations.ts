@@ -2,10 +2,10 @@
 // invitation by an admin (or by a member when muc#roomconfig_allowinvites) makes the invitee a member
 // (§7.8.2, §9.3). XEP-0249 direct invitations go from client to client as ordinary messages; nothing to do here.
 import { xml } from "../../../src/xml/element.js";
+import { NS } from "../../../src/xml/ns.js";
 import { tryParseJid } from "../../../src/jid/jid.js";
 import { RoomError } from "../events.js";
 import { booleanField } from "../config-fields.js";
-import { NS_MUC_USER } from "../ns.js";
 import { affiliationRank } from "../room.js";
 import type { MucService } from "../service.js";
 
@@ -13,7 +13,7 @@ export function invitations(muc: MucService): void {
   muc.addConfigField(booleanField("muc#roomconfig_allowinvites", "Allow members to invite others?", "allowInvites"));
 
   muc.bus.on("room-bare-message", async ({ room, stanza, from, occupant }) => {
-    const x = stanza.getChild("x", NS_MUC_USER);
+    const x = stanza.getChild("x", NS.mucUser);
     if (!x) return;
     const invites = x.getChildren("invite");
     const decline = x.getChild("decline");
@@ -37,7 +37,7 @@ export function invitations(muc: MucService): void {
           await muc.setAffiliation(room, to.bareString(), "member", occupant);
         }
         muc.sendTo(to, xml("message", { from: room.bare, to: to.toString(), id: stanza.attrs.id },
-          xml("x", { xmlns: NS_MUC_USER },
+          xml("x", { xmlns: NS.mucUser },
             xml("invite", { from: from.toString() }, reason ? xml("reason", null, reason) : null),
             room.config.passwordProtected ? xml("password", null, room.config.password) : null),
           xml("body", null, `${from.bareString()} invites you to the room ${room.bare}${reason ? `: ${reason}` : ""}`)));
@@ -49,7 +49,7 @@ export function invitations(muc: MucService): void {
       if (!to) return new RoomError("jid-malformed", "a decline needs a valid 'to'");
       const reason = decline.getChildText("reason");
       muc.sendTo(to, xml("message", { from: room.bare, to: to.toString(), id: stanza.attrs.id },
-        xml("x", { xmlns: NS_MUC_USER }, xml("decline", { from: from.bareString() }, reason ? xml("reason", null, reason) : null))));
+        xml("x", { xmlns: NS.mucUser }, xml("decline", { from: from.bareString() }, reason ? xml("reason", null, reason) : null))));
       return true;
     }
   });

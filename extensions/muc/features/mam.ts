@@ -14,14 +14,15 @@
 // ones). `with` is an occupant JID (room@service/nick: what that nick sent) or, for the same requesters
 // only, a real JID (what that user sent, under any nick; the room keeps bare JIDs, so a resource is ignored).
 import { xml, type Element } from "../../../src/xml/element.js";
+import { NS } from "../../../src/xml/ns.js";
 import { tryParseJid, type Jid } from "../../../src/jid/jid.js";
 import { parseFramedElement } from "../../../src/xml/parser.js";
 import { StanzaError } from "../../../src/xml/stanza.js";
-import { parseMamOptions } from "../../mam/index.js";
+import { readModuleOptions } from "../../../src/config/config.js";
+import { mamOptions } from "../../mam/index.js";
 import { archiveMetadata, queryArchive, sendPage, type Archive, type PageLimits, type WithFilter } from "../../mam/archive.js";
-import { NS_FULLTEXT, NS_MAM, NS_MAM_EXTENDED, parseQuery, queryForm } from "../../mam/query.js";
+import { parseQuery, queryForm } from "../../mam/query.js";
 import { booleanField } from "../config-fields.js";
-import { NS_MUC_USER } from "../ns.js";
 import { affiliationRank, roleRank, type Role, type Room } from "../room.js";
 import type { MucService } from "../service.js";
 
@@ -29,11 +30,11 @@ export function mam(muc: MucService): void {
   const { api } = muc;
   // `modules.disabled: [mam]` turns MAM off everywhere, rooms included; page limits are the mam module's.
   if (api.config.modules.disabled.includes("mam")) return;
-  const limits = pageLimits((api.config.modules as Record<string, unknown>).mam);
+  const limits = pageLimits(api.config.modules.mam);
 
   muc.addConfigField(booleanField("mam", "Keep a message archive (XEP-0313 MAM) of the room?", "mam"));
   muc.bus.fold("room-disco-features", (features, { room }) => {
-    if (room.config.mam) features.push(NS_MAM, NS_MAM_EXTENDED, NS_FULLTEXT);
+    if (room.config.mam) features.push(NS.mam, NS.mamExtended, NS.fulltext);
     return features;
   });
 
@@ -73,22 +74,22 @@ export function mam(muc: MucService): void {
   /** XEP-0313 §6.1.2: no `to`; the sender's real JID for those who may see it, and no other muc#user <x/>. */
   const present = (stored: Element, peer: string, seesJids: boolean): Element => {
     delete stored.attrs.to;
-    stored.children = stored.children.filter((c) => typeof c === "string" || !(c.name === "x" && c.attrs.xmlns === NS_MUC_USER));
-    if (seesJids) stored.cnode(xml("x", { xmlns: NS_MUC_USER }, xml("item", { jid: peer })));
+    stored.children = stored.children.filter((c) => typeof c === "string" || !(c.name === "x" && c.attrs.xmlns === NS.mucUser));
+    if (seesJids) stored.cnode(xml("x", { xmlns: NS.mucUser }, xml("item", { jid: peer })));
     return stored;
   };
 
-  muc.onRoomIq("set", NS_MAM, "query", async (room, ev) => {
+  muc.onRoomIq("set", NS.mam, "query", async (room, ev) => {
     const seesJids = access(room, ev.from);
-    const q = parseQuery(ev.stanza.getChild("query", NS_MAM)!);
+    const q = parseQuery(ev.stanza.getChild("query", NS.mam)!);
     const page = await queryArchive(archiveOf(room), q, withFilter(room, q.with, seesJids), limits);
     return sendPage(api, ev, room.bare, q, page, (stored, entry) => present(stored, entry.peer, seesJids));
   });
-  muc.onRoomIq("get", NS_MAM, "query", (room, ev) => {
+  muc.onRoomIq("get", NS.mam, "query", (room, ev) => {
     access(room, ev.from);
-    return xml("query", { xmlns: NS_MAM }, queryForm());
+    return xml("query", { xmlns: NS.mam }, queryForm());
   });
-  muc.onRoomIq("get", NS_MAM, "metadata", (room, ev) => {
+  muc.onRoomIq("get", NS.mam, "metadata", (room, ev) => {
     access(room, ev.from);
     return archiveMetadata(archiveOf(room));
   });
@@ -97,9 +98,9 @@ export function mam(muc: MucService): void {
 /** The mam module's page limits; bad options are its to report when it starts (the server then stops). */
 function pageLimits(raw: unknown): PageLimits {
   try {
-    return parseMamOptions(raw ?? {});
+    return readModuleOptions({ name: "mam", options: mamOptions }, raw);
   } catch {
-    return parseMamOptions({});
+    return readModuleOptions({ name: "mam", options: mamOptions }, {});
   }
 }
 

@@ -2,9 +2,9 @@
 // room as the requester, and the answer relayed back. Only occupants may ask.
 import { randomUUID } from "node:crypto";
 import { xml, type Element } from "../../../src/xml/element.js";
+import { NS } from "../../../src/xml/ns.js";
 import { tryParseJid } from "../../../src/jid/jid.js";
 import { RoomError } from "../events.js";
-import { NS_DISCO_INFO, NS_DISCO_ITEMS } from "../ns.js";
 import type { MucService } from "../service.js";
 
 interface Pending { id: string; requester: string; responder: string; room: string; at: number }
@@ -39,7 +39,7 @@ export function occupantIq(muc: MucService): void {
     if (!sender) {
       // §6.6: disco requests to an occupant JID from outside the room are bad requests.
       const payload = stanza.children.find((c): c is Element => typeof c !== "string");
-      if (payload?.attrs.xmlns === NS_DISCO_INFO || payload?.attrs.xmlns === NS_DISCO_ITEMS) return new RoomError("bad-request", "not an occupant of this room");
+      if (payload?.attrs.xmlns === NS.discoInfo || payload?.attrs.xmlns === NS.discoItems) return new RoomError("bad-request", "not an occupant of this room");
       return new RoomError("not-acceptable", "only occupants may send requests to occupants");
     }
     const target = room.occupants.get(nick);

@@ -2,10 +2,10 @@
 // (an empty submission), reserved rooms (the form), cancel, and changes announced with status 104
 // (plus the privacy codes other features add, §10.2.1). Each setting's field comes from its feature.
 import { xml } from "../../../src/xml/element.js";
+import { NS } from "../../../src/xml/ns.js";
 import { StanzaError } from "../../../src/xml/stanza.js";
 import { booleanField, textField } from "../config-fields.js";
 import { formElement, formValues } from "../forms.js";
-import { NS_DATA, NS_MUC_OWNER, NS_MUC_USER, NS_ROOMCONFIG } from "../ns.js";
 import type { Room, RoomConfig } from "../room.js";
 import type { MucService } from "../service.js";
 
@@ -21,15 +21,15 @@ export function ownerConfig(muc: MucService): void {
     if (room.affiliationOf(bare) !== "owner") throw new StanzaError("forbidden", "only owners may configure the room");
   };
 
-  muc.onRoomIq("get", NS_MUC_OWNER, "query", (room, ev) => {
+  muc.onRoomIq("get", NS.mucOwner, "query", (room, ev) => {
     requireOwner(room, ev.from.bareString());
     const fields = muc.configFields.map((f) => ({ var: f.var, type: f.type, label: f.label, options: f.options, values: f.read(room.config) }));
-    return xml("query", { xmlns: NS_MUC_OWNER }, formElement("form", NS_ROOMCONFIG, fields, `Configuration of ${room.bare}`,
+    return xml("query", { xmlns: NS.mucOwner }, formElement("form", NS.mucRoomConfig, fields, `Configuration of ${room.bare}`,
       "Submit an empty form to accept the defaults."));
   });
 
-  muc.onRoomIq("set", NS_MUC_OWNER, "query", async (room, ev) => {
-    const x = ev.stanza.getChild("query", NS_MUC_OWNER)?.getChild("x", NS_DATA);
+  muc.onRoomIq("set", NS.mucOwner, "query", async (room, ev) => {
+    const x = ev.stanza.getChild("query", NS.mucOwner)?.getChild("x", NS.dataForms);
     if (!x) return; // <destroy/> and others: the next handler
     requireOwner(room, ev.from.bareString());
     const type = x.attrs.type;
@@ -41,7 +41,7 @@ export function ownerConfig(muc: MucService): void {
     if (type !== "submit") throw new StanzaError("bad-request", "expected a submitted form");
     const values = formValues(x);
     const formType = values.get("FORM_TYPE")?.[0];
-    if (formType !== undefined && formType !== NS_ROOMCONFIG) throw new StanzaError("bad-request", `unexpected FORM_TYPE ${formType}`);
+    if (formType !== undefined && formType !== NS.mucRoomConfig) throw new StanzaError("bad-request", `unexpected FORM_TYPE ${formType}`);
     const next: RoomConfig = { ...room.config };
     for (const f of muc.configFields) {
       const v = values.get(f.var);
@@ -65,7 +65,7 @@ export async function applyConfig(muc: MucService, room: Room, next: RoomConfig)
   if (!wasLocked && changed.length > 0) {
     const codes = muc.bus.runFold("room-config-codes", changed.some((k) => k !== "whois") ? ["104"] : [], { room, before, after: next });
     if (codes.length > 0) {
-      muc.broadcast(room, xml("message", { from: room.bare, type: "groupchat" }, xml("x", { xmlns: NS_MUC_USER }, ...codes.map((code) => xml("status", { code })))));
+      muc.broadcast(room, xml("message", { from: room.bare, type: "groupchat" }, xml("x", { xmlns: NS.mucUser }, ...codes.map((code) => xml("status", { code })))));
     }
   }
   await muc.bus.notify("room-config-changed", { room, before, after: next });

@@ -1,10 +1,10 @@
 // XEP-0045 §7.5 private messages between occupants, to every session of the recipient's nick, as the
 // room allows them (muc#roomconfig_allowpm).
 import { xml } from "../../../src/xml/element.js";
+import { NS } from "../../../src/xml/ns.js";
 import { RoomError } from "../events.js";
 import { oneOf } from "../config-fields.js";
 import { Fanout } from "../fanout.js";
-import { NS_MUC_USER } from "../ns.js";
 import type { PmPolicy, Role } from "../room.js";
 import type { MucService } from "../service.js";
 
@@ -36,7 +36,7 @@ export function privateMessages(muc: MucService): void {
     if (!target) return new RoomError("item-not-found", "no occupant has that nickname");
     if (!mayMessage(room.config.allowPm, sender.role)) return new RoomError("forbidden", "private messages are not allowed here");
     const msg = muc.fromOccupant(room, sender, stanza, type);
-    msg.cnode(xml("x", { xmlns: NS_MUC_USER }));
+    msg.cnode(xml("x", { xmlns: NS.mucUser }));
     const fanout = new Fanout(msg);
     for (const s of target.sessions.values()) muc.deliver(s, fanout.to(s.full, s.toAttr));
     return true;
