@@ -17,6 +17,8 @@ function child(mode: "reject" | "throw", dataDir: string) {
     const config = loadConfig({ file: null, env: {}, cwd: ${JSON.stringify(dataDir)}, overrides: {
       hosts: ["localhost"], dataDir: ${JSON.stringify(dataDir)}, log: { level: "error" },
       c2s: { bind: "127.0.0.1", port: 0, directTlsPort: null, requireTls: false }, http: { port: null },
+      // No extensions: the mobile adapter, which needs the blocking, conversations and retraction modules, is off.
+      modules: { disabled: ["mobile"] },
     } });
     const server = await startServer(config, []);
     process.stderr.write("port " + server.ports.c2s + "\\n");
