@@ -206,12 +206,15 @@ export const blocking = defineModule({
       for (const target of ["bare", "full"] as const) api.on(`${kind}/${target}`, deliveryFilter, "policy");
     }
 
-    // Outbound from a local client: refused before it is stored or routed.
+    // Outbound from a local client: refused before it is stored or routed. A message to a user of a host
+    // served here meets the delivery filter above before anything stores it, so it is asked about once, there;
+    // iq requests are answered on the addressee's behalf before delivery (vCards), so they are checked here.
     const outboundFilter = async (ev: StanzaEvent): Promise<false | StanzaError> =>
       ev.origin && isAnswerable(ev.stanza) && (await blockedBy(ev.from, ev.to)) ? youBlocked() : false;
-    for (const target of ["bare", "full", "host"] as const) {
-      api.on(`pre-message/${target}`, outboundFilter, "policy");
-      api.on(`pre-iq/${target}`, outboundFilter, "policy");
-    }
+    const outboundMessageFilter = (ev: StanzaEvent): false | Promise<false | StanzaError> =>
+      hosts.has(ev.to.domain) ? false : outboundFilter(ev);
+    for (const target of ["bare", "full"] as const) api.on(`pre-message/${target}`, outboundMessageFilter, "policy");
+    api.on("pre-message/host", outboundFilter, "policy");
+    for (const target of ["bare", "full", "host"] as const) api.on(`pre-iq/${target}`, outboundFilter, "policy");
   },
 });
