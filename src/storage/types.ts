@@ -92,10 +92,10 @@ export type TimelineFilter = Omit<TimelineQuery, "limit" | "reverse">;
 
 export interface TimelineStore {
   /**
-   * Writes all entries in one transaction; each gets the next seq of its owner. An outgoing entry whose
-   * (owner, originId) exists already is not written again: the stored entry is returned in its place.
-   * Likewise an incoming entry whose (owner, peer, originId) exists, so a resent 1:1 message is not
-   * written twice into the recipient's timeline either (two senders may choose the same originId).
+   * Writes all entries in one transaction; each gets the next seq of its owner. An entry whose
+   * (owner, direction, peer, originId) exists already is not written again: the stored entry is returned in
+   * its place. So a resent 1:1 message (same id, same peer) is written once into each timeline, while two
+   * senders may choose the same originId, and an id reused for a message to another peer is a new message.
    * The result has one element per input, in order; `duplicate` marks the ones that already existed.
    */
   append(entries: NewTimelineEntry[]): Promise<Array<TimelineEntry & { duplicate: boolean }>>;

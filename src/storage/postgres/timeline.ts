@@ -27,7 +27,7 @@ const APPEND_SQL = `WITH
   ),
   existing AS (
     SELECT i.k, t.* FROM input i JOIN timeline t
-      ON t.owner = i.owner AND t.outgoing AND t.origin_id IS NOT NULL AND t.origin_id = i.origin_id
+      ON t.owner = i.owner AND t.outgoing AND t.origin_id IS NOT NULL AND t.peer = i.peer AND t.origin_id = i.origin_id
       WHERE i.outgoing
     UNION ALL
     SELECT i.k, t.* FROM input i JOIN timeline t
@@ -59,7 +59,7 @@ const append = statement("timeline-append", APPEND_SQL);
 const RETRIED_CONSTRAINTS = new Set(["timeline_outgoing_origin", "timeline_incoming_origin"]);
 
 const originKey = (e: NewTimelineEntry): string | null =>
-  e.originId == null ? null : e.outgoing ? `o\0${e.owner}\0${e.originId}` : `i\0${e.owner}\0${e.peer}\0${e.originId}`;
+  e.originId == null ? null : `${e.outgoing ? "o" : "i"}\0${e.owner}\0${e.peer}\0${e.originId}`;
 
 async function writeBatch(pool: pg.Pool, batch: QueuedAppend[]): Promise<AppendResult[][]> {
   // Flatten; an entry repeating the origin-id of an earlier one in the same batch is answered from it.

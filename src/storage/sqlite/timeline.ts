@@ -18,10 +18,10 @@ const WITH = 1, AFTER = 2, BEFORE = 4, START = 8, END = 16, REVERSE = 32, ARCHIV
 export function timelineStore(db: Db): { store: TimelineStore; flush(): void; close(): void } {
   const insert = db.prepare<[string, number, string, number, string, string | null, number, string, number, number, string | null]>(
     `INSERT INTO timeline (${TIMELINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (owner, origin_id) WHERE outgoing = 1 AND origin_id IS NOT NULL DO NOTHING
+     ON CONFLICT (owner, peer, origin_id) WHERE outgoing = 1 AND origin_id IS NOT NULL DO NOTHING
      ON CONFLICT (owner, peer, origin_id) WHERE outgoing = 0 AND origin_id IS NOT NULL DO NOTHING`);
-  const selectOutgoingByOrigin = db.prepare<[string, string | null], TimelineRow>(
-    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND outgoing = 1 AND origin_id = ?`);
+  const selectOutgoingByOrigin = db.prepare<[string, string, string | null], TimelineRow>(
+    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND outgoing = 1 AND peer = ? AND origin_id = ?`);
   const selectIncomingByOrigin = db.prepare<[string, string, string | null], TimelineRow>(
     `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND outgoing = 0 AND peer = ? AND origin_id = ?`);
   const selectCounter = db.prepare<[string], number>("SELECT last_seq FROM timeline_seq WHERE owner = ?").pluck();
@@ -83,7 +83,7 @@ export function timelineStore(db: Db): { store: TimelineStore; flush(): void; cl
         } else {
           // A resend: this (owner, origin-id) is stored already, by an earlier batch or earlier in this one.
           const row = e.outgoing
-            ? selectOutgoingByOrigin.get(e.owner, originId)
+            ? selectOutgoingByOrigin.get(e.owner, e.peer, originId)
             : selectIncomingByOrigin.get(e.owner, e.peer, originId);
           if (row === undefined) throw new Error(`timeline: insert for ${e.owner} ignored, but no row has its origin-id`);
           const existing = toTimelineEntry(row) as AppendResult;
