@@ -2,6 +2,7 @@
 // other modules through the `blocking` service (the mobile adapter's BlockContact), and enforced for every
 // stanza whichever protocol it came from: nothing from a blocked entity reaches the user, nothing of the
 // user's reaches it.
+import { isThenable } from "../../src/events/hooks.js";
 import { defineModule } from "../../src/modules/module.js";
 import { tryParseJid, type Jid } from "../../src/jid/jid.js";
 import { xml, shallowCopy, type Element } from "../../src/xml/element.js";
@@ -27,7 +28,7 @@ export interface BlockingService {
   /** The owner's blocked JIDs, ascending. */
   list(owner: string): Promise<string[]>;
   /** Whether the owner's list blocks the entity `addr` (an item matches as in XEP-0016 §2.1). */
-  blocks(owner: string, addr: Jid): Promise<boolean>;
+  blocks(owner: string, addr: Jid): boolean | Promise<boolean>;
   /** Blocks the JIDs; resolves to the ones that were not blocked yet. */
   block(owner: string, jids: readonly string[], origin?: Session | null): Promise<string[]>;
   /** Unblocks the JIDs, or every JID when `jids` is null (§3.4); resolves to the ones that were blocked. */
@@ -160,8 +161,8 @@ export const blocking = defineModule({
 
     // ---- enforcement ----
 
-    /** Whether `owner` (a local user's bare JID, or null) blocks `addr`. */
-    const blockedBy = (owner: Jid, addr: Jid): Promise<boolean> | false =>
+    /** Whether `owner` (a local user's bare JID, or null) blocks `addr`; a promise only from a networked store. */
+    const blockedBy = (owner: Jid, addr: Jid): boolean | Promise<boolean> =>
       owner.local !== "" && hosts.has(owner.domain) ? rows.isBlocked(owner.bareString(), matchingItems(addr)) : false;
 
     /**
@@ -187,10 +188,14 @@ export const blocking = defineModule({
      * Delivery (on the recipient's bus): "in" when the recipient blocked the sender, "out" when a local sender
      * blocked the recipient (stanzas the server sends on the user's behalf, e.g. presence broadcasts).
      */
-    const deliveryFilter = (ev: StanzaEvent): false | Promise<boolean | StanzaError> => {
+    const deliveryFilter = (ev: StanzaEvent): boolean | StanzaError | Promise<boolean | StanzaError> => {
       if (ev.from.bareString() === ev.to.bareString() || (ev.from.local === "" && ev.to.local === "")) return false;
-      const lookups = Promise.all([blockedBy(ev.to, ev.from), blockedBy(ev.from, ev.to)]);
-      return inOrder(`${ev.from.toString()}\0${ev.to.toString()}`, lookups).then(([inbound, outbound]) => decide(ev, inbound ? "in" : outbound ? "out" : null));
+      const inbound = blockedBy(ev.to, ev.from);
+      const outbound = blockedBy(ev.from, ev.to);
+      // The embedded store answers at once, in order by construction: no promise on the hot path.
+      if (!isThenable(inbound) && !isThenable(outbound)) return decide(ev, inbound ? "in" : outbound ? "out" : null);
+      const lookups = Promise.all([inbound, outbound]);
+      return inOrder(`${ev.from.toString()}\0${ev.to.toString()}`, lookups).then(([i, o]) => decide(ev, i ? "in" : o ? "out" : null));
     };
     const decide = (ev: StanzaEvent, way: "in" | "out" | null): boolean | StanzaError => {
       if (way === null) return false;
@@ -209,9 +214,12 @@ export const blocking = defineModule({
     // Outbound from a local client: refused before it is stored or routed. A message to a user of a host
     // served here meets the delivery filter above before anything stores it, so it is asked about once, there;
     // iq requests are answered on the addressee's behalf before delivery (vCards), so they are checked here.
-    const outboundFilter = async (ev: StanzaEvent): Promise<false | StanzaError> =>
-      ev.origin && isAnswerable(ev.stanza) && (await blockedBy(ev.from, ev.to)) ? youBlocked() : false;
-    const outboundMessageFilter = (ev: StanzaEvent): false | Promise<false | StanzaError> =>
+    const outboundFilter = (ev: StanzaEvent): false | StanzaError | Promise<false | StanzaError> => {
+      if (!ev.origin || !isAnswerable(ev.stanza)) return false;
+      const blocked = blockedBy(ev.from, ev.to);
+      return isThenable(blocked) ? blocked.then((b) => (b ? youBlocked() : false)) : blocked ? youBlocked() : false;
+    };
+    const outboundMessageFilter = (ev: StanzaEvent): false | StanzaError | Promise<false | StanzaError> =>
       hosts.has(ev.to.domain) ? false : outboundFilter(ev);
     for (const target of ["bare", "full"] as const) api.on(`pre-message/${target}`, outboundMessageFilter, "policy");
     api.on("pre-message/host", outboundFilter, "policy");

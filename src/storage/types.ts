@@ -178,9 +178,10 @@ export interface BlockListStore {
   /**
    * Whether any of `jids` is on the owner's list: for delivery, the candidates an address matches (e.g.
    * its full JID, bare JID and domain, XEP-0191 §3.5 with the matching rules of XEP-0016 §2.1). One indexed
-   * lookup on every driver.
+   * lookup on every driver. It is asked for nearly every stanza delivered, so a driver that can answer at
+   * once (the embedded one) answers synchronously: callers only await a thenable.
    */
-  isBlocked(owner: string, jids: readonly string[]): Promise<boolean>;
+  isBlocked(owner: string, jids: readonly string[]): boolean | Promise<boolean>;
 }
 
 /** Per user and conversation (DESIGN.md "the timeline"): what the conversation list shows. */

@@ -35,11 +35,11 @@ export function blockListStore(db: Db): BlockListStore {
       return changed.immediate(remove, owner, jidList("block list", jids));
     }),
     clear: (owner) => settle(() => clear.all(owner).sort()),
-    isBlocked: (owner, jids) => settle(() => {
+    isBlocked: (owner, jids) => {
       if (jids.length === 0) return false;
       const statement = anyOf[jids.length];
       const hit = statement === undefined ? anyOfJson.get(owner, JSON.stringify(jids)) : statement.get(owner, ...jids);
       return hit !== undefined;
-    }),
+    },
   };
 }
