@@ -67,6 +67,7 @@ export async function startTestServer(overrides: DeepPartial<Config> | Record<st
     log: { level: "silent" },
     c2s: { bind: "127.0.0.1", port: 0, directTlsPort: 0, requireTls: false },
     http: { bind: "127.0.0.1", port: 0 },
+    s2s: { bind: "127.0.0.1", port: null },
     auth: { scramIterations: 4096, allowPlainInsecure: true },
     registration: { policy: "open" },
     limits: { maxConnectionsPerIp: 0, stanzasPerSecond: 0 },
