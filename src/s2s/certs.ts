@@ -1,13 +1,17 @@
 // TLS for server connections: our certificate per local domain, the peer's checked against the trust
 // store and, by name, against the domain it claims (RFC 6125 DNS-ID, as RFC 6120 §13.7.2 asks).
 import { readFile } from "node:fs/promises";
+import type net from "node:net";
 import tls from "node:tls";
 import { selectTlsMaterial, type TlsMaterial } from "../config/tls.js";
 import { ConfigError, type Config } from "../config/config.js";
 
 export interface S2sTls {
-  /** Options for the server side of STARTTLS: our certificate by SNI, the peer's requested. */
-  server: tls.TlsOptions;
+  /**
+   * The server side of STARTTLS over `raw`: our certificate by SNI, the peer's requested and checked.
+   * (Through a tls.Server: a bare `new TLSSocket({ isServer })` never sets `authorized`.)
+   */
+  accept(raw: net.Socket, done: (secure: tls.TLSSocket | null) => void): void;
   /** Options for the client side, presenting the certificate of `local`. */
   client(local: string, remote: string): tls.ConnectionOptions;
 }
@@ -30,11 +34,16 @@ export async function buildS2sTls(config: Config, material: Map<string, TlsMater
   };
   const materialFor = (domain: string) => selectTlsMaterial(material, domain) ?? fallback;
   return {
-    server: {
-      secureContext: contextFor(fallback),
-      requestCert: true,
-      rejectUnauthorized: false,
-      SNICallback(servername, cb) { cb(null, contextFor(materialFor(servername))); },
+    accept(raw, done) {
+      const server = tls.createServer({
+        key: fallback.key, cert: fallback.cert, ca, minVersion: "TLSv1.2",
+        requestCert: true,
+        rejectUnauthorized: false,
+        SNICallback(servername, cb) { cb(null, contextFor(materialFor(servername))); },
+      });
+      server.once("secureConnection", (secure) => done(secure));
+      server.once("tlsClientError", () => done(null));
+      server.emit("connection", raw);
     },
     client(local, remote) {
       return { secureContext: contextFor(materialFor(local)), servername: remote, rejectUnauthorized: false };

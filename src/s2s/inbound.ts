@@ -84,6 +84,11 @@ export class InboundStream extends S2sStream {
   }
 
   protected onElement(el: Element, ns: string | undefined, name: string): unknown {
+    if (ns === NS.stream && name === "error") {
+      // RFC 6120 §4.9.1.3: the peer ends the stream; there is nothing to answer.
+      this.ctx.log.info({ peer: this.peerDomain, error: el.children.find((c) => typeof c !== "string")?.toString() }, "s2s peer sent a stream error");
+      return this.close();
+    }
     if (ns === NS.tls && name === "starttls") return this.startTls();
     if (this.tlsRequired) return this.close("policy-violation", "STARTTLS is required");
     if (ns === NS.sasl) return this.handleSasl(el, name);
@@ -97,7 +102,7 @@ export class InboundStream extends S2sStream {
     if (this.secure) return this.close("policy-violation", "TLS is already in place");
     this.writeRaw(`<proceed xmlns='${NS.tls}'/>`);
     this.restartStream();
-    this.upgrade({ isServer: true, ...this.ctx.tls.server }, () => {});
+    this.upgradeAsServer();
   }
 
   // ---- SASL EXTERNAL (XEP-0178) ----

@@ -197,7 +197,7 @@ export class OutboundStream extends S2sStream {
 
   private startTls(): void {
     this.restartStream();
-    this.upgrade(this.ctx.tls.client(this.local, this.remote), (socket: tls.TLSSocket) => {
+    this.upgradeAsClient(this.ctx.tls.client(this.local, this.remote), (socket: tls.TLSSocket) => {
       this.peerCertValid = certificateValidFor(socket, this.remote);
       this.sendOwnHeader();
     });

@@ -198,21 +198,39 @@ export abstract class S2sStream {
   /** For log lines: the domain at the other end, as far as known. */
   abstract get peerName(): string | undefined;
 
-  /** Replaces the socket with TLS over it (RFC 6120 §5.4.3.3); the caller restarts the stream. */
-  protected upgrade(options: tls.TLSSocketOptions & { isServer: boolean } | tls.ConnectionOptions, onSecure: (s: tls.TLSSocket) => void): void {
+  private detach(): net.Socket {
     const raw = this.socket;
     raw.removeAllListeners("data");
     raw.removeAllListeners("close");
     raw.removeAllListeners("error");
-    const secure = "isServer" in options && options.isServer
-      ? new tls.TLSSocket(raw, options as tls.TLSSocketOptions)
-      : tls.connect({ ...(options as tls.ConnectionOptions), socket: raw });
+    return raw;
+  }
+
+  private secured(secure: tls.TLSSocket): void {
     this.socket = secure;
     this.secure = true;
     this.listen(secure);
-    let done = false;
-    const once = () => { if (!done) { done = true; onSecure(secure); } };
-    secure.once("secure", once);
-    secure.once("secureConnect", once);
+  }
+
+  /** The server side of STARTTLS (RFC 6120 §5.4.3.3); the caller restarts the stream. */
+  protected upgradeAsServer(): void {
+    const raw = this.detach();
+    raw.on("error", () => raw.destroy());
+    this.ctx.tls.accept(raw, (secure) => {
+      if (this.closed) return secure?.destroy();
+      if (!secure) {
+        this.closed = true;
+        raw.destroy();
+        return this.cleanup("TLS negotiation failed");
+      }
+      this.secured(secure);
+    });
+  }
+
+  /** The client side of STARTTLS; `onSecure` runs once the handshake is done. */
+  protected upgradeAsClient(options: tls.ConnectionOptions, onSecure: (s: tls.TLSSocket) => void): void {
+    const secure = tls.connect({ ...options, socket: this.detach() });
+    this.secured(secure);
+    secure.once("secureConnect", () => onSecure(secure));
   }
 }
