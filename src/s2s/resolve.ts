@@ -12,10 +12,12 @@ export function parseHostPort(value: string): ConnectTarget {
   return { host, port: Number(value.slice(i + 1)) };
 }
 
-export async function resolveServer(domain: string, routes: Readonly<Record<string, string>>): Promise<ConnectTarget[]> {
+/** `dnsServers` ("address:port") replaces the system's resolvers (tests run their own DNS server). */
+export async function resolveServer(domain: string, routes: Readonly<Record<string, string>>, dnsServers?: string[]): Promise<ConnectTarget[]> {
   const routed = routes[domain];
   if (routed !== undefined) return [parseHostPort(routed)];
   const resolver = new Resolver({ timeout: 3000, tries: 2 });
+  if (dnsServers) resolver.setServers(dnsServers);
   let records;
   try {
     records = await resolver.resolveSrv(`_xmpp-server._tcp.${domain}`);

@@ -23,11 +23,13 @@ export class ScriptedPeer {
   private inbox: Element[] = [];
   private waiters: Array<{ match: (el: Element) => boolean; resolve: (el: Element) => void }> = [];
   private ended = false;
+  /** Everything received since the last TLS switch, decoded, for byte-level assertions. */
+  private raw = "";
   private endWaiters: Array<() => void> = [];
 
   private constructor(private socket: net.Socket) {
     this.reset();
-    socket.on("data", (d: Buffer) => this.parser.write(d));
+    socket.on("data", (d: Buffer) => this.onData(d));
     socket.on("close", () => this.finish());
     socket.on("error", () => this.finish());
   }
@@ -39,6 +41,15 @@ export class ScriptedPeer {
       const peer = new ScriptedPeer(s);
     });
   }
+
+  private onData(d: Buffer): void {
+    this.raw += d.toString("utf8");
+    this.parser.write(d);
+  }
+
+  get charsReceived(): number { return this.raw.length; }
+  /** What arrived after `offset` (a value of charsReceived). */
+  rawSince(offset: number): string { return this.raw.slice(offset); }
 
   private reset(): void {
     this.parser = new StreamParser({
@@ -89,7 +100,8 @@ export class ScriptedPeer {
     await new Promise<void>((resolve, reject) => { secure.once("secureConnect", resolve); secure.once("error", reject); });
     this.socket = secure;
     this.reset();
-    secure.on("data", (d: Buffer) => this.parser.write(d));
+    this.raw = "";
+    secure.on("data", (d: Buffer) => this.onData(d));
   }
 
   get streamId(): string { return this.header?.id ?? ""; }
