@@ -19,6 +19,9 @@ export interface EjabberdOptions {
   /** The test DNS server (on 127.0.0.1) that knows the SRV and A records of its peers. */
   dnsPort: number;
   users: Record<string, string>;
+  /** PEM files for its domain (a self-signed certificate when absent), and a CA to trust for peers. */
+  cert?: { cert: string; key: string };
+  caFile?: string;
 }
 
 export interface Ejabberd {
@@ -35,9 +38,15 @@ export async function startEjabberd(o: EjabberdOptions): Promise<Ejabberd> {
   const etc = path.join(dir, "etc");
   for (const sub of ["etc", "spool", "logs", "run"]) mkdirSync(path.join(dir, sub));
   const pem = path.join(etc, "server.pem");
-  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", `${pem}.key`,
-    "-out", `${pem}.crt`, "-days", "30", "-subj", `/CN=${o.domain}`, "-addext", `subjectAltName=DNS:${o.domain}`], { stdio: "ignore" });
-  writeFileSync(pem, readFileSync(`${pem}.crt`, "utf8") + readFileSync(`${pem}.key`, "utf8"));
+  if (o.cert) {
+    writeFileSync(pem, readFileSync(o.cert.cert, "utf8") + readFileSync(o.cert.key, "utf8"));
+  } else {
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", `${pem}.key`,
+      "-out", `${pem}.crt`, "-days", "30", "-subj", `/CN=${o.domain}`, "-addext", `subjectAltName=DNS:${o.domain}`], { stdio: "ignore" });
+    writeFileSync(pem, readFileSync(`${pem}.crt`, "utf8") + readFileSync(`${pem}.key`, "utf8"));
+  }
+  const caFile = path.join(etc, "ca.pem");
+  if (o.caFile) writeFileSync(caFile, readFileSync(o.caFile));
   const ip = (a: string) => `{${a.split(".").join(",")}}`;
   writeFileSync(path.join(etc, "inetrc"), [
     // Only the test's DNS server: not the machine's resolv.conf or hosts file.
@@ -69,7 +78,7 @@ listen:
   - { port: ${o.c2sPort}, ip: "127.0.0.1", module: ejabberd_c2s, starttls: false }
   - { port: ${o.s2sPort}, ip: ${JSON.stringify(o.address)}, module: ejabberd_s2s_in }
 s2s_use_starttls: required
-outgoing_s2s_families: [ipv4]
+${o.caFile ? `s2s_cafile: ${JSON.stringify(caFile)}\n` : ""}outgoing_s2s_families: [ipv4]
 s2s_dns_timeout: 2
 s2s_dns_retries: 1
 auth_method: internal

@@ -34,6 +34,8 @@ export interface ProsodyOptions {
   users: Record<string, string>;
   /** PEM files for its domain; a self-signed certificate when absent. */
   cert?: { cert: string; key: string };
+  /** A CA to trust for peer certificates; with it, Prosody accepts only peers whose certificate validates. */
+  caFile?: string;
 }
 
 export interface Prosody {
@@ -97,8 +99,10 @@ http_ports = { }
 https_ports = { }
 c2s_require_encryption = false
 s2s_require_encryption = true
--- Dialback for peers whose certificate it cannot verify (ours is self-signed).
-s2s_secure_auth = false
+${o.caFile ? `-- Certificates only (SASL EXTERNAL), checked against the test CA.
+s2s_secure_auth = true
+ssl = { cafile = ${lua(o.caFile)} }` : `-- Dialback for peers whose certificate it cannot verify.
+s2s_secure_auth = false`}
 authentication = "internal_hashed"
 modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix"; "test_routes" }
 modules_disabled = { "offline" }
