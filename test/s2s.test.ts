@@ -146,6 +146,15 @@ describe("s2s: two hearth servers over dialback", function () {
       assert.equal(errorCondition(await second.closed()), "improper-addressing");
     });
 
+    it("closes with invalid-from a stream that claims to come from the receiving server's own domain", async () => {
+      const peer = await ScriptedPeer.connect(bS2s().host, bS2s().port);
+      peer.send("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='b.test' to='b.test' version='1.0'>");
+      assert.equal(errorCondition(await peer.closed()), "invalid-from");
+      const piggyback = await securedAsA();
+      piggyback.send(xml("db:result", { from: "b.test", to: "b.test" }, "0".repeat(64)));
+      assert.equal(errorCondition(await piggyback.closed()), "invalid-from");
+    });
+
     it("closes with not-authorized a stream that sends stanzas before authenticating", async () => {
       const peer = await securedAsA();
       peer.send(xml("message", { from: "alice@a.test", to: "bob@b.test" }, xml("body", null, "early")));

@@ -52,6 +52,8 @@ export class InboundStream extends S2sStream {
       const from = tryParseJid(attrs.from);
       if (!from || from.local || from.resource) return this.close("invalid-from", "the 'from' of the stream header is not a domain");
       if (this.saslDone && from.domain !== this.peerDomain) return this.close("invalid-from", "the stream was restarted from another domain");
+      // RFC 6120 §4.9.3.10: a peer cannot speak for a domain served here.
+      if (this.ctx.isServed(from.domain)) return this.close("invalid-from", `${from.domain} is served here`);
       if (!this.ctx.allowed(from.domain)) return this.close("policy-violation", `federation with ${from.domain} is not allowed`);
       this.peerDomain = from.domain;
     }
@@ -158,6 +160,7 @@ export class InboundStream extends S2sStream {
     if (this.ctx.config.s2s.requireValidCertificates) return error("policy-violation", "a valid certificate is required");
     const fromJid = tryParseJid(from);
     if (!fromJid || fromJid.local || fromJid.resource) return error("bad-request");
+    if (this.ctx.isServed(fromJid.domain)) return this.close("invalid-from", `${fromJid.domain} is served here`);
     if (!this.ctx.allowed(fromJid.domain)) return error("policy-violation", `federation with ${fromJid.domain} is not allowed`);
     const key = el.getText().trim();
     const pending = this.ctx.verifyKey(to, fromJid.domain, this.streamId, key);
