@@ -196,6 +196,28 @@ describe("s2s: two hearth servers over dialback", function () {
   });
 });
 
+describe("s2s: two servers that start talking to each other at the same moment", function () {
+  let a: TestServer;
+  let b: TestServer;
+  after(() => Promise.all([a?.stop(), b?.stop()]));
+
+  it("verify each other's dialback keys without waiting on each other (XEP-0220 §2.1)", async () => {
+    [a, b] = await federatedPair();
+    const [alice, bob] = await Promise.all([onlineUser(a, "alice"), onlineUser(b, "bob")]);
+    // Both outgoing streams open together; each server's db:verify crosses the other's db:result.
+    for (let i = 0; i < 3; i++) {
+      alice.send(message("bob@b.test", `a${i}`));
+      bob.send(message("alice@a.test", `b${i}`));
+    }
+    for (let i = 0; i < 3; i++) {
+      await bob.receive(isMessageWith(`a${i}`), 4000);
+      await alice.receive(isMessageWith(`b${i}`), 4000);
+    }
+    alice.close();
+    bob.close();
+  });
+});
+
 describe("s2s: configuration", () => {
   it("reads s2s.routes as a map of domains to host:port, and refuses anything else", async () => {
     const { loadConfig, ConfigError } = await import("../src/config/config.js");

@@ -147,7 +147,7 @@ export class InboundStream extends S2sStream {
   }
 
   /** §2.1.2: the peer asks to send from `from` to our `to`; its key is checked with `from`'s authoritative server. */
-  private handleResult(el: Element): unknown {
+  private handleResult(el: Element): void {
     const { from, to } = el.attrs;
     if (el.attrs.type !== undefined) return undefined;
     if (!from || !to) return this.close("improper-addressing", "db:result needs from and to");
@@ -163,8 +163,9 @@ export class InboundStream extends S2sStream {
     if (this.ctx.isServed(fromJid.domain)) return this.close("invalid-from", `${fromJid.domain} is served here`);
     if (!this.ctx.allowed(fromJid.domain)) return error("policy-violation", `federation with ${fromJid.domain} is not allowed`);
     const key = el.getText().trim();
-    const pending = this.ctx.verifyKey(to, fromJid.domain, this.streamId, key);
-    return pending.then((answer) => {
+    // Not awaited: the stream goes on reading while the authoritative server answers, or two servers
+    // verifying each other's keys at once would each wait for the other's db:verify behind their own.
+    void this.ctx.verifyKey(to, fromJid.domain, this.streamId, key).then((answer) => {
       if (this.closed) return;
       if (answer === "valid") {
         this.method ??= "dialback";
