@@ -77,6 +77,12 @@ describe("s2s: the outgoing connection manager", function () {
       assert.equal(err.getChildText("body"), id, "the bounce carries the message back");
     }
     assert.deepEqual(a.server.s2s.outgoing(), []);
+    // Backoff: right after the failure, the next stanza bounces at once instead of waiting for another attempt.
+    const sent = Date.now();
+    alice.send(message("carol@silent.test", "q4", "q4"));
+    assert.equal(errorCondition(await alice.receive((el) => el.attrs.id === "q4", 500)), "remote-server-timeout");
+    assert.ok(Date.now() - sent < 500);
+    assert.deepEqual(a.server.s2s.outgoing(), [], "no new connection was opened");
   });
 
   it("refuses to federate with a denied domain, both ways (s2s.deny)", async () => {

@@ -40,8 +40,23 @@ export async function startS2s(deps: { config: Config; log: Logger; hooks: HookB
   const outgoing = new Map<string, OutboundStream>();
   const incoming = new Set<InboundStream>();
 
+  /**
+   * After a failed attempt, stanzas for that pair bounce at once for a while (doubling from 1 s up to a
+   * minute) instead of each one opening another connection to a server that is down.
+   */
+  const backoff = new Map<string, { until: number; delay: number; condition: "remote-server-not-found" | "remote-server-timeout"; text: string }>();
+  const backedOff = (key: string) => {
+    const b = backoff.get(key);
+    return b && b.until > Date.now() ? b : undefined;
+  };
   const outboundEvents = {
-    closed: (s: OutboundStream) => { if (outgoing.get(`${s.local} ${s.remote}`) === s) outgoing.delete(`${s.local} ${s.remote}`); },
+    closed: (s: OutboundStream) => {
+      const key = `${s.local} ${s.remote}`;
+      if (outgoing.get(key) === s) outgoing.delete(key);
+      if (!s.failure) return backoff.delete(key);
+      const delay = Math.min(2 * (backoff.get(key)?.delay ?? 500), 60_000);
+      backoff.set(key, { until: Date.now() + delay, delay, ...s.failure });
+    },
     bounce: (stanzas: Element[], condition: StanzaErrorCondition, text: string) => {
       for (const stanza of stanzas) router.bounce(stanza, condition, text);
     },
@@ -59,7 +74,10 @@ export async function startS2s(deps: { config: Config; log: Logger; hooks: HookB
     secret: await loadDialbackSecret(config),
     isServed: (domain) => hooks.of(domain) !== undefined,
     allowed: (domain) => !deny.has(domain) && (allow.size === 0 || allow.has(domain)),
-    verifyKey: (local, remote, id, key): Promise<DialbackAnswer> => streamTo(local, remote).verify(id, key),
+    verifyKey: (local, remote, id, key): Promise<DialbackAnswer> => {
+      const b = backedOff(`${local} ${remote}`);
+      return b ? Promise.resolve(b.condition) : streamTo(local, remote).verify(id, key);
+    },
   };
 
   const routeRemote = (ev: StanzaEvent) => {
@@ -68,6 +86,8 @@ export async function startS2s(deps: { config: Config; log: Logger; hooks: HookB
     // Only our own domains send over federation; anything else would make us an open relay.
     if (!ctx.isServed(local)) return new StanzaError("not-allowed", "stanzas between two other servers are not relayed");
     if (!ctx.allowed(remote)) return new StanzaError("remote-server-not-found", `federation with ${remote} is not allowed`);
+    const b = backedOff(`${local} ${remote}`);
+    if (b) return new StanzaError(b.condition, b.text);
     if (!streamTo(local, remote).send(ev.stanza)) return new StanzaError("resource-constraint", `too many stanzas waiting for ${remote}`);
     return true;
   };

@@ -28,6 +28,8 @@ export interface OutboundEvents {
 export class OutboundStream extends S2sStream {
   state: State = "connecting";
   method: "external" | "dialback" | null = null;
+  /** Why the stream ended before it was authenticated (what the manager backs off with). */
+  failure: { condition: "remote-server-not-found" | "remote-server-timeout"; text: string } | null = null;
   lastStanza = Date.now();
   private streamId = "";
   private queue: Element[] = [];
@@ -82,6 +84,7 @@ export class OutboundStream extends S2sStream {
 
   protected cleanup(reason: string): void {
     clearTimeout(this.connectTimer);
+    if (this.state !== "ready") this.failure ??= { condition: "remote-server-not-found", text: `the connection to ${this.remote} ended: ${reason}` };
     const queued = this.queue;
     this.queue = [];
     if (queued.length > 0) {
@@ -96,6 +99,7 @@ export class OutboundStream extends S2sStream {
   /** Closes with the reason the queued stanzas bounce with. */
   private fail(condition: "remote-server-not-found" | "remote-server-timeout", text: string): void {
     if (this.closed) return;
+    if (this.state !== "ready") this.failure = { condition, text };
     this.ctx.log.info({ local: this.local, remote: this.remote, condition, text }, "s2s outbound connection failed");
     const queued = this.queue;
     this.queue = [];
