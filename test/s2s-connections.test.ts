@@ -53,6 +53,7 @@ describe("s2s: the outgoing connection manager", function () {
     await new Promise<void>((r) => silent.listen(0, "127.0.0.8", () => r()));
     a = await startTestServer({
       hosts: ["a.test"],
+      limits: { maxConnectionsPerIp: 3 },
       s2s: {
         bind: "127.0.0.2", port: 0, connectTimeoutSeconds: 1, maxQueuedStanzas: 2, deny: ["denied.test"],
         routes: { "silent.test": `127.0.0.8:${(silent.address() as net.AddressInfo).port}` },
@@ -83,6 +84,18 @@ describe("s2s: the outgoing connection manager", function () {
     assert.equal(errorCondition(await alice.receive((el) => el.attrs.id === "q4", 500)), "remote-server-timeout");
     assert.ok(Date.now() - sent < 500);
     assert.deepEqual(a.server.s2s.outgoing(), [], "no new connection was opened");
+  });
+
+  it("refuses more incoming streams from one address than limits.maxConnectionsPerIp", async () => {
+    const open = await Promise.all([1, 2, 3].map(() => ScriptedPeer.connect("127.0.0.2", a.server.ports.s2s!)));
+    await Promise.all(open.map((p) => p.open("x.test", "a.test")));
+    const fourth = await ScriptedPeer.connect("127.0.0.2", a.server.ports.s2s!);
+    assert.equal(errorCondition(await fourth.closed()), "policy-violation");
+    open[0]!.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    const again = await ScriptedPeer.connect("127.0.0.2", a.server.ports.s2s!);
+    assert.ok(await again.open("x.test", "a.test"), "a closed stream frees its place");
+    for (const p of [...open, again]) p.destroy();
   });
 
   it("refuses to federate with a denied domain, both ways (s2s.deny)", async () => {

@@ -95,11 +95,24 @@ export async function startS2s(deps: { config: Config; log: Logger; hooks: HookB
 
   let server: net.Server | null = null;
   if (cfg.port !== null) {
+    const perIp = new Map<string, number>();
+    const maxPerIp = config.limits.maxConnectionsPerIp;
     server = net.createServer((socket) => {
       socket.setNoDelay(true);
       socket.setKeepAlive(true, 60_000);
-      const s = new InboundStream(ctx, socket, (closed) => incoming.delete(closed));
+      const addr = socket.remoteAddress ?? "unknown";
+      const n = (perIp.get(addr) ?? 0) + 1;
+      perIp.set(addr, n);
+      const s = new InboundStream(ctx, socket, (closed) => {
+        incoming.delete(closed);
+        const m = (perIp.get(addr) ?? 1) - 1;
+        if (m <= 0) perIp.delete(addr); else perIp.set(addr, m);
+      });
       incoming.add(s);
+      if (maxPerIp > 0 && n > maxPerIp) {
+        log.warn({ addr }, "s2s connection limit per address reached");
+        s.close("policy-violation", "too many connections from this address");
+      }
     });
     const srv = server;
     await new Promise<void>((resolve, reject) => {
