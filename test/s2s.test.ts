@@ -62,6 +62,26 @@ describe("s2s: two hearth servers over dialback", function () {
     assert.equal(a.server.s2s.outgoing().length, 1);
   });
 
+  it("archives a message to a remote user in the sender's timeline too (XEP-0313), and sends a resend once", async () => {
+    const originId = xml("origin-id", { xmlns: "urn:xmpp:sid:0", id: "remote-once" });
+    alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", null, "keep me"), originId));
+    await bob.receive(isMessageWith("keep me"), 5000);
+    alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", null, "keep me"), originId));
+    await bob.nothing(isMessageWith("keep me"), 500);
+    const archived = async (c: RawClient) => {
+      const id = `mam-${c.jid}`;
+      c.send(xml("iq", { type: "set", id }, xml("query", { xmlns: "urn:xmpp:mam:2", queryid: "s2s" })));
+      const bodies: string[] = [];
+      for (;;) {
+        const el = await c.receive((e) => (e.name === "iq" && e.attrs.id === id) || e.getChild("result", "urn:xmpp:mam:2") !== undefined);
+        if (el.name === "iq") return bodies;
+        bodies.push(el.getChild("result")!.getChild("forwarded")!.getChild("message")!.getChildText("body")!);
+      }
+    };
+    assert.deepEqual((await archived(alice)).filter((b) => b === "keep me"), ["keep me"], "the sender's row, once");
+    assert.deepEqual((await archived(bob)).filter((b) => b === "keep me"), ["keep me"], "the recipient's row on the other server");
+  });
+
   it("carries a presence subscription across (RFC 6121 §3.1)", async () => {
     // Interested resources (§2.1.6) get subscription requests and roster pushes.
     for (const c of [alice, bob]) await c.iq(xml("iq", { type: "get" }, xml("query", { xmlns: "jabber:iq:roster" })));
