@@ -15,6 +15,7 @@ import { startListeners, type ListenerSet } from "./c2s/listeners.js";
 import type { C2sSession } from "./c2s/session.js";
 import { coreModules } from "./im/index.js";
 import { mobileModule } from "./mobile/index.js";
+import { startS2s, type S2s } from "./s2s/index.js";
 import type { Store } from "./storage/types.js";
 
 export interface Server {
@@ -23,7 +24,9 @@ export interface Server {
   /** The session directory and node-to-node bus (in-process without cluster.redisUrl). */
   readonly cluster: Cluster;
   /** Bound ports (useful when the config asked for port 0). */
-  readonly ports: { c2s: number | null; directTls: number | null; http: number | null };
+  readonly ports: { c2s: number | null; directTls: number | null; http: number | null; s2s: number | null };
+  /** Federation: the s2s listener and outgoing streams. */
+  readonly s2s: S2s;
   stop(): Promise<void>;
 }
 
@@ -53,6 +56,7 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   const context: ServerContext = { config, log, store, hooks, router, sessions, accounts, features: { host: new Set(), account: new Set() }, identities: [], httpUpgrades: new Map() };
   const modules = new ModuleHost(context);
   let listeners: ListenerSet | null = null;
+  let s2s: S2s | null = null;
   try {
     await modules.loadAll(serverModules(extensions));
     await cluster.start({ hooks, router });
@@ -62,7 +66,9 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
     listeners = await startListeners({
       config, log, logStanzas: config.log.stanzas, hooks, router, sessions, store, tracker, httpUpgrades: context.httpUpgrades, login,
     }, tlsOptions);
+    s2s = await startS2s({ config, log, hooks, router, tlsMaterial });
   } catch (err) {
+    await s2s?.stop();
     await listeners?.close();
     await cluster.stop();
     modules.unloadAll();
@@ -73,16 +79,18 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
     const a = s?.address();
     return a && typeof a === "object" ? a.port : null;
   };
-  const ports = { c2s: port(listeners.c2s), directTls: port(listeners.directTls), http: port(listeners.http) };
+  const ports = { c2s: port(listeners.c2s), directTls: port(listeners.directTls), http: port(listeners.http), s2s: s2s.port };
   log.info({ hosts: config.hosts, ports, storage: store.driver, modules: modules.names }, "server started");
   let stopping: Promise<void> | null = null;
   const ls = listeners;
+  const federation = s2s;
   const server: Server = {
-    context, modules, cluster, ports,
+    context, modules, cluster, ports, s2s: federation,
     stop() {
       stopping ??= (async () => {
         unguard();
         await hooks.server.notify("server-stopping", {});
+        await federation.stop();
         await ls.close();
         await cluster.stop();
         modules.unloadAll();

@@ -76,6 +76,23 @@ export interface Config {
     idleTimeoutSeconds: number;
   };
   offline: { maxPerUser: number };
+  s2s: {
+    bind: string;
+    port: number | null;
+    /** domain → "host:port". */
+    routes: Record<string, string>;
+    requireTls: boolean;
+    requireValidCertificates: boolean;
+    /** Absolute. */
+    caFile: string | null;
+    dialbackSecret: string | null;
+    allow: string[];
+    deny: string[];
+    connectTimeoutSeconds: number;
+    idleTimeoutSeconds: number;
+    keepaliveSeconds: number;
+    maxQueuedStanzas: number;
+  };
   cluster: { redisUrl: string | null; nodeId: string | null; heartbeatSeconds: number; deadAfterSeconds: number };
   modules: { disabled: string[]; [moduleName: string]: unknown };
 }
@@ -277,6 +294,7 @@ function parseEnvValue(leaf: Leaf, text: string): Checked {
       raw = trimmed === "" ? [] : trimmed.split(",").map((item) => item.trim()).filter((item) => item !== "");
       break;
     case "certMap":
+    case "map":
       try {
         raw = trimmed === "" ? null : (parseYaml(text) as unknown);
       } catch {
@@ -409,6 +427,7 @@ function checkCombinations(config: Config): void {
     { key: "c2s.port", bind: config.c2s.bind, port: config.c2s.port },
     { key: "c2s.directTlsPort", bind: config.c2s.bind, port: config.c2s.directTlsPort },
     { key: "http.port", bind: config.http.bind, port: config.http.port },
+    { key: "s2s.port", bind: config.s2s.bind, port: config.s2s.port },
   ];
   for (const [i, a] of listeners.entries()) {
     for (const b of listeners.slice(i + 1)) {
@@ -441,6 +460,7 @@ function finish(tree: Tree, cwd: string, root: Section): Config {
     sqlitePath === null ? path.join(config.dataDir, "hearth.db") : sqlitePath === ":memory:" ? sqlitePath : resolve(sqlitePath);
   if (config.tls.cert !== null) config.tls.cert = resolve(config.tls.cert);
   if (config.tls.key !== null) config.tls.key = resolve(config.tls.key);
+  if (config.s2s.caFile !== null) config.s2s.caFile = resolve(config.s2s.caFile);
   for (const entry of Object.values(config.tls.certs)) {
     entry.cert = resolve(entry.cert);
     entry.key = resolve(entry.key);
@@ -560,7 +580,7 @@ function renderLeaf(key: string, leaf: Leaf, indent: string, at: string[]): stri
   if (Array.isArray(value) && value.length > 0) {
     out.push(`${indent}${key}:`);
     for (const item of value) out.push(`${indent}  - ${yamlScalar(item)}`);
-  } else if (leaf.kind === "certMap") {
+  } else if (leaf.kind === "certMap" || leaf.kind === "map") {
     out.push(`${indent}${key}: {}`);
     out.push(`${indent}# ${key}:`);
     for (const line of leaf.example) out.push(`${indent}#   ${line}`);

@@ -65,7 +65,18 @@ export interface CertMapLeaf extends LeafBase<Record<string, CertPaths>> {
   example: string[];
 }
 
-export type Leaf = StringLeaf | IntegerLeaf | NumberLeaf | BooleanLeaf | EnumLeaf | ListLeaf | CertMapLeaf;
+/** A mapping of checked keys to checked string values (s2s.routes). */
+export interface MapLeaf extends LeafBase<Record<string, string>> {
+  kind: "map";
+  keyExpect: string;
+  acceptKey: (key: string) => string | undefined;
+  valueExpect: string;
+  acceptValue: (value: string) => string | undefined;
+  /** Commented example lines for the rendered YAML. */
+  example: string[];
+}
+
+export type Leaf = StringLeaf | IntegerLeaf | NumberLeaf | BooleanLeaf | EnumLeaf | ListLeaf | CertMapLeaf | MapLeaf;
 
 export interface Section {
   kind: "section";
@@ -160,6 +171,17 @@ export function httpPath(value: string): string | undefined {
 function saslMechanism(value: string): string | undefined {
   const upper = value.trim().toUpperCase();
   return KNOWN_SASL_MECHANISMS.includes(upper) ? upper : undefined;
+}
+
+/** "host:port" or "[v6]:port". */
+function hostPort(value: string): string | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s\[\]]+)):(\d{1,5})$/.exec(value.trim());
+  if (!m) return undefined;
+  const host = m[1] ?? m[2]!;
+  const p = Number(m[3]);
+  if (p < 1 || p > 65535 || (m[1] !== undefined && isIP(host) !== 6)) return undefined;
+  if (m[2] !== undefined && isIP(host) === 0 && normalizeDomain(host) === undefined) return undefined;
+  return value.trim();
 }
 
 function redisUrl(value: string): string | undefined {
@@ -543,6 +565,101 @@ export const schema: Section = {
         },
       },
     },
+    s2s: {
+      kind: "section",
+      description:
+        "Federation with other XMPP servers (server-to-server, RFC 6120). Peers authenticate with SASL EXTERNAL when their certificate validates (XEP-0178), else with Server Dialback (XEP-0220).",
+      fields: {
+        bind: bind("Address to listen on for server connections."),
+        port: port(5269, "Port for server connections (STARTTLS); without it federation is off."),
+        routes: {
+          kind: "map",
+          default: {},
+          keyExpect: "domain names",
+          acceptKey: normalizeDomain,
+          valueExpect: '"host:port"',
+          acceptValue: hostPort,
+          example: ['example.org: "10.0.0.5:5269"', 'other.example: "xmpp.internal:5270"'],
+          description:
+            "Where to connect for a remote domain, tried before DNS (_xmpp-server._tcp SRV records, then the domain itself on port 5269, RFC 6120 §3.2).",
+        },
+        requireTls: {
+          kind: "boolean",
+          default: true,
+          description: "Require STARTTLS on every server connection, both directions (RFC 6120 §5.1).",
+        },
+        requireValidCertificates: {
+          kind: "boolean",
+          default: false,
+          description:
+            "Accept only peers whose certificate validates for their domain (SASL EXTERNAL); false also allows Server Dialback for the others.",
+        },
+        caFile: {
+          kind: "string",
+          nullable: true,
+          default: null,
+          expect: "a file path",
+          accept: nonEmpty,
+          description: "PEM bundle of the certificate authorities trusted for peer certificates (instead of Node's bundled roots); null uses those roots.",
+        },
+        dialbackSecret: {
+          kind: "string",
+          nullable: true,
+          default: null,
+          defaultNote: "generated, kept in <dataDir>/s2s-dialback.secret",
+          expect: "a string of at least 16 characters",
+          accept: (v) => (v.length >= 16 ? v : undefined),
+          description:
+            "Secret from which dialback keys are derived (XEP-0185); every node of a cluster needs the same one.",
+        },
+        allow: {
+          kind: "list",
+          default: [],
+          minItems: 0,
+          itemExpect: "a domain name",
+          acceptItem: normalizeDomain,
+          description: "Federate only with these domains; empty means any domain not in s2s.deny.",
+        },
+        deny: {
+          kind: "list",
+          default: [],
+          minItems: 0,
+          itemExpect: "a domain name",
+          acceptItem: normalizeDomain,
+          description: "Never federate with these domains.",
+        },
+        connectTimeoutSeconds: {
+          kind: "integer",
+          min: 1,
+          max: 600,
+          default: 15,
+          description:
+            "Time to connect and authenticate to a remote server; queued stanzas then bounce with remote-server-timeout.",
+        },
+        idleTimeoutSeconds: {
+          kind: "integer",
+          min: 1,
+          max: 86_400,
+          default: 300,
+          description: "Close an outgoing server connection that sent nothing for this long.",
+        },
+        keepaliveSeconds: {
+          kind: "integer",
+          min: 1,
+          max: 3600,
+          default: 60,
+          description: "Send a whitespace keepalive on a server connection silent for this long (RFC 6120 §4.6.1).",
+        },
+        maxQueuedStanzas: {
+          kind: "integer",
+          min: 1,
+          max: 1_000_000,
+          default: 1000,
+          description:
+            "Stanzas held per remote domain while its connection is being set up; more bounce with resource-constraint.",
+        },
+      },
+    },
     cluster: {
       kind: "section",
       description:
@@ -676,6 +793,8 @@ export function expectation(leaf: Leaf, style: Style): string {
       return style === "env"
         ? 'a YAML or JSON mapping like {"example.com": {"cert": "…", "key": "…"}}'
         : "a mapping of domain names to {cert, key}";
+    case "map":
+      return `${style === "env" ? "a YAML or JSON mapping" : "a mapping"} of ${leaf.keyExpect} to ${leaf.valueExpect}`;
   }
 }
 
@@ -713,7 +832,24 @@ export function checkLeaf(leaf: Leaf, value: unknown, style: Style = "yaml"): Ch
       return checkList(leaf, value, style);
     case "certMap":
       return checkCertMap(leaf, value, style);
+    case "map":
+      return checkMap(leaf, value, style);
   }
+}
+
+function checkMap(leaf: MapLeaf, value: unknown, style: Style): Checked {
+  if (value === null) return { ok: true, value: {} };
+  if (!isPlainObject(value)) return mismatch(leaf, value, style);
+  const out: Record<string, string> = {};
+  for (const [rawKey, entry] of Object.entries(value)) {
+    const key = leaf.acceptKey(rawKey);
+    if (key === undefined) return { ok: false, at: [rawKey], problem: `must be keyed by ${leaf.keyExpect}` };
+    const accepted = typeof entry === "string" ? leaf.acceptValue(entry) : undefined;
+    if (accepted === undefined) return { ok: false, at: [rawKey], problem: `must be ${leaf.valueExpect}, got ${describeValue(entry)}` };
+    if (out[key] !== undefined) return { ok: false, at: [rawKey], problem: `duplicate entry for ${JSON.stringify(key)}` };
+    out[key] = accepted;
+  }
+  return { ok: true, value: out };
 }
 
 function checkList(leaf: ListLeaf, value: unknown, style: Style): Checked {

@@ -114,6 +114,28 @@ export const messageModule = defineModule({
       return { sender: senderMeta ?? (toSelf ? meta : null), recipient: meta, duplicate };
     };
 
+    /**
+     * A message to a user of another server: the sender's row is written (MAM, mobile sync) before it
+     * leaves through federation (route/remote), and a resend of a stored origin-id does not leave again.
+     */
+    const sendToRemote = async (ev: StanzaEvent): Promise<false | Delivered | StanzaError> => {
+      const type = ev.stanza.attrs.type ?? "normal";
+      if (api.router.isLocalDomain(ev.to.domain) || type === "groupchat" || type === "error" || type === "headline" || !storable(ev.stanza)) return false;
+      const sender = ev.from.bareString();
+      const originId = ev.stanza.getChild("origin-id", NS.sid)?.attrs.id ?? null;
+      const entries: NewTimelineEntry[] = [{
+        owner: sender, peer: ev.to.bareString(), outgoing: true, stanzaId: randomUUID(), originId, ts: Date.now(), xml: ev.stanza.toString(), pending: false,
+      }];
+      await api.notify(ev.from.domain, "message-archiving", { stanza: ev.stanza, from: ev.from, to: ev.to, entries });
+      const [row] = await store.timeline.append(entries);
+      if (row!.duplicate) return { sender: metaOf(row!), recipient: null, duplicate: true };
+      const routed = await api.run(ev.to.domain, "route/remote", ev);
+      if (routed instanceof StanzaError) return routed;
+      return { sender: metaOf(row!), recipient: null, duplicate: false };
+    };
+    api.on("pre-message/bare", sendToRemote);
+    api.on("pre-message/full", sendToRemote);
+
     api.on("message/bare", deliverToBareJid);
     api.on("message/full", (ev) => {
       const s = sessions.get(ev.to);

@@ -105,6 +105,16 @@ export class Router {
     return this.deliver({ stanza, from, to, origin });
   }
 
+  /**
+   * A stanza from another server whose addresses the s2s stream checked: like a local client's after its
+   * pre- events, so an iq request reaches the handlers of its payload.
+   */
+  fromRemote(stanza: Element, from: Jid, to: Jid): Result {
+    const ev: StanzaEvent = { stanza, from, to, origin: null };
+    const kind = stanza.name as StanzaKind;
+    return this.settle(ev, this.guard(ev, this.afterPre(ev, kind, targetOf(to))));
+  }
+
   deliver(ev: StanzaEvent): Result {
     return this.settle(ev, this.guard(ev, this.deliverTo(ev, ev.stanza.name as StanzaKind, targetOf(ev.to))));
   }

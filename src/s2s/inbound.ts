@@ -1,0 +1,202 @@
+// A stream another server opened to us (RFC 6120): we are the receiving server. It authenticates domain
+// pairs (originating → ours) with SASL EXTERNAL (XEP-0178) or Server Dialback (XEP-0220), answers dialback
+// verifications as the authoritative server of our domains, and routes the stanzas of authenticated pairs.
+import { randomBytes } from "node:crypto";
+import type net from "node:net";
+import type tls from "node:tls";
+import { xml, type Element } from "../xml/element.js";
+import { NS } from "../xml/ns.js";
+import { tryParseJid } from "../jid/jid.js";
+import { isThenable } from "../events/hooks.js";
+import { S2sStream, STANZAS } from "./stream.js";
+import { NS_DIALBACK, NS_DIALBACK_FEATURE, dialbackKey, sameKey } from "./dialback.js";
+import { certificateValidFor } from "./certs.js";
+import type { S2sContext } from "./context.js";
+
+export class InboundStream extends S2sStream {
+  /** The domain the peer named in its header (`from`), when it did. */
+  peerDomain: string | undefined;
+  /** The served domain the peer addressed (`to`). */
+  localDomain: string | undefined;
+  streamId = "";
+  /** Authenticated pairs "originating receiving" (XEP-0220 §2.5: several per stream). */
+  readonly pairs = new Set<string>();
+  /** How the stream was authenticated first, for logs and tests. */
+  method: "external" | "dialback" | null = null;
+  private saslDone = false;
+
+  constructor(ctx: S2sContext, socket: net.Socket, private readonly onClosed: (s: InboundStream) => void) {
+    super(ctx, socket);
+  }
+
+  get peerName(): string | undefined { return this.peerDomain; }
+  get authenticated(): boolean { return this.pairs.size > 0; }
+
+  protected sendOwnHeader(): void {
+    this.sendHeader({ from: this.localDomain, id: randomBytes(8).toString("hex") });
+  }
+
+  protected cleanup(reason: string): void {
+    this.ctx.log.debug({ stream: this.id, peer: this.peerDomain, reason }, "s2s inbound stream closed");
+    this.onClosed(this);
+  }
+
+  protected onStreamStart(attrs: Record<string, string>): void {
+    // RFC 6120 §4.7.2: the initiating server names the domain it wants in `to`.
+    const to = attrs.to ? tryParseJid(attrs.to) : null;
+    if (!to || to.local || to.resource) return this.close("improper-addressing", "the stream header needs a 'to' domain");
+    if (!this.ctx.isServed(to.domain)) return this.close("host-unknown", `${to.domain} is not served here`);
+    if (this.saslDone && to.domain !== this.localDomain) return this.close("host-unknown", "the stream was restarted for another domain");
+    this.localDomain = to.domain;
+    if (attrs.from !== undefined) {
+      const from = tryParseJid(attrs.from);
+      if (!from || from.local || from.resource) return this.close("invalid-from", "the 'from' of the stream header is not a domain");
+      if (this.saslDone && from.domain !== this.peerDomain) return this.close("invalid-from", "the stream was restarted from another domain");
+      // RFC 6120 §4.9.3.10: a peer cannot speak for a domain served here.
+      if (this.ctx.isServed(from.domain)) return this.close("invalid-from", `${from.domain} is served here`);
+      if (!this.ctx.allowed(from.domain)) return this.close("policy-violation", `federation with ${from.domain} is not allowed`);
+      this.peerDomain = from.domain;
+    }
+    const version = attrs.version;
+    if (version === undefined || !/^\d+\.\d+$/.test(version) || Number(version.split(".")[0]) < 1) {
+      return this.close("unsupported-version", "XMPP 1.0 or later is required");
+    }
+    this.streamId = randomBytes(12).toString("hex");
+    this.sendHeader({ from: this.localDomain, to: this.peerDomain, id: this.streamId });
+    this.write(this.features());
+  }
+
+  private get tlsRequired(): boolean { return this.ctx.config.s2s.requireTls && !this.secure; }
+
+  /** Whether the peer's certificate validates for the domain it claims (what SASL EXTERNAL rests on). */
+  private certificateValid(): boolean {
+    return this.secure && this.peerDomain !== undefined && certificateValidFor(this.socket as tls.TLSSocket, this.peerDomain);
+  }
+
+  private features(): Element {
+    const features = xml("stream:features");
+    if (this.saslDone) return features;
+    if (!this.secure) features.cnode(xml("starttls", { xmlns: NS.tls }, this.ctx.config.s2s.requireTls ? xml("required") : null));
+    if (this.tlsRequired) return features;
+    // XEP-0178 §2: EXTERNAL is offered only when the certificate is good for the claimed domain.
+    if (this.certificateValid()) features.cnode(xml("mechanisms", { xmlns: NS.sasl }, xml("mechanism", null, "EXTERNAL")));
+    // XEP-0220 §2.4.1: dialback with error support.
+    if (!this.ctx.config.s2s.requireValidCertificates) features.cnode(xml("dialback", { xmlns: NS_DIALBACK_FEATURE }, xml("errors")));
+    return features;
+  }
+
+  protected onElement(el: Element, ns: string | undefined, name: string): unknown {
+    if (ns === NS.stream && name === "error") {
+      // RFC 6120 §4.9.1.3: the peer ends the stream; there is nothing to answer.
+      this.ctx.log.info({ peer: this.peerDomain, error: el.children.find((c) => typeof c !== "string")?.toString() }, "s2s peer sent a stream error");
+      return this.close();
+    }
+    if (ns === NS.tls && name === "starttls") return this.startTls();
+    if (this.tlsRequired) return this.close("policy-violation", "STARTTLS is required");
+    if (ns === NS.sasl) return this.handleSasl(el, name);
+    if (ns === NS_DIALBACK && name === "verify") return this.answerVerify(el);
+    if (ns === NS_DIALBACK && name === "result") return this.handleResult(el);
+    if (STANZAS.has(name) && ns === NS.server) return this.handleStanza(el);
+    return this.close("unsupported-stanza-type", `<${el.name}/> is not supported on a server stream`);
+  }
+
+  private startTls(): void {
+    if (this.secure) return this.close("policy-violation", "TLS is already in place");
+    this.writeRaw(`<proceed xmlns='${NS.tls}'/>`);
+    this.restartStream();
+    this.upgradeAsServer();
+  }
+
+  // ---- SASL EXTERNAL (XEP-0178) ----
+
+  private handleSasl(el: Element, name: string): void {
+    const fail = (condition: string) => {
+      this.write(xml("failure", { xmlns: NS.sasl }, xml(condition)));
+      this.close("not-authorized", "SASL EXTERNAL failed");
+    };
+    if (name !== "auth" || this.saslDone) return fail("malformed-request");
+    if (el.attrs.mechanism !== "EXTERNAL") return fail("invalid-mechanism");
+    const text = el.getText().trim();
+    let authzid = "";
+    if (text !== "" && text !== "=") authzid = Buffer.from(text, "base64").toString("utf8");
+    // XEP-0178 §3 step 7: an authorization identity, when given, must be the domain of the certificate.
+    if (!this.certificateValid() || (authzid !== "" && authzid !== this.peerDomain)) return fail("not-authorized");
+    this.write(xml("success", { xmlns: NS.sasl }));
+    this.saslDone = true;
+    this.method ??= "external";
+    this.pairs.add(`${this.peerDomain} ${this.localDomain}`);
+    this.ctx.log.info({ peer: this.peerDomain, local: this.localDomain, method: "external" }, "s2s inbound authenticated");
+    this.restartStream();
+  }
+
+  // ---- Server Dialback (XEP-0220) ----
+
+  /** §2.1.3: we are the authoritative server of `to`: is `key` the one we gave out for stream `id`? */
+  private answerVerify(el: Element): void {
+    const { from, to, id } = el.attrs;
+    if (el.attrs.type !== undefined) return; // an answer on an inbound stream is not ours to take
+    const answer = xml("db:verify", { from: to, to: from, id });
+    if (!from || !to || !id) return this.close("improper-addressing", "db:verify needs from, to and id");
+    if (!this.ctx.isServed(to)) {
+      answer.attrs.type = "error";
+      answer.cnode(xml("error", { type: "cancel" }, xml("item-not-found", { xmlns: NS.stanzas })));
+    } else {
+      answer.attrs.type = sameKey(el.getText().trim(), dialbackKey(this.ctx.secret, from, to, id)) ? "valid" : "invalid";
+    }
+    this.write(answer);
+  }
+
+  /** §2.1.2: the peer asks to send from `from` to our `to`; its key is checked with `from`'s authoritative server. */
+  private handleResult(el: Element): void {
+    const { from, to } = el.attrs;
+    if (el.attrs.type !== undefined) return undefined;
+    if (!from || !to) return this.close("improper-addressing", "db:result needs from and to");
+    const error = (condition: string, text?: string) => {
+      // §2.4: the error answer, and the stream stays open for other domains.
+      this.write(xml("db:result", { from: to, to: from, type: "error" }, xml("error", { type: "cancel" },
+        xml(condition, { xmlns: NS.stanzas }), text ? xml("text", { xmlns: NS.stanzas }, text) : null)));
+    };
+    if (!this.ctx.isServed(to)) return error("item-not-found");
+    if (this.ctx.config.s2s.requireValidCertificates) return error("policy-violation", "a valid certificate is required");
+    const fromJid = tryParseJid(from);
+    if (!fromJid || fromJid.local || fromJid.resource) return error("bad-request");
+    if (this.ctx.isServed(fromJid.domain)) return this.close("invalid-from", `${fromJid.domain} is served here`);
+    if (!this.ctx.allowed(fromJid.domain)) return error("policy-violation", `federation with ${fromJid.domain} is not allowed`);
+    const key = el.getText().trim();
+    // Not awaited: the stream goes on reading while the authoritative server answers, or two servers
+    // verifying each other's keys at once would each wait for the other's db:verify behind their own.
+    void this.ctx.verifyKey(to, fromJid.domain, this.streamId, key).then((answer) => {
+      if (this.closed) return;
+      if (answer === "valid") {
+        this.method ??= "dialback";
+        this.pairs.add(`${fromJid.domain} ${to}`);
+        this.ctx.log.info({ peer: fromJid.domain, local: to, method: "dialback" }, "s2s inbound authenticated");
+        this.write(xml("db:result", { from: to, to: from, type: "valid" }));
+      } else if (answer === "invalid") {
+        this.ctx.log.info({ peer: fromJid.domain, local: to, addr: this.remoteAddress }, "s2s dialback key refused");
+        this.write(xml("db:result", { from: to, to: from, type: "invalid" }));
+        // RFC 6120 §4.9.3.12 (not-authorized): no stanzas from a peer that failed to authenticate.
+        if (!this.authenticated) this.close("not-authorized", "dialback key refused");
+      } else {
+        error(answer);
+      }
+    });
+  }
+
+  // ---- stanzas ----
+
+  private handleStanza(el: Element): unknown {
+    // RFC 6120 §4.9.3.12: nothing but authentication before the peer has authenticated.
+    if (!this.authenticated) return this.close("not-authorized", "authenticate first");
+    const from = tryParseJid(el.attrs.from);
+    const to = tryParseJid(el.attrs.to);
+    // RFC 6120 §8.1.1.2, §8.1.2.2: stanzas between servers carry both addresses (§4.9.3.7).
+    if (!from || !to) return this.close("improper-addressing", "stanzas between servers need valid 'from' and 'to'");
+    if (!this.ctx.isServed(to.domain)) return this.close("host-unknown", `${to.domain} is not served here`);
+    // §4.9.3.10: the 'from' domain must be one this stream authenticated, for this 'to'.
+    if (!this.pairs.has(`${from.domain} ${to.domain}`)) return this.close("invalid-from", `${from.domain} is not authenticated on this stream`);
+    delete el.attrs.xmlns;
+    const r = this.ctx.router.fromRemote(el, from, to);
+    return isThenable(r) ? r : undefined;
+  }
+}

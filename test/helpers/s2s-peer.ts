@@ -1,0 +1,120 @@
+// Federation test helpers: free ports on chosen loopback addresses, pairs of federating test servers, and
+// a scripted initiating server whose every byte is under the test's control (for hostile-peer tests).
+import net from "node:net";
+import tls from "node:tls";
+import { StreamParser } from "../../src/xml/parser.js";
+import { xml, type Element } from "../../src/xml/element.js";
+
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, host, () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A server stream we drive by hand, as an initiating server would. */
+export class ScriptedPeer {
+  header: Record<string, string> | null = null;
+  private parser!: StreamParser;
+  private inbox: Element[] = [];
+  private waiters: Array<{ match: (el: Element) => boolean; resolve: (el: Element) => void }> = [];
+  private ended = false;
+  /** Everything received since the last TLS switch, decoded, for byte-level assertions. */
+  private raw = "";
+  private endWaiters: Array<() => void> = [];
+
+  private constructor(private socket: net.Socket) {
+    this.reset();
+    socket.on("data", (d: Buffer) => this.onData(d));
+    socket.on("close", () => this.finish());
+    socket.on("error", () => this.finish());
+  }
+
+  static connect(host: string, port: number): Promise<ScriptedPeer> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(port, host, () => resolve(peer));
+      s.once("error", reject);
+      const peer = new ScriptedPeer(s);
+    });
+  }
+
+  private onData(d: Buffer): void {
+    this.raw += d.toString("utf8");
+    this.parser.write(d);
+  }
+
+  get charsReceived(): number { return this.raw.length; }
+  /** What arrived after `offset` (a value of charsReceived). */
+  rawSince(offset: number): string { return this.raw.slice(offset); }
+
+  private reset(): void {
+    this.parser = new StreamParser({
+      onStreamStart: (_n, attrs) => { this.header = attrs; },
+      onStanza: (el) => {
+        const i = this.waiters.findIndex((w) => w.match(el));
+        if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(el);
+        else this.inbox.push(el);
+      },
+      onStreamEnd: () => this.finish(),
+      onError: () => this.finish(),
+    });
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    for (const w of this.endWaiters.splice(0)) w();
+  }
+
+  send(x: Element | string): void { this.socket.write(typeof x === "string" ? x : x.toString()); }
+
+  receive(match: (el: Element) => boolean = () => true, ms = 3000): Promise<Element> {
+    const i = this.inbox.findIndex(match);
+    if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0]!);
+    return new Promise((resolve, reject) => {
+      const w = { match, resolve: (el: Element) => { clearTimeout(t); resolve(el); } };
+      const t = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        reject(new Error(`nothing matching arrived within ${ms} ms; inbox: ${this.inbox.map(String).join(" ")}`));
+      }, ms);
+      this.waiters.push(w);
+    });
+  }
+
+  /** Opens a jabber:server stream and returns the features. */
+  open(from: string | undefined, to: string): Promise<Element> {
+    this.header = null;
+    this.send(`<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback'${from ? ` from='${from}'` : ""} to='${to}' version='1.0'>`);
+    return this.receive((el) => el.name === "stream:features");
+  }
+
+  async startTls(servername: string): Promise<void> {
+    this.send(xml("starttls", { xmlns: "urn:ietf:params:xml:ns:xmpp-tls" }));
+    await this.receive((el) => el.name === "proceed");
+    this.socket.removeAllListeners("data");
+    const secure = tls.connect({ socket: this.socket, servername, rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => { secure.once("secureConnect", resolve); secure.once("error", reject); });
+    this.socket = secure;
+    this.reset();
+    this.raw = "";
+    secure.on("data", (d: Buffer) => this.onData(d));
+  }
+
+  get streamId(): string { return this.header?.id ?? ""; }
+
+  /** Resolves with the stream error element (or null) when the server ends the stream. */
+  closed(ms = 3000): Promise<Element | null> {
+    const error = () => this.inbox.find((el) => el.name === "stream:error") ?? null;
+    if (this.ended) return Promise.resolve(error());
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error("the server did not close the stream")), ms);
+      this.endWaiters.push(() => { clearTimeout(t); resolve(error()); });
+    });
+  }
+
+  destroy(): void { this.socket.destroy(); }
+}
