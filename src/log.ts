@@ -1,4 +1,5 @@
 // Logging: pino JSON lines on stdout, or a small one-line human format for development.
+import { isThenable } from "./events/hooks.js";
 import pino from "pino";
 import type { Config } from "./config/config.js";
 
@@ -78,7 +79,7 @@ function formatValue(value: unknown): string {
  * rejection is logged here instead of escaping as an unhandled rejection, which would end the process.
  */
 export function contain(result: unknown, log: Logger, what: string, context: Record<string, unknown> = {}): void {
-  if (result !== null && typeof result === "object" && typeof (result as PromiseLike<unknown>).then === "function") {
-    (result as PromiseLike<unknown>).then(undefined, (err: unknown) => log.error({ ...context, err }, `${what} failed`));
+  if (isThenable(result)) {
+    result.then(undefined, (err: unknown) => log.error({ ...context, err }, `${what} failed`));
   }
 }

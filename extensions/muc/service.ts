@@ -6,7 +6,7 @@
 // full JID, and the occupant is looked up by that JID (room.bySession), so nobody speaks as another nick.
 import { randomUUID } from "node:crypto";
 import type { ModuleApi } from "../../src/modules/module.js";
-import type { StanzaEvent } from "../../src/events/hooks.js";
+import { isThenable, type StanzaEvent } from "../../src/events/hooks.js";
 import { shallowCopy, xml, type Element } from "../../src/xml/element.js";
 import { NS } from "../../src/xml/ns.js";
 import type { Jid } from "../../src/jid/jid.js";
@@ -59,10 +59,6 @@ export type IqAnswer = Element | boolean | void | undefined;
 function isRoomControlled(c: Element): boolean {
   const ns = c.attrs.xmlns;
   return (c.name === "x" && (ns === NS.muc || ns === NS.mucUser)) || (c.name === "occupant-id" && ns === NS_OCCUPANT_ID);
-}
-
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return v !== null && typeof v === "object" && typeof (v as { then?: unknown }).then === "function";
 }
 
 /** Whether a message is kept in the room timeline (XEP-0334 hints as for 1:1 messages). */
