@@ -131,7 +131,9 @@ describe("bounded outbound buffering (slow readers)", function () {
       const growth = (peak - rssBefore) / MiB;
       const worst = Math.max(...rtts);
       console.log(`      RSS growth ${growth.toFixed(1)} MiB (peak), bystander ping worst ${worst.toFixed(0)} ms, median ${rtts.sort((a, b) => a - b)[rtts.length >> 1].toFixed(1)} ms over ${rtts.length}`);
-      assert.ok(growth < 48, `RSS grew by ${growth.toFixed(1)} MiB`);
+      // Peak RSS of the whole test process (its clients too): 16–36 MiB on a quiet machine, up to ~66 MiB on a
+      // loaded one; 90–104 MiB without the cap, whatever the load.
+      assert.ok(growth < 76, `RSS grew by ${growth.toFixed(1)} MiB`);
       assert.ok(worst < 1000, `a bystander's ping took ${worst.toFixed(0)} ms`);
 
       // RFC 6120 §4.9.3.12: the stream error follows what was queued before it (when the peer reads on
