@@ -270,6 +270,7 @@ function startSweep(ctx: C2sContext): NodeJS.Timeout {
   const t = setInterval(() => {
     const now = Date.now();
     for (const s of ctx.tracker) {
+      if (s.hibernating) continue;
       if (!s.isAuthenticated || !s.jid) {
         if (now - s.openedAt > authMs) s.close("connection-timeout", "authentication took too long");
         continue;
