@@ -207,6 +207,32 @@ describe("XEP-0198 stream management", function () {
     juliet.close();
   });
 
+  it("takes over a session whose old connection still looks open; that connection's late close changes nothing", async () => {
+    const r = fresh("switcher");
+    const { c: old, id } = await smUser(ts, r);
+    const juliet = await onlineUser(ts, fresh("juliet"));
+    juliet.send(xml("message", { to: old.jid, type: "chat" }, xml("body", null, "on wifi")));
+    await old.receive(body("on wifi"));
+    // The phone moved to another network; the server has not noticed that the old connection is dead.
+    const { c: fresh4g, answer } = await resume(ts, r, id, 1);
+    assert.equal(answer.name, "resumed");
+    assert.deepEqual(bodies(await drain(fresh4g, (el) => el.name === "message")), ["on wifi"]);
+    await old.closed();
+    await new Promise((res) => setTimeout(res, 100));
+    juliet.send(xml("message", { to: old.jid, type: "chat" }, xml("body", null, "on 4g")));
+    assert.ok(await fresh4g.receive(body("on 4g")));
+    const pong = await fresh4g.iq(xml("iq", { type: "get", to: ts.host }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+    assert.equal(pong.attrs.type, "result");
+    fresh4g.close();
+    juliet.close();
+  });
+
+  it("answers <r/> before <enable/> with a stream error", async () => {
+    const c = await onlineUser(ts, fresh("eager"));
+    c.send(xml("r", { xmlns: SM }));
+    assert.equal(errorCondition(await c.closed()), "unsupported-stanza-type");
+  });
+
   it("refuses an unknown previd and another user's session with item-not-found", async () => {
     const r = fresh("owner");
     const { c: romeo, id } = await smUser(ts, r);
