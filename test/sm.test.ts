@@ -313,6 +313,33 @@ describe("XEP-0198 stream management", function () {
   });
 });
 
+describe("XEP-0198: a connection that went silent", function () {
+  let ts: TestServer;
+  before(async () => { ts = await startTestServer({ limits: { idleTimeoutSeconds: 1 } }); });
+  after(() => ts.stop());
+
+  it("is taken for dead after an unanswered ping, and its resumable session waits for the client", async () => {
+    const r = fresh("tunnel");
+    const { c: romeo, id } = await smUser(ts, r);
+    // Romeo's phone went into a tunnel: it answers nothing, the socket stays open.
+    const ping = await romeo.receive((el) => el.name === "iq" && el.attrs.type === "get", 3000);
+    assert.ok(ping.getChild("ping", "urn:xmpp:ping"));
+    assert.equal(errorCondition(await romeo.closed(3000)), "connection-timeout");
+    // (Juliet logs in now: on this server she too would be taken for dead after two silent seconds.)
+    const juliet = await onlineUser(ts, fresh("juliet"));
+    juliet.send(xml("message", { to: romeo.jid, type: "chat" }, xml("body", null, "are you there?")));
+    await juliet.nothing((el) => el.name === "message" && el.attrs.type === "error", 150);
+    // Out of the tunnel: the ping and the message are resent; his own presence had been acked.
+    const { c: back, answer } = await resume(ts, r, id, 1);
+    assert.equal(answer.name, "resumed");
+    const resent = await drain(back, (el) => el.name === "message" || el.name === "iq");
+    assert.deepEqual(resent.map((el) => el.name), ["iq", "message"]);
+    assert.equal(resent[1].getChildText("body"), "are you there?");
+    back.close();
+    juliet.close();
+  });
+});
+
 describe("XEP-0352 client state indication", function () {
   let ts: TestServer;
   before(async () => { ts = await startTestServer(); });

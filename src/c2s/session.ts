@@ -130,6 +130,18 @@ export class C2sSession implements Session {
   /** Whether the session waits for its client to resume it (no connection under it). */
   get hibernating(): boolean { return this.detached; }
 
+  /**
+   * The connection is taken for dead (no answer to a ping): a resumable session waits for its client
+   * (XEP-0198 §5) like one whose connection closed; any other session ends.
+   */
+  connectionLost(text: string): void {
+    if (this.closed) return;
+    if (!this.sm?.id || !this.jid || this.detached) return this.close("connection-timeout", text);
+    this.endStream("connection-timeout", text);
+    this.staleCloses++;
+    this.detach();
+  }
+
   private detach(): void {
     const sm = this.sm!;
     this.detached = true;
@@ -232,6 +244,13 @@ export class C2sSession implements Session {
 
   close(error?: StreamErrorCondition, text?: string, appCondition?: Element): void {
     if (this.closed) return;
+    this.endStream(error, text, appCondition);
+    this.closed = true;
+    this.cleanup(error ?? "closed");
+  }
+
+  /** Writes the stream error (if any) and the end of the stream, and closes the connection. */
+  private endStream(error?: StreamErrorCondition, text?: string, appCondition?: Element): void {
     if (error) {
       if (!this.headerSent) this.sendHeader(null);
       const err = streamError(error, text);
@@ -241,9 +260,7 @@ export class C2sSession implements Session {
       this.ctx.log.debug({ session: this.id, error, text }, "stream error");
     }
     this.writeRaw(this.transport.framed ? `<close xmlns='${NS.framing}'/>` : "</stream:stream>");
-    this.closed = true;
     this.transport.end();
-    this.cleanup(error ?? "closed");
   }
 
   private cleanup(reason: string): void {
