@@ -137,6 +137,19 @@ describe("XEP-0198 stream management", function () {
     assert.equal(tooHigh?.attrs["send-count"], "4");
   });
 
+  it("counts more than 2^16 inbound stanzas over a real socket", async function () {
+    this.timeout(60_000);
+    const { c } = await smUser(ts, fresh("chatty"));
+    // iq results to oneself are handled and never answered: only the counter moves.
+    const count = 2 ** 16 + 5;
+    const one = "<iq type='result' id='x'/>";
+    for (let sent = 0; sent < count; sent += 4096) c.send(one.repeat(Math.min(4096, count - sent)));
+    c.send(xml("r", { xmlns: SM }));
+    const a = await c.receive(isSm("a"), 50_000);
+    assert.equal(a.attrs.h, String(count + 1), "the initial presence and every iq");
+    c.close();
+  });
+
   it("resumes after a killed socket and resends exactly the unacknowledged stanzas, in order, once", async () => {
     const r = fresh("romeo");
     const { c: romeo, id } = await smUser(ts, r);
