@@ -80,6 +80,7 @@ describe("config: defaults", () => {
       requireTls: true,
       resourceConflict: "kick-old",
       maxOutboundBytes: 4 * 1024 * 1024,
+      smResumeSeconds: 300,
     });
     assert.deepEqual(config.http, { bind: "0.0.0.0", port: 5280, websocketPath: "/xmpp-websocket" });
     assert.deepEqual(config.tls, { cert: null, key: null, certs: {} });

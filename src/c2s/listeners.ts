@@ -270,12 +270,13 @@ function startSweep(ctx: C2sContext): NodeJS.Timeout {
   const t = setInterval(() => {
     const now = Date.now();
     for (const s of ctx.tracker) {
+      if (s.hibernating) continue;
       if (!s.isAuthenticated || !s.jid) {
         if (now - s.openedAt > authMs) s.close("connection-timeout", "authentication took too long");
         continue;
       }
       if (s.pingSentAt) {
-        if (now - s.pingSentAt > Math.min(idleMs, 60_000)) s.close("connection-timeout", "no answer to a ping");
+        if (now - s.pingSentAt > Math.min(idleMs, 60_000)) s.connectionLost("no answer to a ping");
       } else if (now - s.lastActivity > idleMs) {
         s.pingSentAt = now;
         s.send(xml("iq", { type: "get", id: `sweep-${(pingId++).toString(36)}`, from: s.host, to: s.jid.toString() }, xml("ping", { xmlns: NS.ping })));

@@ -2,7 +2,7 @@
 // The same state machine serves TCP, direct TLS and WebSocket (RFC 7395); only framing differs.
 import { Element, xml } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
-import { StreamParser, type XmlError } from "../xml/parser.js";
+import { StreamParser, parseFramedElement, type XmlError } from "../xml/parser.js";
 import { errorReply, iqPayload, reply, streamError, type StreamErrorCondition } from "../xml/stanza.js";
 import { jid as makeJid, resourceprep, nodeprep, type Jid } from "../jid/jid.js";
 import { createMechanism, offeredMechanisms, SaslError, type SaslMechanism } from "./sasl/index.js";
@@ -12,6 +12,8 @@ import type { LoginThrottled } from "../auth/login.js";
 import type { C2sContext } from "./context.js";
 import { randomBytes } from "node:crypto";
 import { contain } from "../log.js";
+import { NS_SM, MAX_UNACKED, StreamManagement, handledCountTooHigh, materialize, parseH, resumeRegistry, smFailed, type QueuedStanza } from "./sm.js";
+import { NS_CSI, MAX_HELD, InactiveBuffer, isUrgent } from "./csi.js";
 
 /** What a session needs from the connection under it. */
 export interface StreamTransport {
@@ -67,8 +69,20 @@ export class C2sSession implements Session {
   private throttleTimer: NodeJS.Timeout | null = null;
   /** Seqs of timeline rows sent to this session whose bytes are still queued in this process. */
   private unflushed: Set<number> | null = null;
+  /** XEP-0198, once the client enabled it; null keeps the output path free of SM work. */
+  private sm: StreamManagement | null = null;
+  /** No connection under a resumable session (XEP-0198 §5): output waits in the SM queue. */
+  private detached = false;
+  /** The queue is being resent after a resumption: newer output waits behind it. */
+  private resending = false;
+  /** Closes still to come from connections this session was taken away from by a resumption. */
+  private staleCloses = 0;
+  /** This stream resumed that session: everything it receives belongs to it. */
+  private resumedInto: C2sSession | null = null;
+  /** XEP-0352: held output while the client is inactive; null while it is active. */
+  private inactive: InactiveBuffer | null = null;
 
-  constructor(private readonly ctx: C2sContext, private readonly transport: StreamTransport) {
+  constructor(private readonly ctx: C2sContext, private transport: StreamTransport) {
     this.host = ctx.config.hosts[0];
     this.tokens = ctx.config.limits.stanzaBurst;
     this.parser = this.newParser();
@@ -84,42 +98,117 @@ export class C2sSession implements Session {
     return new StreamParser({
       onStreamStart: (name, attrs) => this.onStreamStart(name, attrs),
       onStanza: (el) => this.onElement(el),
-      onStreamEnd: () => this.onStreamEnd(),
-      onError: (err: XmlError) => this.close(err.condition, err.message),
+      onStreamEnd: () => (this.resumedInto ?? this).onStreamEnd(),
+      onError: (err: XmlError) => (this.resumedInto ?? this).close(err.condition, err.message),
     }, { framed: this.transport.framed, limits: { maxStanzaBytes: this.ctx.config.limits.maxStanzaBytes } });
   }
 
   /** Raw input from the transport (TCP bytes, or one WebSocket message). */
   onData(chunk: Buffer | string): void {
     if (this.closed) return;
-    this.lastActivity = Date.now();
-    this.pingSentAt = 0;
+    const owner = this.resumedInto ?? this;
+    owner.lastActivity = Date.now();
+    owner.pingSentAt = 0;
     this.parser.write(chunk);
   }
 
   /** The transport closed under us (clean or abrupt), or after we closed it. */
   onTransportClose(reason = "disconnected"): void {
+    if (this.resumedInto) {
+      this.closed = true;
+      return this.resumedInto.onTransportClose(reason);
+    }
+    if (this.staleCloses > 0) { this.staleCloses--; return; }
     this.offerUnflushedAgain();
     if (this.closed) return;
+    // XEP-0198 §5: a resumable session outlives its connection for `max` seconds.
+    if (this.sm?.id && this.jid) return this.detach();
     this.closed = true;
     this.cleanup(reason);
+  }
+
+  /** Whether the session waits for its client to resume it (no connection under it). */
+  get hibernating(): boolean { return this.detached; }
+
+  /**
+   * The connection is taken for dead (no answer to a ping): a resumable session waits for its client
+   * (XEP-0198 §5) like one whose connection closed; any other session ends.
+   */
+  connectionLost(text: string): void {
+    if (this.closed) return;
+    if (!this.sm?.id || !this.jid || this.detached) return this.close("connection-timeout", text);
+    this.endStream("connection-timeout", text);
+    this.staleCloses++;
+    this.detach();
+  }
+
+  private detach(): void {
+    const sm = this.sm!;
+    this.detached = true;
+    this.resending = false;
+    sm.requested = false;
+    sm.hibernateTimer = setTimeout(() => {
+      sm.hibernateTimer = null;
+      this.close("connection-timeout", "not resumed in time");
+    }, sm.max * 1000);
+    sm.hibernateTimer.unref();
   }
 
   // ---- output ----
 
   send(stanza: Element, meta?: DeliveryMeta): void {
     if (this.closed) return;
+    const held = this.inactive;
+    if (held !== null) {
+      if (held.hold(stanza)) {
+        if (held.size >= MAX_HELD) this.flushInactive();
+        return;
+      }
+      if (isUrgent(stanza)) this.flushInactive();
+    }
+    this.deliver(stanza, meta);
+  }
+
+  private deliver(stanza: Element, meta?: DeliveryMeta): void {
     if (this.ctx.logStanzas) this.ctx.log.debug({ session: this.id, out: stanza.toString() }, "stanza out");
+    const sm = this.sm;
+    if (sm !== null && STANZAS.has(stanza.name)) return this.deliverManaged(sm, stanza, meta);
     const flushed = meta && this.jid ? this.trackFlush(meta.seq) : undefined;
+    this.transport.write(this.serialize(stanza), flushed);
+  }
+
+  private serialize(stanza: Element): string {
     if (this.transport.framed && STANZAS.has(stanza.name) && stanza.attrs.xmlns === undefined) {
       // RFC 7395 §3.3: each WebSocket message is a standalone document, so stanzas carry their namespace.
       stanza.attrs.xmlns = NS.client;
       const s = stanza.toString();
       delete stanza.attrs.xmlns;
-      this.transport.write(s, flushed);
-    } else {
-      this.transport.write(stanza.toString(), flushed);
+      return s;
     }
+    return stanza.toString();
+  }
+
+  /** XEP-0198 §4: every stanza is counted and kept until acknowledged; a message by its timeline row. */
+  private deliverManaged(sm: StreamManagement, stanza: Element, meta: DeliveryMeta | undefined): void {
+    const text = this.detached || this.resending ? null : this.serialize(stanza);
+    sm.queue.push(meta ?? text ?? this.serialize(stanza));
+    if (sm.queue.length > MAX_UNACKED) {
+      this.close("policy-violation", "too many unacknowledged stanzas");
+      return;
+    }
+    if (text === null) return;
+    this.transport.write(text);
+    this.requestAck(sm);
+  }
+
+  private requestAck(sm: StreamManagement): void {
+    if (sm.requested || this.detached || this.resending) return;
+    sm.requested = true;
+    this.transport.write(`<r xmlns='${NS_SM}'/>`);
+  }
+
+  private flushInactive(): void {
+    for (const el of this.inactive!.take()) this.deliver(el);
   }
 
   private trackFlush(seq: number): (err?: Error | null) => void {
@@ -153,28 +242,53 @@ export class C2sSession implements Session {
     if (!this.closed) this.transport.write(s);
   }
 
-  close(error?: StreamErrorCondition, text?: string): void {
+  close(error?: StreamErrorCondition, text?: string, appCondition?: Element): void {
     if (this.closed) return;
+    this.endStream(error, text, appCondition);
+    this.closed = true;
+    this.cleanup(error ?? "closed");
+  }
+
+  /** Writes the stream error (if any) and the end of the stream, and closes the connection. */
+  private endStream(error?: StreamErrorCondition, text?: string, appCondition?: Element): void {
     if (error) {
       if (!this.headerSent) this.sendHeader(null);
       const err = streamError(error, text);
+      if (appCondition) err.cnode(appCondition);
       if (this.transport.framed) err.attrs["xmlns:stream"] = NS.stream;
       this.writeRaw(err.toString());
       this.ctx.log.debug({ session: this.id, error, text }, "stream error");
     }
     this.writeRaw(this.transport.framed ? `<close xmlns='${NS.framing}'/>` : "</stream:stream>");
-    this.closed = true;
     this.transport.end();
-    this.cleanup(error ?? "closed");
   }
 
   private cleanup(reason: string): void {
     this.state = "closed";
     if (this.throttleTimer) clearTimeout(this.throttleTimer);
+    if (this.sm !== null) this.endManagement();
     this.ctx.tracker.delete(this);
     if (this.jid && this.ctx.sessions.remove(this)) {
       void this.ctx.hooks.notify(this.host, "resource-unbind", { session: this, reason });
     }
+  }
+
+  /**
+   * The session ends with stanzas the client did not acknowledge: the messages among them become
+   * offline messages again (XEP-0160, delivered with a XEP-0203 delay at the next login), never dropped.
+   */
+  private endManagement(): void {
+    const sm = this.sm!;
+    if (sm.hibernateTimer) { clearTimeout(sm.hibernateTimer); sm.hibernateTimer = null; }
+    this.detached = false;
+    const owner = this.jid?.bareString();
+    if (sm.id && owner) resumeRegistry<C2sSession>(this.ctx).ended(sm.id, owner, sm.inbound);
+    const seqs = sm.rows();
+    sm.queue = [];
+    if (!seqs.length || !owner) return;
+    this.ctx.store.timeline.markPending(owner, seqs).catch((err: unknown) => {
+      this.ctx.log.error({ err, session: this.id, owner }, "could not keep unacknowledged messages for the next login");
+    });
   }
 
   // ---- stream header ----
@@ -235,6 +349,8 @@ export class C2sSession implements Session {
       features.cnode(xml("bind", { xmlns: NS.bind }));
       // RFC 6121 Appendix E (COMPAT: older clients still send it): advertised as optional.
       features.cnode(xml("session", { xmlns: NS.session }, xml("optional")));
+      features.cnode(xml("sm", { xmlns: NS_SM }));
+      features.cnode(xml("csi", { xmlns: NS_CSI }));
       for (const f of this.ctx.hooks.runFold(this.host, "stream-features", [], { session: this, authenticated: true })) features.cnode(f);
     }
     this.send(features);
@@ -248,6 +364,7 @@ export class C2sSession implements Session {
   // ---- elements: one at a time; the socket is paused while a handler awaits ----
 
   private onElement(el: Element): void {
+    if (this.resumedInto) return this.resumedInto.onElement(el);
     if (this.closed) return;
     if (this.queue !== null) {
       this.queue.push(el);
@@ -258,6 +375,7 @@ export class C2sSession implements Session {
   }
 
   private process(el: Element): void {
+    if (this.resumedInto) return this.resumedInto.onElement(el);
     if (this.jid && STANZAS.has(el.name)) {
       const wait = this.tokenWait();
       if (wait > 0) return this.deferForRate(el, wait);
@@ -300,8 +418,11 @@ export class C2sSession implements Session {
     if (!this.authenticated) return this.handlePreAuth(el, ns);
     if (STANZAS.has(el.name) && (ns === undefined || ns === NS.client)) {
       if (!this.jid) return this.handleBind(el);
+      if (this.sm !== null) this.sm.countInbound();
       return this.handleStanza(el);
     }
+    if (ns === NS_SM) return this.handleSm(el);
+    if (ns === NS_CSI && this.jid && (el.name === "active" || el.name === "inactive")) return this.setClientState(el.name);
     if (this.jid) {
       const r = this.ctx.hooks.run(this.host, "stream-element", { session: this, element: el });
       if (r && typeof (r as Promise<unknown>).then === "function") {
@@ -505,6 +626,127 @@ export class C2sSession implements Session {
     this.ctx.sessions.add(this);
     this.send(reply(el, xml("bind", { xmlns: NS.bind }, xml("jid", null, full.toString()))));
     return this.ctx.hooks.notify(this.host, "resource-bind", { session: this });
+  }
+
+  // ---- XEP-0352 client state ----
+
+  private setClientState(state: "active" | "inactive"): void {
+    if (state === "inactive") { this.inactive ??= new InactiveBuffer(); return; }
+    if (this.inactive === null) return;
+    this.flushInactive();
+    this.inactive = null;
+  }
+
+  // ---- XEP-0198 stream management ----
+
+  private handleSm(el: Element): unknown {
+    const sm = this.sm;
+    switch (el.name) {
+      case "enable": {
+        // XEP-0198 §3: only after binding, and once per session.
+        if (!this.jid || sm !== null) return this.send(smFailed("unexpected-request"));
+        const resume = el.attrs.resume === "true" || el.attrs.resume === "1";
+        const limit = this.ctx.config.c2s.smResumeSeconds;
+        const asked = Number(el.attrs.max);
+        const max = Number.isInteger(asked) && asked > 0 ? Math.min(asked, limit) : limit;
+        const registry = resumeRegistry<C2sSession>(this.ctx);
+        const id = resume ? registry.newId() : null;
+        this.sm = new StreamManagement(id, max);
+        if (id) registry.live.set(id, this);
+        return this.send(xml("enabled", { xmlns: NS_SM, ...(id ? { id, resume: "true", max: String(max) } : {}) }));
+      }
+      case "r":
+        if (sm === null) break;
+        return this.writeRaw(`<a xmlns='${NS_SM}' h='${sm.inbound}'/>`);
+      case "a": {
+        if (sm === null) break;
+        const h = parseH(el.attrs.h);
+        if (h === null) return this.close("bad-format", "<a/> needs an h between 0 and 2^32-1");
+        const n = sm.newlyAcked(h);
+        // XEP-0198 §4: acknowledging more than was sent is a stream error.
+        if (n < 0) return this.close("undefined-condition", "h acknowledges stanzas never sent", handledCountTooHigh(h, sm.sent));
+        sm.ack(h, n);
+        sm.requested = false;
+        if (sm.queue.length > 0 && !this.resending) this.requestAck(sm);
+        return undefined;
+      }
+      case "resume":
+        return this.handleResume(el);
+    }
+    return this.close("unsupported-stanza-type", `<${el.name}/> needs stream management enabled first`);
+  }
+
+  /** XEP-0198 §5: a new stream (authenticated, not bound) takes over a session that lost its connection. */
+  private handleResume(el: Element): unknown {
+    if (this.jid) return this.send(smFailed("unexpected-request"));
+    const previd = el.attrs.previd ?? "";
+    const h = parseH(el.attrs.h);
+    if (h === null) return this.send(smFailed("bad-request"));
+    const registry = resumeRegistry<C2sSession>(this.ctx);
+    const old = registry.live.get(previd);
+    // Another user's session is as unknown to this stream as one that never existed.
+    if (!old || old.closed || old.username !== this.username || old.host !== this.host) {
+      return this.send(smFailed("item-not-found", registry.expiredH(previd, `${this.username}@${this.host}`)));
+    }
+    return old.resumeOn(this, h);
+  }
+
+  /** Moves `stream`'s connection under this session, then resends what the client did not acknowledge. */
+  private resumeOn(stream: C2sSession, h: number): unknown {
+    const sm = this.sm!;
+    const n = sm.newlyAcked(h);
+    if (n < 0) return stream.close("undefined-condition", "h acknowledges stanzas never sent", handledCountTooHigh(h, sm.sent));
+    sm.ack(h, n);
+    if (sm.hibernateTimer) { clearTimeout(sm.hibernateTimer); sm.hibernateTimer = null; }
+    if (!this.detached) {
+      // The old connection looks alive but the client has left it: its close will come, and means nothing now.
+      this.staleCloses++;
+      this.transport.end();
+    }
+    this.transport = stream.transport;
+    this.detached = false;
+    this.resending = true;
+    this.paused = false;
+    sm.requested = false;
+    stream.resumedInto = this;
+    stream.ctx.tracker.delete(stream);
+    this.lastActivity = Date.now();
+    this.pingSentAt = 0;
+    this.writeRaw(`<resumed xmlns='${NS_SM}' h='${sm.inbound}' previd='${sm.id}'/>`);
+    return this.resend(sm, this.transport);
+  }
+
+  /** Writes the queue again, in order, once; what arrives meanwhile queues behind it. */
+  private async resend(sm: StreamManagement, transport: StreamTransport): Promise<void> {
+    const owner = this.jid!.bareString();
+    let done = 0;
+    try {
+      while (done < sm.queue.length) {
+        const pending = sm.queue.slice(done);
+        const out = await materialize(pending, this.ctx.store.timeline, owner, this.host);
+        if (this.closed || this.detached || this.transport !== transport || this.sm !== sm) return;
+        // The client counts what it receives: a row that is gone leaves the queue too.
+        const kept: QueuedStanza[] = [];
+        for (const { queued, stanza } of out) {
+          kept.push(queued);
+          this.transport.write(typeof stanza === "string" ? this.reframe(stanza) : this.serialize(stanza));
+        }
+        sm.queue.splice(done, pending.length, ...kept);
+        done += kept.length;
+      }
+    } catch (err) {
+      this.ctx.log.error({ err, session: this.id }, "could not resend unacknowledged stanzas");
+      return this.close("internal-server-error", "resumption failed");
+    }
+    if (this.closed || this.detached || this.transport !== transport) return;
+    this.resending = false;
+    if (sm.queue.length > 0) this.requestAck(sm);
+  }
+
+  /** A stanza written on a TCP stream, resent on a WebSocket: RFC 7395 §3.3 wants its namespace. */
+  private reframe(text: string): string {
+    if (!this.transport.framed) return text;
+    try { return this.serialize(parseFramedElement(text)); } catch { return text; }
   }
 }
 

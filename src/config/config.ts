@@ -45,6 +45,8 @@ export interface Config {
     resourceConflict: "kick-old" | "refuse";
     /** Bytes a client session may leave unread before it is closed (policy-violation). */
     maxOutboundBytes: number;
+    /** XEP-0198: how long a dropped session with resumption enabled waits for its client. */
+    smResumeSeconds: number;
   };
   http: { bind: string; port: number | null; websocketPath: string };
   /** Paths are absolute. */

@@ -283,6 +283,14 @@ export const schema: Section = {
           description:
             "Output a client session (TCP, TLS or WebSocket) may have queued that its peer has not read yet. A session past it is closed with a policy-violation stream error; what it did not get stays in its archive, and what was still queued is offered again as offline messages at the next login.",
         },
+        smResumeSeconds: {
+          kind: "integer",
+          min: 1,
+          max: 86_400,
+          default: 300,
+          description:
+            "How long a client session with stream management (XEP-0198) waits for its client to resume it after the connection dropped (the `max` offered). Meanwhile it stays online and what arrives for it is held; after it, the session ends and every message it had not acknowledged is delivered at the next login.",
+        },
       },
     },
     http: {

@@ -94,7 +94,18 @@ export class XmppClient implements Flushable {
     sock.on('close', () => this.fail(new XmppError('connection closed')));
   }
 
+  /** XEP-0198 (BENCH_SM=1): stanzas handled, for the <a/> that answers the server's <r/>. */
+  private smHandled = -1;
+
   private deliver(s: string): void {
+    if (this.smHandled >= 0) {
+      if (s.startsWith('<r ')) {
+        this.send(`<a xmlns='urn:xmpp:sm:3' h='${this.smHandled}'/>`);
+        return;
+      }
+      if (s.startsWith('<a ') || s.startsWith('<enabled')) return;
+      if (s.startsWith('<message') || s.startsWith('<presence') || s.startsWith('<iq')) this.smHandled = (this.smHandled + 1) % 2 ** 32;
+    }
     if (s.startsWith('<iq') && this.answerIq(s)) return;
     if (this.hot !== null) {
       this.hot(s);
@@ -255,6 +266,11 @@ export class XmppClient implements Flushable {
     const b = await this.until((s) => s.startsWith('<iq') && attr(s, 'id') === 'b1', 'bind reply', remaining(deadline));
     if (attr(b, 'type') !== 'result') throw new XmppError(`bind failed for ${user}: ${b.slice(0, 300)}`);
     this.jid = childText(b, 'jid') ?? '';
+    if (process.env.BENCH_SM === '1') {
+      this.send(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`);
+      await this.until((s) => s.startsWith('<enabled') || s.startsWith('<failed'), 'sm enabled', remaining(deadline));
+      this.smHandled = 0;
+    }
     const d = this.target.domain;
     this.send(`<presence/><iq type='get' to='${d}' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>`);
     await this.until((s) => s.startsWith('<iq') && attr(s, 'id') === 'p1', 'ping reply', remaining(deadline));
