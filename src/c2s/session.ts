@@ -6,7 +6,7 @@ import { StreamParser, parseFramedElement, type XmlError } from "../xml/parser.j
 import { errorReply, iqPayload, reply, streamError, type StreamErrorCondition } from "../xml/stanza.js";
 import { jid as makeJid, resourceprep, nodeprep, type Jid } from "../jid/jid.js";
 import { createMechanism, offeredMechanisms, SaslError, type SaslMechanism } from "./sasl/index.js";
-import { newSessionId, type DeliveryMeta, type Session, type Transport } from "../sessions/session.js";
+import { SessionState, type DeliveryMeta, type Session, type Transport } from "../sessions/session.js";
 import { claimResource } from "../sessions/bind.js";
 import type { LoginThrottled } from "../auth/login.js";
 import type { C2sContext } from "./context.js";
@@ -38,17 +38,8 @@ const STANZAS = new Set(["message", "presence", "iq"]);
 const MAX_QUEUED = 64;
 const MAX_SASL_FAILURES_PER_STREAM = 3;
 
-export class C2sSession implements Session {
-  readonly id = newSessionId();
-  readonly data = new Map<string, unknown>();
-  username: string | null = null;
-  jid: Jid | null = null;
-  presence: Element | null = null;
-  priority = 0;
-  interested = false;
-  directed: Set<string> | null = null;
+export class C2sSession extends SessionState implements Session {
   host: string;
-  closed = false;
 
   readonly openedAt = Date.now();
   lastActivity = this.openedAt;

@@ -13,24 +13,17 @@ export interface RemoteLink {
   closeRemote(session: RemoteSession, error: StreamErrorCondition | undefined, text: string | undefined): void;
 }
 
-export class RemoteSession implements Session {
-  readonly id: string;
+export class RemoteSession extends SessionState implements Session {
+  override readonly id: string;
   readonly protocol: Transport;
   readonly remoteAddress: string;
   readonly secure: boolean;
   readonly host: string;
   readonly boundAt: number;
-  username: string | null;
-  jid: Jid | null;
-  presence: Element | null = null;
-  priority = 0;
-  interested = false;
-  directed: Set<string> | null = null;
-  readonly data = new Map<string, unknown>();
-  closed = false;
   private presenceXml: string | null = null;
 
   constructor(readonly node: string, record: SessionRecord, private readonly link: RemoteLink) {
+    super();
     this.id = record.id;
     this.protocol = record.protocol;
     this.remoteAddress = record.addr;

@@ -81,18 +81,9 @@ const KICK_FOR: Partial<Record<StreamErrorCondition, KickReason>> = {
 
 let iqCounter = 0;
 
-export class MobileSession implements Session {
-  readonly id = newSessionId();
+export class MobileSession extends SessionState implements Session {
   readonly protocol = "mobile" as const;
-  readonly data = new Map<string, unknown>();
-  username: string | null = null;
-  jid: Jid | null = null;
-  presence: Element | null = null;
-  priority = 0;
-  interested = false;
-  directed: Set<string> | null = null;
   host: string;
-  closed = false;
 
   deviceId = "";
   platform: Platform = Platform.UNSPECIFIED;

@@ -57,3 +57,20 @@ let nextId = 1;
 export function newSessionId(): string {
   return (nextId++).toString(36) + Math.random().toString(36).slice(2, 8);
 }
+
+/**
+ * The RFC 6121 state every kind of session keeps (its binding, presence, priority, roster interest and
+ * directed presence), in one place for c2s, mobile and remote sessions.
+ */
+export abstract class SessionState {
+  readonly id: string = newSessionId();
+  /** Per-module state, keyed by the module. */
+  readonly data = new Map<string, unknown>();
+  username: string | null = null;
+  jid: Jid | null = null;
+  presence: Element | null = null;
+  priority = 0;
+  interested = false;
+  directed: Set<string> | null = null;
+  closed = false;
+}
