@@ -74,6 +74,7 @@ export class C2sSession extends SessionState implements Session {
   private inactive: InactiveBuffer | null = null;
 
   constructor(private readonly ctx: C2sContext, private transport: StreamTransport) {
+    super();
     this.host = ctx.config.hosts[0];
     this.tokens = ctx.config.limits.stanzaBurst;
     this.parser = this.newParser();

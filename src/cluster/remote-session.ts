@@ -3,7 +3,7 @@
 import type { Element } from "../xml/element.js";
 import { parseFramedElement } from "../xml/parser.js";
 import { parseJid, type Jid } from "../jid/jid.js";
-import type { DeliveryMeta, Session, Transport } from "../sessions/session.js";
+import { SessionState, type DeliveryMeta, type Session, type Transport } from "../sessions/session.js";
 import type { StreamErrorCondition } from "../xml/stanza.js";
 import type { SessionRecord } from "./wire.js";
 

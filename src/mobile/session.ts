@@ -15,7 +15,7 @@
 // pushes produced while a login is in progress wait until the LoginResult is written, roster pushes
 // (which need a store lookup) leave one after the other in the order the router delivered them, and the
 // SyncState is written only after a last check that no row arrived while it was being prepared.
-import { newSessionId, type DeliveryMeta, type Session } from "../sessions/session.js";
+import { SessionState, type DeliveryMeta, type Session } from "../sessions/session.js";
 import type { Element } from "../xml/element.js";
 import { xml } from "../xml/element.js";
 import { StanzaError, errorReply, reply, type StreamErrorCondition } from "../xml/stanza.js";
@@ -128,6 +128,7 @@ export class MobileSession extends SessionState implements Session {
   private overflowed = false;
 
   constructor(readonly ctx: MobileContext, private readonly transport: MobileTransport) {
+    super();
     this.host = ctx.api.hosts[0]!;
     this.outbound = new OutboundGuard(ctx.opts.maxPendingOutputBytes);
     this.tokens = ctx.opts.requestBurst;
