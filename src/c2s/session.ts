@@ -1,11 +1,13 @@
 // One client stream (RFC 6120): header, STARTTLS, SASL, restart, bind, then stanzas to the router.
 // The same state machine serves TCP, direct TLS and WebSocket (RFC 7395); only framing differs.
+import { isThenable } from "../events/hooks.js";
 import { Element, xml } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 import { StreamParser, parseFramedElement, type XmlError } from "../xml/parser.js";
 import { errorReply, iqPayload, reply, streamError, type StreamErrorCondition } from "../xml/stanza.js";
 import { jid as makeJid, resourceprep, nodeprep, type Jid } from "../jid/jid.js";
 import { createMechanism, offeredMechanisms, SaslError, type SaslMechanism } from "./sasl/index.js";
+import { TokenBucket } from "../sessions/rate.js";
 import { SessionState, type DeliveryMeta, type Session, type Transport } from "../sessions/session.js";
 import { claimResource } from "../sessions/bind.js";
 import type { LoginThrottled } from "../auth/login.js";
@@ -55,8 +57,7 @@ export class C2sSession extends SessionState implements Session {
   private queue: Element[] | null = null;
   private busy = false;
   private paused = false;
-  private tokens: number;
-  private lastRefill = Date.now();
+  private readonly rate: TokenBucket;
   private throttleTimer: NodeJS.Timeout | null = null;
   /** Seqs of timeline rows sent to this session whose bytes are still queued in this process. */
   private unflushed: Set<number> | null = null;
@@ -76,7 +77,7 @@ export class C2sSession extends SessionState implements Session {
   constructor(private readonly ctx: C2sContext, private transport: StreamTransport) {
     super();
     this.host = ctx.config.hosts[0];
-    this.tokens = ctx.config.limits.stanzaBurst;
+    this.rate = new TokenBucket(ctx.config.limits.stanzasPerSecond, ctx.config.limits.stanzaBurst);
     this.parser = this.newParser();
     ctx.tracker.add(this);
   }
@@ -369,14 +370,14 @@ export class C2sSession extends SessionState implements Session {
   private process(el: Element): void {
     if (this.resumedInto) return this.resumedInto.onElement(el);
     if (this.jid && STANZAS.has(el.name)) {
-      const wait = this.tokenWait();
+      const wait = this.rate.take();
       if (wait > 0) return this.deferForRate(el, wait);
     }
     const r = this.handleElement(el);
-    if (r && typeof (r as Promise<unknown>).then === "function") {
+    if (isThenable(r)) {
       this.queue = [];
       this.busy = true;
-      (r as Promise<unknown>).then(() => this.afterAsync(), (err) => {
+      r.then(() => this.afterAsync(), (err) => {
         this.ctx.log.error({ err, session: this.id }, "element handler failed");
         this.afterAsync();
       });
@@ -417,8 +418,8 @@ export class C2sSession extends SessionState implements Session {
     if (ns === NS_CSI && this.jid && (el.name === "active" || el.name === "inactive")) return this.setClientState(el.name);
     if (this.jid) {
       const r = this.ctx.hooks.run(this.host, "stream-element", { session: this, element: el });
-      if (r && typeof (r as Promise<unknown>).then === "function") {
-        return (r as Promise<unknown>).then((v) => { if (!v) this.close("unsupported-stanza-type", `<${el.name}/> is not supported`); });
+      if (isThenable(r)) {
+        return r.then((v) => { if (!v) this.close("unsupported-stanza-type", `<${el.name}/> is not supported`); });
       }
       if (r) return undefined;
     }
@@ -443,23 +444,6 @@ export class C2sSession extends SessionState implements Session {
       if (type === "set" && isLegacySession(el)) return this.send(reply(el));
     }
     return this.ctx.router.fromClient(this, el);
-  }
-
-  /**
-   * Token bucket per session: a client over its rate is slowed down, not disconnected. Returns 0 when
-   * the stanza may go now, else the milliseconds until a token is available.
-   */
-  private tokenWait(): number {
-    const rate = this.ctx.config.limits.stanzasPerSecond;
-    if (rate <= 0) return 0;
-    const now = Date.now();
-    this.tokens = Math.min(this.ctx.config.limits.stanzaBurst, this.tokens + ((now - this.lastRefill) * rate) / 1000);
-    this.lastRefill = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil(((1 - this.tokens) * 1000) / rate);
   }
 
   /** Holds `el` (and everything after it) until the bucket has a token again; reading pauses meanwhile. */
@@ -492,9 +476,9 @@ export class C2sSession extends SessionState implements Session {
       }
       const r = this.ctx.hooks.run(this.host, "preauth-iq", { session: this, stanza: el, ns: payload.getNS() ?? "" });
       const fallback = (v: unknown) => { if (!v) this.send(errorReply(el, "service-unavailable")); };
-      if (r && typeof (r as Promise<unknown>).then === "function") {
+      if (isThenable(r)) {
         // RFC 6120 §8.2.3: a get or set is answered, also when its handler failed (e.g. the store).
-        return (r as Promise<unknown>).then(fallback, (err: unknown) => {
+        return r.then(fallback, (err: unknown) => {
           this.ctx.log.error({ err, session: this.id }, "pre-authentication iq failed");
           this.send(errorReply(el, "internal-server-error"));
         });

@@ -15,6 +15,7 @@
 // pushes produced while a login is in progress wait until the LoginResult is written, roster pushes
 // (which need a store lookup) leave one after the other in the order the router delivered them, and the
 // SyncState is written only after a last check that no row arrived while it was being prepared.
+import { TokenBucket } from "../sessions/rate.js";
 import { SessionState, type DeliveryMeta, type Session } from "../sessions/session.js";
 import type { Element } from "../xml/element.js";
 import { xml } from "../xml/element.js";
@@ -112,8 +113,7 @@ export class MobileSession extends SessionState implements Session {
   private readonly queue: Envelope[] = [];
   private busy = false;
   private paused = false;
-  private tokens: number;
-  private lastRefill = Date.now();
+  private readonly rate: TokenBucket;
   pendingSend: PendingSend | null = null;
   private readonly pendingIqs = new Map<string, (el: Element) => void>();
   private heldPresence: Map<string, Presence> | null = null;
@@ -131,7 +131,7 @@ export class MobileSession extends SessionState implements Session {
     super();
     this.host = ctx.api.hosts[0]!;
     this.outbound = new OutboundGuard(ctx.opts.maxPendingOutputBytes);
-    this.tokens = ctx.opts.requestBurst;
+    this.rate = new TokenBucket(ctx.opts.requestsPerSecond, ctx.opts.requestBurst);
     ctx.connections.add(this);
   }
 
@@ -165,7 +165,7 @@ export class MobileSession extends SessionState implements Session {
       if (env.requestId !== 0) this.reply(env.requestId, "ok", {});
       return;
     }
-    const wait = this.rateLimit();
+    const wait = this.rate.take();
     if (wait > 0) return this.writeError(env.requestId, ErrorCode.RATE_LIMITED, "too many requests", wait);
     if (this.busy) {
       this.queue.push(env);
@@ -173,18 +173,6 @@ export class MobileSession extends SessionState implements Session {
       return;
     }
     contain(this.run(env), this.ctx.log, "mobile request", { session: this.id });
-  }
-
-  /** Token bucket; returns 0, or how long to wait before the next request is accepted. */
-  private rateLimit(): number {
-    const rate = this.ctx.opts.requestsPerSecond;
-    if (rate <= 0) return 0;
-    const now = Date.now();
-    this.tokens = Math.min(this.ctx.opts.requestBurst, this.tokens + ((now - this.lastRefill) * rate) / 1000);
-    this.lastRefill = now;
-    if (this.tokens < 1) return Math.ceil(((1 - this.tokens) * 1000) / rate);
-    this.tokens -= 1;
-    return 0;
   }
 
   private async run(first: Envelope): Promise<void> {
