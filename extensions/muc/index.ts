@@ -117,10 +117,7 @@ export const muc = defineModule({
         return true;
       }
       try {
-        if (type === "groupchat") {
-          await muc.groupchat(room, ev);
-          return true;
-        }
+        if (type === "groupchat") return await muc.groupchat(room, ev);
         const r = await muc.bus.run("room-bare-message", { room, stanza: ev.stanza, from: ev.from, occupant: room.bySession.get(ev.from.toString()) });
         if (r instanceof RoomError) muc.refuseWith(ev.stanza, ev.from, r);
         else if (!r) muc.refuse(ev.stanza, ev.from, "bad-request", "messages to the room are groupchat, invitations or declines");

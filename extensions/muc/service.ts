@@ -10,6 +10,7 @@ import { isThenable, type StanzaEvent } from "../../src/events/hooks.js";
 import { shallowCopy, xml, type Element } from "../../src/xml/element.js";
 import { NS } from "../../src/xml/ns.js";
 import type { Jid } from "../../src/jid/jid.js";
+import type { Delivered } from "../../src/sessions/session.js";
 import { errorReply, type StanzaErrorCondition, StanzaError } from "../../src/xml/stanza.js";
 import { parseFramedElement } from "../../src/xml/parser.js";
 import { RoomBus, RoomError } from "./events.js";
@@ -464,20 +465,27 @@ export class MucService {
 
   // ----------------------------------------------------------------------------------------- groupchat
 
-  async groupchat(room: Room, ev: StanzaEvent): Promise<void> {
+  /**
+   * A groupchat message from an occupant. Answers its delivery result: the room timeline's row (the sender's
+   * message as the room stored it; its stanza-id is the room's), or the error the sender gets.
+   */
+  async groupchat(room: Room, ev: StanzaEvent): Promise<Delivered | StanzaError | true> {
     const full = ev.from.toString();
     const occupant = room.bySession.get(full);
     // XEP-0045 §7.4: only occupants send groupchat messages.
-    if (!occupant) return this.refuse(ev.stanza, ev.from, "not-acceptable", "only occupants may send messages to the room");
+    if (!occupant) return new StanzaError("not-acceptable", "only occupants may send messages to the room");
     let pre = this.bus.run("room-pre-message", { room, occupant, stanza: ev.stanza, from: ev.from });
     if (isThenable(pre)) pre = await pre;
-    if (pre instanceof RoomError) return this.refuseWith(ev.stanza, ev.from, pre);
-    if (pre) return;
+    if (pre instanceof RoomError) return new StanzaError(pre.condition, pre.text);
+    if (pre) return true;
     const stanzaId = storable(ev.stanza) ? randomUUID() : null;
     const msg = this.fromOccupant(room, occupant, ev.stanza, "groupchat");
     void this.bus.notify("room-message", { room, occupant, message: msg, stanzaId });
     const fanout = new Fanout(msg);
-    if (stanzaId === null) return this.broadcast(room, fanout);
+    if (stanzaId === null) {
+      this.broadcast(room, fanout);
+      return { sender: null, recipient: null, duplicate: false };
+    }
     const originId = ev.stanza.getChild("origin-id", NS.sid)?.attrs.id ?? null;
     const [row] = await this.api.store.timeline.append([{
       owner: room.bare, peer: occupant.bare, outgoing: false, stanzaId, originId, ts: Date.now(),
@@ -491,9 +499,10 @@ export class MucService {
         stored.attrs.to = full;
         this.deliver(s, stored);
       }
-      return;
+    } else {
+      this.broadcast(room, fanout, row.seq);
     }
-    this.broadcast(room, fanout, row.seq);
+    return { sender: { seq: row.seq, stanzaId: row.stanzaId, ts: row.ts }, recipient: null, duplicate: row.duplicate };
   }
 
   /** A copy of an occupant's message as the room sends it: from room@service/nick, forgeable ids removed. */

@@ -204,13 +204,6 @@ export class Groups {
     }
     const type = el.attrs.type;
     if (type === "groupchat") {
-      const p = s.pendingSend;
-      const originId = el.getChild("origin-id", NS.sid)?.attrs.id;
-      if (p && p.id === originId && p.group === room) {
-        // The reflection of this device's own message (XEP-0045 §7.2.13): the room stored it.
-        p.delivered = true;
-        p.groupStanzaId = el.getChildren("stanza-id", NS.sid).find((c) => c.attrs.by === room)?.attrs.id ?? null;
-      }
       const st = this.state(s).get(room);
       if (st && el.getChild("stanza-id", NS.sid)) void this.syncRoom(s, room, st);
     }

@@ -57,17 +57,6 @@ export function platformClass(p: Platform): PlatformClass {
   }
 }
 
-export interface PendingSend {
-  id: string;
-  ack: DeliveryMeta | null;
-  duplicate: boolean;
-  error: Element | null;
-  delivered: boolean;
-  /** A group message: the room, and the room's stanza-id of the stored message (from its reflection). */
-  group: string | null;
-  groupStanzaId: string | null;
-}
-
 const MAX_QUEUED = 64;
 /** WebSocket close codes (RFC 6455 §7.4): normal, going away, policy, internal. */
 export const CLOSE = { normal: 1000, goingAway: 1001, policy: 1008, internal: 1011 } as const;
@@ -114,7 +103,6 @@ export class MobileSession extends SessionState implements Session {
   private busy = false;
   private paused = false;
   private readonly rate: TokenBucket;
-  pendingSend: PendingSend | null = null;
   private readonly pendingIqs = new Map<string, (el: Element) => void>();
   private heldPresence: Map<string, Presence> | null = null;
   private outMessages: Message[] | null = null;
@@ -386,22 +374,12 @@ export class MobileSession extends SessionState implements Session {
    */
   async sendMessage(stanza: Element, id: string, group: string | null = null): Promise<{ meta: DeliveryMeta | null; duplicate: boolean; groupStanzaId: string | null }> {
     if (this.closed) throw new MobileError(ErrorCode.UNAVAILABLE, "the connection closed");
-    if (group === null) {
-      // A 1:1 message: the delivery result is the SendAck.
-      const result = await this.ctx.api.router.submit(this, stanza);
-      if (result instanceof StanzaError) throw fromCondition(result.condition, result.text ?? "", "the message was not delivered");
-      return { meta: result.sender, duplicate: result.duplicate, groupStanzaId: null };
-    }
-    const pending: PendingSend = { id, ack: null, duplicate: false, error: null, delivered: false, group, groupStanzaId: null };
-    this.pendingSend = pending;
-    try {
-      await this.ctx.api.router.fromClient(this, stanza);
-    } finally {
-      this.pendingSend = null;
-    }
-    if (pending.error) throw fromStanzaError(pending.error, "the message was not delivered");
-    if (!pending.delivered) throw new MobileError(ErrorCode.RECIPIENT_UNAVAILABLE, "the message was not accepted");
-    return { meta: pending.ack, duplicate: pending.duplicate, groupStanzaId: pending.groupStanzaId };
+    // The delivery result is the SendAck: the user's own row for a 1:1 message, the room's row for a group's.
+    const result = await this.ctx.api.router.submit(this, stanza);
+    if (result instanceof StanzaError) throw fromCondition(result.condition, result.text ?? "", "the message was not delivered");
+    if (group === null) return { meta: result.sender, duplicate: result.duplicate, groupStanzaId: null };
+    if (result.sender === null) throw new MobileError(ErrorCode.RECIPIENT_UNAVAILABLE, "the message was not accepted");
+    return { meta: null, duplicate: result.duplicate, groupStanzaId: result.sender.stanzaId };
   }
 
   /** Sends an iq from this device and returns the answer (result or error). */
@@ -451,11 +429,8 @@ export class MobileSession extends SessionState implements Session {
 
   private onMessage(stanza: Element, meta: DeliveryMeta | undefined): void {
     const type = stanza.attrs.type ?? "normal";
-    if (type === "error") {
-      const p = this.pendingSend;
-      if (p && stanza.attrs.id === p.id) p.error = stanza;
-      return;
-    }
+    // Errors about this device's own sends are its delivery results (Router.submit).
+    if (type === "error") return;
     if (type === "groupchat" || this.ctx.groups.isGroupStanza(stanza)) {
       // A row of the user's own timeline from the group service (an invitation): a group event.
       if (meta && type !== "groupchat") this.onRow(meta.seq, () => null);
