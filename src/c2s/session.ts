@@ -8,6 +8,7 @@ import { errorReply, iqPayload, reply, streamError, type StreamErrorCondition } 
 import { jid as makeJid, resourceprep, nodeprep, type Jid } from "../jid/jid.js";
 import { createMechanism, offeredMechanisms, SaslError, type SaslMechanism } from "./sasl/index.js";
 import { TokenBucket } from "../sessions/rate.js";
+import { Backpressure } from "../sessions/backpressure.js";
 import { SessionState, type DeliveryMeta, type Session, type Transport } from "../sessions/session.js";
 import { claimResource } from "../sessions/bind.js";
 import type { LoginThrottled } from "../auth/login.js";
@@ -37,7 +38,6 @@ export interface StreamTransport {
 
 type State = "header" | "open" | "closed";
 const STANZAS = new Set(["message", "presence", "iq"]);
-const MAX_QUEUED = 64;
 const MAX_SASL_FAILURES_PER_STREAM = 3;
 
 export class C2sSession extends SessionState implements Session {
@@ -56,7 +56,7 @@ export class C2sSession extends SessionState implements Session {
   private saslUser: string | null = null;
   private queue: Element[] | null = null;
   private busy = false;
-  private paused = false;
+  private readonly backpressure = new Backpressure(() => this.transport);
   private readonly rate: TokenBucket;
   private throttleTimer: NodeJS.Timeout | null = null;
   /** Seqs of timeline rows sent to this session whose bytes are still queued in this process. */
@@ -361,7 +361,7 @@ export class C2sSession extends SessionState implements Session {
     if (this.closed) return;
     if (this.queue !== null) {
       this.queue.push(el);
-      if (this.queue.length >= MAX_QUEUED && !this.paused) { this.paused = true; this.transport.pause(); }
+      this.backpressure.waiting(this.queue.length);
       return;
     }
     this.process(el);
@@ -397,7 +397,7 @@ export class C2sSession extends SessionState implements Session {
         return;
       }
     }
-    if (this.paused && !this.closed) { this.paused = false; this.transport.resume(); }
+    if (!this.closed) this.backpressure.release();
   }
 
   private handleElement(el: Element): unknown {
@@ -450,7 +450,7 @@ export class C2sSession extends SessionState implements Session {
   private deferForRate(el: Element, wait: number): void {
     this.queue = [el];
     this.busy = true;
-    if (!this.paused) { this.paused = true; this.transport.pause(); }
+    this.backpressure.hold();
     this.throttleTimer = setTimeout(() => {
       this.throttleTimer = null;
       if (!this.closed) this.afterAsync();
@@ -682,7 +682,7 @@ export class C2sSession extends SessionState implements Session {
     this.transport = stream.transport;
     this.detached = false;
     this.resending = true;
-    this.paused = false;
+    this.backpressure.reset();
     sm.requested = false;
     stream.resumedInto = this;
     stream.ctx.tracker.delete(stream);

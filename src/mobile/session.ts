@@ -16,6 +16,7 @@
 // (which need a store lookup) leave one after the other in the order the router delivered them, and the
 // SyncState is written only after a last check that no row arrived while it was being prepared.
 import { TokenBucket } from "../sessions/rate.js";
+import { Backpressure } from "../sessions/backpressure.js";
 import { SessionState, type DeliveryMeta, type Session } from "../sessions/session.js";
 import type { Element } from "../xml/element.js";
 import { xml } from "../xml/element.js";
@@ -57,7 +58,6 @@ export function platformClass(p: Platform): PlatformClass {
   }
 }
 
-const MAX_QUEUED = 64;
 /** WebSocket close codes (RFC 6455 §7.4): normal, going away, policy, internal. */
 export const CLOSE = { normal: 1000, goingAway: 1001, policy: 1008, internal: 1011 } as const;
 
@@ -101,7 +101,7 @@ export class MobileSession extends SessionState implements Session {
 
   private readonly queue: Envelope[] = [];
   private busy = false;
-  private paused = false;
+  private readonly backpressure = new Backpressure(() => this.transport);
   private readonly rate: TokenBucket;
   private readonly pendingIqs = new Map<string, (el: Element) => void>();
   private heldPresence: Map<string, Presence> | null = null;
@@ -157,7 +157,7 @@ export class MobileSession extends SessionState implements Session {
     if (wait > 0) return this.writeError(env.requestId, ErrorCode.RATE_LIMITED, "too many requests", wait);
     if (this.busy) {
       this.queue.push(env);
-      if (this.queue.length >= MAX_QUEUED && !this.paused) { this.paused = true; this.transport.pause(); }
+      this.backpressure.waiting(this.queue.length);
       return;
     }
     contain(this.run(env), this.ctx.log, "mobile request", { session: this.id });
@@ -171,7 +171,7 @@ export class MobileSession extends SessionState implements Session {
       env = this.queue.shift();
     }
     this.busy = false;
-    if (this.paused && !this.closed) { this.paused = false; this.transport.resume(); }
+    if (!this.closed) this.backpressure.release();
   }
 
   private async execute(env: Envelope): Promise<void> {
