@@ -4,24 +4,17 @@
 Juliet logs in, asks for her block list (so that she gets pushes), blocks a contact, sees the push and the
 list, then unblocks it. Prints one JSON line with what happened; exits non-zero on timeout or failure."""
 import asyncio
-import ssl
 import sys
 
-import slixmpp
-
-from harness import run
+from harness import TestClient, run
 
 host, port, jid, password, contact = sys.argv[1:6]
 result = {"features": False, "before": None, "pushed": None, "during": None, "unpushed": None, "after": None}
 
 
-class Juliet(slixmpp.ClientXMPP):
+class Juliet(TestClient):
     def __init__(self):
         super().__init__(jid, password)
-        # The test server uses a self-signed development certificate.
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
-        self.done = asyncio.get_event_loop().create_future()
         self.pushes = asyncio.Queue()
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("blocked", lambda iq: self.pushes.put_nowait(("block", sorted(str(j) for j in iq["block"]["items"]))))

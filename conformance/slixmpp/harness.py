@@ -1,6 +1,20 @@
 """What every slixmpp driver script shares: connect, wait for the scenario, print one JSON line."""
 import asyncio
 import json
+import ssl
+
+import slixmpp
+
+
+class TestClient(slixmpp.ClientXMPP):
+    """A client for the test server: its self-signed development certificate is accepted, and `done` is the
+    future the scenario resolves when it has finished."""
+
+    def __init__(self, jid, password):
+        super().__init__(jid, password)
+        self.ssl_context.check_hostname = False
+        self.ssl_context.verify_mode = ssl.CERT_NONE
+        self.done = asyncio.get_event_loop().create_future()
 
 
 def run(xmpp, host, port, result, plugins=(), timeout=20):

@@ -7,21 +7,17 @@ does, and announces DOWN. A second later he reconnects; slixmpp resumes the sess
 waits for the message "after" and prints one JSON line: every message body received, in order."""
 import asyncio
 import json
-import ssl
 import sys
 
-import slixmpp
+from harness import TestClient
 
 host, port, jid, password = sys.argv[1:5]
 result = {"enabled": False, "resumed": False, "sessions": 0, "bodies": []}
 
 
-class Romeo(slixmpp.ClientXMPP):
+class Romeo(TestClient):
     def __init__(self):
         super().__init__(jid, password)
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
-        self.done = asyncio.get_event_loop().create_future()
         self.dropped = False
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("sm_enabled", lambda st: result.update(enabled=bool(st["id"])))

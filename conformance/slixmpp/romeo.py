@@ -5,24 +5,17 @@ Romeo logs in over STARTTLS with SCRAM, asks Juliet for a subscription, waits fo
 her presence, sends her a message and waits for her echo, then leaves a message for an offline
 user. Prints one JSON line with what happened; exits non-zero on timeout or failure."""
 import asyncio
-import ssl
 import sys
 
-import slixmpp
-
-from harness import run
+from harness import TestClient, run
 
 host, port, jid, password, peer, offline_peer = sys.argv[1:7]
 result = {"mechanism": None, "tls": False, "subscribed": False, "peer_presence": None, "echo": None, "roster": None}
 
 
-class Romeo(slixmpp.ClientXMPP):
+class Romeo(TestClient):
     def __init__(self):
         super().__init__(jid, password)
-        # The test server uses a self-signed development certificate.
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
-        self.done = asyncio.get_event_loop().create_future()
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("message", self.on_message)
         self.add_event_handler("presence_subscribed", self.on_subscribed)
