@@ -118,9 +118,13 @@ export const messageModule = defineModule({
      * A message to a user of another server: the sender's row is written (MAM, mobile sync) before it
      * leaves through federation (route/remote), and a resend of a stored origin-id does not leave again.
      */
-    const sendToRemote = async (ev: StanzaEvent): Promise<false | Delivered | StanzaError> => {
+    const sendToRemote = (ev: StanzaEvent): false | Promise<Delivered | StanzaError> => {
       const type = ev.stanza.attrs.type ?? "normal";
+      // Checked before any await: every local message passes here and must not pay for a promise.
       if (api.router.isLocalDomain(ev.to.domain) || type === "groupchat" || type === "error" || type === "headline" || !storable(ev.stanza)) return false;
+      return archiveAndSendRemote(ev);
+    };
+    const archiveAndSendRemote = async (ev: StanzaEvent): Promise<Delivered | StanzaError> => {
       const sender = ev.from.bareString();
       const originId = ev.stanza.getChild("origin-id", NS.sid)?.attrs.id ?? null;
       const entries: NewTimelineEntry[] = [{
