@@ -326,6 +326,45 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
     judy.close();
   });
 
+  it("keeps a user who reconnected to another node before the dead one was reaped online, and hands them the stranded messages", async function () {
+    const n3 = await startNode("n3", storage, redis.url);
+    try {
+      const nora = await connect(n1, "nora", { resource: "n" });
+      const otto = await connect(n3, "otto", { resource: "phone" });
+      await subscribe(nora, otto);
+      await subscribe(otto, nora);
+      // Freeze n3, so what nora sends now waits undelivered in its bus stream; then kill it.
+      n3.proc.kill("SIGSTOP");
+      for (let i = 0; i < 3; i++) nora.send(xml("message", { to: "otto@localhost", type: "chat", id: `s${i}` }, xml("body", null, `stranded ${i}`)));
+      await new Promise((r) => setTimeout(r, 500));
+      const exited = new Promise((r) => n3.proc.once("exit", r));
+      n3.proc.kill("SIGKILL");
+      await exited;
+      // The phone reconnects at once to n2 with the same resource, long before the TTL runs out.
+      const otto2 = await connect(n2, "otto", { resource: "phone", available: false });
+      otto2.send(xml("presence"));
+      await otto2.receive(isPresence(otto2.jid));
+      await nora.receive(isPresence("otto@localhost/phone"));
+      // The cleanup after n3 hands the stranded messages to the session that is online now, in order,
+      // and does not tell nora that otto/phone went offline.
+      const bodies: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const m = await otto2.receive(isMessage("nora@localhost"), (DEAD_AFTER_S + 3 * HEARTBEAT_S + 3) * 1000);
+        bodies.push(m.getChildText("body")!);
+      }
+      assert.deepEqual(bodies, ["stranded 0", "stranded 1", "stranded 2"]);
+      await nora.nothing(isPresence("otto@localhost/phone", "unavailable"), 1500);
+      assert.equal(await store.timeline.countPending("otto@localhost"), 0);
+      // Still online for nora: a message reaches the new session directly.
+      nora.send(xml("message", { to: "otto@localhost/phone", type: "chat" }, xml("body", null, "are you back?")));
+      assert.equal((await otto2.receive(isMessage("nora@localhost"))).getChildText("body"), "are you back?");
+      nora.close();
+      otto2.close();
+    } finally {
+      await stopNode(n3);
+    }
+  });
+
   it("cleans up after a node killed with SIGKILL: unavailable after the TTL, messages in flight and later ones offline", async function () {
     const lena = await connect(n1, "lena", { resource: "l" });
     const mike = await connect(n2, "mike", { resource: "m" });

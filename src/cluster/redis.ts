@@ -252,7 +252,7 @@ export class RedisCluster implements Cluster, DirectoryLink {
    * recipient's timeline; an iq request is answered with service-unavailable; the rest is dropped, as a
    * stanza to a session that just closed is on a single node.
    */
-  private async undeliverable(items: BusItem[]): Promise<number> {
+  private async undeliverable(items: BusItem[], owners?: Set<string>): Promise<number> {
     const pending = new Map<string, number[]>();
     let requeued = 0;
     for (const e of items) {
@@ -272,6 +272,7 @@ export class RedisCluster implements Cluster, DirectoryLink {
       try {
         await this.store.timeline.markPending(owner, seqs);
         requeued += seqs.length;
+        owners?.add(owner);
       } catch (err) {
         this.log.error({ err, owner, seqs }, "could not move undelivered messages back to offline storage");
       }
@@ -480,23 +481,35 @@ export class RedisCluster implements Cluster, DirectoryLink {
       .finally(() => clearInterval(hold));
   }
 
-  /** Cleans up after a dead node: its undelivered stanzas, then its sessions, then its keys. */
+  /**
+   * Cleans up after a dead node: its undelivered stanzas, then its sessions, then its keys. A client that
+   * reconnected to another node before the cleanup keeps what it has: its full JID, bound again elsewhere,
+   * is not ended (no `unavailable` to its contacts), and the messages stranded on the dead node go to the
+   * user's available resource now instead of waiting for the next login.
+   */
   private async reap(node: string): Promise<void> {
     // Requeue first, then delete the stream with whatever arrived meanwhile: marking pending twice is
     // harmless, so a reaper that dies half-way loses nothing. After the DEL, senders requeue themselves.
+    const owners = new Set<string>();
     const first = await this.cmd.xRange(KEYS.bus(node), "-", "+");
-    let requeued = await this.undeliverable(first.flatMap((e) => itemsOf(e.message)));
+    let requeued = await this.undeliverable(first.flatMap((e) => itemsOf(e.message)), owners);
     const after = first.length ? `(${first[first.length - 1].id}` : "-";
     const [rest, , hash] = await this.cmd.multi()
       .xRange(KEYS.bus(node), after, "+")
       .del(KEYS.bus(node))
       .hGetAll(KEYS.sessions(node))
       .exec();
-    requeued += await this.undeliverable((rest as unknown as Array<{ message: Record<string, string> }>).flatMap((e) => itemsOf(e.message)));
+    requeued += await this.undeliverable((rest as unknown as Array<{ message: Record<string, string> }>).flatMap((e) => itemsOf(e.message)), owners);
     const sessions: RemoteSession[] = [];
+    let rebound = 0;
     for (const [field, value] of Object.entries(hash as unknown as Record<string, string>)) {
       if (field === VERSION_FIELD) continue;
-      try { sessions.push(new RemoteSession(node, JSON.parse(value) as SessionRecord, this)); } catch { /* skipped */ }
+      let session: RemoteSession;
+      try { session = new RemoteSession(node, JSON.parse(value) as SessionRecord, this); } catch { continue; }
+      // forget(node) already dropped the dead node's sessions from the replica: whoever holds the full
+      // JID now is a live session that replaced this one.
+      if (this.sessions.get(session.jid!)) rebound++;
+      else sessions.push(session);
     }
     for (let i = 0; i < sessions.length; i += REAP_PARALLEL) {
       await Promise.all(sessions.slice(i, i + REAP_PARALLEL).map(async (session) => {
@@ -511,7 +524,15 @@ export class RedisCluster implements Cluster, DirectoryLink {
     }
     await this.cmd.multi().del(KEYS.sessions(node)).sRem(KEYS.nodes, node)
       .publish(KEYS.events, JSON.stringify({ t: "down", node } satisfies DirectoryEvent)).exec();
-    this.log.warn({ node, sessions: sessions.length, requeued }, "a cluster node died: its sessions were ended, its undelivered messages moved to offline storage");
+    for (const owner of owners) {
+      const host = owner.slice(owner.indexOf("@") + 1);
+      try {
+        await this.ctx?.hooks.notify(host, "messages-requeued", { owner });
+      } catch (err) {
+        this.log.error({ err, owner }, "handing stranded messages to an online resource failed");
+      }
+    }
+    this.log.warn({ node, sessions: sessions.length, rebound, requeued }, "a cluster node died: its sessions were ended, its undelivered messages moved to offline storage");
   }
 
   /**

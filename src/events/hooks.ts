@@ -48,6 +48,11 @@ export interface ObserveMap {
   "resource-unbind": { session: Session; reason: string };
   /** The first available presence of a session (RFC 6121 §4.2): time for probes and offline messages. */
   "initial-presence": { session: Session; stanza: Element };
+  /**
+   * Messages of `owner` that had been handed to a session which then vanished (a cluster node died) are
+   * pending again: an available resource of the owner, if any, takes them now rather than at the next login.
+   */
+  "messages-requeued": { owner: string };
   "account-created": { host: string; username: string };
   "account-deleted": { host: string; username: string };
   /** On the server bus. */

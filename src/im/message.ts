@@ -155,9 +155,8 @@ export const messageModule = defineModule({
       return deliverToBareJid({ ...ev, to: ev.to.bare() });
     });
 
-    // XEP-0160 §3: offline messages go out when a resource with non-negative priority becomes available.
-    api.observe("initial-presence", async ({ session }) => {
-      if (session.priority < 0) return;
+    /** XEP-0160 §3: the pending (offline) messages of the session's user, in order, with their delay. */
+    const deliverPending = async (session: Session): Promise<void> => {
       const owner = session.jid!.bareString();
       for (;;) {
         const batch = await store.timeline.pending(owner, 200);
@@ -177,6 +176,20 @@ export const messageModule = defineModule({
         await store.timeline.markDelivered(owner, batch.map((e) => e.seq));
         if (batch.length < 200) break;
       }
+    };
+
+    // XEP-0160 §3: offline messages go out when a resource with non-negative priority becomes available.
+    api.observe("initial-presence", async ({ session }) => {
+      if (session.priority >= 0) await deliverPending(session);
+    });
+
+    // Messages stranded on a cluster node that died belong to a resource that is online now (e.g. the
+    // same client, reconnected to another node), not to the next login: the best available one takes them.
+    api.observe("messages-requeued", async ({ owner }) => {
+      const best = sessions.resources(owner)
+        .filter((s) => s.presence !== null && s.priority >= 0 && !s.closed)
+        .sort((a, b) => b.priority - a.priority)[0];
+      if (best) await deliverPending(best);
     });
   },
 });
