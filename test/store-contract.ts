@@ -213,6 +213,27 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.equal((await store.roster.get(alice)).version, v4);
       });
 
+      it("serializes read-modify-write of one roster across two store clients (lock), 25 changes each", async function () {
+        const other = await open();
+        try {
+          const addGroup = (s: Store, group: string) => s.roster.lock(alice, async () => {
+            const item = (await s.roster.getItem(alice, bob)) ?? { jid: bob, name: null, subscription: "none" as const, askOut: false, pendingIn: null, approved: false, inRoster: true, groups: [] };
+            // A turn of the event loop between the read and the write, as a real change has.
+            await new Promise((r) => setImmediate(r));
+            await s.roster.put(alice, { ...item, groups: [...item.groups, group] });
+          });
+          await Promise.all([store, other].flatMap((s, n) => Array.from({ length: 25 }, (_, i) => addGroup(s, `g${n}-${i}`))));
+          const item = await other.roster.getItem(alice, bob);
+          assert.equal(item?.groups.length, 50, "no change was lost");
+          // A lock whose holder failed is released, and other owners never wait for it.
+          await assert.rejects(store.roster.lock(alice, async () => { throw new Error("boom"); }), /boom/);
+          assert.equal(await other.roster.lock(alice, async () => "free"), "free");
+          assert.equal(await Promise.race([store.roster.lock(carol, async () => "independent"), other.roster.lock(alice, () => new Promise<string>(() => {}))]), "independent");
+        } finally {
+          await other.close();
+        }
+      });
+
       it("keeps the rosters of different owners apart", async function () {
         await store.roster.put(alice, rosterItem(carol, { name: "from alice" }));
         await store.roster.put(alice, rosterItem(bob));

@@ -21,21 +21,13 @@ export function itemElement(item: RosterItem, remove = false): Element {
 }
 
 /**
- * One roster change of a user at a time. Subscription handling and roster sets read an item, change it and
- * write it back; with a store that answers after a round trip, two of them for the same user (the contact's
- * `subscribed` and `subscribe` sent back to back, a roster remove and the contact's `unsubscribe`) would
+ * One roster change of a user at a time, on every node. Subscription handling and roster sets read an item,
+ * change it and write it back; two of them for the same user (the contact's `subscribed` and `subscribe`
+ * sent back to back, a roster remove and the contact's `unsubscribe`, two clients on different nodes) would
  * otherwise both start from the old item, and the second write would undo the first.
  */
-const rosterLocks = new WeakMap<Store, Map<string, Promise<unknown>>>();
 export function withRoster<T>(store: Store, owner: string, fn: () => Promise<T>): Promise<T> {
-  let tails = rosterLocks.get(store);
-  if (!tails) rosterLocks.set(store, (tails = new Map()));
-  const prev = tails.get(owner);
-  const result = prev === undefined ? fn() : prev.then(fn);
-  const tail = result.then(() => undefined, () => undefined);
-  tails.set(owner, tail);
-  void tail.then(() => { if (tails!.get(owner) === tail) tails!.delete(owner); });
-  return result;
+  return store.roster.lock(owner, fn);
 }
 
 let pushId = 0;

@@ -49,6 +49,12 @@ export interface RosterStore {
   put(owner: string, item: RosterItem): Promise<number>;
   /** Returns the roster's new version (unchanged when nothing was removed). */
   remove(owner: string, contact: string): Promise<number>;
+  /**
+   * Runs `fn` (a read-modify-write of `owner`'s roster made of several calls) while no other `lock` of the
+   * same owner runs: on this store client, on every other client of the same database, and (PostgreSQL)
+   * on every node sharing it. Holders of one owner run in call order per client. Not reentrant.
+   */
+  lock<T>(owner: string, fn: () => Promise<T>): Promise<T>;
 }
 
 /** A message as written into one user's timeline (DESIGN.md "the timeline"). */

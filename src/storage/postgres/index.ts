@@ -16,6 +16,7 @@ import { mapStore } from "./map.js";
 import { createPool } from "./pool.js";
 import { rosterStore } from "./roster.js";
 import { timelineStore } from "./timeline.js";
+import { postgresLockRunner } from "../locks.js";
 
 export interface PostgresStoreOptions {
   /** libpq-style connection URL: postgresql://user:password@host:port/database?sslmode=… */
@@ -37,7 +38,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
     await pool.end();
     throw err;
   }
-  return createStore(pool, Math.max(1, opts.maxInFlight ?? Math.floor(poolSize / 2)));
+  return createStore(pool, opts.url, Math.max(1, opts.maxInFlight ?? Math.floor(poolSize / 2)));
 }
 
 /** Applies the pending migrations without opening a store (`hearth migrate`). */
@@ -96,8 +97,9 @@ async function applyMigrations(pool: pg.Pool, allowed: boolean): Promise<Migrati
   }
 }
 
-function createStore(pool: pg.Pool, maxInFlight: number): Store {
+function createStore(pool: pg.Pool, url: string, maxInFlight: number): Store {
   const timeline = timelineStore(pool, maxInFlight);
+  const locks = postgresLockRunner(url);
   const maps = new Map<string, MapStore>();
   const map = (storeName: string): MapStore => {
     let store = maps.get(storeName);
@@ -108,7 +110,7 @@ function createStore(pool: pg.Pool, maxInFlight: number): Store {
   return {
     driver: "postgres",
     accounts: accountStore(pool, timeline.written),
-    roster: rosterStore(pool),
+    roster: rosterStore(pool, locks.run),
     timeline: timeline.store,
     blockLists: blockListStore(pool),
     conversations: conversationStore(pool),
@@ -117,6 +119,7 @@ function createStore(pool: pg.Pool, maxInFlight: number): Store {
     close() {
       closing ??= (async () => {
         await timeline.close();
+        await locks.close();
         await pool.end();
       })();
       return closing;

@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { RosterItem, RosterStore, Subscription } from "../types.js";
 import { statement } from "./pool.js";
+import type { LockRunner } from "../locks.js";
 
 interface RosterRow {
   contact: string; name: string | null; subscription: Subscription; ask_out: boolean; pending_in: string | null;
@@ -15,7 +16,7 @@ function toRosterItem(row: RosterRow): RosterItem {
   };
 }
 
-export function rosterStore(pool: pg.Pool): RosterStore {
+export function rosterStore(pool: pg.Pool, lock: LockRunner): RosterStore {
   // Version and items from one statement: one snapshot, so the version always matches the items.
   const selectAll = statement("roster-get", `SELECT v.version, ${ROSTER_COLUMNS.split(", ").map((c) => `r.${c}`).join(", ")}
     FROM (SELECT coalesce((SELECT version FROM roster_versions WHERE owner = $1), 0) AS version) v
@@ -51,6 +52,7 @@ export function rosterStore(pool: pg.Pool): RosterStore {
       const { rows } = await pool.query<{ version: number }>(remove([owner, contact]));
       return rows.length === 0 ? version(owner) : rows[0].version;
     },
+    lock: (owner, fn) => lock(`roster:${owner}`, fn),
   };
 }
 

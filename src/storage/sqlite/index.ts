@@ -12,6 +12,7 @@ import { conversationStore } from "./conversations.js";
 import type { Db } from "./db.js";
 import { mapStore, prepareMap } from "./map.js";
 import { rosterStore } from "./roster.js";
+import { sqliteLockRunner, type LockRunner } from "../locks.js";
 import { timelineStore } from "./timeline.js";
 
 export interface SqliteStoreOptions {
@@ -37,7 +38,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     // (64 MiB instead of SQLite's 2 MiB) saves reading them back on the next batch.
     db.pragma("cache_size = -65536");
     applyMigrations(db, opts.migrate ?? true);
-    return createStore(db);
+    return createStore(db, sqliteLockRunner(opts.path === ":memory:" || opts.path === "" ? ":memory:" : resolve(opts.path)));
   } catch (err) {
     db.close();
     throw err;
@@ -86,7 +87,7 @@ function applyMigrations(db: Db, allowed: boolean): MigrationReport {
   return { from, to: current(), applied };
 }
 
-function createStore(db: Db): Store {
+function createStore(db: Db, lock: LockRunner): Store {
   const timeline = timelineStore(db);
   const mapStatements = prepareMap(db);
   const maps = new Map<string, MapStore>();
@@ -99,7 +100,7 @@ function createStore(db: Db): Store {
   return {
     driver: "sqlite",
     accounts: accountStore(db, timeline.flush),
-    roster: rosterStore(db),
+    roster: rosterStore(db, lock),
     timeline: timeline.store,
     blockLists: blockListStore(db),
     conversations: conversationStore(db),

@@ -1,4 +1,5 @@
 import type { RosterItem, RosterStore, Subscription } from "../types.js";
+import type { LockRunner } from "../locks.js";
 import { settle, type Db } from "./db.js";
 
 interface RosterRow {
@@ -20,7 +21,7 @@ function toRosterItem(row: RosterRow): RosterItem {
   };
 }
 
-export function rosterStore(db: Db): RosterStore {
+export function rosterStore(db: Db, lock: LockRunner): RosterStore {
   const selectItems = db.prepare<[string], RosterRow>(
     `SELECT ${ROSTER_COLUMNS} FROM roster_items WHERE owner = ? ORDER BY contact`);
   const selectItem = db.prepare<[string, string], RosterRow>(
@@ -56,6 +57,7 @@ export function rosterStore(db: Db): RosterStore {
     }),
     put: (owner, item) => settle(() => put(owner, item)),
     remove: (owner, contact) => settle(() => remove(owner, contact)),
+    lock: (owner, fn) => lock(`roster:${owner}`, fn),
   };
 }
 
