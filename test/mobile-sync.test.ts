@@ -12,8 +12,6 @@ import { xml, type Element } from "../src/xml/element.js";
 import { encodeFrame } from "../src/mobile/codec.js";
 import { ContentType, type Message } from "../src/mobile/schema.js";
 import { ErrorCode, MobileClient, MobileRequestError, Platform, freePort, mobileUser, startMobileServer, type MobileTestServer } from "./helpers/mobile-client.js";
-import { OrderedKeyValue } from "../src/mobile/ordered-kv.js";
-import type { KeyValueStore } from "../src/storage/types.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 let n = 0;
@@ -285,32 +283,5 @@ describe("mobile: killing the server process", function () {
     }
     assert.ok(checked >= 200);
     a2.close(); b2.close();
-  });
-});
-
-describe("mobile: device acks through a store that answers out of order", () => {
-  // What a pooled networked driver may do with calls that are in flight together: finish them in any order.
-  function shuffledStore(): KeyValueStore & { data: Map<string, string> } {
-    const data = new Map<string, string>();
-    const later = <T>(fn: () => T) => new Promise<T>((resolve) => setTimeout(() => resolve(fn()), Math.floor(Math.random() * 8)));
-    return {
-      data,
-      get: (owner, key) => later(() => data.get(`${owner} ${key}`) ?? null),
-      set: (owner, key, value) => later(() => { if (value === null) data.delete(`${owner} ${key}`); else data.set(`${owner} ${key}`, value); }),
-    };
-  }
-
-  it("keeps the last ack written, and a read issued after the writes sees it", async () => {
-    const raw = shuffledStore();
-    const acks = new OrderedKeyValue(raw);
-    for (let round = 0; round < 20; round++) {
-      const key = `ack:d${round}`;
-      for (let seq = 1; seq <= 10; seq++) void acks.set("u@localhost", key, String(seq * 40));
-      void acks.set("u@localhost", "ack:other", String(round));
-      assert.equal(await acks.get("u@localhost", key), "400");
-    }
-    await acks.idle();
-    assert.equal(raw.data.get("u@localhost ack:d19"), "400");
-    assert.equal(raw.data.get("u@localhost ack:other"), "19");
   });
 });

@@ -674,6 +674,19 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.equal(await kv.get(alice, "empty"), "");
       });
 
+      it("applies the calls on one key in the order they were issued, without waiting for each other", async function () {
+        const kv = store.keyValue("order");
+        const calls: Promise<unknown>[] = [];
+        for (let i = 1; i <= 50; i++) calls.push(kv.set(alice, "ack", String(i)));
+        const seen = kv.get(alice, "ack");
+        calls.push(kv.set(alice, "ack", null), kv.set(alice, "ack", "last"));
+        const final = kv.get(alice, "ack");
+        await Promise.all(calls);
+        assert.equal(await seen, "50", "a get sees every set issued before it");
+        assert.equal(await final, "last");
+        assert.equal(await kv.get(alice, "ack"), "last", "the set issued last stays");
+      });
+
       it("keeps stores, owners and keys apart", async function () {
         const a = store.keyValue("private");
         const b = store.keyValue("last");

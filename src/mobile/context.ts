@@ -9,7 +9,6 @@ import type { Message } from "./schema.js";
 import { isRetractionXml, messageFromRow, tombstone } from "./bridge.js";
 import type { MobileSession } from "./session.js";
 import type { Groups } from "./groups.js";
-import type { OrderedKeyValue } from "./ordered-kv.js";
 import type { Handlers } from "./requests/index.js";
 
 export interface MobileContext {
@@ -18,9 +17,10 @@ export interface MobileContext {
   readonly log: Logger;
   /**
    * Per user: "ack:<device>" (the device's acknowledged seq), "gack:<device>:<group>" for groups. Ordered per
-   * key: acks are written without waiting, and the last one written must be the one the next login reads.
+   * key by the key-value contract: acks are written without waiting, and the last one written is the one the
+   * next login reads.
    */
-  readonly devices: OrderedKeyValue;
+  readonly devices: KeyValueStore;
   /** Per user: "<sha-256 of the token>" → TokenRecord. */
   readonly tokens: KeyValueStore;
   readonly blocking: ServiceMap["blocking"];

@@ -13,7 +13,6 @@ import type { MobileContext } from "./context.js";
 import { contactFromItem, messageFromStanza, retractTarget } from "./bridge.js";
 import { ConversationType, MarkerKind } from "./schema.js";
 import { conversationPayload } from "./conversation.js";
-import { OrderedKeyValue } from "./ordered-kv.js";
 import { handlers } from "./requests/index.js";
 import type { RosterItem } from "../storage/types.js";
 
@@ -40,7 +39,7 @@ export const mobileModule = defineModule<MobileOptions>({
       api,
       opts,
       log: api.log,
-      devices: new OrderedKeyValue(api.openStore("devices")),
+      devices: api.openStore("devices"),
       tokens: api.openStore("tokens"),
       blocking: api.use("blocking"),
       conversations: api.use("conversations"),
@@ -117,8 +116,8 @@ export const mobileModule = defineModule<MobileOptions>({
     await gateway.listen();
     if (opts.port === null) api.addHttpEndpoint(opts.path, (req, socket, head) => { gateway.handleUpgrade(req, socket, head); });
     let closing: Promise<void> | null = null;
-    // The sessions' last acks are written before the store closes.
-    const close = () => (closing ??= gateway.close().then(() => ctx.devices.idle()));
+    // The sessions' last acks are issued here; the store finishes what was issued before it closes.
+    const close = () => (closing ??= gateway.close());
     api.observe("server-stopping", async () => { await close(); });
     api.onUnload(() => { void close(); });
     api.log.info({ port: gateway.port, path: opts.path }, "mobile endpoint listening");

@@ -11,6 +11,11 @@ export type LockRunner = <T>(name: string, fn: () => Promise<T>) => Promise<T>;
 export class LocalLocks {
   private readonly tails = new Map<string, Promise<unknown>>();
 
+  /** Resolves when every holder so far has finished (a store waits for this before it closes). */
+  async idle(): Promise<void> {
+    while (this.tails.size > 0) await Promise.all([...this.tails.values()]);
+  }
+
   run<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.tails.get(name);
     const result = prev === undefined ? fn() : prev.then(fn);

@@ -138,6 +138,12 @@ export interface TimelineRetention {
 }
 
 /** Opaque values by (owner, key) in a named store: private XML, vCards, last activity… */
+/**
+ * Values by (owner, key). Ordering: the calls on one (owner, key) made through one store client take
+ * effect in the order they were issued, whether or not the caller waited for the earlier ones: a get sees
+ * every set issued before it, and of two sets in flight the later one is what stays. Across store clients
+ * (cluster nodes) only `MapStore.update` is ordered; calls on different keys have no order between them.
+ */
 export interface KeyValueStore {
   get(owner: string, key: string): Promise<string | null>;
   set(owner: string, key: string, value: string | null): Promise<void>;

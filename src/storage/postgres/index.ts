@@ -16,7 +16,7 @@ import { mapStore } from "./map.js";
 import { createPool } from "./pool.js";
 import { rosterStore } from "./roster.js";
 import { timelineStore } from "./timeline.js";
-import { postgresLockRunner } from "../locks.js";
+import { LocalLocks, postgresLockRunner } from "../locks.js";
 
 export interface PostgresStoreOptions {
   /** libpq-style connection URL: postgresql://user:password@host:port/database?sslmode=… */
@@ -101,9 +101,10 @@ function createStore(pool: pg.Pool, url: string, maxInFlight: number): Store {
   const timeline = timelineStore(pool, maxInFlight);
   const locks = postgresLockRunner(url);
   const maps = new Map<string, MapStore>();
+  const mapOrder = new LocalLocks();
   const map = (storeName: string): MapStore => {
     let store = maps.get(storeName);
-    if (store === undefined) maps.set(storeName, store = mapStore(pool, storeName));
+    if (store === undefined) maps.set(storeName, store = mapStore(pool, storeName, mapOrder));
     return store;
   };
   let closing: Promise<void> | null = null;
@@ -118,6 +119,7 @@ function createStore(pool: pg.Pool, url: string, maxInFlight: number): Store {
     map,
     close() {
       closing ??= (async () => {
+        await mapOrder.idle();
         await timeline.close();
         await locks.close();
         await pool.end();
