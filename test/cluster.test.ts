@@ -326,6 +326,56 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
     judy.close();
   });
 
+  it("serves one MUC room across nodes: one occupant list, messages, subject, history and kicks", async function () {
+    const room = "lounge@conference.localhost";
+    const isRoomPresence = (nick: string, type?: string) => (el: Element) =>
+      el.name === "presence" && el.attrs.from === `${room}/${nick}` && el.attrs.type === type;
+    const isGroupchat = (nick: string, body: string) => (el: Element) =>
+      el.name === "message" && el.attrs.type === "groupchat" && el.attrs.from === `${room}/${nick}` && el.getChildText("body") === body;
+    const join = (c: RawClient, nick: string) => c.send(xml("presence", { to: `${room}/${nick}` }, xml("x", { xmlns: "http://jabber.org/protocol/muc" })));
+    // The owner creates the room on n1 (an instant room); the others join on n2 and n1.
+    const olga = await connect(n1, "olga", { resource: "o" });
+    join(olga, "olga");
+    await olga.receive(isRoomPresence("olga"));
+    const created = await olga.iq(xml("iq", { type: "set", to: room }, xml("query", { xmlns: "http://jabber.org/protocol/muc#owner" }, xml("x", { xmlns: "jabber:x:data", type: "submit" }))));
+    assert.equal(created.attrs.type, "result");
+    olga.send(xml("message", { to: room, type: "groupchat" }, xml("subject", null, "one room")));
+    olga.send(xml("message", { to: room, type: "groupchat" }, xml("body", null, "before you came")));
+    await olga.receive(isGroupchat("olga", "before you came"));
+    const pavel = await connect(n2, "pavel", { resource: "p" });
+    join(pavel, "pavel");
+    // Joined on n2, pavel sees the room olga made on n1: her presence, the history and the subject.
+    await pavel.receive(isRoomPresence("olga"));
+    await pavel.receive(isRoomPresence("pavel"));
+    const history = await pavel.receive(isGroupchat("olga", "before you came"));
+    assert.ok(history.getChild("delay", "urn:xmpp:delay"), "history is delayed");
+    const subject = await pavel.receive((el) => el.name === "message" && el.getChildText("subject") === "one room");
+    assert.equal(subject.attrs.from, `${room}/olga`);
+    await olga.receive(isRoomPresence("pavel"));
+    const quinn = await connect(n1, "quinn", { resource: "q" });
+    join(quinn, "quinn");
+    await quinn.receive(isRoomPresence("pavel"));
+    await quinn.receive(isRoomPresence("quinn"));
+    await pavel.receive(isRoomPresence("quinn"));
+    // A message from n2 reaches the occupants on n1 once, and its sender.
+    pavel.send(xml("message", { to: room, type: "groupchat", id: "p1" }, xml("body", null, "hello from n2")));
+    for (const c of [olga, quinn, pavel]) await c.receive(isGroupchat("pavel", "hello from n2"));
+    await olga.nothing(isGroupchat("pavel", "hello from n2"), 500);
+    // The owner (n1) kicks the occupant on n2: everyone sees status 307, and pavel is out of the room.
+    const kicked = await olga.iq(xml("iq", { type: "set", to: room }, xml("query", { xmlns: "http://jabber.org/protocol/muc#admin" },
+      xml("item", { nick: "pavel", role: "none" }))));
+    assert.equal(kicked.attrs.type, "result");
+    for (const c of [pavel, quinn]) {
+      const p = await c.receive(isRoomPresence("pavel", "unavailable"));
+      assert.ok(p.getChild("x", "http://jabber.org/protocol/muc#user")?.getChildren("status").some((st) => st.attrs.code === "307"));
+    }
+    pavel.send(xml("message", { to: room, type: "groupchat" }, xml("body", null, "still here?")));
+    const refused = await pavel.receive((el) => el.name === "message" && el.attrs.type === "error");
+    assert.equal(errorCondition(refused), "not-acceptable");
+    await quinn.nothing(isGroupchat("pavel", "still here?"), 300);
+    for (const c of [olga, pavel, quinn]) c.close();
+  });
+
   it("keeps a user who reconnected to another node before the dead one was reaped online, and hands them the stranded messages", async function () {
     const n3 = await startNode("n3", storage, redis.url);
     try {

@@ -56,6 +56,8 @@ export const muc = defineModule({
       services.set(domain, [...(services.get(domain) ?? []), host]);
     }
     const service = api.component([...services.keys()]);
+    // In a cluster each room lives on one node: stanzas for it are handled there, wherever they arrive.
+    service.partition((to) => (to.local ? `muc:${to.bareString()}` : null));
     const registry = new RoomRegistry(api.openStore(), api.store.timeline, options.defaultHistory, api.log);
     const muc = new MucService(api, service, options, registry, services);
     api.provide("rooms", roomsService(services, api.store.timeline));

@@ -42,6 +42,14 @@ const REAP_LOCK_MS = 60_000;
 /** Sessions of a dead node ended at once. */
 const REAP_PARALLEL = 32;
 const FORGET_AFTER_MS = 3_600_000;
+/**
+ * Ownership of a partitioned key: the recorded owner while its liveness key exists, else the caller, at
+ * once (one script, so two nodes never both win). KEYS[1] owners hash; ARGV key, node, alive-key prefix.
+ */
+const CLAIM = `local o = redis.call('HGET', KEYS[1], ARGV[1])
+if o and redis.call('EXISTS', ARGV[3] .. o) == 1 then return o end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return ARGV[2]`;
 /** Stanzas on the bus were accepted by the sending node already: only sanity limits here. */
 const BUS_LIMITS = { maxStanzaBytes: 64 * 1024 * 1024, maxDepth: 1000, maxAttributes: 10_000, maxNameLength: 10_000 };
 
@@ -80,6 +88,8 @@ export class RedisCluster implements Cluster, DirectoryLink {
   private readonly waiters = new Map<string, Array<{ ver: number; resolve: () => void }>>();
   private readonly outbox = new Map<string, BusItem[]>();
   private flushing = false;
+  /** Owners of partitioned keys this node asked for (a pending claim while the answer is out). */
+  private readonly owners = new Map<string, string | Promise<string>>();
   private inflight = 0;
   private lastSend = 0;
 
@@ -121,6 +131,7 @@ export class RedisCluster implements Cluster, DirectoryLink {
     this.connected = true;
     this.running = true;
     await this.register();
+    ctx.router.setForwarder(this.forward);
     await this.sub.subscribe(KEYS.events, (message) => this.onEvent(message));
     const members = (await this.cmd.sMembers(KEYS.nodes)).filter((n) => n !== this.nodeId);
     await this.resync(members, true);
@@ -141,6 +152,7 @@ export class RedisCluster implements Cluster, DirectoryLink {
     await sleep(100);
     while (Date.now() < deadline && (this.inflight > 0 || Date.now() - this.lastSend < 100)) await sleep(20);
     this.running = false;
+    this.ctx?.router.setForwarder(null);
     if (this.heartbeat) clearInterval(this.heartbeat);
     await this.reader.disconnect().catch(() => {});
     await this.readLoopDone;
@@ -204,6 +216,37 @@ export class RedisCluster implements Cluster, DirectoryLink {
       .exec().catch((err) => this.log.warn({ err }, "publishing a session end failed"));
   }
 
+  // ---- partitioned keys (Router.partition): each is handled on the node that owns it ----
+
+  private readonly forward = (key: string, stanza: Element): boolean | Promise<boolean> => {
+    const known = this.owners.get(key);
+    if (typeof known === "string") return this.toOwner(known, stanza);
+    // Stanzas for a key whose owner is being asked wait on the same answer, so they keep their order.
+    return (known ?? this.claim(key)).then((node) => this.toOwner(node, stanza), (err: unknown) => {
+      this.log.warn({ err, key }, "finding the owner node failed; handling the stanza here");
+      return false;
+    });
+  };
+
+  private claim(key: string): Promise<string> {
+    const asked: Promise<string> = (this.cmd.eval(CLAIM, { keys: [KEYS.owners], arguments: [key, this.nodeId, KEYS.alive("")] }) as Promise<string>)
+      .then((node) => {
+        if (this.owners.get(key) === asked) this.owners.set(key, node);
+        return node;
+      }, (err: unknown) => {
+        if (this.owners.get(key) === asked) this.owners.delete(key);
+        throw err;
+      });
+    this.owners.set(key, asked);
+    return asked;
+  }
+
+  private toOwner(node: string, stanza: Element): boolean {
+    if (node === this.nodeId) return false;
+    this.post(node, { k: "r", s: "", x: stanza.toString() });
+    return true;
+  }
+
   // ---- sending to other nodes (RemoteLink) ----
 
   sendRemote(session: RemoteSession, stanza: Element, meta: DeliveryMeta | undefined): void {
@@ -256,6 +299,11 @@ export class RedisCluster implements Cluster, DirectoryLink {
     const pending = new Map<string, number[]>();
     let requeued = 0;
     for (const e of items) {
+      if (e.k === "r") {
+        // Its owner is gone: the stanza goes to whichever node owns the key now (claimed again).
+        try { void this.ctx?.router.route(parseFramedElement(e.x, BUS_LIMITS)); } catch { /* unreadable: dropped */ }
+        continue;
+      }
       if (e.k !== "s") continue;
       if (e.q !== undefined && e.o) {
         let seqs = pending.get(e.o);
@@ -321,6 +369,15 @@ export class RedisCluster implements Cluster, DirectoryLink {
   }
 
   private deliverItem(e: BusItem): void {
+    if (e.k === "r") {
+      let el: Element;
+      try { el = parseFramedElement(e.x, BUS_LIMITS); } catch (err) {
+        this.log.warn({ err }, "dropping an unreadable stanza from another node");
+        return;
+      }
+      void this.ctx?.router.fromCluster(el);
+      return;
+    }
     const session = this.sessions.localSession(e.s);
     if (e.k === "c") {
       session?.close((e.e || undefined) as StreamErrorCondition | undefined, e.x || undefined);
@@ -434,6 +491,7 @@ export class RedisCluster implements Cluster, DirectoryLink {
   /** Drops a node that stopped or died from the replica, for good. */
   private forget(node: string): void {
     this.gone.set(node, Date.now());
+    for (const [key, owner] of this.owners) if (owner === node) this.owners.delete(key);
     this.sessions.dropNode(node);
     this.versions.delete(node);
     const list = this.waiters.get(node);
@@ -543,6 +601,7 @@ export class RedisCluster implements Cluster, DirectoryLink {
   private async rejoin(): Promise<void> {
     this.log.error({ node: this.nodeId }, "this node was declared dead by the cluster; closing its sessions and joining again");
     this.registered = false;
+    this.owners.clear();
     for (const s of this.sessions.localSessions()) s.close("internal-server-error", "the server lost contact with its cluster");
     this.nodeId = newNodeId(this.nodeId.replace(/-[0-9a-f]{6}$/, ""));
     this.token = randomBytes(8).toString("hex");

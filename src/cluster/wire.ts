@@ -13,6 +13,8 @@ export const KEYS = {
   bus: (node: string) => `hearth:bus:${node}`,
   /** Held by the one survivor that cleans up after a dead node. */
   reap: (node: string) => `hearth:reap:${node}`,
+  /** HASH key → node id: which node owns a partitioned key (a MUC room), while that node is alive. */
+  owners: "hearth:owners",
   /** Pub/sub channel of DirectoryEvents. */
   events: "hearth:events",
 };
@@ -56,8 +58,8 @@ export type DirectoryEvent =
  * directory version when it sent: the receiver catches up before delivering) and `b` (the items, JSON).
  */
 export interface BusItem {
-  /** "s": a stanza for session s; "c": close session s. */
-  k: "s" | "c";
+  /** "s": a stanza for session s; "c": close session s; "r": a stanza for a key this node owns (s unused). */
+  k: "s" | "c" | "r";
   s: string;
   /** The stanza (k=s), or the stream error text (k=c). */
   x: string;

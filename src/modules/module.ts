@@ -12,6 +12,7 @@ import {
   PHASES, SERVER_EVENTS, isThenable, type FoldMap, type FoldName, type Folder, type Handler, type HookBus, type HookBuses,
   type ObserveMap, type ObserveName, type Observer, type Phase, type RunMap, type RunName, type StanzaEvent, type Target,
 } from "../events/hooks.js";
+import type { Jid } from "../jid/jid.js";
 import type { Router } from "../router/router.js";
 import type { SessionRegistry } from "../sessions/registry.js";
 import type { KeyValueStore, Store } from "../storage/types.js";
@@ -119,6 +120,11 @@ export interface ModuleApi<O = unknown> {
   addIdentity(identity: Identity): void;
   /** Serves the domain(s) as a component of this module and returns an api whose handlers see only them. */
   component(domains: string | string[]): ModuleApi<O>;
+  /**
+   * In a cluster, has every stanza to this api's domains handled by the one node that owns its key
+   * (`keyOf(to)`; null: whichever node gets it). MUC keys by room, so each room lives on one node.
+   */
+  partition(keyOf: (to: Jid) => string | null): void;
   /** Offers a service to other modules (which list this module in `depends`). */
   provide<K extends keyof ServiceMap>(name: K, impl: ServiceMap[K]): void;
   /** A service another module provides; throws when none does. */
@@ -277,6 +283,9 @@ export class ModuleHost {
         const list = Array.isArray(domains) ? domains : [domains];
         for (const d of list) undo.push(router.addComponent(d));
         return this.apiFor(name, options, undo, list);
+      },
+      partition: (keyOf) => {
+        for (const d of domains) undo.push(router.partition(d, keyOf));
       },
       provide: (service, impl) => {
         const owner = this.services.get(service);

@@ -13,6 +13,12 @@ import type { Logger } from "../log.js";
 
 type Result = HookResult | Promise<HookResult>;
 
+/**
+ * In a cluster, sends a stanza to the node that owns `key` and answers true; false when this node owns it
+ * (or no cluster is running) and should handle the stanza itself.
+ */
+export type Forwarder = (key: string, stanza: Element) => boolean | Promise<boolean>;
+
 export class Router {
   constructor(
     readonly hooks: HookBuses,
@@ -24,6 +30,47 @@ export class Router {
     // Until federation answers first: RFC 6120 §10.4.
     hooks.server.on("route/remote", () => new StanzaError("remote-server-not-found"), PHASES.fallback);
     for (const h of hosts) hooks.addDomain(h);
+  }
+
+  /** Per partitioned domain: the key whose owner node handles a stanza to `to` (null: any node). */
+  private readonly partitions = new Map<string, (to: Jid) => string | null>();
+  private forwarder: Forwarder | null = null;
+  /** Stanzas that came from the owner check of another node: handled here, never sent on again. */
+  private readonly pinned = new WeakSet<Element>();
+
+  /**
+   * Makes every stanza to `domain` be handled on one node of a cluster per key (e.g. one MUC room lives on
+   * one node): `keyOf` names the key of an address. Returns the undo.
+   */
+  partition(domain: string, keyOf: (to: Jid) => string | null): () => void {
+    this.partitions.set(domain, keyOf);
+    return () => { if (this.partitions.get(domain) === keyOf) this.partitions.delete(domain); };
+  }
+
+  /** The cluster's way to the owner of a key (set when the node joins a cluster). */
+  setForwarder(forwarder: Forwarder | null): void {
+    this.forwarder = forwarder;
+  }
+
+  /** A stanza another node forwarded here because this node owns its key: handled here, as from a server. */
+  fromCluster(stanza: Element): Result {
+    const from = tryParseJid(stanza.attrs.from);
+    const to = tryParseJid(stanza.attrs.to);
+    if (!from || !to) return true;
+    this.pinned.add(stanza);
+    return this.fromRemote(stanza, from, to);
+  }
+
+  /** Hands `ev` to the node owning its key, or runs `here` when that is this node. */
+  private viaOwner(ev: StanzaEvent, here: () => Result): Result {
+    if (this.forwarder === null || this.partitions.size === 0) return here();
+    const keyOf = this.partitions.get(ev.to.domain);
+    const key = keyOf === undefined || this.pinned.has(ev.stanza) ? null : keyOf(ev.to);
+    if (key === null) return here();
+    const sent = this.forwarder(key, ev.stanza);
+    if (sent === true) return true;
+    if (sent === false) return here();
+    return sent.then((away) => (away ? true : here()));
   }
 
   /** Serves a component domain (e.g. a MUC service); returns the undo. */
@@ -116,7 +163,7 @@ export class Router {
   }
 
   deliver(ev: StanzaEvent): Result {
-    return this.settle(ev, this.guard(ev, this.deliverTo(ev, ev.stanza.name as StanzaKind, targetOf(ev.to))));
+    return this.settle(ev, this.guard(ev, this.viaOwner(ev, () => this.deliverTo(ev, ev.stanza.name as StanzaKind, targetOf(ev.to)))));
   }
 
   /** Sends an error for `stanza` back to its sender, unless the stanza is one that is never answered. */
@@ -155,6 +202,10 @@ export class Router {
   }
 
   private afterPre(ev: StanzaEvent, kind: StanzaKind, target: Target): Result {
+    return this.viaOwner(ev, () => this.handleHere(ev, kind, target));
+  }
+
+  private handleHere(ev: StanzaEvent, kind: StanzaKind, target: Target): Result {
     const type = ev.stanza.attrs.type;
     const bus = this.hooks.of(ev.to.domain);
     // Payload handlers answer for domains served here; a remote domain goes to federation as is.
