@@ -376,6 +376,56 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
     for (const c of [olga, pavel, quinn]) c.close();
   });
 
+  it("takes a persistent room over from the store when its owner node dies; occupants learn it by self-ping and rejoin", async function () {
+    const room = "council@conference.localhost";
+    const isRoomPresence = (nick: string, type?: string) => (el: Element) =>
+      el.name === "presence" && el.attrs.from === `${room}/${nick}` && el.attrs.type === type;
+    const join = (c: RawClient, nick: string) => c.send(xml("presence", { to: `${room}/${nick}` }, xml("x", { xmlns: "http://jabber.org/protocol/muc" })));
+    const n3 = await startNode("n3", storage, redis.url);
+    try {
+      // The room is made on n3 (which then owns it), persistent, with a member list.
+      const rita = await connect(n3, "rita", { resource: "r" });
+      join(rita, "rita");
+      await rita.receive(isRoomPresence("rita"));
+      const form = xml("x", { xmlns: "jabber:x:data", type: "submit" },
+        xml("field", { var: "FORM_TYPE" }, xml("value", null, "http://jabber.org/protocol/muc#roomconfig")),
+        xml("field", { var: "muc#roomconfig_persistentroom" }, xml("value", null, "1")),
+        xml("field", { var: "muc#roomconfig_roomname" }, xml("value", null, "The Council")));
+      assert.equal((await rita.iq(xml("iq", { type: "set", to: room }, xml("query", { xmlns: "http://jabber.org/protocol/muc#owner" }, form)))).attrs.type, "result");
+      const sam = await connect(n1, "sam", { resource: "s" });
+      join(sam, "sam");
+      await sam.receive(isRoomPresence("sam"));
+      const admin = await rita.iq(xml("iq", { type: "set", to: room }, xml("query", { xmlns: "http://jabber.org/protocol/muc#admin" },
+        xml("item", { jid: "sam@localhost", affiliation: "admin" }))));
+      assert.equal(admin.attrs.type, "result");
+      sam.send(xml("message", { to: room, type: "groupchat" }, xml("body", null, "kept in the archive")));
+      await sam.receive((el) => el.name === "message" && el.getChildText("body") === "kept in the archive");
+      const exited = new Promise((r) => n3.proc.once("exit", r));
+      n3.proc.kill("SIGKILL");
+      await exited;
+      // XEP-0410: once the dead node is cleaned up, a surviving node owns the room, loaded from the store
+      // without its occupants: sam's self-ping says he is no longer joined.
+      const deadline = Date.now() + (DEAD_AFTER_S + 3 * HEARTBEAT_S + 5) * 1000;
+      let answer: Element;
+      for (;;) {
+        answer = await sam.iq(xml("iq", { type: "get", to: `${room}/sam` }, xml("ping", { xmlns: "urn:xmpp:ping" })), 3000);
+        if (answer.attrs.type === "error" || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      assert.equal(errorCondition(answer), "not-acceptable", answer.toString());
+      // He rejoins: the room kept its configuration, his affiliation and its history.
+      join(sam, "sam");
+      const self = await sam.receive(isRoomPresence("sam"));
+      assert.equal(self.getChild("x", "http://jabber.org/protocol/muc#user")?.getChild("item")?.attrs.affiliation, "admin");
+      await sam.receive((el) => el.name === "message" && el.getChildText("body") === "kept in the archive" && !!el.getChild("delay", "urn:xmpp:delay"));
+      const info = await sam.iq(xml("iq", { type: "get", to: room }, xml("query", { xmlns: "http://jabber.org/protocol/disco#info" })));
+      assert.equal(info.getChild("query")?.getChild("identity")?.attrs.name, "The Council");
+      sam.close();
+    } finally {
+      await stopNode(n3);
+    }
+  });
+
   it("keeps a user who reconnected to another node before the dead one was reaped online, and hands them the stranded messages", async function () {
     const n3 = await startNode("n3", storage, redis.url);
     try {
