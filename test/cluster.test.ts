@@ -18,6 +18,7 @@ import { HookBuses } from "../src/events/hooks.js";
 import { SessionRegistry } from "../src/sessions/registry.js";
 import type { Store } from "../src/storage/types.js";
 import { RawClient, errorCondition } from "./helpers/raw-client.js";
+import { MobileClient } from "./helpers/mobile-sdk.js";
 import type { TestServer } from "./helpers/server.js";
 import { sharedPostgres } from "./helpers/postgres.js";
 import { startRedis, type PrivateRedis } from "./helpers/redis.js";
@@ -52,7 +53,7 @@ interface Node {
   output(): string;
 }
 
-async function startNode(name: string, storage: Record<string, unknown>, redisUrl: string): Promise<Node> {
+async function startNode(name: string, storage: Record<string, unknown>, redisUrl: string, opts: { httpPort?: number } = {}): Promise<Node> {
   const dir = mkdtempSync(path.join(tmpdir(), `hearth-cluster-${name}-`));
   const c2sPort = await freePort();
   const config = path.join(dir, "hearth.yaml");
@@ -62,7 +63,7 @@ async function startNode(name: string, storage: Record<string, unknown>, redisUr
     "log: { level: warn }",
     `c2s: { bind: 127.0.0.1, port: ${c2sPort}, directTlsPort: null, requireTls: false }`,
     "s2s: { port: null }",
-    "http: { port: null }",
+    opts.httpPort ? `http: { bind: 127.0.0.1, port: ${opts.httpPort} }` : "http: { port: null }",
     "auth: { allowPlainInsecure: true, maxFailures: 0 }",
     "limits: { maxConnectionsPerIp: 0, stanzasPerSecond: 0 }",
     `storage: ${JSON.stringify(storage)}`,
@@ -399,7 +400,7 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
         xml("item", { jid: "sam@localhost", affiliation: "admin" }))));
       assert.equal(admin.attrs.type, "result");
       sam.send(xml("message", { to: room, type: "groupchat" }, xml("body", null, "kept in the archive")));
-      await sam.receive((el) => el.name === "message" && el.getChildText("body") === "kept in the archive");
+      await sam.receive((el) => el.name === "message" && el.getChildText("body") === "kept in the archive", 10_000);
       const exited = new Promise((r) => n3.proc.once("exit", r));
       n3.proc.kill("SIGKILL");
       await exited;
@@ -415,9 +416,9 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
       assert.equal(errorCondition(answer), "not-acceptable", answer.toString());
       // He rejoins: the room kept its configuration, his affiliation and its history.
       join(sam, "sam");
-      const self = await sam.receive(isRoomPresence("sam"));
+      const self = await sam.receive(isRoomPresence("sam"), 10_000);
       assert.equal(self.getChild("x", "http://jabber.org/protocol/muc#user")?.getChild("item")?.attrs.affiliation, "admin");
-      await sam.receive((el) => el.name === "message" && el.getChildText("body") === "kept in the archive" && !!el.getChild("delay", "urn:xmpp:delay"));
+      await sam.receive((el) => el.name === "message" && el.getChildText("body") === "kept in the archive" && !!el.getChild("delay", "urn:xmpp:delay"), 10_000);
       const info = await sam.iq(xml("iq", { type: "get", to: room }, xml("query", { xmlns: "http://jabber.org/protocol/disco#info" })));
       assert.equal(info.getChild("query")?.getChild("identity")?.attrs.name, "The Council");
       sam.close();
@@ -460,6 +461,67 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
       assert.equal((await otto2.receive(isMessage("nora@localhost"))).getChildText("body"), "are you back?");
       nora.close();
       otto2.close();
+    } finally {
+      await stopNode(n3);
+    }
+  });
+
+  it("loses no acknowledged message when a node is killed with SIGKILL in the middle of a burst", async function () {
+    const httpPort = await freePort();
+    const n3 = await startNode("n3", storage, redis.url, { httpPort });
+    try {
+      // Mobile senders on n3 (their acknowledgement is the durability promise), recipients online on n1
+      // and offline.
+      const senders = ["tara", "uwe", "vera"];
+      const online = await connect(n1, "wim", { resource: "w" });
+      if (!(await accounts.exists(HOST, "xena"))) await accounts.create(HOST, "xena", PASSWORD);
+      const acked = new Map<string, { to: string; body: string }>();
+      const devices: MobileClient[] = [];
+      for (const user of senders) {
+        if (!(await accounts.exists(HOST, user))) await accounts.create(HOST, user, PASSWORD);
+        const m = await MobileClient.connect(`ws://127.0.0.1:${httpPort}/mobile`, { requestTimeoutMs: 20_000 });
+        devices.push(m);
+        await m.login({ username: user, deviceId: "d", password: PASSWORD });
+      }
+      let failures = 0;
+      // Each device keeps 8 messages in flight, alternating the two recipients, until its socket dies.
+      const burst = devices.map(async (m, d) => {
+        let i = 0;
+        const one = async (): Promise<void> => {
+          for (;;) {
+            const n = i++;
+            const to = n % 2 === 0 ? "wim@localhost" : "xena@localhost";
+            const body = `${senders[d]} ${n}`;
+            try {
+              await m.send(to, body);
+              acked.set(body, { to, body });
+            } catch {
+              failures++;
+              return;
+            }
+          }
+        };
+        await Promise.all(Array.from({ length: 8 }, one));
+      });
+      await new Promise((r) => setTimeout(r, 700));
+      const exited = new Promise((r) => n3.proc.once("exit", r));
+      n3.proc.kill("SIGKILL");
+      await exited;
+      await Promise.all(burst);
+      assert.ok(acked.size >= 20, `a real burst: ${acked.size} acknowledged`);
+      assert.ok(failures > 0, "the kill cut requests in flight");
+      // Every acknowledged message is in its recipient's timeline, once.
+      for (const owner of ["wim@localhost", "xena@localhost"]) {
+        const rows = await store.timeline.query(owner, { limit: 100_000 });
+        const bodies = rows.map((r) => /<body>([^<]*)<\/body>/.exec(r.xml)?.[1]).filter((b): b is string => b !== undefined);
+        const expected = [...acked.values()].filter((a) => a.to === owner).map((a) => a.body);
+        const have = new Set(bodies);
+        const lost = expected.filter((b) => !have.has(b));
+        assert.deepEqual(lost, [], `${owner}: acknowledged but not stored`);
+        assert.equal(bodies.length, have.size, `${owner}: no message stored twice`);
+      }
+      for (const m of devices) m.close();
+      online.close();
     } finally {
       await stopNode(n3);
     }
