@@ -111,6 +111,8 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
   let accounts: AccountService;
   let n1: Node;
   let n2: Node;
+  /** n1 serves the mobile protocol on this port too. */
+  let n1Http: number;
   const clients: RawClient[] = [];
 
   before(async function () {
@@ -121,7 +123,8 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
     const config = loadConfig({ file: null, env: {}, overrides: { storage } as never });
     store = await openStore(config);
     accounts = new AccountService(store, new HookBuses(() => {}), new SessionRegistry(), { hosts: [HOST], iterations: 4096, minPasswordLength: 1 }, createLoginService(store, config.auth));
-    const started = await Promise.allSettled([startNode("n1", storage, redis.url), startNode("n2", storage, redis.url)]);
+    n1Http = await freePort();
+    const started = await Promise.allSettled([startNode("n1", storage, redis.url, { httpPort: n1Http }), startNode("n2", storage, redis.url)]);
     if (started[0].status === "fulfilled") n1 = started[0].value;
     if (started[1].status === "fulfilled") n2 = started[1].value;
     for (const s of started) if (s.status === "rejected") throw s.reason;
@@ -461,6 +464,32 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
       assert.equal((await otto2.receive(isMessage("nora@localhost"))).getChildText("body"), "are you back?");
       nora.close();
       otto2.close();
+    } finally {
+      await stopNode(n3);
+    }
+  });
+
+  it("serves a mobile group whose room lives on another node: acks carry the room's seq", async function () {
+    const httpPort = await freePort();
+    const n3 = await startNode("n3", storage, redis.url, { httpPort });
+    try {
+      for (const u of ["yan", "zoe"]) if (!(await accounts.exists(HOST, u))) await accounts.create(HOST, u, PASSWORD);
+      const url = `ws://127.0.0.1:${httpPort}/mobile`;
+      const yan = await MobileClient.connect(url);
+      await yan.login({ username: "yan", deviceId: "d", password: PASSWORD });
+      // zoe makes the group on n1, so n1 owns its room; yan, on n3, is a member.
+      const zoe = await MobileClient.connect(`ws://127.0.0.1:${n1Http}/mobile`);
+      await zoe.login({ username: "zoe", deviceId: "d", password: PASSWORD });
+      const group = await zoe.request("createGroup", { name: "Crew", members: ["yan@localhost"] });
+      await yan.request("joinGroup", { group: group.jid });
+      const ack = await yan.send(group.jid, "sent from n3");
+      assert.ok(ack.seq >= 1, `the owner's seq came back: ${JSON.stringify(ack)}`);
+      const atZoe = await zoe.nextMessage((m) => m.body === "sent from n3", 10_000);
+      assert.equal(atZoe.seq, ack.seq, "one room, one seq");
+      const rows = await store.timeline.query(group.jid, { limit: 10, reverse: true });
+      assert.equal(rows[0]?.seq, ack.seq, "the ack names the room's row");
+      zoe.close();
+      yan.close();
     } finally {
       await stopNode(n3);
     }

@@ -23,11 +23,13 @@ import type { Config } from "../config/config.js";
 import { ConfigError } from "../config/config.js";
 import type { Logger } from "../log.js";
 import type { Store } from "../storage/types.js";
-import type { DeliveryMeta } from "../sessions/session.js";
+import type { Delivered, DeliveryMeta } from "../sessions/session.js";
 import type { Element } from "../xml/element.js";
 import { parseFramedElement } from "../xml/parser.js";
-import type { StreamErrorCondition } from "../xml/stanza.js";
+import { StanzaError, type StanzaErrorCondition, type StreamErrorCondition } from "../xml/stanza.js";
+import type { HookResult } from "../events/hooks.js";
 import type { Cluster, ClusterContext } from "./cluster.js";
+import type { Router } from "../router/router.js";
 import { ClusterRegistry, type DirectoryLink } from "./registry.js";
 import { RemoteSession } from "./remote-session.js";
 import { KEYS, VERSION_FIELD, itemsOf, metaOf, stanzaItem, type BusItem, type DirectoryEvent, type SessionRecord } from "./wire.js";
@@ -39,6 +41,8 @@ const BUS_BATCH = 512;
 /** How long a bus entry waits for the directory events its sender published before sending it. */
 const VERSION_WAIT_MS = 1000;
 const REAP_LOCK_MS = 60_000;
+/** How long a node waits for the result of a stanza it forwarded to the owner of its key. */
+const ANSWER_TIMEOUT_MS = 15_000;
 /** Sessions of a dead node ended at once. */
 const REAP_PARALLEL = 32;
 const FORGET_AFTER_MS = 3_600_000;
@@ -88,6 +92,9 @@ export class RedisCluster implements Cluster, DirectoryLink {
   private readonly waiters = new Map<string, Array<{ ver: number; resolve: () => void }>>();
   private readonly outbox = new Map<string, BusItem[]>();
   private flushing = false;
+  /** Forwarded stanzas whose result this node waits for, by request id. */
+  private readonly awaiting = new Map<string, (result: HookResult) => void>();
+  private requestSeq = 0;
   /** Owners of partitioned keys this node asked for (a pending claim while the answer is out). */
   private readonly owners = new Map<string, string | Promise<string>>();
   private inflight = 0;
@@ -218,13 +225,13 @@ export class RedisCluster implements Cluster, DirectoryLink {
 
   // ---- partitioned keys (Router.partition): each is handled on the node that owns it ----
 
-  private readonly forward = (key: string, stanza: Element): boolean | Promise<boolean> => {
+  private readonly forward = (key: string, stanza: Element, answer: boolean): false | HookResult | Promise<false | HookResult> => {
     const known = this.owners.get(key);
-    if (typeof known === "string") return this.toOwner(known, stanza);
+    if (typeof known === "string") return this.toOwner(known, stanza, answer);
     // Stanzas for a key whose owner is being asked wait on the same answer, so they keep their order.
-    return (known ?? this.claim(key)).then((node) => this.toOwner(node, stanza), (err: unknown) => {
+    return (known ?? this.claim(key)).then((node) => this.toOwner(node, stanza, answer), (err: unknown) => {
       this.log.warn({ err, key }, "finding the owner node failed; handling the stanza here");
-      return false;
+      return false as const;
     });
   };
 
@@ -241,10 +248,46 @@ export class RedisCluster implements Cluster, DirectoryLink {
     return asked;
   }
 
-  private toOwner(node: string, stanza: Element): boolean {
+  private toOwner(node: string, stanza: Element, answer: boolean): false | HookResult | Promise<HookResult> {
     if (node === this.nodeId) return false;
-    this.post(node, { k: "r", s: "", x: stanza.toString() });
-    return true;
+    if (!answer) {
+      this.post(node, { k: "r", s: "", x: stanza.toString() });
+      return true;
+    }
+    const id = `${this.nodeId}:${++this.requestSeq}`;
+    this.post(node, { k: "r", s: id, x: stanza.toString() });
+    return new Promise<HookResult>((resolve) => {
+      // The owner died with the request: the sender learns the stanza was not taken.
+      const timer = setTimeout(() => { this.awaiting.delete(id); resolve(new StanzaError("remote-server-timeout", "the node owning the room did not answer")); }, ANSWER_TIMEOUT_MS);
+      timer.unref();
+      this.awaiting.set(id, (result) => { clearTimeout(timer); resolve(result); });
+    });
+  }
+
+  /** The owner's result of a forwarded stanza, as it travels back (JSON). */
+  private answerTo(node: string, id: string, result: HookResult): void {
+    const wire = result instanceof StanzaError ? { error: result.condition, text: result.text }
+      : result !== null && typeof result === "object" && "duplicate" in result ? { delivered: result }
+        : { handled: !!result };
+    this.post(node, { k: "a", s: id, x: JSON.stringify(wire) });
+  }
+
+  private answered(id: string, text: string): void {
+    let result: HookResult;
+    try {
+      const wire = JSON.parse(text) as { error?: StanzaErrorCondition; text?: string; delivered?: Delivered; handled?: boolean };
+      result = wire.error ? new StanzaError(wire.error, wire.text) : wire.delivered ?? wire.handled ?? true;
+    } catch {
+      result = new StanzaError("internal-server-error");
+    }
+    this.settleAwaiting(id, result);
+  }
+
+  private settleAwaiting(id: string, result: HookResult): void {
+    const done = this.awaiting.get(id);
+    if (!done) return;
+    this.awaiting.delete(id);
+    done(result);
   }
 
   // ---- sending to other nodes (RemoteLink) ----
@@ -300,8 +343,14 @@ export class RedisCluster implements Cluster, DirectoryLink {
     let requeued = 0;
     for (const e of items) {
       if (e.k === "r") {
-        // Its owner is gone: the stanza goes to whichever node owns the key now (claimed again).
-        try { void this.ctx?.router.route(parseFramedElement(e.x, BUS_LIMITS)); } catch { /* unreadable: dropped */ }
+        // Its owner is gone: the stanza goes to whichever node owns the key now (claimed again), and a
+        // node waiting for its result (the request id starts with that node's id) gets this one.
+        let result: ReturnType<Router["route"]>;
+        try { result = this.ctx?.router.route(parseFramedElement(e.x, BUS_LIMITS)); } catch { continue; /* unreadable: dropped */ }
+        if (e.s) {
+          const asker = e.s.slice(0, e.s.lastIndexOf(":"));
+          void Promise.resolve(result).then((r) => asker === this.nodeId ? this.settleAwaiting(e.s, r) : this.answerTo(asker, e.s, r), () => {});
+        }
         continue;
       }
       if (e.k !== "s") continue;
@@ -356,7 +405,7 @@ export class RedisCluster implements Cluster, DirectoryLink {
           if (from && from !== this.nodeId && ver > (this.versions.get(from) ?? 0)) await this.waitForVersion(from, ver);
           for (const item of itemsOf(message)) {
             try {
-              this.deliverItem(item);
+              this.deliverItem(item, from);
             } catch (err) {
               this.log.error({ err }, "delivering a stanza from another node failed");
             }
@@ -368,14 +417,21 @@ export class RedisCluster implements Cluster, DirectoryLink {
     }
   }
 
-  private deliverItem(e: BusItem): void {
+  private deliverItem(e: BusItem, from: string | undefined): void {
+    if (e.k === "a") {
+      this.answered(e.s, e.x);
+      return;
+    }
     if (e.k === "r") {
       let el: Element;
       try { el = parseFramedElement(e.x, BUS_LIMITS); } catch (err) {
         this.log.warn({ err }, "dropping an unreadable stanza from another node");
         return;
       }
-      void this.ctx?.router.fromCluster(el);
+      const result = this.ctx?.router.fromCluster(el);
+      if (e.s && from) {
+        void Promise.resolve(result).then((r) => this.answerTo(from, e.s, r), () => this.answerTo(from, e.s, new StanzaError("internal-server-error")));
+      }
       return;
     }
     const session = this.sessions.localSession(e.s);

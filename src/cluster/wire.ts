@@ -58,8 +58,12 @@ export type DirectoryEvent =
  * directory version when it sent: the receiver catches up before delivering) and `b` (the items, JSON).
  */
 export interface BusItem {
-  /** "s": a stanza for session s; "c": close session s; "r": a stanza for a key this node owns (s unused). */
-  k: "s" | "c" | "r";
+  /**
+   * "s": a stanza for session s; "c": close session s; "r": a stanza for a key this node owns (s: a
+   * request id when the sending node waits for the result, else empty); "a": the result (x, JSON) of
+   * the forwarded stanza with request id s.
+   */
+  k: "s" | "c" | "r" | "a";
   s: string;
   /** The stanza (k=s), or the stream error text (k=c). */
   x: string;

@@ -14,10 +14,11 @@ import type { Logger } from "../log.js";
 type Result = HookResult | Promise<HookResult>;
 
 /**
- * In a cluster, sends a stanza to the node that owns `key` and answers true; false when this node owns it
- * (or no cluster is running) and should handle the stanza itself.
+ * In a cluster, sends a stanza to the node that owns `key`: false when this node owns it (or no cluster is
+ * running) and should handle the stanza itself. With `answer`, the owner's result comes back (what
+ * `submit` needs); without, sending it is the result (true).
  */
-export type Forwarder = (key: string, stanza: Element) => boolean | Promise<boolean>;
+export type Forwarder = (key: string, stanza: Element, answer: boolean) => false | HookResult | Promise<false | HookResult>;
 
 export class Router {
   constructor(
@@ -37,6 +38,8 @@ export class Router {
   private forwarder: Forwarder | null = null;
   /** Stanzas that came from the owner check of another node: handled here, never sent on again. */
   private readonly pinned = new WeakSet<Element>();
+  /** Stanzas whose sender waits for the result (`submit`): a forward brings the owner's result back. */
+  private readonly awaited = new WeakSet<Element>();
 
   /**
    * Makes every stanza to `domain` be handled on one node of a cluster per key (e.g. one MUC room lives on
@@ -67,10 +70,10 @@ export class Router {
     const keyOf = this.partitions.get(ev.to.domain);
     const key = keyOf === undefined || this.pinned.has(ev.stanza) ? null : keyOf(ev.to);
     if (key === null) return here();
-    const sent = this.forwarder(key, ev.stanza);
-    if (sent === true) return true;
+    const sent = this.forwarder(key, ev.stanza, this.awaited.has(ev.stanza));
     if (sent === false) return here();
-    return sent.then((away) => (away ? true : here()));
+    if (!isThenable(sent)) return sent;
+    return sent.then((away) => (away === false ? here() : away));
   }
 
   /** Serves a component domain (e.g. a MUC service); returns the undo. */
@@ -134,6 +137,7 @@ export class Router {
    * wrote, or the stanza error the sender was sent. Never rejects.
    */
   async submit(session: Session, stanza: Element): Promise<DeliveryResult> {
+    this.awaited.add(stanza);
     const r = await this.fromClient(session, stanza);
     if (r instanceof StanzaError) return r;
     if (r !== null && typeof r === "object" && "duplicate" in r) return r;
