@@ -21,6 +21,11 @@ describe("s2s: where to connect (RFC 6120 §3.2)", () => {
       srv: {
         "_xmpp-server._tcp.srv.test": [{ target: "backup.srv.test", port: 5270, priority: 20 }, { target: "main.srv.test", port: 5269, priority: 10 }],
         "_xmpp-server._tcp.none.test": [{ target: ".", port: 0 }],
+        // XEP-0368: direct TLS and STARTTLS records of one domain, mixed by priority.
+        "_xmpps-server._tcp.mixed.test": [{ target: "tls.mixed.test", port: 5270, priority: 5 }, { target: "tls-backup.mixed.test", port: 5270, priority: 30 }],
+        "_xmpp-server._tcp.mixed.test": [{ target: "starttls.mixed.test", port: 5269, priority: 10 }],
+        "_xmpps-server._tcp.tlsonly.test": [{ target: "tls.tlsonly.test", port: 443, priority: 0 }],
+        "_xmpps-server._tcp.notls.test": [{ target: ".", port: 0 }],
       },
     });
   });
@@ -28,13 +33,24 @@ describe("s2s: where to connect (RFC 6120 §3.2)", () => {
   const servers = () => [`127.0.0.1:${dns.port}`];
 
   it("takes s2s.routes first, without asking DNS", async () => {
-    assert.deepEqual(await resolveServer("srv.test", { "srv.test": "127.0.0.9:6000" }, servers()), [{ host: "127.0.0.9", port: 6000 }]);
+    assert.deepEqual(await resolveServer("srv.test", { "srv.test": "127.0.0.9:6000" }, servers()), [{ host: "127.0.0.9", port: 6000, directTls: false }]);
+    assert.deepEqual(await resolveServer("srv.test", { "srv.test": "tls://127.0.0.9:6001" }, servers()), [{ host: "127.0.0.9", port: 6001, directTls: true }]);
   });
   it("orders SRV targets by priority (§3.2.1)", async () => {
-    assert.deepEqual(await resolveServer("srv.test", {}, servers()), [{ host: "main.srv.test", port: 5269 }, { host: "backup.srv.test", port: 5270 }]);
+    assert.deepEqual(await resolveServer("srv.test", {}, servers()), [{ host: "main.srv.test", port: 5269, directTls: false }, { host: "backup.srv.test", port: 5270, directTls: false }]);
   });
   it("falls back to the domain itself on port 5269 without SRV records (§3.2.2)", async () => {
-    assert.deepEqual(await resolveServer("plain.test", {}, servers()), [{ host: "plain.test", port: 5269 }]);
+    assert.deepEqual(await resolveServer("plain.test", {}, servers()), [{ host: "plain.test", port: 5269, directTls: false }]);
+    // A domain that says it offers no direct TLS still gets the STARTTLS fallback.
+    assert.deepEqual(await resolveServer("notls.test", {}, servers()), [{ host: "notls.test", port: 5269, directTls: false }]);
+  });
+  it("merges _xmpps-server (direct TLS) and _xmpp-server records in one priority order (XEP-0368 §3)", async () => {
+    assert.deepEqual(await resolveServer("mixed.test", {}, servers()), [
+      { host: "tls.mixed.test", port: 5270, directTls: true },
+      { host: "starttls.mixed.test", port: 5269, directTls: false },
+      { host: "tls-backup.mixed.test", port: 5270, directTls: true },
+    ]);
+    assert.deepEqual(await resolveServer("tlsonly.test", {}, servers()), [{ host: "tls.tlsonly.test", port: 443, directTls: true }]);
   });
   it("gives up on a domain whose SRV target is '.' (the service is not offered)", async () => {
     assert.deepEqual(await resolveServer("none.test", {}, servers()), []);

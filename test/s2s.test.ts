@@ -54,8 +54,8 @@ describe("s2s: two hearth servers over dialback", function () {
     assert.equal(back.attrs.from, bob.jid);
     assert.equal(back.attrs.xmlns, undefined, "no jabber:server namespace leaks into a client stream");
     // XEP-0220: neither self-signed certificate validates, so both directions used dialback.
-    assert.deepEqual(a.server.s2s.outgoing(), [{ local: "a.test", remote: "b.test", method: "dialback", ready: true }]);
-    assert.deepEqual(b.server.s2s.outgoing(), [{ local: "b.test", remote: "a.test", method: "dialback", ready: true }]);
+    assert.deepEqual(a.server.s2s.outgoing(), [{ local: "a.test", remote: "b.test", method: "dialback", ready: true, directTls: false }]);
+    assert.deepEqual(b.server.s2s.outgoing(), [{ local: "b.test", remote: "a.test", method: "dialback", ready: true, directTls: false }]);
     // Reused: a second message does not open another stream.
     alice.send(message("bob@b.test", "again"));
     await bob.receive(isMessageWith("again"));

@@ -25,8 +25,10 @@ export class InboundStream extends S2sStream {
   method: "external" | "dialback" | null = null;
   private saslDone = false;
 
-  constructor(ctx: S2sContext, socket: net.Socket, private readonly onClosed: (s: InboundStream) => void) {
+  /** `directTls`: the socket is a TLS socket from the first byte (XEP-0368), so no STARTTLS is offered. */
+  constructor(ctx: S2sContext, socket: net.Socket, directTls: boolean, private readonly onClosed: (s: InboundStream) => void) {
     super(ctx, socket);
+    this.secure = this.directTls = directTls;
   }
 
   get peerName(): string | undefined { return this.peerDomain; }

@@ -19,6 +19,8 @@ export abstract class S2sStream {
   readonly id = randomBytes(6).toString("hex");
   closed = false;
   secure = false;
+  /** TLS from the first byte (XEP-0368) rather than STARTTLS. */
+  directTls = false;
   readonly openedAt = Date.now();
   lastRead = Date.now();
   lastWrite = Date.now();

@@ -42,6 +42,17 @@ export class ScriptedPeer {
     });
   }
 
+  /** A direct TLS connection (XEP-0368) offering ALPN `alpn`; the negotiated protocol is in `alpnProtocol`. */
+  static connectTls(host: string, port: number, servername: string, alpn: string[] = ["xmpp-server"]): Promise<ScriptedPeer> {
+    return new Promise((resolve, reject) => {
+      const s = tls.connect({ host, port, servername, ALPNProtocols: alpn, rejectUnauthorized: false }, () => resolve(peer));
+      s.once("error", reject);
+      const peer = new ScriptedPeer(s);
+    });
+  }
+
+  get alpnProtocol(): string | false | null { return this.socket instanceof tls.TLSSocket ? this.socket.alpnProtocol : null; }
+
   private onData(d: Buffer): void {
     this.raw += d.toString("utf8");
     this.parser.write(d);
