@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { type RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
-import { ScriptedPeer, freePort } from "./helpers/s2s-peer.js";
+import { ScriptedPeer, freePort, federatedPair } from "./helpers/s2s-peer.js";
 import { startDnsServer } from "./helpers/dns-server.js";
 import { resolveServer } from "../src/s2s/resolve.js";
 import { dialbackKey } from "../src/s2s/dialback.js";
@@ -69,8 +69,8 @@ describe("s2s: the outgoing connection manager", function () {
     await new Promise<void>((r) => silent.listen(0, "127.0.0.8", () => r()));
     a = await startTestServer({
       hosts: ["a.test"],
-      limits: { maxConnectionsPerIp: 3 },
       s2s: {
+        maxStreamsPerIp: 3,
         bind: "127.0.0.2", port: 0, connectTimeoutSeconds: 1, maxQueuedStanzas: 2, deny: ["denied.test"],
         routes: { "silent.test": `127.0.0.8:${(silent.address() as net.AddressInfo).port}` },
       },
@@ -102,7 +102,7 @@ describe("s2s: the outgoing connection manager", function () {
     assert.deepEqual(a.server.s2s.outgoing(), [], "no new connection was opened");
   });
 
-  it("refuses more incoming streams from one address than limits.maxConnectionsPerIp", async () => {
+  it("refuses more incoming streams from one address than s2s.maxStreamsPerIp", async () => {
     const open = await Promise.all([1, 2, 3].map(() => ScriptedPeer.connect("127.0.0.2", a.server.ports.s2s!)));
     await Promise.all(open.map((p) => p.open("x.test", "a.test")));
     const fourth = await ScriptedPeer.connect("127.0.0.2", a.server.ports.s2s!);
@@ -130,13 +130,7 @@ describe("s2s: idle streams and keepalives", function () {
   let bob: RawClient;
 
   before(async () => {
-    const [aPort, bPort] = [await freePort("127.0.0.2"), await freePort("127.0.0.3")];
-    const routes = { "a.test": `127.0.0.2:${aPort}`, "b.test": `127.0.0.3:${bPort}` };
-    const s2s = { routes, idleTimeoutSeconds: 1, keepaliveSeconds: 1, dialbackSecret: "a secret shared by the test" };
-    [a, b] = await Promise.all([
-      startTestServer({ hosts: ["a.test"], s2s: { ...s2s, bind: "127.0.0.2", port: aPort } }),
-      startTestServer({ hosts: ["b.test"], s2s: { ...s2s, bind: "127.0.0.3", port: bPort } }),
-    ]);
+    [a, b] = await federatedPair(() => ({ s2s: { idleTimeoutSeconds: 1, keepaliveSeconds: 1, dialbackSecret: "a secret shared by the test" } }));
     [alice, bob] = await Promise.all([onlineUser(a, "alice"), onlineUser(b, "bob")]);
   });
   after(async () => {

@@ -2,25 +2,14 @@
 // "xmpp-server"; a "tls://host:port" route connects that way. Two hearth instances with only the direct TLS
 // listener (no STARTTLS port at all) federate over it, with SASL EXTERNAL (a test CA) and with dialback.
 import assert from "node:assert/strict";
-import { startTestServer, type TestServer } from "./helpers/server.js";
+import type { TestServer } from "./helpers/server.js";
 import { type RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
-import { ScriptedPeer, freePort } from "./helpers/s2s-peer.js";
+import { ScriptedPeer, federatedPair } from "./helpers/s2s-peer.js";
 import { createTestCa, type TestCa } from "./helpers/test-ca.js";
 import { xml, type Element } from "../src/xml/element.js";
 
 const isMessageWith = (body: string) => (el: Element) => el.name === "message" && el.getChildText("body") === body;
 const message = (to: string, body: string) => xml("message", { to, type: "chat" }, xml("body", null, body));
-
-/** a.test on 127.0.0.2 and b.test on 127.0.0.3, each with a direct TLS listener only, routed with tls://. */
-async function directTlsPair(extra: (domain: string) => Record<string, unknown>): Promise<[TestServer, TestServer]> {
-  const [aPort, bPort] = [await freePort("127.0.0.2"), await freePort("127.0.0.3")];
-  const routes = { "a.test": `tls://127.0.0.2:${aPort}`, "b.test": `tls://127.0.0.3:${bPort}` };
-  const server = (domain: string, addr: string, port: number) => {
-    const { s2s, ...rest } = extra(domain) as { s2s?: object };
-    return startTestServer({ hosts: [domain], ...rest, s2s: { bind: addr, port: null, directTlsPort: port, routes, connectTimeoutSeconds: 5, ...s2s } });
-  };
-  return Promise.all([server("a.test", "127.0.0.2", aPort), server("b.test", "127.0.0.3", bPort)]);
-}
 
 async function chatBothWays(alice: RawClient, bob: RawClient, tag: string): Promise<void> {
   alice.send(message("bob@b.test", `${tag} from a`));
@@ -38,7 +27,7 @@ describe("s2s: direct TLS with SASL EXTERNAL (XEP-0368, XEP-0178)", function () 
 
   before(async () => {
     ca = createTestCa();
-    [a, b] = await directTlsPair((domain) => ({ tls: { certs: { [domain]: ca.issue(domain) } }, s2s: { caFile: ca.caFile, requireValidCertificates: true } }));
+    [a, b] = await federatedPair((domain) => ({ tls: { certs: { [domain]: ca.issue(domain) } }, s2s: { caFile: ca.caFile, requireValidCertificates: true } }), { directTls: true });
     [alice, bob] = await Promise.all([onlineUser(a, "alice"), onlineUser(b, "bob")]);
   });
   after(async () => {
@@ -82,7 +71,7 @@ describe("s2s: direct TLS with dialback (self-signed certificates)", function ()
   after(() => Promise.all([a?.stop(), b?.stop()]));
 
   it("authenticates both directions with dialback over direct TLS", async () => {
-    [a, b] = await directTlsPair(() => ({}));
+    [a, b] = await federatedPair(() => ({}), { directTls: true });
     const [alice, bob] = await Promise.all([onlineUser(a, "alice"), onlineUser(b, "bob")]);
     await chatBothWays(alice, bob, "dialback");
     assert.deepEqual(a.server.s2s.outgoing(), [{ local: "a.test", remote: "b.test", method: "dialback", ready: true, directTls: true }]);

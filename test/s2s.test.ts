@@ -5,24 +5,9 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
-import { ScriptedPeer, freePort } from "./helpers/s2s-peer.js";
+import { ScriptedPeer, freePort, federatedPair, B_ADDR } from "./helpers/s2s-peer.js";
 import { xml, type Element } from "../src/xml/element.js";
 import { dialbackKey } from "../src/s2s/dialback.js";
-
-const A_ADDR = "127.0.0.2";
-const B_ADDR = "127.0.0.3";
-
-/** Two servers routed to each other; `extra` adds config to both. */
-export async function federatedPair(extra: (domain: string) => Record<string, unknown> = () => ({})): Promise<[TestServer, TestServer]> {
-  const [aPort, bPort] = [await freePort(A_ADDR), await freePort(B_ADDR)];
-  const routes = { "a.test": `${A_ADDR}:${aPort}`, "b.test": `${B_ADDR}:${bPort}` };
-  const config = (domain: string, addr: string, port: number) => ({
-    hosts: [domain],
-    s2s: { bind: addr, port, routes, connectTimeoutSeconds: 5, ...(extra(domain).s2s as object | undefined) },
-    ...Object.fromEntries(Object.entries(extra(domain)).filter(([k]) => k !== "s2s")),
-  });
-  return Promise.all([startTestServer(config("a.test", A_ADDR, aPort)), startTestServer(config("b.test", B_ADDR, bPort))]);
-}
 
 const message = (to: string, body: string, id?: string) => xml("message", { to, type: "chat", id }, xml("body", null, body));
 const isMessageWith = (body: string) => (el: Element) => el.name === "message" && el.getChildText("body") === body;

@@ -95,6 +95,11 @@ export interface Config {
     idleTimeoutSeconds: number;
     keepaliveSeconds: number;
     maxQueuedStanzas: number;
+    maxStanzaBytesPreAuth: number;
+    stanzasPerSecond: number;
+    stanzaBurst: number;
+    maxStreamsPerIp: number;
+    maxStreamsPerDomain: number;
   };
   cluster: { redisUrl: string | null; nodeId: string | null; heartbeatSeconds: number; deadAfterSeconds: number };
   modules: { disabled: string[]; [moduleName: string]: unknown };

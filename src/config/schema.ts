@@ -675,6 +675,42 @@ export const schema: Section = {
           description:
             "Stanzas held per remote domain while its connection is being set up; more bounce with resource-constraint.",
         },
+        maxStanzaBytesPreAuth: {
+          kind: "integer",
+          min: 1024,
+          max: 16_777_216,
+          default: 16_384,
+          description:
+            "Largest element a server may send before it has authenticated (dialback, SASL); limits.maxStanzaBytes applies after. Bigger ends the stream with policy-violation.",
+        },
+        stanzasPerSecond: {
+          kind: "integer",
+          min: 0,
+          max: 10_000_000,
+          default: 500,
+          description: "Sustained stanzas per second accepted from one incoming server stream (token bucket; a faster peer is read more slowly, nothing is dropped); 0 = unlimited.",
+        },
+        stanzaBurst: {
+          kind: "integer",
+          min: 1,
+          max: 10_000_000,
+          default: 2000,
+          description: "Stanzas an incoming server stream may send in a burst above s2s.stanzasPerSecond.",
+        },
+        maxStreamsPerIp: {
+          kind: "integer",
+          min: 0,
+          max: 1_000_000,
+          default: 50,
+          description: "Most incoming server connections from one IP address (a large server sends from one address for many domains); more are refused with policy-violation; 0 = unlimited.",
+        },
+        maxStreamsPerDomain: {
+          kind: "integer",
+          min: 0,
+          max: 1_000_000,
+          default: 10,
+          description: "Most incoming server streams authenticated for one remote domain at a time; another is refused with policy-violation; 0 = unlimited.",
+        },
       },
     },
     cluster: {

@@ -52,7 +52,7 @@ export async function buildS2sTls(config: Config, material: Map<string, TlsMater
     },
     directServer(onSecure) {
       // XEP-0368 §3: ALPN "xmpp-server"; a client offering only other protocols fails the handshake.
-      const server = tls.createServer({ ...serverOptions, ALPNProtocols: [ALPN_XMPP_SERVER] }, onSecure);
+      const server = tls.createServer({ ...serverOptions, ALPNProtocols: [ALPN_XMPP_SERVER], handshakeTimeout: config.limits.authTimeoutSeconds * 1000 }, onSecure);
       server.on("tlsClientError", (_err, socket) => socket.destroy());
       return server;
     },

@@ -8,6 +8,7 @@ import { xml, type Element } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 import { tryParseJid } from "../jid/jid.js";
 import { isThenable } from "../events/hooks.js";
+import { TokenBucket } from "../sessions/rate.js";
 import { S2sStream, STANZAS } from "./stream.js";
 import { NS_DIALBACK, NS_DIALBACK_FEATURE, dialbackKey, sameKey } from "./dialback.js";
 import { certificateValidFor } from "./certs.js";
@@ -24,6 +25,7 @@ export class InboundStream extends S2sStream {
   /** How the stream was authenticated first, for logs and tests. */
   method: "external" | "dialback" | null = null;
   private saslDone = false;
+  private readonly rate = new TokenBucket(this.ctx.config.s2s.stanzasPerSecond, this.ctx.config.s2s.stanzaBurst);
 
   /** `directTls`: the socket is a TLS socket from the first byte (XEP-0368), so no STARTTLS is offered. */
   constructor(ctx: S2sContext, socket: net.Socket, directTls: boolean, private readonly onClosed: (s: InboundStream) => void) {
@@ -33,6 +35,26 @@ export class InboundStream extends S2sStream {
 
   get peerName(): string | undefined { return this.peerDomain; }
   get authenticated(): boolean { return this.pairs.size > 0; }
+
+  /** Smaller until the peer has authenticated (s2s.maxStanzaBytesPreAuth). Read by the base constructor, before `pairs` exists. */
+  protected override get stanzaLimit(): number {
+    const s2s = this.ctx.config.s2s;
+    return (this.pairs?.size ?? 0) > 0 ? this.ctx.config.limits.maxStanzaBytes : Math.min(s2s.maxStanzaBytesPreAuth, this.ctx.config.limits.maxStanzaBytes);
+  }
+
+  protected override rateWait(ns: string | undefined, name: string): number {
+    return this.authenticated && ns === NS.server && STANZAS.has(name) ? this.rate.take() : 0;
+  }
+
+  /** Adds an authenticated pair, unless the peer's domain already has s2s.maxStreamsPerDomain other streams. */
+  private admit(peer: string, local: string): boolean {
+    const max = this.ctx.config.s2s.maxStreamsPerDomain;
+    const fromPeer = (s: InboundStream) => [...s.pairs].some((p) => p.startsWith(`${peer} `));
+    if (max > 0 && !fromPeer(this) && this.ctx.incomingStreams().filter(fromPeer).length >= max) return false;
+    this.pairs.add(`${peer} ${local}`);
+    this.parser.setMaxStanzaBytes(this.ctx.config.limits.maxStanzaBytes);
+    return true;
+  }
 
   protected sendOwnHeader(): void {
     this.sendHeader({ from: this.localDomain, id: randomBytes(8).toString("hex") });
@@ -123,10 +145,10 @@ export class InboundStream extends S2sStream {
     if (text !== "" && text !== "=") authzid = Buffer.from(text, "base64").toString("utf8");
     // XEP-0178 §3 step 7: an authorization identity, when given, must be the domain of the certificate.
     if (!this.certificateValid() || (authzid !== "" && authzid !== this.peerDomain)) return fail("not-authorized");
+    if (!this.admit(this.peerDomain!, this.localDomain!)) return this.close("policy-violation", `too many streams from ${this.peerDomain}`);
     this.write(xml("success", { xmlns: NS.sasl }));
     this.saslDone = true;
     this.method ??= "external";
-    this.pairs.add(`${this.peerDomain} ${this.localDomain}`);
     this.ctx.log.info({ peer: this.peerDomain, local: this.localDomain, method: "external" }, "s2s inbound authenticated");
     this.restartStream();
   }
@@ -170,15 +192,18 @@ export class InboundStream extends S2sStream {
     void this.ctx.verifyKey(to, fromJid.domain, this.streamId, key).then((answer) => {
       if (this.closed) return;
       if (answer === "valid") {
+        if (!this.admit(fromJid.domain, to)) {
+          if (!this.authenticated) return this.close("policy-violation", `too many streams from ${fromJid.domain}`);
+          return error("policy-violation", `too many streams from ${fromJid.domain}`);
+        }
         this.method ??= "dialback";
-        this.pairs.add(`${fromJid.domain} ${to}`);
         this.ctx.log.info({ peer: fromJid.domain, local: to, method: "dialback" }, "s2s inbound authenticated");
         this.write(xml("db:result", { from: to, to: from, type: "valid" }));
       } else if (answer === "invalid") {
-        this.ctx.log.info({ peer: fromJid.domain, local: to, addr: this.remoteAddress }, "s2s dialback key refused");
         this.write(xml("db:result", { from: to, to: from, type: "invalid" }));
         // RFC 6120 §4.9.3.12 (not-authorized): no stanzas from a peer that failed to authenticate.
-        if (!this.authenticated) this.close("not-authorized", "dialback key refused");
+        if (!this.authenticated) return this.close("not-authorized", `the dialback key for ${fromJid.domain} is wrong`);
+        this.ctx.log.warn({ reason: "dialback key refused", ip: this.remoteAddress, domain: fromJid.domain, local: to }, "s2s peer refused");
       } else {
         error(answer);
       }

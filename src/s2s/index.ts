@@ -76,6 +76,7 @@ export async function startS2s(deps: { config: Config; log: Logger; hooks: HookB
     secret: await loadDialbackSecret(config),
     isServed: (domain) => hooks.of(domain) !== undefined,
     allowed: (domain) => !deny.has(domain) && (allow.size === 0 || allow.has(domain)),
+    incomingStreams: () => [...incoming],
     verifyKey: (local, remote, id, key): Promise<DialbackAnswer> => {
       const b = backedOff(`${local} ${remote}`);
       return b ? Promise.resolve(b.condition) : streamTo(local, remote).verify(id, key);
@@ -96,7 +97,7 @@ export async function startS2s(deps: { config: Config; log: Logger; hooks: HookB
   const undoRoute = hooks.server.on("route/remote", routeRemote, PHASES.handle);
 
   const perIp = new Map<string, number>();
-  const maxPerIp = config.limits.maxConnectionsPerIp;
+  const maxPerIp = cfg.maxStreamsPerIp;
   /** Every accepted connection, STARTTLS or direct TLS, is counted against its address. */
   const accept = (socket: net.Socket, directTls: boolean) => {
     socket.setNoDelay(true);
@@ -110,10 +111,7 @@ export async function startS2s(deps: { config: Config; log: Logger; hooks: HookB
       if (m <= 0) perIp.delete(addr); else perIp.set(addr, m);
     });
     incoming.add(s);
-    if (maxPerIp > 0 && n > maxPerIp) {
-      log.warn({ addr }, "s2s connection limit per address reached");
-      s.close("policy-violation", "too many connections from this address");
-    }
+    if (maxPerIp > 0 && n > maxPerIp) s.close("policy-violation", `more than ${maxPerIp} connections from ${addr}`);
   };
   const listen = async (srv: net.Server, port: number) => {
     await new Promise<void>((resolve, reject) => {

@@ -4,6 +4,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { StreamParser } from "../../src/xml/parser.js";
 import { xml, type Element } from "../../src/xml/element.js";
+import { startTestServer, type TestServer } from "./server.js";
 
 export function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -14,6 +15,25 @@ export function freePort(host: string): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+export const A_ADDR = "127.0.0.2";
+export const B_ADDR = "127.0.0.3";
+
+/**
+ * a.test on 127.0.0.2 and b.test on 127.0.0.3, routed to each other through s2s.routes; `extra` adds config
+ * per domain. With `directTls` each listens on s2s.directTlsPort only and the routes are tls:// (XEP-0368).
+ */
+export async function federatedPair(extra: (domain: string) => Record<string, unknown> = () => ({}), opts: { directTls?: boolean } = {}): Promise<[TestServer, TestServer]> {
+  const [aPort, bPort] = [await freePort(A_ADDR), await freePort(B_ADDR)];
+  const scheme = opts.directTls ? "tls://" : "";
+  const routes = { "a.test": `${scheme}${A_ADDR}:${aPort}`, "b.test": `${scheme}${B_ADDR}:${bPort}` };
+  const config = (domain: string, addr: string, port: number) => {
+    const { s2s, ...rest } = extra(domain) as { s2s?: object };
+    const listener = opts.directTls ? { port: null, directTlsPort: port } : { port };
+    return { hosts: [domain], ...rest, s2s: { bind: addr, ...listener, routes, connectTimeoutSeconds: 5, ...s2s } };
+  };
+  return Promise.all([startTestServer(config("a.test", A_ADDR, aPort)), startTestServer(config("b.test", B_ADDR, bPort))]);
 }
 
 /** A server stream we drive by hand, as an initiating server would. */
