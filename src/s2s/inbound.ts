@@ -14,6 +14,9 @@ import { NS_DIALBACK, NS_DIALBACK_FEATURE, dialbackKey, sameKey } from "./dialba
 import { certificateValidFor } from "./certs.js";
 import type { S2sContext } from "./context.js";
 
+/** Available presences remembered per stream for the link-drop unavailables; more are not tracked. */
+const MAX_TRACKED_PRESENCES = 10_000;
+
 export class InboundStream extends S2sStream {
   /** The domain the peer named in its header (`from`), when it did. */
   peerDomain: string | undefined;
@@ -63,6 +66,41 @@ export class InboundStream extends S2sStream {
   protected cleanup(reason: string): void {
     this.ctx.log.debug({ stream: this.id, peer: this.peerDomain, reason }, "s2s inbound stream closed");
     this.onClosed(this);
+    // A stream the peer ended cleanly (e.g. closed for idleness) says nothing about its users; one that
+    // dropped or failed means their presence can no longer be updated (RFC 6121 §4.6.3's "gone" case).
+    if (!this.endedByPeer && reason !== "system-shutdown") this.presenceGone();
+  }
+
+  /** Remote full JID → the local JIDs it told it is available, so they can be told it is gone. */
+  private readonly available = new Map<string, Set<string>>();
+
+  private trackPresence(el: Element, from: string, to: string): void {
+    const type = el.attrs.type;
+    if (type === undefined) {
+      let tos = this.available.get(from);
+      if (!tos) {
+        if (this.available.size >= MAX_TRACKED_PRESENCES) return;
+        this.available.set(from, (tos = new Set()));
+      }
+      tos.add(to);
+    } else if (type === "unavailable") {
+      const tos = this.available.get(from);
+      tos?.delete(to);
+      if (tos?.size === 0) this.available.delete(from);
+    }
+  }
+
+  private presenceGone(): void {
+    for (const [from, tos] of this.available) {
+      const fromJid = tryParseJid(from);
+      for (const to of tos) {
+        const toJid = tryParseJid(to);
+        if (!fromJid || !toJid) continue;
+        const r = this.ctx.router.fromRemote(xml("presence", { from, to, type: "unavailable" }), fromJid, toJid);
+        if (isThenable(r)) r.then(undefined, (err: unknown) => this.ctx.log.error({ err, from, to }, "s2s link-drop presence failed"));
+      }
+    }
+    this.available.clear();
   }
 
   protected onStreamStart(attrs: Record<string, string>): void {
@@ -223,6 +261,7 @@ export class InboundStream extends S2sStream {
     // §4.9.3.10: the 'from' domain must be one this stream authenticated, for this 'to'.
     if (!this.pairs.has(`${from.domain} ${to.domain}`)) return this.close("invalid-from", `${from.domain} is not authenticated on this stream`);
     delete el.attrs.xmlns;
+    if (el.name === "presence" && from.resource) this.trackPresence(el, el.attrs.from!, el.attrs.to!);
     const r = this.ctx.router.fromRemote(el, from, to);
     return isThenable(r) ? r : undefined;
   }

@@ -21,6 +21,8 @@ export abstract class S2sStream {
   secure = false;
   /** TLS from the first byte (XEP-0368) rather than STARTTLS. */
   directTls = false;
+  /** The peer closed the stream with </stream:stream> (rather than the link dropping or an error). */
+  protected endedByPeer = false;
   readonly openedAt = Date.now();
   lastRead = Date.now();
   lastWrite = Date.now();
@@ -73,7 +75,7 @@ export abstract class S2sStream {
     return new StreamParser({
       onStreamStart: (name, attrs) => this.checkStreamStart(name, attrs),
       onStanza: (el) => this.enqueue(el),
-      onStreamEnd: () => this.close(),
+      onStreamEnd: () => { this.endedByPeer = true; this.close(); },
       onError: (err: XmlError) => this.close(err.condition === "bad-format" ? "not-well-formed" : err.condition, err.message),
     }, { limits: { maxStanzaBytes: this.stanzaLimit } });
   }

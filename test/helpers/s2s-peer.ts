@@ -27,13 +27,38 @@ export const B_ADDR = "127.0.0.3";
 export async function federatedPair(extra: (domain: string) => Record<string, unknown> = () => ({}), opts: { directTls?: boolean } = {}): Promise<[TestServer, TestServer]> {
   const [aPort, bPort] = [await freePort(A_ADDR), await freePort(B_ADDR)];
   const scheme = opts.directTls ? "tls://" : "";
-  const routes = { "a.test": `${scheme}${A_ADDR}:${aPort}`, "b.test": `${scheme}${B_ADDR}:${bPort}` };
+  const routes: Record<string, string> = { "a.test": `${scheme}${A_ADDR}:${aPort}`, "b.test": `${scheme}${B_ADDR}:${bPort}` };
+  // The MUC services (conference.<host>) are reached at the same listeners, as their SRV records would say.
+  routes["conference.a.test"] = routes["a.test"]!;
+  routes["conference.b.test"] = routes["b.test"]!;
   const config = (domain: string, addr: string, port: number) => {
     const { s2s, ...rest } = extra(domain) as { s2s?: object };
     const listener = opts.directTls ? { port: null, directTlsPort: port } : { port };
     return { hosts: [domain], ...rest, s2s: { bind: addr, ...listener, routes, connectTimeoutSeconds: 5, ...s2s } };
   };
   return Promise.all([startTestServer(config("a.test", A_ADDR, aPort)), startTestServer(config("b.test", B_ADDR, bPort))]);
+}
+
+/** A TCP relay to `target` that a test can cut (both sides destroyed at once, no stream end): a dropped link. */
+export async function cuttableLink(host: string, target: { host: string; port: number }): Promise<{ port: number; cut(): void; stop(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const srv = net.createServer((inbound) => {
+    const outbound = net.connect(target.port, target.host);
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.on("error", () => { inbound.destroy(); outbound.destroy(); });
+      s.on("close", () => { sockets.delete(s); inbound.destroy(); outbound.destroy(); });
+    }
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+  });
+  await new Promise<void>((r) => srv.listen(0, host, () => r()));
+  const cut = () => { for (const s of sockets) s.destroy(); };
+  return {
+    port: (srv.address() as net.AddressInfo).port,
+    cut,
+    stop: () => { cut(); return new Promise<void>((r) => srv.close(() => r())); },
+  };
 }
 
 /** A server stream we drive by hand, as an initiating server would. */
