@@ -142,6 +142,23 @@ describe("s2s: two hearth servers over dialback", function () {
       peer.destroy();
     });
 
+    it("keeps the order of each sender's stanzas while it handles several senders at once (RFC 6120 §10.1)", async () => {
+      const peer = await authenticatedAsA();
+      const senders = ["alice@a.test/one", "carol@a.test/two", "dave@a.test/three"];
+      for (let i = 0; i < 40; i++) {
+        for (const from of senders) peer.send(xml("message", { from, to: "bob@b.test", type: "chat" }, xml("body", null, `order ${from} ${i}`)));
+      }
+      const seen = new Map<string, number[]>(senders.map((s) => [s, []]));
+      for (let n = 0; n < 40 * senders.length; n++) {
+        const got = await bob.receive((el) => el.name === "message" && el.getChildText("body")?.startsWith("order ") === true, 8000);
+        const [, from, i] = got.getChildText("body")!.split(" ");
+        assert.equal(got.attrs.from, from);
+        seen.get(from!)!.push(Number(i));
+      }
+      for (const [from, order] of seen) assert.deepEqual(order, Array.from({ length: 40 }, (_, i) => i), `in order from ${from}`);
+      peer.destroy();
+    });
+
     it("closes with host-unknown a stanza for a domain not served here, and improper-addressing one without 'from'", async () => {
       const peer = await authenticatedAsA();
       peer.send(xml("message", { from: "alice@a.test", to: "someone@elsewhere.test" }, xml("body", null, "x")));

@@ -14,6 +14,9 @@ import { NS_DIALBACK, NS_DIALBACK_FEATURE, dialbackKey, sameKey } from "./dialba
 import { certificateValidFor } from "./certs.js";
 import type { S2sContext } from "./context.js";
 
+/** Stanzas of one incoming stream handled at once (of different senders). */
+const MAX_IN_FLIGHT = 256;
+
 /** Available presences remembered per stream for the link-drop unavailables; more are not tracked. */
 const MAX_TRACKED_PRESENCES = 10_000;
 
@@ -262,7 +265,41 @@ export class InboundStream extends S2sStream {
     if (!this.pairs.has(`${from.domain} ${to.domain}`)) return this.close("invalid-from", `${from.domain} is not authenticated on this stream`);
     delete el.attrs.xmlns;
     if (el.name === "presence" && from.resource) this.trackPresence(el, el.attrs.from!, el.attrs.to!);
-    const r = this.ctx.router.fromRemote(el, from, to);
-    return isThenable(r) ? r : undefined;
+    return this.pipeline(el.attrs.from!, () => this.ctx.router.fromRemote(el, from, to));
   }
+
+  /**
+   * One stream carries every user of the peer's domain, so it is not handled one stanza at a time as a
+   * client stream is: stanzas of different senders are handled side by side (up to MAX_IN_FLIGHT), those
+   * of one sender in order (RFC 6120 §10.1). At the cap, the stream stops reading until one finishes.
+   */
+  private pipeline(sender: string, handle: () => unknown): Promise<void> | undefined {
+    const previous = this.chains.get(sender);
+    let done: Promise<unknown>;
+    if (previous) {
+      done = previous.then(handle);
+    } else {
+      const r = handle();
+      if (!isThenable(r)) return undefined;
+      done = Promise.resolve(r);
+    }
+    this.inFlight++;
+    const settled: Promise<void> = done.then(undefined, (err: unknown) => {
+      this.ctx.log.error({ err, stream: this.id, sender }, "s2s stanza handler failed");
+    }).then(() => {
+      this.inFlight--;
+      if (this.chains.get(sender) === settled) this.chains.delete(sender);
+      const wake = this.slotFreed;
+      this.slotFreed = null;
+      wake?.();
+    });
+    this.chains.set(sender, settled);
+    if (this.inFlight < MAX_IN_FLIGHT) return undefined;
+    return new Promise<void>((resolve) => { this.slotFreed = resolve; });
+  }
+
+  /** The last stanza handling of each sender still running. */
+  private readonly chains = new Map<string, Promise<void>>();
+  private inFlight = 0;
+  private slotFreed: (() => void) | null = null;
 }
