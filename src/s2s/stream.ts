@@ -204,7 +204,9 @@ export abstract class S2sStream {
       if (!this.headerSent) this.sendOwnHeader();
       this.writeRaw(streamError(error, text).toString());
       // The one line per refused or misbehaving peer: why, from where, claiming which domain.
-      this.ctx.log.warn({ stream: this.id, reason: error, text, ip: this.remoteAddress, domain: this.peerName }, "s2s stream closed with an error");
+      const fields = { stream: this.id, reason: error, text, ip: this.remoteAddress, domain: this.peerName };
+      if (error === "system-shutdown") this.ctx.log.debug(fields, "s2s stream closed for shutdown");
+      else this.ctx.log.warn(fields, "s2s stream closed with an error");
     }
     this.writeRaw("</stream:stream>");
     this.closed = true;
