@@ -70,7 +70,7 @@ export class InboundStream extends S2sStream {
     this.ctx.log.debug({ stream: this.id, peer: this.peerDomain, reason }, "s2s inbound stream closed");
     this.onClosed(this);
     // A stream the peer ended cleanly (e.g. closed for idleness) says nothing about its users; one that
-    // dropped or failed means their presence can no longer be updated (RFC 6121 §4.6.3's "gone" case).
+    // dropped or failed means no update of their presence can reach us any more: they are shown offline.
     if (!this.endedByPeer && reason !== "system-shutdown") this.presenceGone();
   }
 
