@@ -42,7 +42,7 @@ async function instance(domain: string): Promise<Instance> {
     `dataDir: ${dir}/data`,
     "log: { level: warn }",
     `c2s: { bind: 127.0.0.1, port: ${port}, directTlsPort: null, requireTls: false }`,
-    "s2s: { port: null }",
+    "s2s: { port: null, directTlsPort: null }",
     "http: { port: null }",
     "auth: { allowPlainInsecure: true }",
     "registration: { policy: open }",

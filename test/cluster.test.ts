@@ -62,7 +62,7 @@ async function startNode(name: string, storage: Record<string, unknown>, redisUr
     `dataDir: ${dir}/data`,
     "log: { level: warn }",
     `c2s: { bind: 127.0.0.1, port: ${c2sPort}, directTlsPort: null, requireTls: false }`,
-    "s2s: { port: null }",
+    "s2s: { port: null, directTlsPort: null }",
     opts.httpPort ? `http: { bind: 127.0.0.1, port: ${opts.httpPort} }` : "http: { port: null }",
     "auth: { allowPlainInsecure: true, maxFailures: 0 }",
     "limits: { maxConnectionsPerIp: 0, stanzasPerSecond: 0 }",

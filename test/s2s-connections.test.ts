@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { type RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
-import { ScriptedPeer, freePort } from "./helpers/s2s-peer.js";
+import { ScriptedPeer, freePort, federatedPair } from "./helpers/s2s-peer.js";
 import { startDnsServer } from "./helpers/dns-server.js";
 import { resolveServer } from "../src/s2s/resolve.js";
 import { dialbackKey } from "../src/s2s/dialback.js";
@@ -21,6 +21,11 @@ describe("s2s: where to connect (RFC 6120 §3.2)", () => {
       srv: {
         "_xmpp-server._tcp.srv.test": [{ target: "backup.srv.test", port: 5270, priority: 20 }, { target: "main.srv.test", port: 5269, priority: 10 }],
         "_xmpp-server._tcp.none.test": [{ target: ".", port: 0 }],
+        // XEP-0368: direct TLS and STARTTLS records of one domain, mixed by priority.
+        "_xmpps-server._tcp.mixed.test": [{ target: "tls.mixed.test", port: 5270, priority: 5 }, { target: "tls-backup.mixed.test", port: 5270, priority: 30 }],
+        "_xmpp-server._tcp.mixed.test": [{ target: "starttls.mixed.test", port: 5269, priority: 10 }],
+        "_xmpps-server._tcp.tlsonly.test": [{ target: "tls.tlsonly.test", port: 443, priority: 0 }],
+        "_xmpps-server._tcp.notls.test": [{ target: ".", port: 0 }],
       },
     });
   });
@@ -28,13 +33,24 @@ describe("s2s: where to connect (RFC 6120 §3.2)", () => {
   const servers = () => [`127.0.0.1:${dns.port}`];
 
   it("takes s2s.routes first, without asking DNS", async () => {
-    assert.deepEqual(await resolveServer("srv.test", { "srv.test": "127.0.0.9:6000" }, servers()), [{ host: "127.0.0.9", port: 6000 }]);
+    assert.deepEqual(await resolveServer("srv.test", { "srv.test": "127.0.0.9:6000" }, servers()), [{ host: "127.0.0.9", port: 6000, directTls: false }]);
+    assert.deepEqual(await resolveServer("srv.test", { "srv.test": "tls://127.0.0.9:6001" }, servers()), [{ host: "127.0.0.9", port: 6001, directTls: true }]);
   });
   it("orders SRV targets by priority (§3.2.1)", async () => {
-    assert.deepEqual(await resolveServer("srv.test", {}, servers()), [{ host: "main.srv.test", port: 5269 }, { host: "backup.srv.test", port: 5270 }]);
+    assert.deepEqual(await resolveServer("srv.test", {}, servers()), [{ host: "main.srv.test", port: 5269, directTls: false }, { host: "backup.srv.test", port: 5270, directTls: false }]);
   });
   it("falls back to the domain itself on port 5269 without SRV records (§3.2.2)", async () => {
-    assert.deepEqual(await resolveServer("plain.test", {}, servers()), [{ host: "plain.test", port: 5269 }]);
+    assert.deepEqual(await resolveServer("plain.test", {}, servers()), [{ host: "plain.test", port: 5269, directTls: false }]);
+    // A domain that says it offers no direct TLS still gets the STARTTLS fallback.
+    assert.deepEqual(await resolveServer("notls.test", {}, servers()), [{ host: "notls.test", port: 5269, directTls: false }]);
+  });
+  it("merges _xmpps-server (direct TLS) and _xmpp-server records in one priority order (XEP-0368 §3)", async () => {
+    assert.deepEqual(await resolveServer("mixed.test", {}, servers()), [
+      { host: "tls.mixed.test", port: 5270, directTls: true },
+      { host: "starttls.mixed.test", port: 5269, directTls: false },
+      { host: "tls-backup.mixed.test", port: 5270, directTls: true },
+    ]);
+    assert.deepEqual(await resolveServer("tlsonly.test", {}, servers()), [{ host: "tls.tlsonly.test", port: 443, directTls: true }]);
   });
   it("gives up on a domain whose SRV target is '.' (the service is not offered)", async () => {
     assert.deepEqual(await resolveServer("none.test", {}, servers()), []);
@@ -53,8 +69,8 @@ describe("s2s: the outgoing connection manager", function () {
     await new Promise<void>((r) => silent.listen(0, "127.0.0.8", () => r()));
     a = await startTestServer({
       hosts: ["a.test"],
-      limits: { maxConnectionsPerIp: 3 },
       s2s: {
+        maxStreamsPerIp: 3,
         bind: "127.0.0.2", port: 0, connectTimeoutSeconds: 1, maxQueuedStanzas: 2, deny: ["denied.test"],
         routes: { "silent.test": `127.0.0.8:${(silent.address() as net.AddressInfo).port}` },
       },
@@ -86,7 +102,7 @@ describe("s2s: the outgoing connection manager", function () {
     assert.deepEqual(a.server.s2s.outgoing(), [], "no new connection was opened");
   });
 
-  it("refuses more incoming streams from one address than limits.maxConnectionsPerIp", async () => {
+  it("refuses more incoming streams from one address than s2s.maxStreamsPerIp", async () => {
     const open = await Promise.all([1, 2, 3].map(() => ScriptedPeer.connect("127.0.0.2", a.server.ports.s2s!)));
     await Promise.all(open.map((p) => p.open("x.test", "a.test")));
     const fourth = await ScriptedPeer.connect("127.0.0.2", a.server.ports.s2s!);
@@ -114,13 +130,7 @@ describe("s2s: idle streams and keepalives", function () {
   let bob: RawClient;
 
   before(async () => {
-    const [aPort, bPort] = [await freePort("127.0.0.2"), await freePort("127.0.0.3")];
-    const routes = { "a.test": `127.0.0.2:${aPort}`, "b.test": `127.0.0.3:${bPort}` };
-    const s2s = { routes, idleTimeoutSeconds: 1, keepaliveSeconds: 1, dialbackSecret: "a secret shared by the test" };
-    [a, b] = await Promise.all([
-      startTestServer({ hosts: ["a.test"], s2s: { ...s2s, bind: "127.0.0.2", port: aPort } }),
-      startTestServer({ hosts: ["b.test"], s2s: { ...s2s, bind: "127.0.0.3", port: bPort } }),
-    ]);
+    [a, b] = await federatedPair(() => ({ s2s: { idleTimeoutSeconds: 1, keepaliveSeconds: 1, dialbackSecret: "a secret shared by the test" } }));
     [alice, bob] = await Promise.all([onlineUser(a, "alice"), onlineUser(b, "bob")]);
   });
   after(async () => {

@@ -45,8 +45,8 @@ describe("s2s: SASL EXTERNAL with a private CA (XEP-0178)", function () {
     assert.equal(got.attrs.from, alice.jid);
     bob.send(xml("message", { to: alice.jid, type: "chat" }, xml("body", null, "signed reply")));
     await alice.receive(isMessageWith("signed reply"), 8000);
-    assert.deepEqual(a.server.s2s.outgoing(), [{ local: "a.test", remote: "b.test", method: "external", ready: true }]);
-    assert.deepEqual(b.server.s2s.outgoing(), [{ local: "b.test", remote: "a.test", method: "external", ready: true }]);
+    assert.deepEqual(a.server.s2s.outgoing(), [{ local: "a.test", remote: "b.test", method: "external", ready: true, directTls: false }]);
+    assert.deepEqual(b.server.s2s.outgoing(), [{ local: "b.test", remote: "a.test", method: "external", ready: true, directTls: false }]);
     assert.deepEqual(b.server.s2s.incoming().map((s) => [s.peer, s.method, s.pairs]), [["a.test", "external", ["a.test b.test"]]]);
   });
 

@@ -81,7 +81,7 @@ function interop(c: InteropCase): void {
       romeo.send(xml("message", { to: alice.jid, type: "chat" }, xml("body", null, "hello hearth")));
       const back = await alice.receive(isMessageWith("hello hearth"), 15_000);
       assert.equal(back.attrs.from, romeo.jid);
-      assert.deepEqual(hearth.server.s2s.outgoing(), [{ local: "hearth.test", remote: c.domain, method: c.method, ready: true }]);
+      assert.deepEqual(hearth.server.s2s.outgoing(), [{ local: "hearth.test", remote: c.domain, method: c.method, ready: true, directTls: false }]);
       assert.deepEqual(hearth.server.s2s.incoming().map((s) => [s.peer, s.method, s.pairs]), [[c.domain, c.method, [`${c.domain} hearth.test`]]]);
     });
 

@@ -5,24 +5,9 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
-import { ScriptedPeer, freePort } from "./helpers/s2s-peer.js";
+import { ScriptedPeer, freePort, federatedPair, B_ADDR } from "./helpers/s2s-peer.js";
 import { xml, type Element } from "../src/xml/element.js";
 import { dialbackKey } from "../src/s2s/dialback.js";
-
-const A_ADDR = "127.0.0.2";
-const B_ADDR = "127.0.0.3";
-
-/** Two servers routed to each other; `extra` adds config to both. */
-export async function federatedPair(extra: (domain: string) => Record<string, unknown> = () => ({})): Promise<[TestServer, TestServer]> {
-  const [aPort, bPort] = [await freePort(A_ADDR), await freePort(B_ADDR)];
-  const routes = { "a.test": `${A_ADDR}:${aPort}`, "b.test": `${B_ADDR}:${bPort}` };
-  const config = (domain: string, addr: string, port: number) => ({
-    hosts: [domain],
-    s2s: { bind: addr, port, routes, connectTimeoutSeconds: 5, ...(extra(domain).s2s as object | undefined) },
-    ...Object.fromEntries(Object.entries(extra(domain)).filter(([k]) => k !== "s2s")),
-  });
-  return Promise.all([startTestServer(config("a.test", A_ADDR, aPort)), startTestServer(config("b.test", B_ADDR, bPort))]);
-}
 
 const message = (to: string, body: string, id?: string) => xml("message", { to, type: "chat", id }, xml("body", null, body));
 const isMessageWith = (body: string) => (el: Element) => el.name === "message" && el.getChildText("body") === body;
@@ -54,8 +39,8 @@ describe("s2s: two hearth servers over dialback", function () {
     assert.equal(back.attrs.from, bob.jid);
     assert.equal(back.attrs.xmlns, undefined, "no jabber:server namespace leaks into a client stream");
     // XEP-0220: neither self-signed certificate validates, so both directions used dialback.
-    assert.deepEqual(a.server.s2s.outgoing(), [{ local: "a.test", remote: "b.test", method: "dialback", ready: true }]);
-    assert.deepEqual(b.server.s2s.outgoing(), [{ local: "b.test", remote: "a.test", method: "dialback", ready: true }]);
+    assert.deepEqual(a.server.s2s.outgoing(), [{ local: "a.test", remote: "b.test", method: "dialback", ready: true, directTls: false }]);
+    assert.deepEqual(b.server.s2s.outgoing(), [{ local: "b.test", remote: "a.test", method: "dialback", ready: true, directTls: false }]);
     // Reused: a second message does not open another stream.
     alice.send(message("bob@b.test", "again"));
     await bob.receive(isMessageWith("again"));
@@ -154,6 +139,23 @@ describe("s2s: two hearth servers over dialback", function () {
       const peer = await authenticatedAsA();
       peer.send(xml("message", { from: "alice@a.test/x", to: "bob@b.test", type: "chat" }, xml("body", null, "genuine")));
       assert.equal((await bob.receive(isMessageWith("genuine"))).attrs.from, "alice@a.test/x");
+      peer.destroy();
+    });
+
+    it("keeps the order of each sender's stanzas while it handles several senders at once (RFC 6120 §10.1)", async () => {
+      const peer = await authenticatedAsA();
+      const senders = ["alice@a.test/one", "carol@a.test/two", "dave@a.test/three"];
+      for (let i = 0; i < 40; i++) {
+        for (const from of senders) peer.send(xml("message", { from, to: "bob@b.test", type: "chat" }, xml("body", null, `order ${from} ${i}`)));
+      }
+      const seen = new Map<string, number[]>(senders.map((s) => [s, []]));
+      for (let n = 0; n < 40 * senders.length; n++) {
+        const got = await bob.receive((el) => el.name === "message" && el.getChildText("body")?.startsWith("order ") === true, 8000);
+        const [, from, i] = got.getChildText("body")!.split(" ");
+        assert.equal(got.attrs.from, from);
+        seen.get(from!)!.push(Number(i));
+      }
+      for (const [from, order] of seen) assert.deepEqual(order, Array.from({ length: 40 }, (_, i) => i), `in order from ${from}`);
       peer.destroy();
     });
 

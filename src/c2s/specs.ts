@@ -4,7 +4,7 @@ import type { ModuleDefinition } from "../modules/module.js";
 export const streamLayer: ModuleDefinition<undefined> = {
   name: "core",
   xep: [
-    { spec: "RFC 6120", title: "XMPP Core", status: "complete", note: "c2s: STARTTLS, SASL, binding, stream errors, restricted XML; no s2s yet" },
+    { spec: "RFC 6120", title: "XMPP Core", status: "complete", note: "c2s and s2s: STARTTLS, SASL, binding, stream errors, restricted XML; federation with SRV resolution, dialback and SASL EXTERNAL" },
     { spec: "RFC 7395", title: "XMPP over WebSocket", status: "complete" },
     { spec: "RFC 7622", title: "XMPP Address Format", status: "complete" },
     { spec: "RFC 5802", title: "SCRAM (SCRAM-SHA-1)", status: "complete", note: "no channel binding (-PLUS)" },
@@ -13,7 +13,10 @@ export const streamLayer: ModuleDefinition<undefined> = {
     { spec: "XEP-0198", title: "Stream Management", version: "1.6.1", status: "complete", note: "acks both ways and resumption; the queue of a session is held on the node it lives on" },
     { spec: "XEP-0352", title: "Client State Indication", version: "1.0.0", status: "complete", note: "holds presence (latest per sender) and chat states while inactive" },
     { spec: "XEP-0199", title: "XMPP Ping", version: "2.0.1", status: "complete", note: "server pings idle clients" },
-    { spec: "XEP-0368", title: "SRV records for XMPP over TLS", version: "1.1.0", status: "complete", note: "direct TLS listener" },
+    { spec: "XEP-0368", title: "SRV records for XMPP over TLS", version: "1.1.0", status: "complete", note: "direct TLS listeners for clients and servers; outgoing s2s looks up _xmpps-server and _xmpp-server together" },
+    { spec: "XEP-0178", title: "Best Practices for Use of SASL EXTERNAL with Certificates", version: "1.2", status: "complete", note: "s2s, both directions" },
+    { spec: "XEP-0220", title: "Server Dialback", version: "1.1.1", status: "complete", note: "receiving, originating and authoritative roles; dialback errors; several domain pairs per stream" },
+    { spec: "XEP-0185", title: "Dialback Key Generation and Validation", version: "1.0", status: "complete", note: "HMAC-SHA256 keys from a secret shared by every node" },
   ],
   setup() {},
 };

@@ -12,6 +12,7 @@ import { SessionRegistry } from "../sessions/registry.js";
 import { tryParseJid } from "../jid/jid.js";
 import type { ModuleDefinition } from "../modules/module.js";
 import { SchemaOutdatedError, SchemaTooNewError } from "../storage/migrate.js";
+import { federationReport } from "../s2s/report.js";
 
 const USAGE = `Usage: hearth <command> [--config FILE] [options]
 
@@ -65,6 +66,9 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       case "check-config": {
         const c = config();
         out.write(JSON.stringify(c, null, 2) + "\n");
+        const federation = federationReport(c);
+        for (const line of federation.lines) out.write(line + "\n");
+        for (const w of federation.warnings) out.write(`warning: ${w}\n`);
         out.write("configuration OK\n");
         return 0;
       }

@@ -81,7 +81,8 @@ export interface Config {
   s2s: {
     bind: string;
     port: number | null;
-    /** domain → "host:port". */
+    directTlsPort: number | null;
+    /** domain → "host:port" (STARTTLS) or "tls://host:port" (direct TLS). */
     routes: Record<string, string>;
     requireTls: boolean;
     requireValidCertificates: boolean;
@@ -94,6 +95,11 @@ export interface Config {
     idleTimeoutSeconds: number;
     keepaliveSeconds: number;
     maxQueuedStanzas: number;
+    maxStanzaBytesPreAuth: number;
+    stanzasPerSecond: number;
+    stanzaBurst: number;
+    maxStreamsPerIp: number;
+    maxStreamsPerDomain: number;
   };
   cluster: { redisUrl: string | null; nodeId: string | null; heartbeatSeconds: number; deadAfterSeconds: number };
   modules: { disabled: string[]; [moduleName: string]: unknown };
@@ -430,6 +436,7 @@ function checkCombinations(config: Config): void {
     { key: "c2s.directTlsPort", bind: config.c2s.bind, port: config.c2s.directTlsPort },
     { key: "http.port", bind: config.http.bind, port: config.http.port },
     { key: "s2s.port", bind: config.s2s.bind, port: config.s2s.port },
+    { key: "s2s.directTlsPort", bind: config.s2s.bind, port: config.s2s.directTlsPort },
   ];
   for (const [i, a] of listeners.entries()) {
     for (const b of listeners.slice(i + 1)) {

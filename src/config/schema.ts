@@ -184,6 +184,14 @@ function hostPort(value: string): string | undefined {
   return value.trim();
 }
 
+/** An s2s route: "host:port" for STARTTLS, "tls://host:port" for direct TLS (XEP-0368). */
+function s2sRoute(value: string): string | undefined {
+  const trimmed = value.trim();
+  const direct = trimmed.startsWith("tls://");
+  const target = hostPort(direct ? trimmed.slice(6) : trimmed);
+  return target === undefined ? undefined : direct ? `tls://${target}` : target;
+}
+
 function redisUrl(value: string): string | undefined {
   const trimmed = value.trim();
   return /^rediss?:\/\/\S+$/.test(trimmed) ? trimmed : undefined;
@@ -579,17 +587,18 @@ export const schema: Section = {
         "Federation with other XMPP servers (server-to-server, RFC 6120). Peers authenticate with SASL EXTERNAL when their certificate validates (XEP-0178), else with Server Dialback (XEP-0220).",
       fields: {
         bind: bind("Address to listen on for server connections."),
-        port: port(5269, "Port for server connections (STARTTLS); without it federation is off."),
+        port: port(5269, "Port for server connections (STARTTLS); without it and directTlsPort federation is off."),
+        directTlsPort: port(5270, "Port for server connections with TLS from the first byte (XEP-0368, ALPN xmpp-server)."),
         routes: {
           kind: "map",
           default: {},
           keyExpect: "domain names",
           acceptKey: normalizeDomain,
-          valueExpect: '"host:port"',
-          acceptValue: hostPort,
-          example: ['example.org: "10.0.0.5:5269"', 'other.example: "xmpp.internal:5270"'],
+          valueExpect: '"host:port" (STARTTLS) or "tls://host:port" (direct TLS)',
+          acceptValue: s2sRoute,
+          example: ['example.org: "10.0.0.5:5269"', 'other.example: "tls://xmpp.internal:5270"'],
           description:
-            "Where to connect for a remote domain, tried before DNS (_xmpp-server._tcp SRV records, then the domain itself on port 5269, RFC 6120 §3.2).",
+            "Where to connect for a remote domain, tried before DNS (_xmpps-server._tcp and _xmpp-server._tcp SRV records, then the domain itself on port 5269, RFC 6120 §3.2, XEP-0368); a tls:// route speaks TLS from the first byte.",
         },
         requireTls: {
           kind: "boolean",
@@ -665,6 +674,42 @@ export const schema: Section = {
           default: 1000,
           description:
             "Stanzas held per remote domain while its connection is being set up; more bounce with resource-constraint.",
+        },
+        maxStanzaBytesPreAuth: {
+          kind: "integer",
+          min: 1024,
+          max: 16_777_216,
+          default: 16_384,
+          description:
+            "Largest element a server may send before it has authenticated (dialback, SASL); limits.maxStanzaBytes applies after. Bigger ends the stream with policy-violation.",
+        },
+        stanzasPerSecond: {
+          kind: "integer",
+          min: 0,
+          max: 10_000_000,
+          default: 500,
+          description: "Sustained stanzas per second accepted from one incoming server stream (token bucket; a faster peer is read more slowly, nothing is dropped); 0 = unlimited.",
+        },
+        stanzaBurst: {
+          kind: "integer",
+          min: 1,
+          max: 10_000_000,
+          default: 2000,
+          description: "Stanzas an incoming server stream may send in a burst above s2s.stanzasPerSecond.",
+        },
+        maxStreamsPerIp: {
+          kind: "integer",
+          min: 0,
+          max: 1_000_000,
+          default: 50,
+          description: "Most incoming server connections from one IP address (a large server sends from one address for many domains); more are refused with policy-violation; 0 = unlimited.",
+        },
+        maxStreamsPerDomain: {
+          kind: "integer",
+          min: 0,
+          max: 1_000_000,
+          default: 10,
+          description: "Most incoming server streams authenticated for one remote domain at a time; another is refused with policy-violation; 0 = unlimited.",
         },
       },
     },

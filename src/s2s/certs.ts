@@ -6,12 +6,16 @@ import tls from "node:tls";
 import { selectTlsMaterial, type TlsMaterial } from "../config/tls.js";
 import { ConfigError, type Config } from "../config/config.js";
 
+export const ALPN_XMPP_SERVER = "xmpp-server";
+
 export interface S2sTls {
   /**
    * The server side of STARTTLS over `raw`: our certificate by SNI, the peer's requested and checked.
    * (Through a tls.Server: a bare `new TLSSocket({ isServer })` never sets `authorized`.)
    */
   accept(raw: net.Socket, done: (secure: tls.TLSSocket | null) => void): void;
+  /** A listener for direct TLS (XEP-0368): the same certificates and peer checks, ALPN `xmpp-server`. */
+  directServer(onSecure: (secure: tls.TLSSocket) => void): tls.Server;
   /** Options for the client side, presenting the certificate of `local`. */
   client(local: string, remote: string): tls.ConnectionOptions;
 }
@@ -33,17 +37,24 @@ export async function buildS2sTls(config: Config, material: Map<string, TlsMater
     return c;
   };
   const materialFor = (domain: string) => selectTlsMaterial(material, domain) ?? fallback;
+  const serverOptions: tls.TlsOptions = {
+    key: fallback.key, cert: fallback.cert, ca, minVersion: "TLSv1.2",
+    requestCert: true,
+    rejectUnauthorized: false,
+    SNICallback(servername, cb) { cb(null, contextFor(materialFor(servername))); },
+  };
   return {
     accept(raw, done) {
-      const server = tls.createServer({
-        key: fallback.key, cert: fallback.cert, ca, minVersion: "TLSv1.2",
-        requestCert: true,
-        rejectUnauthorized: false,
-        SNICallback(servername, cb) { cb(null, contextFor(materialFor(servername))); },
-      });
+      const server = tls.createServer(serverOptions);
       server.once("secureConnection", (secure) => done(secure));
       server.once("tlsClientError", () => done(null));
       server.emit("connection", raw);
+    },
+    directServer(onSecure) {
+      // XEP-0368 §3: ALPN "xmpp-server"; a client offering only other protocols fails the handshake.
+      const server = tls.createServer({ ...serverOptions, ALPNProtocols: [ALPN_XMPP_SERVER], handshakeTimeout: config.limits.authTimeoutSeconds * 1000 }, onSecure);
+      server.on("tlsClientError", (_err, socket) => socket.destroy());
+      return server;
     },
     client(local, remote) {
       return { secureContext: contextFor(materialFor(local)), servername: remote, rejectUnauthorized: false };

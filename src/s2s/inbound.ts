@@ -8,10 +8,17 @@ import { xml, type Element } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 import { tryParseJid } from "../jid/jid.js";
 import { isThenable } from "../events/hooks.js";
+import { TokenBucket } from "../sessions/rate.js";
 import { S2sStream, STANZAS } from "./stream.js";
 import { NS_DIALBACK, NS_DIALBACK_FEATURE, dialbackKey, sameKey } from "./dialback.js";
 import { certificateValidFor } from "./certs.js";
 import type { S2sContext } from "./context.js";
+
+/** Stanzas of one incoming stream handled at once (of different senders). */
+const MAX_IN_FLIGHT = 256;
+
+/** Available presences remembered per stream for the link-drop unavailables; more are not tracked. */
+const MAX_TRACKED_PRESENCES = 10_000;
 
 export class InboundStream extends S2sStream {
   /** The domain the peer named in its header (`from`), when it did. */
@@ -24,13 +31,36 @@ export class InboundStream extends S2sStream {
   /** How the stream was authenticated first, for logs and tests. */
   method: "external" | "dialback" | null = null;
   private saslDone = false;
+  private readonly rate = new TokenBucket(this.ctx.config.s2s.stanzasPerSecond, this.ctx.config.s2s.stanzaBurst);
 
-  constructor(ctx: S2sContext, socket: net.Socket, private readonly onClosed: (s: InboundStream) => void) {
+  /** `directTls`: the socket is a TLS socket from the first byte (XEP-0368), so no STARTTLS is offered. */
+  constructor(ctx: S2sContext, socket: net.Socket, directTls: boolean, private readonly onClosed: (s: InboundStream) => void) {
     super(ctx, socket);
+    this.secure = this.directTls = directTls;
   }
 
   get peerName(): string | undefined { return this.peerDomain; }
   get authenticated(): boolean { return this.pairs.size > 0; }
+
+  /** Smaller until the peer has authenticated (s2s.maxStanzaBytesPreAuth). Read by the base constructor, before `pairs` exists. */
+  protected override get stanzaLimit(): number {
+    const s2s = this.ctx.config.s2s;
+    return (this.pairs?.size ?? 0) > 0 ? this.ctx.config.limits.maxStanzaBytes : Math.min(s2s.maxStanzaBytesPreAuth, this.ctx.config.limits.maxStanzaBytes);
+  }
+
+  protected override rateWait(ns: string | undefined, name: string): number {
+    return this.authenticated && ns === NS.server && STANZAS.has(name) ? this.rate.take() : 0;
+  }
+
+  /** Adds an authenticated pair, unless the peer's domain already has s2s.maxStreamsPerDomain other streams. */
+  private admit(peer: string, local: string): boolean {
+    const max = this.ctx.config.s2s.maxStreamsPerDomain;
+    const fromPeer = (s: InboundStream) => [...s.pairs].some((p) => p.startsWith(`${peer} `));
+    if (max > 0 && !fromPeer(this) && this.ctx.incomingStreams().filter(fromPeer).length >= max) return false;
+    this.pairs.add(`${peer} ${local}`);
+    this.parser.setMaxStanzaBytes(this.ctx.config.limits.maxStanzaBytes);
+    return true;
+  }
 
   protected sendOwnHeader(): void {
     this.sendHeader({ from: this.localDomain, id: randomBytes(8).toString("hex") });
@@ -39,6 +69,41 @@ export class InboundStream extends S2sStream {
   protected cleanup(reason: string): void {
     this.ctx.log.debug({ stream: this.id, peer: this.peerDomain, reason }, "s2s inbound stream closed");
     this.onClosed(this);
+    // A stream the peer ended cleanly (e.g. closed for idleness) says nothing about its users; one that
+    // dropped or failed means no update of their presence can reach us any more: they are shown offline.
+    if (!this.endedByPeer && reason !== "system-shutdown") this.presenceGone();
+  }
+
+  /** Remote full JID → the local JIDs it told it is available, so they can be told it is gone. */
+  private readonly available = new Map<string, Set<string>>();
+
+  private trackPresence(el: Element, from: string, to: string): void {
+    const type = el.attrs.type;
+    if (type === undefined) {
+      let tos = this.available.get(from);
+      if (!tos) {
+        if (this.available.size >= MAX_TRACKED_PRESENCES) return;
+        this.available.set(from, (tos = new Set()));
+      }
+      tos.add(to);
+    } else if (type === "unavailable") {
+      const tos = this.available.get(from);
+      tos?.delete(to);
+      if (tos?.size === 0) this.available.delete(from);
+    }
+  }
+
+  private presenceGone(): void {
+    for (const [from, tos] of this.available) {
+      const fromJid = tryParseJid(from);
+      for (const to of tos) {
+        const toJid = tryParseJid(to);
+        if (!fromJid || !toJid) continue;
+        const r = this.ctx.router.fromRemote(xml("presence", { from, to, type: "unavailable" }), fromJid, toJid);
+        if (isThenable(r)) r.then(undefined, (err: unknown) => this.ctx.log.error({ err, from, to }, "s2s link-drop presence failed"));
+      }
+    }
+    this.available.clear();
   }
 
   protected onStreamStart(attrs: Record<string, string>): void {
@@ -121,10 +186,10 @@ export class InboundStream extends S2sStream {
     if (text !== "" && text !== "=") authzid = Buffer.from(text, "base64").toString("utf8");
     // XEP-0178 §3 step 7: an authorization identity, when given, must be the domain of the certificate.
     if (!this.certificateValid() || (authzid !== "" && authzid !== this.peerDomain)) return fail("not-authorized");
+    if (!this.admit(this.peerDomain!, this.localDomain!)) return this.close("policy-violation", `too many streams from ${this.peerDomain}`);
     this.write(xml("success", { xmlns: NS.sasl }));
     this.saslDone = true;
     this.method ??= "external";
-    this.pairs.add(`${this.peerDomain} ${this.localDomain}`);
     this.ctx.log.info({ peer: this.peerDomain, local: this.localDomain, method: "external" }, "s2s inbound authenticated");
     this.restartStream();
   }
@@ -168,15 +233,18 @@ export class InboundStream extends S2sStream {
     void this.ctx.verifyKey(to, fromJid.domain, this.streamId, key).then((answer) => {
       if (this.closed) return;
       if (answer === "valid") {
+        if (!this.admit(fromJid.domain, to)) {
+          if (!this.authenticated) return this.close("policy-violation", `too many streams from ${fromJid.domain}`);
+          return error("policy-violation", `too many streams from ${fromJid.domain}`);
+        }
         this.method ??= "dialback";
-        this.pairs.add(`${fromJid.domain} ${to}`);
         this.ctx.log.info({ peer: fromJid.domain, local: to, method: "dialback" }, "s2s inbound authenticated");
         this.write(xml("db:result", { from: to, to: from, type: "valid" }));
       } else if (answer === "invalid") {
-        this.ctx.log.info({ peer: fromJid.domain, local: to, addr: this.remoteAddress }, "s2s dialback key refused");
         this.write(xml("db:result", { from: to, to: from, type: "invalid" }));
         // RFC 6120 §4.9.3.12 (not-authorized): no stanzas from a peer that failed to authenticate.
-        if (!this.authenticated) this.close("not-authorized", "dialback key refused");
+        if (!this.authenticated) return this.close("not-authorized", `the dialback key for ${fromJid.domain} is wrong`);
+        this.ctx.log.warn({ reason: "dialback key refused", ip: this.remoteAddress, domain: fromJid.domain, local: to }, "s2s peer refused");
       } else {
         error(answer);
       }
@@ -196,7 +264,42 @@ export class InboundStream extends S2sStream {
     // §4.9.3.10: the 'from' domain must be one this stream authenticated, for this 'to'.
     if (!this.pairs.has(`${from.domain} ${to.domain}`)) return this.close("invalid-from", `${from.domain} is not authenticated on this stream`);
     delete el.attrs.xmlns;
-    const r = this.ctx.router.fromRemote(el, from, to);
-    return isThenable(r) ? r : undefined;
+    if (el.name === "presence" && from.resource) this.trackPresence(el, el.attrs.from!, el.attrs.to!);
+    return this.pipeline(el.attrs.from!, () => this.ctx.router.fromRemote(el, from, to));
   }
+
+  /**
+   * One stream carries every user of the peer's domain, so it is not handled one stanza at a time as a
+   * client stream is: stanzas of different senders are handled side by side (up to MAX_IN_FLIGHT), those
+   * of one sender in order (RFC 6120 §10.1). At the cap, the stream stops reading until one finishes.
+   */
+  private pipeline(sender: string, handle: () => unknown): Promise<void> | undefined {
+    const previous = this.chains.get(sender);
+    let done: Promise<unknown>;
+    if (previous) {
+      done = previous.then(handle);
+    } else {
+      const r = handle();
+      if (!isThenable(r)) return undefined;
+      done = Promise.resolve(r);
+    }
+    this.inFlight++;
+    const settled: Promise<void> = done.then(undefined, (err: unknown) => {
+      this.ctx.log.error({ err, stream: this.id, sender }, "s2s stanza handler failed");
+    }).then(() => {
+      this.inFlight--;
+      if (this.chains.get(sender) === settled) this.chains.delete(sender);
+      const wake = this.slotFreed;
+      this.slotFreed = null;
+      wake?.();
+    });
+    this.chains.set(sender, settled);
+    if (this.inFlight < MAX_IN_FLIGHT) return undefined;
+    return new Promise<void>((resolve) => { this.slotFreed = resolve; });
+  }
+
+  /** The last stanza handling of each sender still running. */
+  private readonly chains = new Map<string, Promise<void>>();
+  private inFlight = 0;
+  private slotFreed: (() => void) | null = null;
 }

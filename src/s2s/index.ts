@@ -16,15 +16,17 @@ import { InboundStream } from "./inbound.js";
 import { OutboundStream, type DialbackAnswer } from "./outbound.js";
 import type { S2sContext } from "./context.js";
 
-export interface S2sStreamInfo { local: string; remote: string; method: "external" | "dialback" | null; ready: boolean }
+export interface S2sStreamInfo { local: string; remote: string; method: "external" | "dialback" | null; ready: boolean; directTls: boolean }
 
 export interface S2s {
-  /** The bound port, or null without a listener. */
+  /** The bound STARTTLS port, or null without that listener. */
   readonly port: number | null;
+  /** The bound direct TLS port (XEP-0368), or null without that listener. */
+  readonly directTlsPort: number | null;
   /** Outgoing streams, for operations and tests. */
   outgoing(): S2sStreamInfo[];
   /** Incoming streams with their authenticated domain pairs. */
-  incoming(): Array<{ peer: string | undefined; method: "external" | "dialback" | null; pairs: string[] }>;
+  incoming(): Array<{ peer: string | undefined; method: "external" | "dialback" | null; pairs: string[]; directTls: boolean }>;
   stop(): Promise<void>;
 }
 
@@ -34,7 +36,7 @@ export async function startS2s(deps: { config: Config; log: Logger; hooks: HookB
   const cfg = config.s2s;
   // Without a listener no peer could verify our dialback keys: federation is off, and the router's
   // fallback answers remote-server-not-found.
-  if (cfg.port === null) return { port: null, outgoing: () => [], incoming: () => [], stop: async () => {} };
+  if (cfg.port === null && cfg.directTlsPort === null) return { port: null, directTlsPort: null, outgoing: () => [], incoming: () => [], stop: async () => {} };
   const allow = new Set(cfg.allow);
   const deny = new Set(cfg.deny);
   const outgoing = new Map<string, OutboundStream>();
@@ -74,6 +76,7 @@ export async function startS2s(deps: { config: Config; log: Logger; hooks: HookB
     secret: await loadDialbackSecret(config),
     isServed: (domain) => hooks.of(domain) !== undefined,
     allowed: (domain) => !deny.has(domain) && (allow.size === 0 || allow.has(domain)),
+    incomingStreams: () => [...incoming],
     verifyKey: (local, remote, id, key): Promise<DialbackAnswer> => {
       const b = backedOff(`${local} ${remote}`);
       return b ? Promise.resolve(b.condition) : streamTo(local, remote).verify(id, key);
@@ -93,32 +96,41 @@ export async function startS2s(deps: { config: Config; log: Logger; hooks: HookB
   };
   const undoRoute = hooks.server.on("route/remote", routeRemote, PHASES.handle);
 
-  let server: net.Server | null = null;
-  if (cfg.port !== null) {
-    const perIp = new Map<string, number>();
-    const maxPerIp = config.limits.maxConnectionsPerIp;
-    server = net.createServer((socket) => {
-      socket.setNoDelay(true);
-      socket.setKeepAlive(true, 60_000);
-      const addr = socket.remoteAddress ?? "unknown";
-      const n = (perIp.get(addr) ?? 0) + 1;
-      perIp.set(addr, n);
-      const s = new InboundStream(ctx, socket, (closed) => {
-        incoming.delete(closed);
-        const m = (perIp.get(addr) ?? 1) - 1;
-        if (m <= 0) perIp.delete(addr); else perIp.set(addr, m);
-      });
-      incoming.add(s);
-      if (maxPerIp > 0 && n > maxPerIp) {
-        log.warn({ addr }, "s2s connection limit per address reached");
-        s.close("policy-violation", "too many connections from this address");
-      }
+  const perIp = new Map<string, number>();
+  const maxPerIp = cfg.maxStreamsPerIp;
+  /** Every accepted connection, STARTTLS or direct TLS, is counted against its address. */
+  const accept = (socket: net.Socket, directTls: boolean) => {
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    const addr = socket.remoteAddress ?? "unknown";
+    const n = (perIp.get(addr) ?? 0) + 1;
+    perIp.set(addr, n);
+    const s = new InboundStream(ctx, socket, directTls, (closed) => {
+      incoming.delete(closed);
+      const m = (perIp.get(addr) ?? 1) - 1;
+      if (m <= 0) perIp.delete(addr); else perIp.set(addr, m);
     });
-    const srv = server;
+    incoming.add(s);
+    if (maxPerIp > 0 && n > maxPerIp) s.close("policy-violation", `more than ${maxPerIp} connections from ${addr}`);
+  };
+  const listen = async (srv: net.Server, port: number) => {
     await new Promise<void>((resolve, reject) => {
       srv.once("error", reject);
-      srv.listen(cfg.port!, cfg.bind, () => { srv.off("error", reject); resolve(); });
+      srv.listen(port, cfg.bind, () => { srv.off("error", reject); resolve(); });
     });
+    return srv;
+  };
+  const servers: net.Server[] = [];
+  const portOf = (srv: net.Server | null) => (srv?.address() as AddressInfo | null)?.port ?? null;
+  let startTlsServer: net.Server | null = null;
+  let directTlsServer: net.Server | null = null;
+  try {
+    if (cfg.port !== null) servers.push((startTlsServer = await listen(net.createServer((socket) => accept(socket, false)), cfg.port)));
+    if (cfg.directTlsPort !== null) servers.push((directTlsServer = await listen(ctx.tls.directServer((socket) => accept(socket, true)), cfg.directTlsPort)));
+  } catch (err) {
+    undoRoute();
+    for (const srv of servers) srv.close();
+    throw err;
   }
 
   // One timer for every stream (DESIGN: no timer per idle connection): keepalives, idle and auth timeouts.
@@ -139,16 +151,18 @@ export async function startS2s(deps: { config: Config; log: Logger; hooks: HookB
   }, Math.max(250, Math.min(keepaliveMs, idleMs, authMs) / 4));
   sweep.unref();
 
-  const port = (server?.address() as AddressInfo | null)?.port ?? null;
-  log.info({ port, routes: Object.keys(cfg.routes) }, "s2s started");
+  const port = portOf(startTlsServer);
+  const directTlsPort = portOf(directTlsServer);
+  log.info({ port, directTlsPort, routes: Object.keys(cfg.routes) }, "s2s started");
   return {
     port,
-    outgoing: () => [...outgoing.values()].map((s) => ({ local: s.local, remote: s.remote, method: s.method, ready: s.ready })),
-    incoming: () => [...incoming].map((s) => ({ peer: s.peerDomain, method: s.method, pairs: [...s.pairs] })),
+    directTlsPort,
+    outgoing: () => [...outgoing.values()].map((s) => ({ local: s.local, remote: s.remote, method: s.method, ready: s.ready, directTls: s.directTls })),
+    incoming: () => [...incoming].map((s) => ({ peer: s.peerDomain, method: s.method, pairs: [...s.pairs], directTls: s.directTls })),
     async stop() {
       clearInterval(sweep);
       undoRoute();
-      const closing = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
+      const closing = Promise.all(servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
       for (const s of [...outgoing.values(), ...incoming]) s.close("system-shutdown");
       await Promise.race([closing, new Promise((r) => setTimeout(r, 2000))]);
     },

@@ -2,13 +2,13 @@
 // SASL EXTERNAL when offered (XEP-0178) or Server Dialback (XEP-0220). Stanzas wait in a bounded queue
 // until it is authenticated; dialback verifications for the remote domain ride on it as soon as TLS is up.
 import net from "node:net";
-import type tls from "node:tls";
+import tls from "node:tls";
 import { xml, type Element } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 import type { StanzaErrorCondition } from "../xml/stanza.js";
 import { S2sStream } from "./stream.js";
 import { NS_DIALBACK, NS_DIALBACK_FEATURE, dialbackKey } from "./dialback.js";
-import { certificateValidFor } from "./certs.js";
+import { ALPN_XMPP_SERVER, certificateValidFor } from "./certs.js";
 import { resolveServer, type ConnectTarget } from "./resolve.js";
 import type { S2sContext } from "./context.js";
 
@@ -70,10 +70,16 @@ export class OutboundStream extends S2sStream {
     }
     for (const t of targets) {
       if (this.closed) return;
-      const socket = await tryConnect(t.host, t.port);
+      const socket = t.directTls
+        ? await tryConnectTls({ ...this.ctx.tls.client(this.local, this.remote), host: t.host, port: t.port, ALPNProtocols: [ALPN_XMPP_SERVER] })
+        : await tryConnect(t.host, t.port);
       if (this.closed) { socket?.destroy(); return; }
       if (socket) {
         this.attach(socket);
+        if (t.directTls) {
+          this.secure = this.directTls = true;
+          this.peerCertValid = certificateValidFor(socket as tls.TLSSocket, this.remote);
+        }
         this.state = "negotiating";
         this.sendOwnHeader();
         return;
@@ -245,5 +251,15 @@ function tryConnect(host: string, port: number): Promise<net.Socket | null> {
     const onError = () => { s.destroy(); resolve(null); };
     s.once("error", onError);
     s.once("connect", () => { s.removeListener("error", onError); s.setNoDelay(true); resolve(s); });
+  });
+}
+
+/** XEP-0368: TLS from the first byte; resolves once the handshake is done, null when it fails. */
+function tryConnectTls(options: tls.ConnectionOptions): Promise<tls.TLSSocket | null> {
+  return new Promise((resolve) => {
+    const s = tls.connect(options);
+    const onError = () => { s.destroy(); resolve(null); };
+    s.once("error", onError);
+    s.once("secureConnect", () => { s.removeListener("error", onError); s.setNoDelay(true); resolve(s); });
   });
 }

@@ -19,6 +19,10 @@ export abstract class S2sStream {
   readonly id = randomBytes(6).toString("hex");
   closed = false;
   secure = false;
+  /** TLS from the first byte (XEP-0368) rather than STARTTLS. */
+  directTls = false;
+  /** The peer closed the stream with </stream:stream> (rather than the link dropping or an error). */
+  protected endedByPeer = false;
   readonly openedAt = Date.now();
   lastRead = Date.now();
   lastWrite = Date.now();
@@ -71,10 +75,16 @@ export abstract class S2sStream {
     return new StreamParser({
       onStreamStart: (name, attrs) => this.checkStreamStart(name, attrs),
       onStanza: (el) => this.enqueue(el),
-      onStreamEnd: () => this.close(),
+      onStreamEnd: () => { this.endedByPeer = true; this.close(); },
       onError: (err: XmlError) => this.close(err.condition === "bad-format" ? "not-well-formed" : err.condition, err.message),
-    }, { limits: { maxStanzaBytes: this.ctx.config.limits.maxStanzaBytes } });
+    }, { limits: { maxStanzaBytes: this.stanzaLimit } });
   }
+
+  /** The parser's stanza size limit for the stream's current state. */
+  protected get stanzaLimit(): number { return this.ctx.config.limits.maxStanzaBytes; }
+
+  /** How long to hold `name` back for the peer's rate limit (0: handle it now). */
+  protected rateWait(_ns: string | undefined, _name: string): number { return 0; }
 
   /** RFC 6120 §4.3.3: after TLS or SASL both sides start a new stream; the old parser state is discarded. */
   protected restartStream(): void {
@@ -104,6 +114,16 @@ export abstract class S2sStream {
 
   private process(el: Element): void {
     const [ns, name] = this.resolveName(el);
+    const wait = this.rateWait(ns, name);
+    if (wait > 0) {
+      // Over its rate: the peer is read more slowly (the queue fills and pauses the socket), nothing is dropped.
+      this.inputQueue = [];
+      setTimeout(() => {
+        this.inputQueue!.unshift(el);
+        this.drain();
+      }, wait);
+      return;
+    }
     let r: unknown;
     try {
       r = this.onElement(el, ns, name);
@@ -183,7 +203,10 @@ export abstract class S2sStream {
     if (error) {
       if (!this.headerSent) this.sendOwnHeader();
       this.writeRaw(streamError(error, text).toString());
-      this.ctx.log.info({ stream: this.id, peer: this.peerName, addr: this.remoteAddress, error, text }, "s2s stream error");
+      // The one line per refused or misbehaving peer: why, from where, claiming which domain.
+      const fields = { stream: this.id, reason: error, text, ip: this.remoteAddress, domain: this.peerName };
+      if (error === "system-shutdown") this.ctx.log.debug(fields, "s2s stream closed for shutdown");
+      else this.ctx.log.warn(fields, "s2s stream closed with an error");
     }
     this.writeRaw("</stream:stream>");
     this.closed = true;

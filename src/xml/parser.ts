@@ -219,7 +219,7 @@ function decodeReference(ref: string): string | null {
 export class StreamParser {
   private readonly handler: ParserHandler;
   private readonly framed: boolean;
-  private readonly maxStanzaBytes: number;
+  private maxStanzaBytes: number;
   private readonly maxDepth: number;
   private readonly maxAttributes: number;
   private readonly maxNameLength: number;
@@ -330,6 +330,11 @@ export class StreamParser {
     } finally {
       this.writing = false;
     }
+  }
+
+  /** Raises or lowers the stanza size limit from the next element on (s2s: larger once the peer authenticated). */
+  setMaxStanzaBytes(bytes: number): void {
+    this.maxStanzaBytes = bytes;
   }
 
   /** RFC 6120 §4.3.3: after STARTTLS or SASL success both sides start a new stream over the same connection. */

@@ -248,7 +248,7 @@ export class AccountPool {
     const regWorker = async () => {
       while (next < users.length && !ctx.signal.aborted) {
         const u = users[next++]!;
-        const c = ctx.clients.open(ctx.target);
+        const c = ctx.clients.open(ctx.targetFor(u));
         try {
           const r = await c.register(userName(u), USER_PASSWORD, ctx.opts.opTimeoutMs);
           if (r === 'created') this.created++;

@@ -198,7 +198,8 @@ export function hearthConfigYaml(o: { domain: string; dataDir: string; port: num
     `dataDir: ${JSON.stringify(o.dataDir)}`,
     `log: { level: ${o.logLevel} }`,
     `c2s: { bind: 127.0.0.1, port: ${o.port}, directTlsPort: null, requireTls: false }`,
-    "s2s: { port: null }",
+    // federation off unless the caller configures it (the s2s scenario)
+    ...(o.extra?.some((l) => l.startsWith('s2s:')) ? [] : ["s2s: { port: null, directTlsPort: null }"]),
     `http: { port: null }`,
     // maxFailures 0: no per-address lockout after failed logins (the whole run comes from 127.0.0.1)
     `auth: { allowPlainInsecure: true, maxFailures: 0 }`,

@@ -4,6 +4,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { StreamParser } from "../../src/xml/parser.js";
 import { xml, type Element } from "../../src/xml/element.js";
+import { startTestServer, type TestServer } from "./server.js";
 
 export function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -14,6 +15,50 @@ export function freePort(host: string): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+export const A_ADDR = "127.0.0.2";
+export const B_ADDR = "127.0.0.3";
+
+/**
+ * a.test on 127.0.0.2 and b.test on 127.0.0.3, routed to each other through s2s.routes; `extra` adds config
+ * per domain. With `directTls` each listens on s2s.directTlsPort only and the routes are tls:// (XEP-0368).
+ */
+export async function federatedPair(extra: (domain: string) => Record<string, unknown> = () => ({}), opts: { directTls?: boolean } = {}): Promise<[TestServer, TestServer]> {
+  const [aPort, bPort] = [await freePort(A_ADDR), await freePort(B_ADDR)];
+  const scheme = opts.directTls ? "tls://" : "";
+  const routes: Record<string, string> = { "a.test": `${scheme}${A_ADDR}:${aPort}`, "b.test": `${scheme}${B_ADDR}:${bPort}` };
+  // The MUC services (conference.<host>) are reached at the same listeners, as their SRV records would say.
+  routes["conference.a.test"] = routes["a.test"]!;
+  routes["conference.b.test"] = routes["b.test"]!;
+  const config = (domain: string, addr: string, port: number) => {
+    const { s2s, ...rest } = extra(domain) as { s2s?: object };
+    const listener = opts.directTls ? { port: null, directTlsPort: port } : { port };
+    return { hosts: [domain], ...rest, s2s: { bind: addr, ...listener, routes, connectTimeoutSeconds: 5, ...s2s } };
+  };
+  return Promise.all([startTestServer(config("a.test", A_ADDR, aPort)), startTestServer(config("b.test", B_ADDR, bPort))]);
+}
+
+/** A TCP relay to `target` that a test can cut (both sides destroyed at once, no stream end): a dropped link. */
+export async function cuttableLink(host: string, target: { host: string; port: number }): Promise<{ port: number; cut(): void; stop(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const srv = net.createServer((inbound) => {
+    const outbound = net.connect(target.port, target.host);
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.on("error", () => { inbound.destroy(); outbound.destroy(); });
+      s.on("close", () => { sockets.delete(s); inbound.destroy(); outbound.destroy(); });
+    }
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+  });
+  await new Promise<void>((r) => srv.listen(0, host, () => r()));
+  const cut = () => { for (const s of sockets) s.destroy(); };
+  return {
+    port: (srv.address() as net.AddressInfo).port,
+    cut,
+    stop: () => { cut(); return new Promise<void>((r) => srv.close(() => r())); },
+  };
 }
 
 /** A server stream we drive by hand, as an initiating server would. */
@@ -41,6 +86,17 @@ export class ScriptedPeer {
       const peer = new ScriptedPeer(s);
     });
   }
+
+  /** A direct TLS connection (XEP-0368) offering ALPN `alpn`; the negotiated protocol is in `alpnProtocol`. */
+  static connectTls(host: string, port: number, servername: string, alpn: string[] = ["xmpp-server"]): Promise<ScriptedPeer> {
+    return new Promise((resolve, reject) => {
+      const s = tls.connect({ host, port, servername, ALPNProtocols: alpn, rejectUnauthorized: false }, () => resolve(peer));
+      s.once("error", reject);
+      const peer = new ScriptedPeer(s);
+    });
+  }
+
+  get alpnProtocol(): string | false | null { return this.socket instanceof tls.TLSSocket ? this.socket.alpnProtocol : null; }
 
   private onData(d: Buffer): void {
     this.raw += d.toString("utf8");

@@ -70,7 +70,7 @@ export async function startTestServer(
     log: { level: "silent" },
     c2s: { bind: "127.0.0.1", port: 0, directTlsPort: 0, requireTls: false },
     http: { bind: "127.0.0.1", port: 0 },
-    s2s: { bind: "127.0.0.1", port: null },
+    s2s: { bind: "127.0.0.1", port: null, directTlsPort: null },
     // No growing wait after failed logins (the throttle tests set it): suites share accounts and addresses.
     auth: { scramIterations: 4096, allowPlainInsecure: true, failureDelayMs: 0 },
     registration: { policy: "open" },

@@ -12,7 +12,7 @@ import { CpuWindow, Latency, nowUs } from '../stats.js';
 import { attr } from '../xml-lite.js';
 import type { XmppClient } from '../client.js';
 
-interface ChatParams {
+export interface ChatParams {
   pairs: number;
   /** closed loop: messages in flight per client (0 = open loop) */
   window: number;
@@ -50,7 +50,7 @@ export async function chatlight(ctx: BenchContext): Promise<ScenarioResult> {
   });
 }
 
-async function runChat(ctx: BenchContext, name: string, p: ChatParams): Promise<ScenarioResult> {
+export async function runChat(ctx: BenchContext, name: string, p: ChatParams): Promise<ScenarioResult> {
   const open = p.window === 0;
   if (p.pairs < 1) throw new Error(`${name}: need at least one pair`);
   if (open ? p.rate <= 0 : p.window < 1) throw new Error(`${name}: rate / window must be > 0`);
@@ -62,8 +62,8 @@ async function runChat(ctx: BenchContext, name: string, p: ChatParams): Promise<
   const lr = await ctx.loginMany(users, 100);
   if (lr.failed > 0) throw new Error(`${lr.failed} of ${nc} logins failed; first: ${lr.firstError}`);
   const clients: XmppClient[] = lr.clients;
-  const domain = ctx.target.domain;
-  const toJid = users.map((_, i) => `user${(i ^ 1) + 1}@${domain}`);
+  // the partner's domain: the same one, except across a federated link (the s2s scenario)
+  const toJid = users.map((_, i) => `user${(i ^ 1) + 1}@${ctx.targetFor((i ^ 1) + 1).domain}`);
   const head = toJid.map((j) => `<message to='${j}' type='chat' id='`);
 
   const lat = new Latency();
