@@ -60,6 +60,8 @@ export interface Config {
     scramIterations: number;
     mechanisms: string[];
     allowPlainInsecure: boolean;
+    sasl2: boolean;
+    fastTokenTtlSeconds: number;
     maxFailures: number;
     maxFailuresPerAccount: number;
     failureWindowSeconds: number;

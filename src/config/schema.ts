@@ -434,6 +434,20 @@ export const schema: Section = {
           default: false,
           description: "Offer PLAIN on connections without TLS (never do this outside tests).",
         },
+        sasl2: {
+          kind: "boolean",
+          default: true,
+          description:
+            "Offer SASL2 (XEP-0388) with Bind2 (XEP-0386) beside RFC 6120 SASL: login, resource binding, stream management, carbons and client state in one round trip.",
+        },
+        fastTokenTtlSeconds: {
+          kind: "integer",
+          min: 0,
+          max: 31_536_000,
+          default: 2_592_000,
+          description:
+            "Lifetime of a FAST token (XEP-0484, HT-SHA-256-NONE over SASL2); 0 = FAST is not offered. Tokens are stored hashed, one per account and user agent, and revoked by a password change.",
+        },
         maxFailures: {
           kind: "integer",
           min: 0,

@@ -2,7 +2,7 @@
 // feature modules it translates to (blocking, conversations, retraction), and the lookups over the
 // timeline that requests and pushes need.
 import type { ModuleApi, ServiceMap } from "../modules/module.js";
-import type { KeyValueStore, TimelineEntry } from "../storage/types.js";
+import type { TimelineEntry } from "../storage/types.js";
 import type { Logger } from "../log.js";
 import type { MobileOptions } from "./options.js";
 import type { Message } from "./schema.js";
@@ -21,8 +21,6 @@ export interface MobileContext {
    * key: acks are written without waiting, and the last one written must be the one the next login reads.
    */
   readonly devices: OrderedKeyValue;
-  /** Per user: "<sha-256 of the token>" → TokenRecord. */
-  readonly tokens: KeyValueStore;
   readonly blocking: ServiceMap["blocking"];
   readonly conversations: ServiceMap["conversations"];
   readonly retraction: ServiceMap["retraction"];

@@ -41,7 +41,6 @@ export const mobileModule = defineModule<MobileOptions>({
       opts,
       log: api.log,
       devices: new OrderedKeyValue(api.openStore("devices")),
-      tokens: api.openStore("tokens"),
       blocking: api.use("blocking"),
       conversations: api.use("conversations"),
       retraction: api.use("retraction"),
