@@ -14,6 +14,9 @@ export const streamLayer: ModuleDefinition<undefined> = {
     { spec: "XEP-0352", title: "Client State Indication", version: "1.0.0", status: "complete", note: "holds presence (latest per sender) and chat states while inactive" },
     { spec: "XEP-0199", title: "XMPP Ping", version: "2.0.1", status: "complete", note: "server pings idle clients" },
     { spec: "XEP-0368", title: "SRV records for XMPP over TLS", version: "1.1.0", status: "complete", note: "direct TLS listener" },
+    { spec: "XEP-0388", title: "Extensible SASL Profile", version: "1.0.4", status: "partial", note: "SCRAM-SHA-1/256, PLAIN and HT-SHA-256-NONE; user agents recorded; no <continue/> tasks (2FA), no inline SM resumption" },
+    { spec: "XEP-0386", title: "Bind 2", version: "1.0.1", status: "complete", note: "inline stream management, client state and module features (carbons); no MAM catch-up metadata" },
+    { spec: "XEP-0484", title: "Fast Authentication Streamlining Tokens", version: "0.2.0", status: "partial", note: "HT-SHA-256-NONE (no -ENDP/-EXPR); stored hashed per account and user agent, rotation, count, invalidate; revoked by a password change" },
   ],
   setup() {},
 };
