@@ -42,7 +42,7 @@ const TAG = /^[\p{L}\p{N}._-]{1,32}$/u;
 
 /** The `<authentication/>` stream feature with its inline features. */
 export function sasl2Feature(ctx: C2sContext, stream: Sasl2Stream): Element {
-  const mechs = streamMechanisms(ctx.config.auth, stream.secure);
+  const mechs = streamMechanisms(ctx.config.auth, stream);
   const bindFeatures = [NS_SM, NS_CSI, ...ctx.hooks.runFold(stream.host, "bind2-features", [], { session: stream })];
   const inline = xml("inline", null,
     xml("bind", { xmlns: NS_BIND2 }, xml("inline", null, ...bindFeatures.map((v) => xml("feature", { var: v })))),

@@ -7,6 +7,9 @@ import { StreamParser, parseFramedElement, type XmlError } from "../xml/parser.j
 import { errorReply, iqPayload, reply, streamError, type StreamErrorCondition } from "../xml/stanza.js";
 import { jid as makeJid, resourceprep, nodeprep, type Jid } from "../jid/jid.js";
 import { SaslAttempt, streamMechanisms } from "./sasl/attempt.js";
+import { channelBindingFeature, tlsChannelBinding } from "./sasl/channel-binding.js";
+import type { ChannelBinding } from "./sasl/index.js";
+import type { TLSSocket } from "node:tls";
 import { TokenBucket } from "../sessions/rate.js";
 import { Backpressure } from "../sessions/backpressure.js";
 import { SessionState, type DeliveryMeta, type Session, type Transport } from "../sessions/session.js";
@@ -25,6 +28,8 @@ export interface StreamTransport {
   readonly framed: boolean;
   readonly remoteAddress: string;
   readonly secure: boolean;
+  /** The TLS connection this process terminates (direct TLS, STARTTLS), for channel binding; else null. */
+  readonly tlsSocket?: TLSSocket | null;
   /** TCP only: switches the connection to TLS (RFC 6120 §5) after `<proceed/>` was written. */
   readonly canStartTls: boolean;
   startTls?(): void;
@@ -87,6 +92,12 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
   get remoteAddress(): string { return this.transport.remoteAddress; }
   get secure(): boolean { return this.transport.secure; }
   get isAuthenticated(): boolean { return this.authenticated; }
+
+  /** SCRAM-*-PLUS (RFC 5802 §6): the TLS channel under this stream, when it can bind. */
+  get channel(): ChannelBinding | null {
+    const socket = this.ctx.config.auth.channelBinding ? this.transport.tlsSocket : null;
+    return socket ? tlsChannelBinding(socket) : null;
+  }
 
   private newParser(): StreamParser {
     return new StreamParser({
@@ -335,8 +346,10 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
         features.cnode(xml("starttls", { xmlns: NS.tls }, cfg.c2s.requireTls ? xml("required") : null));
       }
       if (!(tlsPending && cfg.c2s.requireTls)) {
-        const mechs = streamMechanisms(cfg.auth, this.secure);
+        const mechs = streamMechanisms(cfg.auth, this);
         features.cnode(xml("mechanisms", { xmlns: NS.sasl }, ...mechs.map((m) => xml("mechanism", null, m))));
+        const channel = this.channel;
+        if (channel) features.cnode(channelBindingFeature(channel));
         if (cfg.auth.sasl2) features.cnode(sasl2Feature(this.ctx, this));
         for (const f of this.ctx.hooks.runFold(this.host, "stream-features", [], { session: this, authenticated: false })) features.cnode(f);
       }

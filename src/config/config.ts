@@ -61,6 +61,7 @@ export interface Config {
     mechanisms: string[];
     allowPlainInsecure: boolean;
     sasl2: boolean;
+    channelBinding: boolean;
     fastTokenTtlSeconds: number;
     maxFailures: number;
     maxFailuresPerAccount: number;

@@ -6,6 +6,8 @@ import type { LoginService, LoginThrottled } from "../../auth/login.js";
 import type { Config } from "../../config/config.js";
 import { createMechanism, offeredMechanisms, SaslError, type SaslCondition, type SaslMechanism } from "./index.js";
 import { HtMechanism, HT_SHA_256_NONE, type TokenCheck } from "./ht.js";
+import { downgradeProtectionInput } from "./channel-binding.js";
+import type { ChannelBinding } from "./scram.js";
 
 export interface SaslFailure { kind: "failure"; condition: SaslCondition; text?: string }
 export type SaslOutcome = { kind: "challenge"; data: Buffer } | { kind: "success"; user: string; data?: Buffer } | SaslFailure;
@@ -14,11 +16,13 @@ export interface AttemptStream {
   readonly remoteAddress: string;
   readonly host: string;
   readonly secure: boolean;
+  /** The TLS channel when it can bind and auth.channelBinding is on (SCRAM-*-PLUS). */
+  readonly channel: ChannelBinding | null;
 }
 
 /** The password mechanisms this stream offers (the same list for SASL and SASL2). */
-export function streamMechanisms(auth: Config["auth"], secure: boolean): string[] {
-  return offeredMechanisms({ secure, allowPlainInsecure: auth.allowPlainInsecure, enabled: auth.mechanisms });
+export function streamMechanisms(auth: Config["auth"], stream: Pick<AttemptStream, "secure" | "channel">): string[] {
+  return offeredMechanisms({ secure: stream.secure, allowPlainInsecure: auth.allowPlainInsecure, enabled: auth.mechanisms, channel: stream.channel });
 }
 
 export class SaslAttempt {
@@ -42,13 +46,15 @@ export class SaslAttempt {
       attempt = new SaslAttempt(new HtMechanism(tokens((user) => { attempt.tried = user; })), login, stream);
       return attempt;
     }
-    if (!streamMechanisms(auth, stream.secure).includes(mech)) {
+    const offered = streamMechanisms(auth, stream);
+    if (!offered.includes(mech)) {
       return { kind: "failure", condition: mech === "PLAIN" && !stream.secure ? "encryption-required" : "invalid-mechanism" };
     }
     try {
       const lookup = login.saslLookup(stream.remoteAddress, stream.host, (user) => { attempt.tried = user; });
       attempt = new SaslAttempt(createMechanism(mech, lookup, {
         secure: stream.secure, allowPlainInsecure: auth.allowPlainInsecure, enabled: auth.mechanisms, unknownUserIterations: auth.scramIterations,
+        channel: stream.channel, downgradeProtection: downgradeProtectionInput(offered, stream.channel),
       }), login, stream);
       return attempt;
     } catch (err) {
