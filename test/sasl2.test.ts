@@ -2,7 +2,7 @@
 // stream management and carbons in one exchange, and a password-less token login on the next connection.
 import assert from "node:assert/strict";
 import { startTestServer, type TestServer } from "./helpers/server.js";
-import { onlineUser } from "./helpers/raw-client.js";
+import { RawClient, onlineUser } from "./helpers/raw-client.js";
 import { xml } from "../src/xml/element.js";
 import { BIND2, CARBONS, SASL2, jsClient, rawTokenLogin, stanza, type Token } from "./helpers/sasl2-client.js";
 
@@ -55,6 +55,28 @@ describe("SASL2, Bind2 and FAST", function () {
       await xmpp.stop().catch(() => {});
       juliet.close();
       other.close();
+    }
+  });
+
+  it("answers malformed SASL2 input with the standard failure, and ends the stream after three", async () => {
+    const c = await RawClient.connect(ts);
+    try {
+      await c.open();
+      const failure = async (el: ReturnType<typeof xml>, condition: string) => {
+        c.send(el);
+        const answer = await c.receive((e) => e.attrs.xmlns === SASL2);
+        assert.equal(answer.name, "failure");
+        assert.ok(answer.getChild(condition), `${condition} expected, got ${answer.toString()}`);
+      };
+      await failure(xml("authenticate", { xmlns: SASL2, mechanism: "SCRAM-SHA-256" }, xml("initial-response", null, "not base64!")), "incorrect-encoding");
+      await failure(xml("authenticate", { xmlns: SASL2, mechanism: "X-UNKNOWN" }), "invalid-mechanism");
+      // FAST without a user agent to bind the token to.
+      c.send(xml("authenticate", { xmlns: SASL2, mechanism: "HT-SHA-256-NONE" }, xml("initial-response", null, Buffer.from("a\0b").toString("base64"))));
+      assert.ok((await c.receive((e) => e.attrs.xmlns === SASL2)).getChild("malformed-request"));
+      const end = await c.closed();
+      assert.equal(end?.getChild("policy-violation")?.name, "policy-violation");
+    } finally {
+      c.close();
     }
   });
 
