@@ -65,6 +65,14 @@ export const carbons = defineModule({
     };
     api.onIq("set", "self", NS_CARBONS, "enable", toggle(true));
     api.onIq("set", "self", NS_CARBONS, "disable", toggle(false));
+    // XEP-0280 §4 inline in a Bind2 login (XEP-0386 §2.3): the new session starts with carbons on.
+    api.fold("bind2-features", (acc) => [...acc, NS_CARBONS]);
+    api.on("bind2-inline", ({ session, element }) => {
+      if (element.attrs.xmlns !== NS_CARBONS || element.name !== "enable") return false;
+      session.data.set(ENABLED, true);
+      api.sessions.changed(session);
+      return true;
+    });
 
     /**
      * A copy for one carbons-enabled session: from the user's bare JID (§8.1, §9.1; the one address a client

@@ -95,6 +95,8 @@ export class AccountService {
     const user = this.prepareUsername(username);
     const creds = await this.credentials(password);
     if (!(await this.store.accounts.setCredentials(host, user, creds))) throw new AccountError("not-found", `no account ${user}@${host}`);
+    // XEP-0484 §6: a password change invalidates the tokens issued under the old one (of every protocol).
+    await this.login.tokens.revokeAll(`${user}@${host}`);
   }
 
   /** Removes the account and all it owns, and closes its sessions (XEP-0077 §3.2: `not-authorized` stream end is the client's cue). */
@@ -105,6 +107,7 @@ export class AccountService {
     this.removals++;
     this.known.delete(`${user}@${host}`);
     if (!deleted) throw new AccountError("not-found", `no account ${user}@${host}`);
+    await this.login.tokens.revokeAll(`${user}@${host}`);
     for (const s of this.sessions.resources(`${user}@${host}`)) s.close("not-authorized", "the account was removed");
     await this.hooks.notify(host, "account-deleted", { host, username: user });
   }

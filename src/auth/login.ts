@@ -7,6 +7,7 @@ import type { Account, Store } from "../storage/types.js";
 import type { Config } from "../config/config.js";
 import { AuthThrottle } from "./throttle.js";
 import { NetworkList } from "./networks.js";
+import { TokenStore } from "./tokens.js";
 
 /** The attempt was refused by the throttle; the client may try again after `retryAfterMs`. */
 export class LoginThrottled extends Error {
@@ -17,11 +18,16 @@ export class LoginThrottled extends Error {
 }
 
 export class LoginService {
+  /** Every login token of every protocol (mobile device tokens, FAST tokens). */
+  readonly tokens: TokenStore;
+
   constructor(
     private readonly store: Store,
     private readonly throttle: AuthThrottle,
     private readonly opts: { unknownUserIterations: number },
-  ) {}
+  ) {
+    this.tokens = new TokenStore(store);
+  }
 
   /** Throws LoginThrottled when the address is refused as a whole (before any account is named). */
   admitAddress(address: string): void {

@@ -28,6 +28,7 @@ class SocketTransport implements StreamTransport {
 
   get remoteAddress(): string { return this.socket.remoteAddress ?? "unknown"; }
   get canStartTls(): boolean { return !this.secure && this.tlsOptions !== null; }
+  get tlsSocket(): tls.TLSSocket | null { return this.socket instanceof tls.TLSSocket ? this.socket : null; }
 
   attach(session: C2sSession): void {
     this.session = session;

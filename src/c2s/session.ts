@@ -6,17 +6,20 @@ import { NS } from "../xml/ns.js";
 import { StreamParser, parseFramedElement, type XmlError } from "../xml/parser.js";
 import { errorReply, iqPayload, reply, streamError, type StreamErrorCondition } from "../xml/stanza.js";
 import { jid as makeJid, resourceprep, nodeprep, type Jid } from "../jid/jid.js";
-import { createMechanism, offeredMechanisms, SaslError, type SaslMechanism } from "./sasl/index.js";
+import { SaslAttempt, streamMechanisms } from "./sasl/attempt.js";
+import { channelBindingFeature, tlsChannelBinding } from "./sasl/channel-binding.js";
+import type { ChannelBinding } from "./sasl/index.js";
+import type { TLSSocket } from "node:tls";
 import { TokenBucket } from "../sessions/rate.js";
 import { Backpressure } from "../sessions/backpressure.js";
 import { SessionState, type DeliveryMeta, type Session, type Transport } from "../sessions/session.js";
 import { claimResource } from "../sessions/bind.js";
-import type { LoginThrottled } from "../auth/login.js";
 import type { C2sContext } from "./context.js";
 import { randomBytes } from "node:crypto";
 import { contain } from "../log.js";
 import { NS_SM, MAX_UNACKED, StreamManagement, handledCountTooHigh, materialize, parseH, resumeRegistry, smFailed, type QueuedStanza } from "./sm.js";
 import { NS_CSI, MAX_HELD, InactiveBuffer, isUrgent } from "./csi.js";
+import { NS_SASL2, Sasl2Negotiation, sasl2Feature, type Sasl2Stream } from "./sasl2.js";
 
 /** What a session needs from the connection under it. */
 export interface StreamTransport {
@@ -25,6 +28,8 @@ export interface StreamTransport {
   readonly framed: boolean;
   readonly remoteAddress: string;
   readonly secure: boolean;
+  /** The TLS connection this process terminates (direct TLS, STARTTLS), for channel binding; else null. */
+  readonly tlsSocket?: TLSSocket | null;
   /** TCP only: switches the connection to TLS (RFC 6120 §5) after `<proceed/>` was written. */
   readonly canStartTls: boolean;
   startTls?(): void;
@@ -40,7 +45,7 @@ type State = "header" | "open" | "closed";
 const STANZAS = new Set(["message", "presence", "iq"]);
 const MAX_SASL_FAILURES_PER_STREAM = 3;
 
-export class C2sSession extends SessionState implements Session {
+export class C2sSession extends SessionState implements Session, Sasl2Stream {
   host: string;
 
   readonly openedAt = Date.now();
@@ -51,9 +56,8 @@ export class C2sSession extends SessionState implements Session {
   private headerSent = false;
   private authenticated = false;
   private parser: StreamParser;
-  private sasl: SaslMechanism | null = null;
+  private sasl: SaslAttempt | null = null;
   private saslFailures = 0;
-  private saslUser: string | null = null;
   private queue: Element[] | null = null;
   private busy = false;
   private readonly backpressure = new Backpressure(() => this.transport);
@@ -73,6 +77,8 @@ export class C2sSession extends SessionState implements Session {
   private resumedInto: C2sSession | null = null;
   /** XEP-0352: held output while the client is inactive; null while it is active. */
   private inactive: InactiveBuffer | null = null;
+  /** XEP-0388, from the client's first `<authenticate/>` until it authenticated. */
+  private sasl2: Sasl2Negotiation | null = null;
 
   constructor(private readonly ctx: C2sContext, private transport: StreamTransport) {
     super();
@@ -86,6 +92,12 @@ export class C2sSession extends SessionState implements Session {
   get remoteAddress(): string { return this.transport.remoteAddress; }
   get secure(): boolean { return this.transport.secure; }
   get isAuthenticated(): boolean { return this.authenticated; }
+
+  /** SCRAM-*-PLUS (RFC 5802 §6): the TLS channel under this stream, when it can bind. */
+  get channel(): ChannelBinding | null {
+    const socket = this.ctx.config.auth.channelBinding ? this.transport.tlsSocket : null;
+    return socket ? tlsChannelBinding(socket) : null;
+  }
 
   private newParser(): StreamParser {
     return new StreamParser({
@@ -325,7 +337,7 @@ export class C2sSession extends SessionState implements Session {
     this.sendFeatures();
   }
 
-  private sendFeatures(): void {
+  sendFeatures(): void {
     const features = xml("stream:features", this.transport.framed ? { "xmlns:stream": NS.stream } : null);
     const cfg = this.ctx.config;
     if (!this.authenticated) {
@@ -334,8 +346,11 @@ export class C2sSession extends SessionState implements Session {
         features.cnode(xml("starttls", { xmlns: NS.tls }, cfg.c2s.requireTls ? xml("required") : null));
       }
       if (!(tlsPending && cfg.c2s.requireTls)) {
-        const mechs = offeredMechanisms({ secure: this.secure, allowPlainInsecure: cfg.auth.allowPlainInsecure, enabled: cfg.auth.mechanisms });
+        const mechs = streamMechanisms(cfg.auth, this);
         features.cnode(xml("mechanisms", { xmlns: NS.sasl }, ...mechs.map((m) => xml("mechanism", null, m))));
+        const channel = this.channel;
+        if (channel) features.cnode(channelBindingFeature(channel));
+        if (cfg.auth.sasl2) features.cnode(sasl2Feature(this.ctx, this));
         for (const f of this.ctx.hooks.runFold(this.host, "stream-features", [], { session: this, authenticated: false })) features.cnode(f);
       }
     } else {
@@ -467,6 +482,7 @@ export class C2sSession extends SessionState implements Session {
       return this.close("policy-violation", "STARTTLS is required");
     }
     if (ns === NS.sasl) return this.handleSasl(el);
+    if (ns === NS_SASL2 && cfg.auth.sasl2) return (this.sasl2 ??= new Sasl2Negotiation(this.ctx, this)).handle(el);
     if (el.name === "iq" && (ns === undefined || ns === NS.client)) {
       const payload = iqPayload(el);
       const type = el.attrs.type;
@@ -503,10 +519,13 @@ export class C2sSession extends SessionState implements Session {
 
   private saslFailure(condition: string, text?: string): void {
     this.sasl = null;
-    this.saslFailures++;
     this.send(xml("failure", { xmlns: NS.sasl }, xml(condition), text ? xml("text", { "xml:lang": "en" }, text) : null));
-    // RFC 6120 §6.4.5: allow a few retries, then end the stream.
-    if (this.saslFailures >= MAX_SASL_FAILURES_PER_STREAM) this.close("policy-violation", "too many failed authentication attempts");
+    this.countSaslFailure();
+  }
+
+  /** @internal SASL and SASL2: RFC 6120 §6.4.5 allows a few retries, then the stream ends. */
+  countSaslFailure(): void {
+    if (++this.saslFailures >= MAX_SASL_FAILURES_PER_STREAM) this.close("policy-violation", "too many failed authentication attempts");
   }
 
   private handleSasl(el: Element): unknown {
@@ -523,59 +542,39 @@ export class C2sSession extends SessionState implements Session {
       input = Buffer.from(text, "base64");
     }
     if (el.name === "auth") {
-      try {
-        this.ctx.login.admitAddress(this.remoteAddress);
-      } catch (err) {
-        // RFC 6120 §6.5.13: the address is refused for now, whatever the credentials.
-        return this.saslFailure("temporary-auth-failure", (err as LoginThrottled).message);
-      }
-      const mech = el.attrs.mechanism ?? "";
-      const offered = offeredMechanisms({ secure: this.secure, allowPlainInsecure: this.ctx.config.auth.allowPlainInsecure, enabled: this.ctx.config.auth.mechanisms });
-      if (!offered.includes(mech)) {
-        return this.saslFailure(mech === "PLAIN" && !this.secure ? "encryption-required" : "invalid-mechanism");
-      }
-      const host = this.host;
-      this.saslUser = null;
-      const auth = this.ctx.config.auth;
-      try {
-        const lookup = this.ctx.login.saslLookup(this.remoteAddress, host, (user) => { this.saslUser = user; });
-        this.sasl = createMechanism(mech, lookup, { secure: this.secure, allowPlainInsecure: auth.allowPlainInsecure, enabled: auth.mechanisms, unknownUserIterations: auth.scramIterations });
-      } catch (err) {
-        return this.saslFailure(err instanceof SaslError ? err.condition : "invalid-mechanism");
-      }
+      const started = SaslAttempt.start(this.ctx.login, this.ctx.config.auth, this, el.attrs.mechanism ?? "");
+      if (!(started instanceof SaslAttempt)) return this.saslFailure(started.condition, started.text);
+      this.sasl = started;
     } else if (el.name !== "response" || !this.sasl) {
       return this.saslFailure("malformed-request");
     }
-    const mechanism = this.sasl!;
-    return mechanism.step(input).then((step) => {
-      if (this.closed || this.sasl !== mechanism) return;
+    const attempt = this.sasl!;
+    return attempt.step(input).then((step) => {
+      if (this.closed || this.sasl !== attempt) return;
       if (step.kind === "challenge") {
         this.send(xml("challenge", { xmlns: NS.sasl }, step.data.length ? step.data.toString("base64") : "="));
         return;
       }
-      let user: string;
-      try { user = nodeprep(step.username); } catch { return this.saslFailure("not-authorized"); }
-      this.ctx.login.succeeded(this.remoteAddress, `${user}@${this.host}`);
+      if (step.kind === "failure") return this.saslFailure(step.condition, step.text);
       this.sasl = null;
-      this.username = user;
-      this.authenticated = true;
+      this.authenticatedAs(step.user);
       this.send(xml("success", { xmlns: NS.sasl }, step.data?.length ? step.data.toString("base64") : null));
       // RFC 6120 §6.4.6: a new stream over the authenticated connection.
       this.parser = this.newParser();
       this.headerSent = false;
       this.state = "header";
     }, (err) => {
-      if (this.closed || this.sasl !== mechanism) return;
-      if (!(err instanceof SaslError)) {
-        this.ctx.log.error({ err }, "SASL mechanism failed");
-        return this.saslFailure("temporary-auth-failure");
-      }
-      if (err.condition === "not-authorized") {
-        const user = this.saslUser;
-        this.ctx.login.failed(this.remoteAddress, user === null ? null : `${user}@${this.host}`);
-      }
-      this.saslFailure(err.condition, err.message || undefined);
+      if (this.closed || this.sasl !== attempt) return;
+      this.ctx.log.error({ err }, "SASL mechanism failed");
+      this.saslFailure("temporary-auth-failure");
     });
+  }
+
+  /** @internal SASL and SASL2 (sasl2.ts): the stream is authenticated as the local user `user`. */
+  authenticatedAs(user: string): void {
+    this.username = user;
+    this.authenticated = true;
+    this.sasl2 = null;
   }
 
   // ---- resource binding (RFC 6120 §7) ----
@@ -595,18 +594,31 @@ export class C2sSession extends SessionState implements Session {
     } else resource = randomBytes(6).toString("hex");
     let full: Jid;
     try { full = makeJid(this.username!, this.host, resource); } catch { return this.send(errorReply(el, "bad-request", "invalid resource")); }
-    if (!claimResource(this.ctx.sessions, this, full, this.ctx.config.c2s.resourceConflict)) {
-      return this.send(errorReply(el, "conflict", "the resource is in use"));
-    }
+    if (!this.claim(full)) return this.send(errorReply(el, "conflict", "the resource is in use"));
+    this.send(reply(el, xml("bind", { xmlns: NS.bind }, xml("jid", null, full.toString()))));
+    return this.announceBound();
+  }
+
+  private claim(full: Jid): boolean {
+    if (!claimResource(this.ctx.sessions, this, full, this.ctx.config.c2s.resourceConflict)) return false;
     this.jid = full;
     this.ctx.sessions.add(this);
-    this.send(reply(el, xml("bind", { xmlns: NS.bind }, xml("jid", null, full.toString()))));
+    return true;
+  }
+
+  /** @internal Bind2 (sasl2.ts): binds a resource the server chose; false when it is refused. */
+  bindResource(resource: string): boolean {
+    try { return this.claim(makeJid(this.username!, this.host, resource)); } catch { return false; }
+  }
+
+  /** @internal RFC 6120 §7 and Bind2: the session can receive stanzas now. */
+  announceBound(): unknown {
     return this.ctx.hooks.notify(this.host, "resource-bind", { session: this });
   }
 
   // ---- XEP-0352 client state ----
 
-  private setClientState(state: "active" | "inactive"): void {
+  setClientState(state: "active" | "inactive"): void {
     if (state === "inactive") { this.inactive ??= new InactiveBuffer(); return; }
     if (this.inactive === null) return;
     this.flushInactive();
@@ -618,19 +630,8 @@ export class C2sSession extends SessionState implements Session {
   private handleSm(el: Element): unknown {
     const sm = this.sm;
     switch (el.name) {
-      case "enable": {
-        // XEP-0198 §3: only after binding, and once per session.
-        if (!this.jid || sm !== null) return this.send(smFailed("unexpected-request"));
-        const resume = el.attrs.resume === "true" || el.attrs.resume === "1";
-        const limit = this.ctx.config.c2s.smResumeSeconds;
-        const asked = Number(el.attrs.max);
-        const max = Number.isInteger(asked) && asked > 0 ? Math.min(asked, limit) : limit;
-        const registry = resumeRegistry<C2sSession>(this.ctx);
-        const id = resume ? registry.newId() : null;
-        this.sm = new StreamManagement(id, max);
-        if (id) registry.live.set(id, this);
-        return this.send(xml("enabled", { xmlns: NS_SM, ...(id ? { id, resume: "true", max: String(max) } : {}) }));
-      }
+      case "enable":
+        return this.send(this.enableManagement(el));
       case "r":
         if (sm === null) break;
         return this.writeRaw(`<a xmlns='${NS_SM}' h='${sm.inbound}'/>`);
@@ -650,6 +651,21 @@ export class C2sSession extends SessionState implements Session {
         return this.handleResume(el);
     }
     return this.close("unsupported-stanza-type", `<${el.name}/> needs stream management enabled first`);
+  }
+
+  /** XEP-0198 §3 `<enable/>` (also inline in Bind2, XEP-0198 §9): the `<enabled/>` or `<failed/>` answer. */
+  enableManagement(el: Element): Element {
+    // XEP-0198 §3: only after binding, and once per session.
+    if (!this.jid || this.sm !== null) return smFailed("unexpected-request");
+    const resume = el.attrs.resume === "true" || el.attrs.resume === "1";
+    const limit = this.ctx.config.c2s.smResumeSeconds;
+    const asked = Number(el.attrs.max);
+    const max = Number.isInteger(asked) && asked > 0 ? Math.min(asked, limit) : limit;
+    const registry = resumeRegistry<C2sSession>(this.ctx);
+    const id = resume ? registry.newId() : null;
+    this.sm = new StreamManagement(id, max);
+    if (id) registry.live.set(id, this);
+    return xml("enabled", { xmlns: NS_SM, ...(id ? { id, resume: "true", max: String(max) } : {}) });
   }
 
   /** XEP-0198 §5: a new stream (authenticated, not bound) takes over a session that lost its connection. */

@@ -60,6 +60,9 @@ export interface Config {
     scramIterations: number;
     mechanisms: string[];
     allowPlainInsecure: boolean;
+    sasl2: boolean;
+    channelBinding: boolean;
+    fastTokenTtlSeconds: number;
     maxFailures: number;
     maxFailuresPerAccount: number;
     failureWindowSeconds: number;

@@ -442,6 +442,26 @@ export const schema: Section = {
           default: false,
           description: "Offer PLAIN on connections without TLS (never do this outside tests).",
         },
+        sasl2: {
+          kind: "boolean",
+          default: true,
+          description:
+            "Offer SASL2 (XEP-0388) with Bind2 (XEP-0386) beside RFC 6120 SASL: login, resource binding, stream management, carbons and client state in one round trip.",
+        },
+        channelBinding: {
+          kind: "boolean",
+          default: true,
+          description:
+            "Offer SCRAM-SHA-1-PLUS and SCRAM-SHA-256-PLUS on TLS connections this process terminates, with tls-exporter (TLS 1.3) and tls-server-end-point bindings (XEP-0440 lists them). Turn off when a proxy in front re-encrypts TLS (clients would bind to the proxy's channel, not this one).",
+        },
+        fastTokenTtlSeconds: {
+          kind: "integer",
+          min: 0,
+          max: 31_536_000,
+          default: 2_592_000,
+          description:
+            "Lifetime of a FAST token (XEP-0484, HT-SHA-256-NONE over SASL2); 0 = FAST is not offered. Tokens are stored hashed, one per account and user agent, and revoked by a password change.",
+        },
         maxFailures: {
           kind: "integer",
           min: 0,

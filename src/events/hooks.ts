@@ -38,6 +38,11 @@ export type RunMap = StanzaHooks & IqHooks & {
   "stream-element": { session: Session; element: Element };
   /** A stanza for a domain that is not served here (federation). On the server bus. */
   "route/remote": StanzaEvent;
+  /**
+   * An inline feature request in a Bind2 `<bind/>` (XEP-0386 §2.3), after the resource was bound: the module
+   * that owns its namespace applies it and answers true, or an element to put in `<bound/>`.
+   */
+  "bind2-inline": { session: Session; element: Element };
 };
 
 /** Observe events: every handler runs in its own error boundary. */
@@ -83,6 +88,8 @@ export interface ObserveMap {
 /** Fold events thread a value through every handler (ejabberd's "fold"; e.g. collecting stream features). */
 export interface FoldMap {
   "stream-features": { acc: Element[]; ctx: { session: Session; authenticated: boolean } };
+  /** Namespaces a Bind2 request may enable inline (XEP-0386 §2.2), next to SM and CSI (see "bind2-inline"). */
+  "bind2-features": { acc: string[]; ctx: { session: Session } };
   "disco-info": { acc: Element[]; ctx: { host: string; node: string | null; to: Jid; from: Jid } };
   "disco-items": { acc: Element[]; ctx: { host: string; node: string | null; to: Jid; from: Jid } };
 }

@@ -21,8 +21,6 @@ export interface MobileContext {
    * next login reads.
    */
   readonly devices: KeyValueStore;
-  /** Per user: "<sha-256 of the token>" → TokenRecord. */
-  readonly tokens: KeyValueStore;
   readonly blocking: ServiceMap["blocking"];
   readonly conversations: ServiceMap["conversations"];
   readonly retraction: ServiceMap["retraction"];

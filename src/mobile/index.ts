@@ -40,7 +40,6 @@ export const mobileModule = defineModule<MobileOptions>({
       opts,
       log: api.log,
       devices: api.openStore("devices"),
-      tokens: api.openStore("tokens"),
       blocking: api.use("blocking"),
       conversations: api.use("conversations"),
       retraction: api.use("retraction"),

@@ -1,6 +1,6 @@
 // SASL for client streams (RFC 6120 §6): which mechanisms to offer and one state machine per attempt.
 import { PlainMechanism } from "./plain.js";
-import { decodeBase64Strict, SaslError, ScramMechanism, type CredentialLookup, type SaslMechanism } from "./scram.js";
+import { decodeBase64Strict, SaslError, ScramMechanism, type ChannelBinding, type CredentialLookup, type SaslMechanism } from "./scram.js";
 
 export {
   checkPassword,
@@ -8,6 +8,7 @@ export {
   prepPassword,
   SaslError,
   verifyPassword,
+  type ChannelBinding,
   type CredentialLookup,
   type SaslCondition,
   type SaslMechanism,
@@ -22,8 +23,10 @@ export interface OfferOptions {
   secure: boolean;
   /** Offer PLAIN without TLS (tests, loopback deployments). */
   allowPlainInsecure?: boolean;
-  /** Restricts the mechanisms to these names. */
+  /** Restricts the mechanisms to these names (a -PLUS variant follows its base mechanism). */
   enabled?: string[];
+  /** The stream's TLS channel when it can bind: SCRAM-*-PLUS are offered (RFC 5802 §6). */
+  channel?: ChannelBinding | null;
 }
 
 export interface MechanismOptions extends OfferOptions {
@@ -31,17 +34,23 @@ export interface MechanismOptions extends OfferOptions {
   nonce?: string;
   /** Iteration count shown (SCRAM) or spent (PLAIN) for unknown users; match the registration count. */
   unknownUserIterations?: number;
+  /** XEP-0474 downgrade protection: the string whose hash SCRAM puts in server-first-message. */
+  downgradeProtection?: string;
 }
 
 /** Strongest first; the order of <mechanisms/> expresses preference (RFC 6120 §6.3.3). */
-const ALL_MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"] as const;
+const ALL_MECHANISMS = ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"] as const;
+const PLUS = "-PLUS";
 
 export function offeredMechanisms(opts: OfferOptions): string[] {
   return ALL_MECHANISMS.filter((name) => isOffered(name, opts));
 }
 
 function isOffered(name: string, opts: OfferOptions): boolean {
-  if (opts.enabled && !opts.enabled.includes(name)) return false;
+  const plus = name.endsWith(PLUS);
+  if (plus && !opts.channel?.types.length) return false;
+  const base = plus ? name.slice(0, -PLUS.length) : name;
+  if (opts.enabled && !opts.enabled.includes(base)) return false;
   // RFC 4616 §6: PLAIN sends the password in the clear, so it needs TLS.
   if (name === "PLAIN" && !opts.secure && !opts.allowPlainInsecure) return false;
   return true;
@@ -49,19 +58,23 @@ function isOffered(name: string, opts: OfferOptions): boolean {
 
 /** Throws SaslError: invalid-mechanism for unknown or disabled names, encryption-required for PLAIN without TLS. */
 export function createMechanism(name: string, lookup: CredentialLookup, opts: MechanismOptions): SaslMechanism {
-  if (!(ALL_MECHANISMS as readonly string[]).includes(name) || (opts.enabled && !opts.enabled.includes(name))) {
+  const plus = name.endsWith(PLUS);
+  const base = plus ? name.slice(0, -PLUS.length) : name;
+  if (!(ALL_MECHANISMS as readonly string[]).includes(name) || (opts.enabled && !opts.enabled.includes(base))) {
     throw new SaslError("invalid-mechanism", `mechanism ${name} is not supported`);
   }
   if (!isOffered(name, opts)) {
-    // RFC 6120 §6.5.4
+    // RFC 6120 §6.5.4 (PLAIN); a -PLUS variant on a stream that cannot bind is no mechanism of it.
+    if (plus) throw new SaslError("invalid-mechanism", `${name} needs a TLS channel that can bind`);
     throw new SaslError("encryption-required", `${name} requires TLS`);
   }
-  const unknownUserIterations = opts.unknownUserIterations;
-  switch (name) {
+  const { unknownUserIterations, downgradeProtection } = opts;
+  const scram = { nonce: opts.nonce, unknownUserIterations, plus, channel: opts.channel, downgradeProtection };
+  switch (base) {
     case "SCRAM-SHA-256":
-      return new ScramMechanism("SHA-256", lookup, { nonce: opts.nonce, unknownUserIterations });
+      return new ScramMechanism("SHA-256", lookup, scram);
     case "SCRAM-SHA-1":
-      return new ScramMechanism("SHA-1", lookup, { nonce: opts.nonce, unknownUserIterations });
+      return new ScramMechanism("SHA-1", lookup, scram);
     default:
       return new PlainMechanism(lookup, { unknownUserIterations });
   }

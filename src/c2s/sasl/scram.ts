@@ -224,9 +224,26 @@ export function checkAuthzid(authzid: string, username: string): string | undefi
 
 // ---- SCRAM ----
 
+/** The TLS channel under a stream, for SCRAM-*-PLUS (RFC 5802 §6, RFC 5929, RFC 9266). */
+export interface ChannelBinding {
+  /** The binding types this channel advertises (XEP-0440). */
+  readonly types: readonly string[];
+  /** The binding data of `type`, or null when the channel cannot give it (it may give unadvertised ones). */
+  data(type: string): Buffer | null;
+}
+
 export interface ScramOptions {
   /** Server nonce to append to the client's; tests only (RFC vectors). Random 24 bytes otherwise. */
   nonce?: string;
+  /** The -PLUS variant: the client must bind to `channel`. */
+  plus?: boolean;
+  /** The stream's channel when the server offers -PLUS on it: a client that says "y" is being downgraded. */
+  channel?: ChannelBinding | null;
+  /**
+   * XEP-0474: the string the downgrade-protection hash is computed over (the advertised mechanisms and
+   * channel-binding types); its hash goes into server-first-message as the "h" attribute.
+   */
+  downgradeProtection?: string;
   /** Iteration count shown for unknown users; should equal the count used at registration. */
   unknownUserIterations?: number;
 }
@@ -257,13 +274,14 @@ export class ScramMechanism implements SaslMechanism {
   #authzid: string | undefined;
   #credentials: ScramCredentials | undefined;
   #known = false;
+  #bindingData: Buffer = Buffer.alloc(0);
 
   constructor(
     readonly hash: ScramHash,
     private readonly lookup: CredentialLookup,
     private readonly opts: ScramOptions = {},
   ) {
-    this.name = `SCRAM-${hash}`;
+    this.name = `SCRAM-${hash}${opts.plus ? "-PLUS" : ""}`;
   }
 
   async step(input: Buffer): Promise<SaslStep> {
@@ -300,12 +318,20 @@ export class ScramMechanism implements SaslMechanism {
     const c2 = c1 < 0 ? -1 : text.indexOf(",", c1 + 1);
     if (c2 < 0) throw new SaslError("malformed-request", "missing GS2 header");
     const flag = text.slice(0, c1);
+    const channel = this.opts.channel ?? null;
     if (flag.startsWith("p=")) {
-      // RFC 5802 §6: we offer no -PLUS variant, so a client asking for channel binding cannot be served.
-      throw new SaslError("malformed-request", "channel binding is not supported");
-    }
-    // "y": the client supports channel binding but thinks we do not, which is true (RFC 5802 §6).
-    if (flag !== "n" && flag !== "y") throw new SaslError("malformed-request", "invalid gs2-cbind-flag");
+      // RFC 5802 §6: channel binding belongs to the -PLUS variants only.
+      if (!this.opts.plus || !channel) throw new SaslError("malformed-request", "channel binding needs a -PLUS mechanism");
+      const data = channel.data(flag.slice(2));
+      if (!data) throw new SaslError("malformed-request", `channel binding type ${flag.slice(2)} is not supported here`);
+      this.#bindingData = data;
+    } else if (this.opts.plus) {
+      throw new SaslError("malformed-request", "a -PLUS mechanism needs channel binding (p=)");
+    } else if (flag === "y") {
+      // RFC 5802 §6: the client binds when it can and thinks we cannot; we offered -PLUS, so the offer was
+      // taken away between us (a downgrade).
+      if (channel) throw new SaslError("not-authorized", "channel binding downgrade detected");
+    } else if (flag !== "n") throw new SaslError("malformed-request", "invalid gs2-cbind-flag");
     const authzField = text.slice(c1 + 1, c2);
     let authzid = "";
     if (authzField !== "") {
@@ -348,6 +374,8 @@ export class ScramMechanism implements SaslMechanism {
     const c = this.#credentials!;
     const salt = Buffer.from(c.salt, "base64").toString("base64");
     this.#serverFirst = `r=${this.#nonce},s=${salt},i=${c.iterations}`;
+    const ssdp = this.opts.downgradeProtection;
+    if (ssdp !== undefined) this.#serverFirst += `,h=${digest(this.hash, Buffer.from(ssdp, "utf8")).toString("base64")}`;
     return Buffer.from(this.#serverFirst, "utf8");
   }
 
@@ -367,9 +395,10 @@ export class ScramMechanism implements SaslMechanism {
     const channelBinding = decodeBase64Strict(attrs[0].slice(2));
     const proof = decodeBase64Strict(proofText);
 
-    // RFC 5802 §5.1 "c": the base64 GS2 header (we take no channel-binding data, so nothing follows it).
-    if (!channelBinding.equals(Buffer.from(this.#gs2Header, "utf8"))) {
-      throw new SaslError("not-authorized", "channel binding data does not match the GS2 header");
+    // RFC 5802 §5.1 "c": the GS2 header, then the channel's binding data when the client asked to bind.
+    const expected = Buffer.concat([Buffer.from(this.#gs2Header, "utf8"), this.#bindingData]);
+    if (channelBinding.length !== expected.length || !timingSafeEqual(channelBinding, expected)) {
+      throw new SaslError("not-authorized", "channel binding data does not match");
     }
     // RFC 5802 §5.1 "r": must be exactly the combined nonce of server-first-message.
     if (attrs[1].slice(2) !== this.#nonce) throw new SaslError("not-authorized", "nonce mismatch");

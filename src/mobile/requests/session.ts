@@ -1,6 +1,7 @@
 // Login (password against the stored SCRAM keys, or a device token), tokens, logout, background mode.
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { LoginThrottled } from "../../auth/login.js";
+import { deviceTokenKey, type DeviceTokenRecord } from "../../auth/tokens.js";
 import { claimResource } from "../../sessions/bind.js";
 import { jid as makeJid, nodeprep, tryParseJid } from "../../jid/jid.js";
 import {
@@ -12,15 +13,9 @@ import { CLOSE, MobileSession, platformClass } from "../session.js";
 import { presenceStanza } from "../bridge.js";
 import { clientId, text } from "./validate.js";
 
-export interface TokenRecord { device: string; platform: number; created: number; expires: number }
-
 const DEVICE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** Failed logins on one connection before it is closed. */
 const MAX_LOGIN_FAILURES = 3;
-
-export function tokenHash(token: string): string {
-  return createHash("sha256").update(token, "utf8").digest("hex");
-}
 
 export function mobileSessionsOf(s: MobileSession, owner: string): MobileSession[] {
   return s.ctx.api.sessions.resources(owner).filter((x): x is MobileSession => x instanceof MobileSession);
@@ -132,7 +127,8 @@ function parseUsername(s: MobileSession, username: string): { user: string; host
 
 /**
  * Checks the password or the device token through the login path every protocol shares (one failure
- * throttle, src/auth). Returns the token's hash for a token login, null for a password login.
+ * throttle, src/auth). Returns the token's key in the shared token store for a token login, null for a
+ * password login.
  */
 async function authenticate(s: MobileSession, req: LoginRequest, user: string, host: string): Promise<string | null> {
   const { login } = s.ctx.api.accounts;
@@ -142,11 +138,10 @@ async function authenticate(s: MobileSession, req: LoginRequest, user: string, h
       return null;
     }
     if (req.token === undefined) throw invalid("a password or a token is required");
-    const hash = tokenHash(req.token);
+    const hash = deviceTokenKey(req.token);
     const valid = await login.attempt(s.remoteAddress, host, user, async (account) => {
-      const raw = account ? await s.ctx.tokens.get(`${user}@${host}`, hash) : null;
-      const record = raw ? (JSON.parse(raw) as TokenRecord) : null;
-      return record !== null && record.expires >= Date.now() && record.device === req.deviceId;
+      const record = account ? await login.tokens.get(`${user}@${host}`, hash) : null;
+      return record?.kind === "device" && record.expires >= Date.now() && record.device === req.deviceId;
     });
     if (!valid) failed(s, ErrorCode.TOKEN_INVALID, "the token is unknown, expired, revoked or not this device's");
     return hash;
@@ -171,12 +166,13 @@ export function setBackground(s: MobileSession, req: SetBackground): Ok {
 }
 
 export async function issueToken(s: MobileSession, req: IssueToken): Promise<TokenIssued> {
-  const { opts, tokens } = s.ctx;
+  const { opts } = s.ctx;
+  const { tokens } = s.ctx.api.accounts.login;
   const ttl = Math.min(req.ttlSeconds > 0 ? req.ttlSeconds : opts.tokenTtlSeconds, opts.maxTokenTtlSeconds);
   const token = `hm1.${randomBytes(32).toString("base64url")}`;
   const now = Date.now();
-  const record: TokenRecord = { device: s.deviceId, platform: s.platform, created: now, expires: now + ttl * 1000 };
-  await tokens.set(s.owner, tokenHash(token), JSON.stringify(record));
+  const record: DeviceTokenRecord = { kind: "device", device: s.deviceId, platform: s.platform, created: now, expires: now + ttl * 1000 };
+  await tokens.put(s.owner, deviceTokenKey(token), record);
   return { token, expiresAt: record.expires };
 }
 
@@ -187,11 +183,11 @@ export async function revokeToken(s: MobileSession, req: RevokeToken): Promise<O
     hash = s.tokenHash;
   } else {
     clientId(req.token.slice(0, 64), "token");
-    hash = tokenHash(req.token);
+    hash = deviceTokenKey(req.token);
   }
   const owner = s.owner;
-  if ((await s.ctx.tokens.get(owner, hash)) === null) throw new MobileError(ErrorCode.NOT_FOUND, "no such token");
-  await s.ctx.tokens.set(owner, hash, null);
+  if ((await s.ctx.api.accounts.login.tokens.get(owner, hash))?.kind !== "device") throw new MobileError(ErrorCode.NOT_FOUND, "no such token");
+  await s.ctx.api.accounts.login.tokens.revoke(owner, hash);
   for (const other of mobileSessionsOf(s, owner)) {
     if (other !== s && other.tokenHash === hash) other.kick(KickReason.TOKEN_REVOKED, "the token this device logged in with was revoked");
   }
@@ -199,7 +195,7 @@ export async function revokeToken(s: MobileSession, req: RevokeToken): Promise<O
 }
 
 export async function logout(s: MobileSession): Promise<Ok> {
-  if (s.tokenHash) await s.ctx.tokens.set(s.owner, s.tokenHash, null);
+  if (s.tokenHash) await s.ctx.api.accounts.login.tokens.revoke(s.owner, s.tokenHash);
   s.afterReply = () => s.end(CLOSE.normal, "logged out", "logout");
   return {};
 }
