@@ -104,9 +104,16 @@ export const uploadOptions = moduleOptions("HTTP File Upload (XEP-0363): one ser
 
 /** What the mobile adapter (and any other module) uses to hand out slots. */
 export interface UploadService {
-  /** A slot for `owner` (a bare JID of a served host), or a StanzaError (file-too-large, quota, …). */
-  requestSlot(owner: string, filename: string, size: number, type: string | undefined): Promise<{ put: string; get: string; headers: Record<string, string> }>;
+  /** The largest file a slot is granted for. */
+  readonly maxFileSize: number;
+  /**
+   * A slot for `owner` (a bare JID of a served host), or a StanzaError: not-acceptable with
+   * <file-too-large/>, not-acceptable (type), resource-constraint with <retry stamp/> (quota), bad-request.
+   */
+  requestSlot(owner: string, filename: string, size: number, type: string | undefined): Promise<UploadSlotUrls>;
 }
+
+export interface UploadSlotUrls { put: string; get: string; headers: Record<string, string>; expires: number }
 
 declare module "../../src/modules/module.js" {
   interface ServiceMap { upload: UploadService }
@@ -156,9 +163,9 @@ export const upload = defineModule({
       const slot: Slot = { id, owner, filename, size, type, created: now, expires: now + o.slotSeconds * 1000, state: "pending" };
       await book.create(slot);
       const url = `${base(host)}${o.path}${id}/${encodeURIComponent(filename)}`;
-      return { put: url, get: url, headers: { Authorization: `Bearer ${book.token(slot)}` } };
+      return { put: url, get: url, headers: { Authorization: `Bearer ${book.token(slot)}` }, expires: slot.expires };
     };
-    api.provide("upload", { requestSlot });
+    api.provide("upload", { requestSlot, maxFileSize: o.maxFileSize });
 
     service.onIq("get", "host", NS_UPLOAD, "request", async (ev) => {
       const req = ev.stanza.getChild("request", NS_UPLOAD)!;
