@@ -15,5 +15,6 @@ import { blocking } from "./blocking/index.js";
 import { conversations } from "./conversations/index.js";
 import { retraction } from "./retraction/index.js";
 import { upload } from "./upload/index.js";
+import { extdisco } from "./extdisco/index.js";
 
-export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons, blocking, conversations, retraction, upload];
+export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons, blocking, conversations, retraction, upload, extdisco];
