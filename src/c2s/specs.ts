@@ -13,6 +13,7 @@ export const streamLayer: ModuleDefinition<undefined> = {
     { spec: "XEP-0198", title: "Stream Management", version: "1.6.1", status: "complete", note: "acks both ways and resumption; the queue of a session is held on the node it lives on" },
     { spec: "XEP-0352", title: "Client State Indication", version: "1.0.0", status: "complete", note: "holds presence (latest per sender) and chat states while inactive" },
     { spec: "XEP-0199", title: "XMPP Ping", version: "2.0.1", status: "complete", note: "server pings idle clients" },
+    { spec: "XEP-0478", title: "Stream Limits Advertisement", version: "0.2.0", status: "complete", note: "max-bytes; idle-seconds after authentication" },
     { spec: "XEP-0368", title: "SRV records for XMPP over TLS", version: "1.1.0", status: "complete", note: "direct TLS listener" },
   ],
   setup() {},
