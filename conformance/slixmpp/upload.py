@@ -26,11 +26,6 @@ class Romeo(TestClient):
     def __init__(self):
         super().__init__(jid, password)
         self.add_event_handler("session_start", self.start)
-        self.add_event_handler("failed_auth", lambda _: self.fail("authentication failed"))
-
-    def fail(self, why):
-        if not self.done.done():
-            self.done.set_exception(RuntimeError(why))
 
     async def start(self, _):
         try:
