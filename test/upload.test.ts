@@ -200,7 +200,7 @@ describe("XEP-0363 quota and content types", function () {
   let bob: RawClient;
   let carol: RawClient;
   before(async () => {
-    ts = await startTestServer({ modules: { upload: { quotaBytes: 1000, quotaWindowSeconds: 3600, allowedTypes: ["image/*", "application/pdf"] } } });
+    ts = await startTestServer({ modules: { upload: { quotaBytes: 1000, quotaSlots: 3, quotaWindowSeconds: 3600, allowedTypes: ["image/*", "application/pdf"] } } });
     bob = await onlineUser(ts, "bob");
     carol = await onlineUser(ts, "carol");
   });
@@ -219,6 +219,24 @@ describe("XEP-0363 quota and content types", function () {
     assert.ok(stamp > Date.now() + 3_000_000, "retry after the window");
     await slot(bob, "three.png", 400, "image/png");
     await slot(carol, "mine.png", 1000, "image/png");
+  });
+
+  it("limits the number of slots per window too", async () => {
+    const erin = await onlineUser(ts, "erin");
+    for (let i = 0; i < 3; i++) await slot(erin, `${i}.png`, 1, "image/png");
+    const res = await erin.iq(request("3.png", 1, "image/png"));
+    assert.equal(errorCondition(res), "resource-constraint");
+    assert.ok(res.getChild("error")!.getChild("retry", NS_UPLOAD));
+    erin.close();
+  });
+
+  it("cuts a very long filename to 200 bytes of whole characters, at once", async () => {
+    const frank = await onlineUser(ts, "frank");
+    const started = Date.now();
+    const long = await slot(frank, `${"é".repeat(100_000)}.png`, 1, "image/png");
+    assert.ok(Date.now() - started < 3000, "the name was cut without quadratic work");
+    assert.equal(decodeURIComponent(new URL(long.get).pathname.split("/").pop()!), "é".repeat(100));
+    frank.close();
   });
 
   it("refuses content types outside the allowed list: not-acceptable", async () => {

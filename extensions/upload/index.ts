@@ -79,6 +79,13 @@ export const uploadOptions = moduleOptions("HTTP File Upload (XEP-0363): one ser
     default: 1_073_741_824,
     description: "Bytes one user may request slots for within quotaWindowSeconds.",
   },
+  quotaSlots: {
+    kind: "integer",
+    min: 1,
+    max: 100_000,
+    default: 1000,
+    description: "Slots one user may request within quotaWindowSeconds.",
+  },
   quotaWindowSeconds: seconds(86_400, 1, "The sliding window of the per-user quota, in seconds."),
   slotSeconds: seconds(300, 1, "How long a slot accepts its upload after it was handed out, in seconds."),
   fileExpirySeconds: seconds(30 * 86_400, 0, "How long an uploaded file is served before it is deleted, in seconds; 0 keeps files."),
@@ -125,6 +132,10 @@ export const upload = defineModule({
   options: uploadOptions,
   async setup(api) {
     const o = api.options;
+    if (api.config.http.port === null) {
+      api.log.warn("file upload needs the HTTP port (http.port): not served");
+      return;
+    }
     const services = new Map<string, string>(); // service domain -> served host
     for (const host of api.hosts) services.set(jid("", o.domain.replaceAll("{host}", host)).domain, host);
     const service = api.component([...services.keys()]);
@@ -132,6 +143,10 @@ export const upload = defineModule({
     const book = new SlotBook(map, await slotSecret(map, o.secret));
     const storage: FileStorage = new FilesystemStorage(o.directory ?? path.join(api.config.dataDir, "upload"));
     const fileExpiryMs = o.fileExpirySeconds * 1000;
+    const quota = { bytes: o.quotaBytes, slots: o.quotaSlots, windowMs: o.quotaWindowSeconds * 1000 };
+    if (o.publicUrl === null) {
+      api.log.warn("upload URLs point at the plain-HTTP port; behind a TLS proxy set modules.upload.publicUrl");
+    }
 
     const base = (host: string): string => {
       if (o.publicUrl !== null) return o.publicUrl.replaceAll("{host}", host);
@@ -154,7 +169,7 @@ export const upload = defineModule({
       if (!typeAllowed(type, o.allowedTypes)) throw new StanzaError("not-acceptable", `files of type ${type} are not accepted`, "modify");
       const now = Date.now();
       const id = newSlotId();
-      const retryAt = await book.reserve(owner, id, size, o.quotaBytes, o.quotaWindowSeconds * 1000, now);
+      const retryAt = await book.reserve(owner, id, size, quota, now);
       if (retryAt !== null) {
         // XEP-0363 §3: a quota reached answers resource-constraint, with when to retry.
         throw new StanzaError("resource-constraint", "upload quota reached", "wait",

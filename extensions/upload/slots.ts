@@ -21,6 +21,9 @@ export interface Slot {
 
 const SLOT_OWNER = "slot";
 
+/** What one user may reserve within a sliding window: bytes, and slots (the window's record stays small). */
+export interface Quota { bytes: number; slots: number; windowMs: number }
+
 export function newSlotId(): string {
   return randomBytes(18).toString("base64url");
 }
@@ -33,7 +36,14 @@ export function sanitizeFilename(name: string): string | undefined {
   // eslint-disable-next-line no-control-regex
   let base = name.split(/[/\\]/).pop()!.replace(/[\u0000-\u001f\u007f-\u009f]/g, "").trim();
   base = base.replace(/^\.+/, "");
-  while (Buffer.byteLength(base, "utf8") > 200) base = [...base].slice(0, -1).join("");
+  let bytes = 0;
+  let cut = 0;
+  for (const ch of base) {
+    bytes += Buffer.byteLength(ch, "utf8");
+    if (bytes > 200) break;
+    cut += ch.length;
+  }
+  base = base.slice(0, cut).trim();
   return base === "" ? undefined : base;
 }
 
@@ -109,17 +119,22 @@ export class SlotBook {
    * Reserves `size` bytes of the owner's quota for the window ending now. Resolves to null when granted,
    * else to when enough of the window has passed for the request to fit (ms since the epoch).
    */
-  async reserve(owner: string, id: string, size: number, quota: number, windowMs: number, now: number): Promise<number | null> {
+  async reserve(owner: string, id: string, size: number, quota: Quota, now: number): Promise<number | null> {
     let retryAt: number | null = null;
+    const windowMs = quota.windowMs;
     await this.map.update(`quota:${owner}`, "window", (cur) => {
       const recent = ((cur === null ? [] : JSON.parse(cur)) as Array<[number, number, string]>).filter(([t]) => t > now - windowMs);
       let used = recent.reduce((n, [, s]) => n + s, 0);
       retryAt = null;
-      if (used + size > quota) {
+      if (recent.length >= quota.slots) {
+        retryAt = recent[recent.length - quota.slots]![0] + windowMs;
+        return undefined;
+      }
+      if (used + size > quota.bytes) {
         // The earliest time enough old reservations leave the window.
         for (const [t, s] of recent) {
           used -= s;
-          if (used + size <= quota) { retryAt = t + windowMs; break; }
+          if (used + size <= quota.bytes) { retryAt = t + windowMs; break; }
         }
         retryAt ??= now + windowMs;
         return undefined;
