@@ -127,6 +127,12 @@ describe("XEP-0363 HTTP File Upload", function () {
     assert.equal(tooLarge.getChildText("max-file-size"), "1000000");
   });
 
+  it("hands out slots only to users of this server", async () => {
+    const service = ts.server.modules.service("upload")!;
+    await assert.rejects(service.requestSlot("mallory@elsewhere.example", "x.bin", 10, undefined),
+      (err: Error & { condition?: string }) => err.condition === "forbidden");
+  });
+
   it("refuses malformed requests: bad-request", async () => {
     for (const [name, size, type] of [["x.bin", "-5"], ["x.bin", "many"], ["", 10], ["/", 10], ["x.bin", 10, "not a type"]] as const) {
       assert.equal(errorCondition(await alice.iq(request(name, size, type))), "bad-request", `${name} ${size} ${type}`);
