@@ -53,7 +53,7 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   const accounts = new AccountService(store, hooks, sessions, {
     hosts: config.hosts, iterations: config.auth.scramIterations, minPasswordLength: config.registration.minPasswordLength,
   }, login);
-  const context: ServerContext = { config, log, store, hooks, router, sessions, accounts, features: { host: new Set(), account: new Set() }, identities: [], httpUpgrades: new Map() };
+  const context: ServerContext = { config, log, store, hooks, router, sessions, accounts, features: { host: new Set(), account: new Set() }, identities: [], httpUpgrades: new Map(), httpRequests: new Map(), httpPort: { value: null } };
   const modules = new ModuleHost(context);
   let listeners: ListenerSet | null = null;
   let s2s: S2s | null = null;
@@ -64,7 +64,7 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
     const tlsOptions = buildSniOptions(tlsMaterial, config.hosts[0]);
     const tracker = new Set<C2sSession>();
     listeners = await startListeners({
-      config, log, logStanzas: config.log.stanzas, hooks, router, sessions, store, tracker, httpUpgrades: context.httpUpgrades, login,
+      config, log, logStanzas: config.log.stanzas, hooks, router, sessions, store, tracker, httpUpgrades: context.httpUpgrades, httpRequests: context.httpRequests, login,
     }, tlsOptions);
     s2s = await startS2s({ config, log, hooks, router, tlsMaterial });
   } catch (err) {
@@ -80,6 +80,7 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
     return a && typeof a === "object" ? a.port : null;
   };
   const ports = { c2s: port(listeners.c2s), directTls: port(listeners.directTls), http: port(listeners.http), s2s: s2s.port };
+  context.httpPort.value = ports.http;
   log.info({ hosts: config.hosts, ports, storage: store.driver, modules: modules.names }, "server started");
   let stopping: Promise<void> | null = null;
   const ls = listeners;

@@ -47,7 +47,7 @@ describe("XEP-0030 service discovery (disco)", function () {
   let ts: TestServer;
   let alice: RawClient;
   before(async () => {
-    ts = await startTestServer({ modules: { disabled: ["muc"] } }) // no component: the server lists exactly what this file folds in;
+    ts = await startTestServer({ modules: { disabled: ["muc", "upload"] } }) // no component: the server lists exactly what this file folds in;
     alice = await onlineUser(ts, "alice");
     await ts.accounts.create(ts.host, "bob", "password");
   });
@@ -143,7 +143,7 @@ describe("disco with features, forms and items of other modules", function () {
   let ts: TestServer;
   let alice: RawClient;
   before(async () => {
-    ts = await startTestServer({ modules: { disabled: ["muc"] } }) // no component: the server lists exactly what this file folds in;
+    ts = await startTestServer({ modules: { disabled: ["muc", "upload"] } }) // no component: the server lists exactly what this file folds in;
     alice = await onlineUser(ts, "alice");
   });
   after(async () => {

@@ -19,11 +19,6 @@ class Juliet(TestClient):
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("blocked", lambda iq: self.pushes.put_nowait(("block", sorted(str(j) for j in iq["block"]["items"]))))
         self.add_event_handler("unblocked", lambda iq: self.pushes.put_nowait(("unblock", sorted(str(j) for j in iq["unblock"]["items"]))))
-        self.add_event_handler("failed_auth", lambda _: self.fail("authentication failed"))
-
-    def fail(self, why):
-        if not self.done.done():
-            self.done.set_exception(RuntimeError(why))
 
     async def start(self, _):
         try:

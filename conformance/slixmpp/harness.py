@@ -15,6 +15,12 @@ class TestClient(slixmpp.ClientXMPP):
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
         self.done = asyncio.get_event_loop().create_future()
+        self.add_event_handler("failed_auth", lambda _: self.fail("authentication failed"))
+
+    def fail(self, why):
+        """Ends the scenario with `why` (once)."""
+        if not self.done.done():
+            self.done.set_exception(RuntimeError(why))
 
 
 def run(xmpp, host, port, result, plugins=(), timeout=20):

@@ -15,7 +15,25 @@ import { capsVer, verificationString, NS_CAPS, type CapsIdentity } from "./caps.
 
 
 
+/** XEP-0157 §2: the address kinds of the serverinfo form, as `contactAddresses.<kind>`. */
+const CONTACT_KINDS = ["abuse", "admin", "feedback", "sales", "security", "status", "support"] as const;
+const NS_SERVERINFO = "http://jabber.org/network/serverinfo";
+const contactList = (kind: string) => ({
+  kind: "list", default: [], minItems: 0,
+  itemExpect: "a URI such as mailto:abuse@example.org, xmpp:admin@example.org or https://example.org/support",
+  acceptItem: (v: string) => (/^[A-Za-z][A-Za-z0-9+.-]*:\S+$/.test(v.trim()) ? v.trim() : undefined),
+  description: `XEP-0157 ${kind}-addresses of the server (disco#info form).`,
+}) as const;
+
 export const discoOptions = moduleOptions("Service discovery (XEP-0030) and entity capabilities (XEP-0115).", {
+  contactAddresses: {
+    kind: "section",
+    description: "Contact addresses published in the server's disco#info (XEP-0157); kinds left empty are omitted.",
+    fields: {
+      abuse: contactList("abuse"), admin: contactList("admin"), feedback: contactList("feedback"), sales: contactList("sales"),
+      security: contactList("security"), status: contactList("status"), support: contactList("support"),
+    },
+  },
   capsNode: {
     kind: "string",
     default: "urn:hearth:caps",
@@ -46,6 +64,7 @@ export const disco = defineModule({
   name: "disco",
   xep: [
     { spec: "XEP-0030", title: "Service Discovery", version: "2.5.0", status: "complete" },
+    { spec: "XEP-0157", title: "Contact Addresses for XMPP Services", version: "1.1.1", status: "complete", note: "from modules.disco.contactAddresses" },
     { spec: "XEP-0115", title: "Entity Capabilities", version: "1.6.0", status: "partial", note: "server caps in stream features; clients' caps are not cached" },
   ],
   options: discoOptions,
@@ -59,6 +78,18 @@ export const disco = defineModule({
     api.addFeature(NS_CAPS);
     api.addFeature(NS.discoInfo, "account");
     api.addFeature(NS.discoItems, "account");
+
+    // XEP-0157: the serverinfo form, on the server's own disco#info (and so in its caps hash).
+    const contacts = CONTACT_KINDS.filter((k) => api.options.contactAddresses[k].length > 0);
+    if (contacts.length > 0) {
+      api.fold("disco-info", (acc, c) => {
+        if (c.to.local || c.node !== null) return acc;
+        acc.push(xml("x", { xmlns: NS.dataForms, type: "result" },
+          xml("field", { var: "FORM_TYPE", type: "hidden" }, xml("value", null, NS_SERVERINFO)),
+          ...contacts.map((k) => xml("field", { var: `${k}-addresses` }, ...api.options.contactAddresses[k].map((v) => xml("value", null, v))))));
+        return acc;
+      });
+    }
 
     const infoFold = (host: string, node: string | null, to: Jid, from: Jid): Element[] =>
       api.runFold(host, "disco-info", [], { host, node, to, from });

@@ -22,4 +22,6 @@ export interface C2sContext {
   readonly tracker: Set<C2sSession>;
   /** Other WebSocket endpoints on the HTTP port, by path (ServerContext.httpUpgrades). */
   readonly httpUpgrades: ReadonlyMap<string, (req: import("node:http").IncomingMessage, socket: import("node:stream").Duplex, head: Buffer) => void>;
+  /** Plain HTTP endpoints on the HTTP port, by path prefix (ServerContext.httpRequests). */
+  readonly httpRequests: ReadonlyMap<string, (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => void>;
 }

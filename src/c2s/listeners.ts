@@ -207,6 +207,7 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
         res.end(`<?xml version='1.0' encoding='utf-8'?>${xrd.toString()}`);
         return;
       }
+      for (const [prefix, handler] of ctx.httpRequests) if (url.startsWith(prefix)) return handler(req, res);
       res.writeHead(url === wsPath ? 426 : 404, { "content-type": "text/plain" });
       res.end(url === wsPath ? "Upgrade to WebSocket with subprotocol 'xmpp'\n" : "Not found\n");
     });

@@ -361,6 +361,9 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
       features.cnode(xml("csi", { xmlns: NS_CSI }));
       for (const f of this.ctx.hooks.runFold(this.host, "stream-features", [], { session: this, authenticated: true })) features.cnode(f);
     }
+    // XEP-0478: the limits this stream is held to (idle: the server pings after that long, then closes).
+    features.cnode(xml("limits", { xmlns: "urn:xmpp:stream-limits:0" }, xml("max-bytes", null, String(cfg.limits.maxStanzaBytes)),
+      this.authenticated ? xml("idle-seconds", null, String(cfg.limits.idleTimeoutSeconds)) : null));
     this.send(features);
   }
 

@@ -28,6 +28,7 @@ export const mobileModule = defineModule<MobileOptions>({
   xep: [
     { spec: "hearth mobile v1", title: "Protobuf over WebSocket for mobile apps (schemas/proto/README.md)", status: "complete" },
     { spec: "XEP-0352", title: "Client State Indication", version: "1.0.0", status: "partial", note: "mobile background mode" },
+    { spec: "XEP-0066", title: "Out of Band Data", version: "1.5", status: "partial", note: "jabber:x:oob URLs of mobile media messages, both ways; no iq:oob" },
   ],
   options: mobileOptions,
   async setup(api) {

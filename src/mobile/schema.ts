@@ -110,7 +110,7 @@ export interface LoginResult {
   heartbeatIntervalMs: number; heartbeatTimeoutMs: number;
   backgroundHeartbeatIntervalMs: number; backgroundHeartbeatTimeoutMs: number;
   maxSeq: number; resumeAfterSeq: number; maxFrameBytes: number; protocolVersion: number;
-  recallWindowSeconds: number; groupsEnabled: boolean; groupDomain: string;
+  recallWindowSeconds: number; groupsEnabled: boolean; groupDomain: string; maxUploadBytes: number;
 }
 export interface Ping { clientTime: number }
 export interface Pong { serverTime: number; clientTime: number }
@@ -200,6 +200,10 @@ export type GetGroups = Record<string, never>;
 export interface GroupList { groups: Group[] }
 export interface GroupEventPush { group: string; kind: GroupEventKind; jid: string; by: string; name: string }
 
+export interface RequestUpload { filename: string; size: number; contentType: string }
+export interface HttpHeader { name: string; value: string }
+export interface UploadSlot { putUrl: string; putHeaders: HttpHeader[]; getUrl: string; expiresAt: number }
+
 /** Every payload of the Envelope's oneof, by its (camelCase) field name. */
 export interface Payloads {
   error: ErrorPayload; ok: Ok;
@@ -217,6 +221,7 @@ export interface Payloads {
   createGroup: CreateGroup; group: Group; inviteMembers: InviteMembers; joinGroup: JoinGroup; leaveGroup: LeaveGroup;
   kickMember: KickMember; dismissGroup: DismissGroup; getGroupMembers: GetGroupMembers; groupMembers: GroupMembers;
   getGroups: GetGroups; groupList: GroupList; groupEvent: GroupEventPush;
+  requestUpload: RequestUpload; uploadSlot: UploadSlot;
 }
 export type PayloadName = keyof Payloads;
 
@@ -232,6 +237,7 @@ export const REQUESTS = {
   blockContact: "ok", unblockContact: "ok", setPresence: "ok", getPresence: "presenceList",
   createGroup: "group", inviteMembers: "ok", joinGroup: "group", leaveGroup: "ok", kickMember: "ok", dismissGroup: "ok",
   getGroupMembers: "groupMembers", getGroups: "groupList",
+  requestUpload: "uploadSlot",
 } as const satisfies Partial<Record<PayloadName, PayloadName>>;
 export type RequestName = keyof typeof REQUESTS;
 export type ResponseOf<K extends RequestName> = Payloads[(typeof REQUESTS)[K]];
@@ -298,4 +304,5 @@ const PAYLOAD_NAMES: Record<PayloadName, true> = {
   contactRequest: true, setPresence: true, presencePush: true, getPresence: true, presenceList: true,
   createGroup: true, group: true, inviteMembers: true, joinGroup: true, leaveGroup: true, kickMember: true,
   dismissGroup: true, getGroupMembers: true, groupMembers: true, getGroups: true, groupList: true, groupEvent: true,
+  requestUpload: true, uploadSlot: true,
 };

@@ -5,7 +5,7 @@
 // A module serves the configured hosts: its stanza handlers sit on each host's bus. A component (a MUC
 // service, later upload or pubsub) asks `api.component(domain)` for an api scoped to its own domain, whose
 // handlers only ever see stanzas for that domain.
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Element } from "../xml/element.js";
 import {
@@ -70,6 +70,9 @@ export interface ServiceMap {}
 /** A WebSocket endpoint on the HTTP port: the handler takes over the upgrade request's socket. */
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
+/** A plain HTTP endpoint on the HTTP port: answers every request whose path starts with its prefix. */
+export type HttpRequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
 /** Everything the host shares with the modules of one server. Internal to src/: modules get an api. */
 export interface ServerContext {
   readonly config: Config;
@@ -84,6 +87,10 @@ export interface ServerContext {
   readonly identities: Identity[];
   /** WebSocket endpoints modules mount on the HTTP port, by path (the mobile adapter at /mobile). */
   readonly httpUpgrades: Map<string, UpgradeHandler>;
+  /** Plain HTTP endpoints modules mount on the HTTP port, by path prefix (file upload at /upload/). */
+  readonly httpRequests: Map<string, HttpRequestHandler>;
+  /** The HTTP port once listening (null before, or when HTTP is off): modules build public URLs from it. */
+  readonly httpPort: { value: number | null };
 }
 
 /** Stanza events a module hooks with `on`; iq requests go through `onIq`, which answers exactly once. */
@@ -136,6 +143,13 @@ export interface ModuleApi<O = unknown> {
   useOptional<K extends keyof ServiceMap>(name: K): ServiceMap[K] | null;
   /** Mounts a WebSocket endpoint on the HTTP port at `path`. */
   addHttpEndpoint(path: string, upgrade: UpgradeHandler): void;
+  /**
+   * Serves plain HTTP requests whose path starts with `prefix` (ending in "/") on the HTTP port. The
+   * handler owns the response: it must end it, also when the request fails.
+   */
+  addHttpHandler(prefix: string, handler: HttpRequestHandler): void;
+  /** The port the built-in HTTP server listens on, null before it listens or when it is off. */
+  httpPort(): number | null;
   /** A key-value store private to this module (name-spaced by the module name). */
   openStore(name?: string): KeyValueStore;
   /** Routes a stanza whose from/to are set. */
@@ -304,6 +318,13 @@ export class ModuleHost {
         ctx.httpUpgrades.set(path, upgrade);
         undo.push(() => ctx.httpUpgrades.delete(path));
       },
+      addHttpHandler: (prefix, handler) => {
+        if (!prefix.startsWith("/") || !prefix.endsWith("/")) throw new Error(`module ${name}: HTTP prefix ${prefix} must start and end with /`);
+        if (ctx.httpRequests.has(prefix)) throw new Error(`module ${name}: HTTP prefix ${prefix} is taken`);
+        ctx.httpRequests.set(prefix, handler);
+        undo.push(() => ctx.httpRequests.delete(prefix));
+      },
+      httpPort: () => ctx.httpPort.value,
       openStore: (storeName = name) => {
         const key = storeName === name ? name : `${name}:${storeName}`;
         let s = stores.get(key);

@@ -1,9 +1,10 @@
 // Test helpers for the mobile adapter: a test server with the mobile module on a fixed free port (so that
 // ts.restart() keeps it), and logged-in mobile clients (test/helpers/mobile-sdk.ts).
+import assert from "node:assert/strict";
 import net from "node:net";
 import { startTestServer, type TestServer } from "./server.js";
 import { extensions } from "../../extensions/index.js";
-import { MobileClient, Platform, type MobileClientOptions, type LoginOptions } from "./mobile-sdk.js";
+import { MobileClient, MobileRequestError, Platform, type MobileClientOptions, type LoginOptions } from "./mobile-sdk.js";
 import type { Platform as PlatformType } from "../../src/mobile/schema.js";
 
 export { MobileClient, MobileRequestError, Platform, ErrorCode, ContentType } from "./mobile-sdk.js";
@@ -54,4 +55,16 @@ export async function mobileUser(ts: MobileTestServer, username: string, opts: M
   await c.login({ username, password, deviceId: opts.deviceId ?? `dev${++deviceSeq}`, platform: opts.platform ?? Platform.ANDROID, ...opts.login });
   if (opts.waitSync ?? true) await c.syncComplete();
   return c;
+}
+
+/** Awaits a request that must fail with `code`; returns the error. */
+export async function rejectsWith(p: Promise<unknown>, code: number): Promise<MobileRequestError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof MobileRequestError, `expected a MobileRequestError, got ${err}`);
+    assert.equal(err.code, code, err.message);
+    return err;
+  }
+  assert.fail(`expected error ${code}`);
 }

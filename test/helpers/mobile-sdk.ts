@@ -160,6 +160,25 @@ export class MobileClient {
     return ack;
   }
 
+  /**
+   * Uploads a file through a slot (media.proto) and returns the URL to send: RequestUpload, then an HTTP
+   * PUT of the bytes with the slot's headers. A real app streams the file from disk instead.
+   */
+  async uploadFile(data: Uint8Array, filename: string, contentType: string): Promise<string> {
+    const slot = await this.request("requestUpload", { filename, size: data.length, contentType });
+    const headers: Record<string, string> = { "content-type": contentType };
+    for (const h of slot.putHeaders) headers[h.name] = h.value;
+    const res = await fetch(slot.putUrl, { method: "PUT", headers, body: new Blob([new Uint8Array(data)]) });
+    if (res.status !== 201 && res.status !== 200) throw new Error(`upload failed: HTTP ${res.status} ${await res.text()}`);
+    return slot.getUrl;
+  }
+
+  /** Uploads a file and sends it as a media message (its URL in the body). */
+  async sendFile(to: string, data: Uint8Array, filename: string, contentType: string, kind: ContentType): Promise<{ url: string; ack: SendAck }> {
+    const url = await this.uploadFile(data, filename, contentType);
+    return { url, ack: await this.send(to, url, { contentType: kind }) };
+  }
+
   private isGroup(to: string): boolean {
     const d = this.session?.groupDomain;
     return !!d && to.endsWith(`@${d}`);

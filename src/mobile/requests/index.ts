@@ -8,6 +8,7 @@ import { getConversations, updateConversation } from "./conversations.js";
 import {
   acceptContact, addContact, blockContact, deleteContact, getPresence, getRoster, rejectContact, setPresence, setRemark, unblockContact,
 } from "./contacts.js";
+import { requestUpload } from "./media.js";
 
 export type Handlers = {
   [K in RequestName]: (s: MobileSession, body: Payloads[K]) => ResponseOf<K> | Promise<ResponseOf<K>>;
@@ -28,4 +29,5 @@ export const handlers: Handlers = {
   dismissGroup: (s, b) => s.ctx.groups.dismissGroup(s, b),
   getGroupMembers: (s, b) => s.ctx.groups.getGroupMembers(s, b),
   getGroups: (s, b) => s.ctx.groups.getGroups(s, b),
+  requestUpload,
 };

@@ -102,6 +102,7 @@ export async function login(s: MobileSession, req: LoginRequest): Promise<LoginR
     recallWindowSeconds: ctx.retraction.windowSeconds,
     groupsEnabled: ctx.groups.enabled(),
     groupDomain: ctx.groups.domain() ?? "",
+    maxUploadBytes: ctx.api.useOptional("upload")?.maxFileSize ?? 0,
   };
 }
 
