@@ -410,13 +410,14 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
       // XEP-0410: once the dead node is cleaned up, a surviving node owns the room, loaded from the store
       // without its occupants: sam's self-ping says he is no longer joined.
       const deadline = Date.now() + (DEAD_AFTER_S + 3 * HEARTBEAT_S + 5) * 1000;
-      let answer: Element;
+      let answer: Element | null = null;
       for (;;) {
-        answer = await sam.iq(xml("iq", { type: "get", to: `${room}/sam` }, xml("ping", { xmlns: "urn:xmpp:ping" })), 3000);
-        if (answer.attrs.type === "error" || Date.now() > deadline) break;
+        // Until the cleanup, a ping waits in the dead node's bus (it is answered later, or not at all).
+        answer = await sam.iq(xml("iq", { type: "get", to: `${room}/sam` }, xml("ping", { xmlns: "urn:xmpp:ping" })), 2000).catch(() => null);
+        if (answer?.attrs.type === "error" || Date.now() > deadline) break;
         await new Promise((r) => setTimeout(r, 500));
       }
-      assert.equal(errorCondition(answer), "not-acceptable", answer.toString());
+      assert.equal(errorCondition(answer), "not-acceptable", String(answer));
       // He rejoins: the room kept its configuration, his affiliation and its history.
       join(sam, "sam");
       const self = await sam.receive(isRoomPresence("sam"), 10_000);
