@@ -17,6 +17,8 @@ import { coreModules } from "./im/index.js";
 import { mobileModule } from "./mobile/index.js";
 import { startS2s, type S2s } from "./s2s/index.js";
 import type { Store } from "./storage/types.js";
+import { startOps, type Ops } from "./ops/index.js";
+import { HEARTH_VERSION } from "./ops/version.js";
 
 export interface Server {
   readonly context: ServerContext;
@@ -57,6 +59,8 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   const modules = new ModuleHost(context);
   let listeners: ListenerSet | null = null;
   let s2s: S2s | null = null;
+  let ops: Ops | null = null;
+  let stopped = false;
   try {
     await modules.loadAll(serverModules(extensions));
     await cluster.start({ hooks, router });
@@ -65,9 +69,19 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
     const tracker = new Set<C2sSession>();
     listeners = await startListeners({
       config, log, logStanzas: config.log.stanzas, hooks, router, sessions, store, tracker, httpUpgrades: context.httpUpgrades, login,
+      httpRequest: (req, res) => ops?.handle(req, res) ?? false,
     }, tlsOptions);
     s2s = await startS2s({ config, log, hooks, router, tlsMaterial });
+    const bound = listeners;
+    ops = startOps({
+      context, modules, cluster, login, tracker, s2s, version: HEARTH_VERSION, log,
+      health: {
+        store, cluster, redis: config.cluster.redisUrl !== null, host: config.hosts[0], stopping: () => stopped,
+        listeners: () => ({ c2s: bound.c2s, directTls: bound.directTls, http: bound.http }),
+      },
+    });
   } catch (err) {
+    ops?.close();
     await s2s?.stop();
     await listeners?.close();
     await cluster.stop();
@@ -84,14 +98,17 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   let stopping: Promise<void> | null = null;
   const ls = listeners;
   const federation = s2s;
+  const operations = ops;
   const server: Server = {
     context, modules, cluster, ports, s2s: federation,
     stop() {
       stopping ??= (async () => {
         unguard();
+        stopped = true;
         await hooks.server.notify("server-stopping", {});
         await federation.stop();
         await ls.close();
+        operations.close();
         await cluster.stop();
         modules.unloadAll();
         await store.close();

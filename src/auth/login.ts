@@ -16,7 +16,13 @@ export class LoginThrottled extends Error {
   }
 }
 
+/** Logins by mechanism since start: plain integers the metrics read when scraped (src/ops/metrics.ts). */
+export interface LoginCounts { succeeded: number; failed: number }
+
 export class LoginService {
+  /** By mechanism: a SASL name (c2s), "mobile-password" or "mobile-token". */
+  readonly counts = new Map<string, LoginCounts>();
+
   constructor(
     private readonly store: Store,
     private readonly throttle: AuthThrottle,
@@ -41,12 +47,20 @@ export class LoginService {
   }
 
   /** `account` null: a name that is no localpart, counted against the address only. */
-  failed(address: string, account: string | null): void {
+  failed(address: string, account: string | null, mechanism = "other"): void {
     this.throttle.failed(address, account);
+    this.countOf(mechanism).failed++;
   }
 
-  succeeded(address: string, account: string): void {
+  succeeded(address: string, account: string, mechanism = "other"): void {
     this.throttle.succeeded(address, account);
+    this.countOf(mechanism).succeeded++;
+  }
+
+  private countOf(mechanism: string): LoginCounts {
+    let c = this.counts.get(mechanism);
+    if (c === undefined) this.counts.set(mechanism, c = { succeeded: 0, failed: 0 });
+    return c;
   }
 
   /**
@@ -73,18 +87,18 @@ export class LoginService {
    * One attempt with a secret other protocols check themselves (a password, a device token): admitted,
    * checked against the account (null when unknown), counted. Throws LoginThrottled.
    */
-  async attempt(address: string, host: string, user: string, check: (account: Account | null) => Promise<boolean>): Promise<boolean> {
+  async attempt(address: string, host: string, user: string, check: (account: Account | null) => Promise<boolean>, mechanism = "other"): Promise<boolean> {
     const account = `${user}@${host}`;
     await this.admit(address, account);
     const ok = await check(await this.store.accounts.get(host, user));
-    if (ok) this.throttle.succeeded(address, account);
-    else this.throttle.failed(address, account);
+    if (ok) this.succeeded(address, account, mechanism);
+    else this.failed(address, account, mechanism);
     return ok;
   }
 
   /** A password login (PLAIN semantics, RFC 4616 §2 preparation). Throws LoginThrottled. */
-  password(address: string, host: string, user: string, password: string): Promise<boolean> {
-    return this.attempt(address, host, user, (account) => checkPassword(account?.credentials ?? null, user, password, this.opts.unknownUserIterations));
+  password(address: string, host: string, user: string, password: string, mechanism = "mobile-password"): Promise<boolean> {
+    return this.attempt(address, host, user, (account) => checkPassword(account?.credentials ?? null, user, password, this.opts.unknownUserIterations), mechanism);
   }
 }
 

@@ -21,5 +21,7 @@ export interface C2sContext {
   /** Every open stream, for the shared timeout sweep. */
   readonly tracker: Set<C2sSession>;
   /** Other WebSocket endpoints on the HTTP port, by path (ServerContext.httpUpgrades). */
+  /** Plain HTTP requests the operations endpoints (src/ops) answer; false lets the listener answer 404. */
+  readonly httpRequest?: (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => boolean;
   readonly httpUpgrades: ReadonlyMap<string, (req: import("node:http").IncomingMessage, socket: import("node:stream").Duplex, head: Buffer) => void>;
 }

@@ -196,6 +196,7 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
   if (cfg.http.port !== null) {
     const wsPath = cfg.http.websocketPath;
     set.http = http.createServer((req, res) => {
+      if (ctx.httpRequest?.(req, res)) return;
       const url = (req.url ?? "/").split("?")[0];
       if (url === "/.well-known/host-meta") {
         // XEP-0156: lets web clients (Converse.js) find the WebSocket endpoint.

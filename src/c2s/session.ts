@@ -54,6 +54,7 @@ export class C2sSession extends SessionState implements Session {
   private sasl: SaslMechanism | null = null;
   private saslFailures = 0;
   private saslUser: string | null = null;
+  private saslMechanism = "";
   private queue: Element[] | null = null;
   private busy = false;
   private readonly backpressure = new Backpressure(() => this.transport);
@@ -164,6 +165,7 @@ export class C2sSession extends SessionState implements Session {
 
   private deliver(stanza: Element, meta?: DeliveryMeta): void {
     if (this.ctx.logStanzas) this.ctx.log.debug({ session: this.id, out: stanza.toString() }, "stanza out");
+    this.ctx.router.traffic.sent(stanza.name);
     const sm = this.sm;
     if (sm !== null && STANZAS.has(stanza.name)) return this.deliverManaged(sm, stanza, meta);
     const flushed = meta && this.jid ? this.trackFlush(meta.seq) : undefined;
@@ -536,6 +538,7 @@ export class C2sSession extends SessionState implements Session {
       }
       const host = this.host;
       this.saslUser = null;
+      this.saslMechanism = mech;
       const auth = this.ctx.config.auth;
       try {
         const lookup = this.ctx.login.saslLookup(this.remoteAddress, host, (user) => { this.saslUser = user; });
@@ -555,7 +558,7 @@ export class C2sSession extends SessionState implements Session {
       }
       let user: string;
       try { user = nodeprep(step.username); } catch { return this.saslFailure("not-authorized"); }
-      this.ctx.login.succeeded(this.remoteAddress, `${user}@${this.host}`);
+      this.ctx.login.succeeded(this.remoteAddress, `${user}@${this.host}`, this.saslMechanism);
       this.sasl = null;
       this.username = user;
       this.authenticated = true;
@@ -572,7 +575,7 @@ export class C2sSession extends SessionState implements Session {
       }
       if (err.condition === "not-authorized") {
         const user = this.saslUser;
-        this.ctx.login.failed(this.remoteAddress, user === null ? null : `${user}@${this.host}`);
+        this.ctx.login.failed(this.remoteAddress, user === null ? null : `${user}@${this.host}`, this.saslMechanism);
       }
       this.saslFailure(err.condition, err.message || undefined);
     });

@@ -147,7 +147,7 @@ async function authenticate(s: MobileSession, req: LoginRequest, user: string, h
       const raw = account ? await s.ctx.tokens.get(`${user}@${host}`, hash) : null;
       const record = raw ? (JSON.parse(raw) as TokenRecord) : null;
       return record !== null && record.expires >= Date.now() && record.device === req.deviceId;
-    });
+    }, "mobile-token");
     if (!valid) failed(s, ErrorCode.TOKEN_INVALID, "the token is unknown, expired, revoked or not this device's");
     return hash;
   } catch (err) {
