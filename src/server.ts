@@ -51,7 +51,7 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   const cluster = createCluster(config, { store, log });
   const sessions = cluster.sessions;
   const router = new Router(hooks, sessions, new Set(config.hosts), log);
-  const login = createLoginService(store, config.auth);
+  const login = createLoginService(store, config.auth, log);
   const accounts = new AccountService(store, hooks, sessions, {
     hosts: config.hosts, iterations: config.auth.scramIterations, minPasswordLength: config.registration.minPasswordLength,
   }, login);

@@ -7,6 +7,7 @@ import type { Account, Store } from "../storage/types.js";
 import type { Config } from "../config/config.js";
 import { AuthThrottle } from "./throttle.js";
 import { NetworkList } from "./networks.js";
+import { nullLogger, type Logger } from "../log.js";
 
 /** The attempt was refused by the throttle; the client may try again after `retryAfterMs`. */
 export class LoginThrottled extends Error {
@@ -27,12 +28,14 @@ export class LoginService {
     private readonly store: Store,
     private readonly throttle: AuthThrottle,
     private readonly opts: { unknownUserIterations: number },
+    /** Each refused attempt is logged once here, with its peer and reason (never the secret). */
+    private readonly log: Logger = nullLogger,
   ) {}
 
   /** Throws LoginThrottled when the address is refused as a whole (before any account is named). */
   admitAddress(address: string): void {
     const v = this.throttle.addressVerdict(address);
-    if (!v.allowed) throw new LoginThrottled(v.retryAfterMs);
+    if (!v.allowed) throw this.throttled(address, null, v.retryAfterMs);
   }
 
   /** Waits out the pair's delay; throws LoginThrottled when the pair or the address is refused. */
@@ -43,13 +46,19 @@ export class LoginService {
       // Another attempt of the pair may have failed meanwhile.
       v = this.throttle.verdict(address, account);
     }
-    if (!v.allowed) throw new LoginThrottled(v.retryAfterMs);
+    if (!v.allowed) throw this.throttled(address, account, v.retryAfterMs);
+  }
+
+  private throttled(peer: string, account: string | null, retryAfterMs: number): LoginThrottled {
+    this.log.warn({ peer, account, retryAfterMs }, "login refused: too many failed attempts");
+    return new LoginThrottled(retryAfterMs);
   }
 
   /** `account` null: a name that is no localpart, counted against the address only. */
   failed(address: string, account: string | null, mechanism = "other"): void {
     this.throttle.failed(address, account);
     this.countOf(mechanism).failed++;
+    this.log.info({ peer: address, account, mechanism }, "login refused: wrong credentials");
   }
 
   succeeded(address: string, account: string, mechanism = "other"): void {
@@ -103,7 +112,7 @@ export class LoginService {
 }
 
 /** The node's login service from the `auth` config section. */
-export function createLoginService(store: Store, auth: Config["auth"]): LoginService {
+export function createLoginService(store: Store, auth: Config["auth"], log?: Logger): LoginService {
   const throttle = new AuthThrottle({
     perPair: auth.maxFailuresPerAccount,
     perAddress: auth.maxFailures,
@@ -112,5 +121,5 @@ export function createLoginService(store: Store, auth: Config["auth"]): LoginSer
     maxDelayMs: auth.maxFailureDelayMs,
     exempt: new NetworkList(auth.exemptNetworks),
   });
-  return new LoginService(store, throttle, { unknownUserIterations: auth.scramIterations });
+  return new LoginService(store, throttle, { unknownUserIterations: auth.scramIterations }, log?.child({ component: "auth" }));
 }

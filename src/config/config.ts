@@ -35,7 +35,7 @@ export interface Config {
   hosts: string[];
   /** Absolute. */
   dataDir: string;
-  log: { level: LogLevel; stanzas: boolean; pretty: boolean };
+  log: { level: LogLevel; stanzas: boolean; format: "auto" | "json" | "pretty" };
   c2s: {
     bind: string;
     /** null: disabled; 0: any free port. */

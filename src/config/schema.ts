@@ -259,10 +259,12 @@ export const schema: Section = {
           default: false,
           description: "Log every stanza in and out at debug level (verbose; contains message bodies).",
         },
-        pretty: {
-          kind: "boolean",
-          default: false,
-          description: "Human-readable one-line log entries instead of JSON.",
+        format: {
+          kind: "enum",
+          values: ["auto", "json", "pretty"],
+          default: "auto",
+          description:
+            "json: one JSON object per line (for log collectors); pretty: one human-readable line per entry; auto: pretty when stdout is a terminal, json otherwise.",
         },
       },
     },
