@@ -5,6 +5,9 @@ import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
 import { createLogger } from "../src/log.js";
 import { xml } from "../src/xml/element.js";
+import { loadConfig } from "../src/config/config.js";
+import { gettingStarted } from "../src/cli/main.js";
+import { tmpdir } from "node:os";
 
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 const SECRET = "correct-horse-battery-staple";
@@ -77,5 +80,16 @@ describe("operator logs", () => {
     assert.ok(!all.includes(SECRET), "no password");
     assert.ok(!all.includes(Buffer.from(`\0tybalt\0${SECRET}`).toString("base64")), "no SASL payload");
     assert.ok(!all.includes(BODY), "no message body");
+  });
+});
+
+describe("the start banner", () => {
+  it("tells a newcomer how to add a user and where to point a client", () => {
+    const config = loadConfig({ file: null, env: {}, overrides: {}, cwd: tmpdir() });
+    const text = gettingStarted(config, { c2s: 5222, http: 5280 });
+    assert.match(text, /npx hearth adduser alice@localhost/);
+    assert.match(text, /log in as alice@localhost; server 127\.0\.0\.1, port 5222/);
+    assert.match(text, /ws:\/\/localhost:5280\/xmpp-websocket/);
+    assert.match(text, /self-signed/);
   });
 });

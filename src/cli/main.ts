@@ -116,9 +116,25 @@ async function start(config: Config, deps: CliDeps, err: NodeJS.WritableStream):
   const server = await startServer(config, deps.extensions);
   const p = server.ports;
   err.write(`hearth: serving ${config.hosts.join(", ")} — c2s ${p.c2s ?? "off"}, direct TLS ${p.directTls ?? "off"}, HTTP/WebSocket ${p.http ?? "off"}; data in ${config.dataDir}\n`);
+  err.write(gettingStarted(config, p));
   await stopped;
   await server.stop();
   return 0;
+}
+
+/** What a newcomer needs after `npm start`: where to point a client, how to add a user, where to look. */
+export function gettingStarted(config: Config, p: { c2s: number | null; http: number | null }): string {
+  const host = config.hosts[0];
+  const lines = ["", "Next steps:"];
+  lines.push(`  add a user:     npx hearth adduser alice@${host}   (prompts for the password)`);
+  // A client finds the server by the domain's DNS (SRV or A records); localhost needs no DNS.
+  if (p.c2s !== null) lines.push(`  XMPP client:    log in as alice@${host}; server ${host === "localhost" ? "127.0.0.1" : host}, port ${p.c2s}`);
+  if (p.http !== null) {
+    lines.push(`  web client:     ws://${host}:${p.http}${config.http.websocketPath}`);
+    lines.push(`  health:         http://127.0.0.1:${p.http}/health/ready${config.ops.metrics ? `   metrics: http://127.0.0.1:${p.http}/metrics` : ""}`);
+  }
+  if (config.tls.cert === null && Object.keys(config.tls.certs).length === 0) lines.push("  TLS:            a self-signed certificate (clients will ask you to accept it); set tls.cert/tls.key for real use");
+  return lines.join("\n") + "\n\n";
 }
 
 async function withAccounts<T>(config: Config, fn: (a: AccountService, c: Config) => Promise<T>): Promise<T> {
