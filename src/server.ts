@@ -1,8 +1,9 @@
 // The composition root of one node: store, hook bus, router, modules, listeners. Everything is passed
 // in explicitly (STYLE: factories with their dependencies as arguments, nothing global).
 import type { AddressInfo } from "node:net";
+import type { TlsOptions } from "node:tls";
 import type { Config } from "./config/config.js";
-import { loadTls, buildSniOptions } from "./config/tls.js";
+import { loadTls, buildSniOptions, checkCertificates, replaceTlsMaterial, type TlsMaterial } from "./config/tls.js";
 import { createLogger, type Logger } from "./log.js";
 import { HookBuses } from "./events/hooks.js";
 import { Router } from "./router/router.js";
@@ -29,6 +30,11 @@ export interface Server {
   readonly ports: { c2s: number | null; directTls: number | null; http: number | null; s2s: number | null };
   /** Federation: the s2s listener and outgoing streams. */
   readonly s2s: S2s;
+  /**
+   * Reads the certificates again (SIGHUP): new connections get them, open ones keep theirs. Rejects (and
+   * keeps the old ones) when a file is missing or does not match its key.
+   */
+  reloadTls(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -61,11 +67,13 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   let s2s: S2s | null = null;
   let ops: Ops | null = null;
   let stopped = false;
+  let tlsMaterial: Map<string, TlsMaterial> = new Map();
+  let tlsOptions: TlsOptions = {};
   try {
     await modules.loadAll(serverModules(extensions));
     await cluster.start({ hooks, router });
-    const tlsMaterial = await loadTls(config, log);
-    const tlsOptions = buildSniOptions(tlsMaterial, config.hosts[0]);
+    tlsMaterial = await loadTls(config, log);
+    tlsOptions = buildSniOptions(tlsMaterial, config.hosts[0]);
     const tracker = new Set<C2sSession>();
     listeners = await startListeners({
       config, log, logStanzas: config.log.stanzas, hooks, router, sessions, store, tracker, httpUpgrades: context.httpUpgrades, login,
@@ -99,11 +107,22 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   const ls = listeners;
   const federation = s2s;
   const operations = ops;
+  // RFC 6125 certificates expire: warned at start (loadTls) and once a day after.
+  const expiryCheck = setInterval(() => checkCertificates(tlsMaterial, log), 86_400_000);
+  expiryCheck.unref();
   const server: Server = {
     context, modules, cluster, ports, s2s: federation,
+    async reloadTls() {
+      const fresh = await loadTls(config, log);
+      replaceTlsMaterial(tlsMaterial, fresh, tlsOptions, config.hosts[0]);
+      const { SNICallback: _sni, ...defaults } = tlsOptions;
+      ls.directTls?.setSecureContext(defaults);
+      log.info({ domains: [...fresh.keys()] }, "TLS certificates reloaded");
+    },
     stop() {
       stopping ??= (async () => {
         unguard();
+        clearInterval(expiryCheck);
         stopped = true;
         await hooks.server.notify("server-stopping", {});
         await federation.stop();

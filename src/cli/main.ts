@@ -114,10 +114,19 @@ async function start(config: Config, deps: CliDeps, err: NodeJS.WritableStream):
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   const server = await startServer(config, deps.extensions);
+  // SIGHUP (systemctl reload, certbot's deploy hook): new certificates for new connections, none dropped.
+  const onHangup = () => {
+    server.reloadTls().then(
+      () => err.write("hearth: TLS certificates reloaded\n"),
+      (e: Error) => err.write(`hearth: TLS reload failed, keeping the current certificates: ${e.message}\n`),
+    );
+  };
+  process.on("SIGHUP", onHangup);
   const p = server.ports;
   err.write(`hearth: serving ${config.hosts.join(", ")} — c2s ${p.c2s ?? "off"}, direct TLS ${p.directTls ?? "off"}, HTTP/WebSocket ${p.http ?? "off"}; data in ${config.dataDir}\n`);
   err.write(gettingStarted(config, p));
   await stopped;
+  process.off("SIGHUP", onHangup);
   await server.stop();
   return 0;
 }

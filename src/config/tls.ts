@@ -200,8 +200,8 @@ export function selectTlsMaterial(material: Map<string, TlsMaterial>, servername
  * certificate unless SNI names another served domain.
  */
 export function buildSniOptions(material: Map<string, TlsMaterial>, defaultHost: string): tls.TlsOptions {
-  const fallback = material.get(defaultHost);
-  if (fallback === undefined) throw new Error(`no TLS material for default host ${defaultHost}`);
+  const initial = material.get(defaultHost);
+  if (initial === undefined) throw new Error(`no TLS material for default host ${defaultHost}`);
   const contexts = new Map<TlsMaterial, tls.SecureContext>();
   const contextFor = (entry: TlsMaterial): tls.SecureContext => {
     let context = contexts.get(entry);
@@ -212,12 +212,29 @@ export function buildSniOptions(material: Map<string, TlsMaterial>, defaultHost:
     return context;
   };
   for (const entry of material.values()) contextFor(entry);
+  // The map is read at each handshake, so a reload (replaceTlsMaterial) applies to new connections.
   return {
-    key: fallback.key,
-    cert: fallback.cert,
+    key: initial.key,
+    cert: initial.cert,
     minVersion: "TLSv1.2",
     SNICallback(servername, callback) {
-      callback(null, contextFor(selectTlsMaterial(material, servername) ?? fallback));
+      callback(null, contextFor(selectTlsMaterial(material, servername) ?? material.get(defaultHost) ?? initial));
     },
   };
+}
+
+/**
+ * Swaps in freshly loaded material (SIGHUP): new handshakes, SNI or not, present it; established
+ * connections keep the session they negotiated.
+ */
+export function replaceTlsMaterial(material: Map<string, TlsMaterial>, fresh: Map<string, TlsMaterial>, options: tls.TlsOptions, defaultHost: string): void {
+  material.clear();
+  for (const [domain, entry] of fresh) material.set(domain, entry);
+  const def = material.get(defaultHost);
+  if (def !== undefined) { options.key = def.key; options.cert = def.cert; }
+}
+
+/** The expiry warnings again (the server repeats them daily). */
+export function checkCertificates(material: Map<string, TlsMaterial>, log: Logger): void {
+  for (const [domain, entry] of material) if (!entry.selfSigned) warnAboutCertificate(entry.cert, domain, log);
 }

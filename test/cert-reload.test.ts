@@ -1,0 +1,74 @@
+// Certificate reload (SIGHUP → Server.reloadTls): a session open before keeps working on its TLS
+// connection, new connections (direct TLS and STARTTLS) see the new certificate, and a broken file
+// leaves the old one in place.
+import assert from "node:assert/strict";
+import tls from "node:tls";
+import { readFileSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import { startTestServer, type TestServer } from "./helpers/server.js";
+import { RawClient } from "./helpers/raw-client.js";
+import { createTestCa, type TestCa } from "./helpers/test-ca.js";
+import { xml } from "../src/xml/element.js";
+
+/** The fingerprint of the certificate a new direct-TLS connection is shown. */
+function presented(ts: TestServer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: "127.0.0.1", port: ts.tlsPort, servername: "localhost", rejectUnauthorized: false, ALPNProtocols: ["xmpp-client"] }, () => {
+      resolve(s.getPeerX509Certificate()!.fingerprint256);
+      s.destroy();
+    });
+    s.once("error", reject);
+  });
+}
+
+const fingerprint = (file: string) => new X509Certificate(readFileSync(file)).fingerprint256;
+
+describe("TLS certificate reload", () => {
+  let ca: TestCa;
+  let ts: TestServer;
+  let first: string;
+  before(async () => {
+    ca = createTestCa();
+    const files = ca.issue("localhost");
+    first = fingerprint(files.cert);
+    ts = await startTestServer({ tls: { cert: files.cert, key: files.key } });
+    await ts.accounts.create(ts.host, "juliet", "password");
+  });
+  after(async () => { await ts?.stop(); ca?.remove(); });
+
+  it("keeps an open TLS session alive while new connections get the new certificate", async () => {
+    assert.equal(await presented(ts), first);
+    const before = await RawClient.connect(ts, { tls: true });
+    await before.login("juliet", "password", "before");
+    assert.equal(before.tlsSocket!.getPeerX509Certificate()!.fingerprint256, first);
+
+    const files = ca.issue("localhost"); // a renewal: new key and certificate at the same paths
+    const second = fingerprint(files.cert);
+    assert.notEqual(second, first);
+    await ts.server.reloadTls();
+
+    assert.equal(await presented(ts), second, "a new direct-TLS connection sees the new certificate");
+    const starttls = await RawClient.connect(ts);
+    await starttls.open();
+    await starttls.startTls();
+    assert.equal(starttls.tlsSocket!.getPeerX509Certificate()!.fingerprint256, second, "STARTTLS too");
+    starttls.close();
+
+    // The session opened before the reload still answers on its connection.
+    const pong = await before.iq(xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+    assert.equal(pong.attrs.type, "result");
+    const after = await RawClient.connect(ts, { tls: true });
+    await after.login("juliet", "password", "after");
+    after.send(xml("message", { to: before.jid, type: "chat" }, xml("body", null, "still here?")));
+    await before.receive((el) => el.name === "message" && el.getChildText("body") === "still here?");
+    before.close();
+    after.close();
+  });
+
+  it("keeps the current certificate when the new files are broken", async () => {
+    const current = await presented(ts);
+    writeFileSync(ts.config.tls.cert!, "not a certificate\n");
+    await assert.rejects(ts.server.reloadTls(), /not a PEM certificate/);
+    assert.equal(await presented(ts), current);
+  });
+});
