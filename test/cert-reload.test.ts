@@ -9,6 +9,11 @@ import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawClient } from "./helpers/raw-client.js";
 import { createTestCa, type TestCa } from "./helpers/test-ca.js";
 import { xml } from "../src/xml/element.js";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 /** The fingerprint of the certificate a new direct-TLS connection is shown. */
 function presented(ts: TestServer): Promise<string> {
@@ -70,5 +75,41 @@ describe("TLS certificate reload", () => {
     writeFileSync(ts.config.tls.cert!, "not a certificate\n");
     await assert.rejects(ts.server.reloadTls(), /not a PEM certificate/);
     assert.equal(await presented(ts), current);
+  });
+});
+
+describe("hearth start: SIGHUP", function () {
+  this.timeout(30_000);
+  it("reloads the certificates of a running server process", async () => {
+    const ca = createTestCa();
+    const dir = mkdtempSync(path.join(tmpdir(), "hearth-hup-"));
+    const files = ca.issue("localhost");
+    const config = path.join(dir, "hearth.yaml");
+    writeFileSync(config, [
+      "hosts: [localhost]", `dataDir: ${dir}/data`, "log: { level: warn }",
+      "c2s: { bind: 127.0.0.1, port: 0, directTlsPort: 0 }", "s2s: { port: null }", "http: { port: null }",
+      `tls: { cert: ${files.cert}, key: ${files.key} }`, "",
+    ].join("\n"));
+    const bin = fileURLToPath(new URL("../../bin/hearth.js", import.meta.url));
+    const p = spawn(process.execPath, [bin, "start", "--config", config], { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    const seen = (text: string) => new Promise<void>((resolve, reject) => {
+      const check = () => { if (stderr.includes(text)) { p.stderr!.off("data", check); resolve(); } };
+      p.stderr!.on("data", check);
+      p.once("exit", (code) => reject(new Error(`exited with ${code}: ${stderr}`)));
+      check();
+    });
+    p.stderr!.on("data", (d) => { stderr += d; });
+    try {
+      await seen("hearth: serving");
+      p.kill("SIGHUP");
+      await seen("hearth: TLS certificates reloaded");
+      assert.equal(p.exitCode, null, "still running");
+    } finally {
+      p.kill("SIGTERM");
+      await new Promise((r) => p.once("exit", r));
+      rmSync(dir, { recursive: true, force: true });
+      ca.remove();
+    }
   });
 });
