@@ -14,6 +14,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { copyFileSync, mkdirSync } from "node:fs";
+import { PassThrough } from "node:stream";
+import { main } from "../src/cli/main.js";
+import { extensions } from "../extensions/index.js";
 
 /** The fingerprint of the certificate a new direct-TLS connection is shown. */
 function presented(ts: TestServer): Promise<string> {
@@ -111,5 +115,61 @@ describe("hearth start: SIGHUP", function () {
       rmSync(dir, { recursive: true, force: true });
       ca.remove();
     }
+  });
+});
+
+describe("hearth cert import", () => {
+  let ca: TestCa;
+  let dir: string;
+  let ts: TestServer | null = null;
+  before(() => {
+    ca = createTestCa();
+    dir = mkdtempSync(path.join(tmpdir(), "hearth-import-"));
+  });
+  after(async () => { await ts?.stop(); rmSync(dir, { recursive: true, force: true }); ca.remove(); });
+
+  /** certbot's layout: live/<name>/fullchain.pem and privkey.pem. */
+  function certbot(name: string, domain: string): string {
+    const files = ca.issue(domain);
+    const live = path.join(dir, "letsencrypt", "live", name);
+    mkdirSync(live, { recursive: true });
+    copyFileSync(files.cert, path.join(live, "fullchain.pem"));
+    copyFileSync(files.key, path.join(live, "privkey.pem"));
+    return fingerprint(files.cert);
+  }
+
+  async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+    const stdout = new PassThrough(), stderr = new PassThrough();
+    let out = "", err = "";
+    stdout.on("data", (d) => { out += d; });
+    stderr.on("data", (d) => { err += d; });
+    const code = await main(args, { extensions, stdout, stderr });
+    return { code, out, err };
+  }
+
+  it("picks the certificate whose subjectAltName covers each served domain; the server presents it, and takes a new import on reload", async () => {
+    certbot("other.example", "other.example");
+    const first = certbot("localhost", "localhost");
+    const config = path.join(dir, "hearth.yaml");
+    writeFileSync(config, `hosts: [localhost]\ndataDir: ${path.join(dir, "data")}\n`);
+    const r = await run("cert", "import", path.join(dir, "letsencrypt"), "--config", config);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^localhost: imported from .*live\/localhost /m);
+
+    ts = await startTestServer({}, { dataDir: path.join(dir, "data") });
+    assert.equal(await presented(ts), first);
+
+    const renewed = certbot("localhost", "localhost");
+    assert.equal((await run("cert", "import", path.join(dir, "letsencrypt"), "--config", config)).code, 0);
+    await ts.server.reloadTls();
+    assert.equal(await presented(ts), renewed);
+  });
+
+  it("fails, naming the domain, when no certificate covers it", async () => {
+    const config = path.join(dir, "other.yaml");
+    writeFileSync(config, `hosts: [nowhere.example]\ndataDir: ${path.join(dir, "data2")}\n`);
+    const r = await run("cert", "import", path.join(dir, "letsencrypt"), "--config", config);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /no valid certificate .* covers nowhere\.example/);
   });
 });

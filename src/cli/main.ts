@@ -12,6 +12,7 @@ import { SessionRegistry } from "../sessions/registry.js";
 import { tryParseJid } from "../jid/jid.js";
 import type { ModuleDefinition } from "../modules/module.js";
 import { SchemaOutdatedError, SchemaTooNewError } from "../storage/migrate.js";
+import { importCertificates } from "./cert.js";
 
 const USAGE = `Usage: hearth <command> [--config FILE] [options]
 
@@ -23,6 +24,8 @@ Commands:
   users [HOST]                list the accounts of a host (default: the first configured host)
   check-config                validate the configuration and print the effective values
   migrate                     apply the database schema migrations this version brings (start does too)
+  cert import DIR             copy certificates from a certbot directory (/etc/letsencrypt), chosen per
+                              served domain by subjectAltName; a running server takes them on SIGHUP
 
 Options:
   --config FILE               YAML configuration file (also $HEARTH_CONFIG)
@@ -88,6 +91,14 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
           for (const u of await accounts.list(host)) out.write(`${u}@${host}\n`);
           return 0;
         });
+      }
+      case "cert": {
+        if (rest[0] !== "import" || rest.length !== 2) throw new UsageError("usage: cert import DIR");
+        const { imported, missing } = importCertificates(rest[1], config());
+        for (const i of imported) out.write(`${i.domain}: imported from ${i.from} (valid until ${i.validTo})\n`);
+        for (const d of missing) err.write(`hearth: no valid certificate in ${rest[1]} covers ${d}\n`);
+        if (imported.length > 0) out.write("send SIGHUP to a running server (systemctl reload hearth) to use them\n");
+        return imported.length > 0 ? 0 : 1;
       }
       default:
         throw new UsageError(`unknown command "${command}"`);

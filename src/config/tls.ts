@@ -1,6 +1,7 @@
 // TLS material per served domain: configured PEM files, or a self-signed certificate generated on
 // first start (development only) and kept under <dataDir>/tls/.
 import { createPrivateKey, generateKeyPair, randomBytes, X509Certificate } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import tls from "node:tls";
@@ -16,6 +17,11 @@ export interface TlsMaterial {
 }
 
 const SELF_SIGNED_DAYS = 3650;
+
+/** Where `hearth cert import` puts a domain's certificate; used when the config names none for it. */
+export function importedCertificatePaths(dataDir: string, domain: string): { cert: string; key: string } {
+  return { cert: path.join(dataDir, "certs", `${domain}.crt`), key: path.join(dataDir, "certs", `${domain}.key`) };
+}
 const EXPIRY_WARNING_DAYS = 14;
 const DAY_MS = 86_400_000;
 
@@ -36,7 +42,10 @@ export async function loadTls(config: Config, log: Logger): Promise<Map<string, 
       shared ??= await readConfigured(config.tls.cert, config.tls.key, ["tls", "cert"], ["tls", "key"]);
       entry = shared;
     } else {
-      entry = await selfSigned(domain, config.dataDir, log);
+      const imported = importedCertificatePaths(config.dataDir, domain);
+      entry = existsSync(imported.cert)
+        ? await readConfigured(imported.cert, imported.key, ["dataDir"], ["dataDir"])
+        : await selfSigned(domain, config.dataDir, log);
     }
     if (!entry.selfSigned) warnAboutCertificate(entry.cert, domain, log);
     material.set(domain, entry);
