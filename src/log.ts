@@ -1,4 +1,4 @@
-// Logging: pino JSON lines on stdout, or a small one-line human format for development.
+// Logging: pino JSON lines on stdout, or one human-readable line per entry (log.format; auto: on a terminal).
 import { isThenable } from "./events/hooks.js";
 import pino from "pino";
 import type { Config } from "./config/config.js";
@@ -8,7 +8,8 @@ export type Logger = pino.Logger;
 export function createLogger(config: Config["log"], dest?: pino.DestinationStream): Logger {
   const options: pino.LoggerOptions = { level: config.level, timestamp: pino.stdTimeFunctions.isoTime };
   const out = dest ?? pino.destination({ dest: 1, sync: true });
-  if (!config.pretty) return pino(options, out);
+  const pretty = config.format === "pretty" || (config.format === "auto" && dest === undefined && process.stdout.isTTY === true);
+  if (!pretty) return pino(options, out);
   const color = dest === undefined && process.stdout.isTTY === true && !process.env.NO_COLOR;
   return pino(options, prettyStream(out, color));
 }

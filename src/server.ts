@@ -1,8 +1,9 @@
 // The composition root of one node: store, hook bus, router, modules, listeners. Everything is passed
 // in explicitly (STYLE: factories with their dependencies as arguments, nothing global).
 import type { AddressInfo } from "node:net";
+import type { TlsOptions } from "node:tls";
 import type { Config } from "./config/config.js";
-import { loadTls, buildSniOptions } from "./config/tls.js";
+import { loadTls, buildSniOptions, checkCertificates, replaceTlsMaterial, type TlsMaterial } from "./config/tls.js";
 import { createLogger, type Logger } from "./log.js";
 import { HookBuses } from "./events/hooks.js";
 import { Router } from "./router/router.js";
@@ -17,6 +18,8 @@ import { coreModules } from "./im/index.js";
 import { mobileModule } from "./mobile/index.js";
 import { startS2s, type S2s } from "./s2s/index.js";
 import type { Store } from "./storage/types.js";
+import { startOps, type Ops } from "./ops/index.js";
+import { HEARTH_VERSION } from "./ops/version.js";
 
 export interface Server {
   readonly context: ServerContext;
@@ -27,6 +30,11 @@ export interface Server {
   readonly ports: { c2s: number | null; directTls: number | null; http: number | null; s2s: number | null };
   /** Federation: the s2s listener and outgoing streams. */
   readonly s2s: S2s;
+  /**
+   * Reads the certificates again (SIGHUP): new connections get them, open ones keep theirs. Rejects (and
+   * keeps the old ones) when a file is missing or does not match its key.
+   */
+  reloadTls(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,7 +57,7 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   const cluster = createCluster(config, { store, log });
   const sessions = cluster.sessions;
   const router = new Router(hooks, sessions, new Set(config.hosts), log);
-  const login = createLoginService(store, config.auth);
+  const login = createLoginService(store, config.auth, log);
   const accounts = new AccountService(store, hooks, sessions, {
     hosts: config.hosts, iterations: config.auth.scramIterations, minPasswordLength: config.registration.minPasswordLength,
   }, login);
@@ -57,17 +65,39 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   const modules = new ModuleHost(context);
   let listeners: ListenerSet | null = null;
   let s2s: S2s | null = null;
+  let ops: Ops | null = null;
+  let stopped = false;
+  let tlsMaterial: Map<string, TlsMaterial> = new Map();
+  let tlsOptions: TlsOptions = {};
   try {
     await modules.loadAll(serverModules(extensions));
     await cluster.start({ hooks, router });
-    const tlsMaterial = await loadTls(config, log);
-    const tlsOptions = buildSniOptions(tlsMaterial, config.hosts[0]);
+    tlsMaterial = await loadTls(config, log);
+    tlsOptions = buildSniOptions(tlsMaterial, config.hosts[0]);
     const tracker = new Set<C2sSession>();
     listeners = await startListeners({
       config, log, logStanzas: config.log.stanzas, hooks, router, sessions, store, tracker, httpUpgrades: context.httpUpgrades, httpRequests: context.httpRequests, login,
     }, tlsOptions);
     s2s = await startS2s({ config, log, hooks, router, tlsMaterial });
+    const bound = listeners;
+    ops = startOps({
+      context, modules, cluster, login, tracker, s2s, version: HEARTH_VERSION, log,
+      health: {
+        store, cluster, redis: config.cluster.redisUrl !== null, host: config.hosts[0], stopping: () => stopped,
+        listeners: () => ({ c2s: bound.c2s, directTls: bound.directTls, http: bound.http }),
+      },
+    });
+    // Health and metrics are plain HTTP endpoints on the HTTP port, beside the modules' ones.
+    const endpoints = ops;
+    for (const prefix of ["/health/", "/metrics"]) {
+      context.httpRequests.set(prefix, (req, res) => {
+        if (endpoints.handle(req, res)) return;
+        res.writeHead(404, { "content-type": "text/plain" });
+        res.end("Not found\n");
+      });
+    }
   } catch (err) {
+    ops?.close();
     await s2s?.stop();
     await listeners?.close();
     await cluster.stop();
@@ -85,14 +115,28 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   let stopping: Promise<void> | null = null;
   const ls = listeners;
   const federation = s2s;
+  const operations = ops;
+  // RFC 6125 certificates expire: warned at start (loadTls) and once a day after.
+  const expiryCheck = setInterval(() => checkCertificates(tlsMaterial, log), 86_400_000);
+  expiryCheck.unref();
   const server: Server = {
     context, modules, cluster, ports, s2s: federation,
+    async reloadTls() {
+      const fresh = await loadTls(config, log);
+      replaceTlsMaterial(tlsMaterial, fresh, tlsOptions, config.hosts[0]);
+      const { SNICallback: _sni, ...defaults } = tlsOptions;
+      ls.directTls?.setSecureContext(defaults);
+      log.info({ domains: [...fresh.keys()] }, "TLS certificates reloaded");
+    },
     stop() {
       stopping ??= (async () => {
         unguard();
+        clearInterval(expiryCheck);
+        stopped = true;
         await hooks.server.notify("server-stopping", {});
         await federation.stop();
         await ls.close();
+        operations.close();
         await cluster.stop();
         modules.unloadAll();
         await store.close();

@@ -61,7 +61,7 @@ function sink(into: string[]): NodeJS.WritableStream {
 function capturingLogger(): { log: Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
   const log = createLogger(
-    { level: "debug", stanzas: false, pretty: false },
+    { level: "debug", stanzas: false, format: "json" },
     { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
   );
   return { log, lines };
@@ -72,7 +72,7 @@ describe("config: defaults", () => {
     const config = defaultConfig(dir);
     assert.deepEqual(config.hosts, ["localhost"]);
     assert.equal(config.dataDir, path.join(dir, "data"));
-    assert.deepEqual(config.log, { level: "info", stanzas: false, pretty: false });
+    assert.deepEqual(config.log, { level: "info", stanzas: false, format: "auto" });
     assert.deepEqual(config.c2s, {
       bind: "0.0.0.0",
       port: 5222,
@@ -309,7 +309,7 @@ describe("config: environment", () => {
     throwsConfig(() => load({ env: { HEARTH_C2S__PORT: "abc" } }), "HEARTH_C2S__PORT", 'HEARTH_C2S__PORT (c2s.port): must be an integer 0-65535 or "off", got "abc"');
     throwsConfig(() => load({ env: { HEARTH_C2S__PORT: "99999" } }), "HEARTH_C2S__PORT", /got 99999/);
     throwsConfig(() => load({ env: { HEARTH_LIMITS__MAX_STANZA_BYTES: "off" } }), "HEARTH_LIMITS__MAX_STANZA_BYTES", /must be an integer 256-67108864, got "off"/);
-    throwsConfig(() => load({ env: { HEARTH_LOG__PRETTY: "maybe" } }), "HEARTH_LOG__PRETTY", /true or false/);
+    throwsConfig(() => load({ env: { HEARTH_LOG__STANZAS: "maybe" } }), "HEARTH_LOG__STANZAS", /true or false/);
     throwsConfig(() => load({ env: { HEARTH_LOG__LEVEL: "loud" } }), "HEARTH_LOG__LEVEL", /one of "trace"/);
     throwsConfig(() => load({ env: { HEARTH_HOSTS: "ok.example,bad host" } }), "HEARTH_HOSTS", /^HEARTH_HOSTS \(hosts\[1\]\): must be a domain name/);
     throwsConfig(() => load({ env: { HEARTH_TLS__CERTS: "{" } }), "HEARTH_TLS__CERTS", /YAML or JSON mapping/);
@@ -545,7 +545,7 @@ describe("config: TLS", () => {
 describe("log", () => {
   it("writes JSON lines at the configured level", () => {
     const lines: string[] = [];
-    const log = createLogger({ level: "info", stanzas: false, pretty: false }, { write: (s: string) => void lines.push(s) });
+    const log = createLogger({ level: "info", stanzas: false, format: "json" }, { write: (s: string) => void lines.push(s) });
     log.debug("hidden");
     log.child({ module: "c2s" }).info({ ip: "::1" }, "accepted");
     assert.equal(lines.length, 1);
@@ -555,7 +555,7 @@ describe("log", () => {
 
   it("pretty-prints one line per entry", () => {
     const lines: string[] = [];
-    const log = createLogger({ level: "debug", stanzas: false, pretty: true }, { write: (s: string) => void lines.push(s) });
+    const log = createLogger({ level: "debug", stanzas: false, format: "pretty" }, { write: (s: string) => void lines.push(s) });
     log.child({ module: "c2s" }).warn({ ip: "::1", reason: "too many connections" }, "refused");
     assert.equal(lines.length, 1);
     assert.match(lines[0]!, /^\d\d:\d\d:\d\d\.\d{3} WARN  c2s: refused ip=::1 reason="too many connections"\n$/);

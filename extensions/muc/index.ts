@@ -60,7 +60,7 @@ export const muc = defineModule({
     service.partition((to) => (to.local ? `muc:${to.bareString()}` : null));
     const registry = new RoomRegistry(api.openStore(), api.store.timeline, options.defaultHistory, api.log);
     const muc = new MucService(api, service, options, registry, services);
-    api.provide("rooms", roomsService(services, api.store.timeline));
+    api.provide("rooms", roomsService(services, api.store.timeline, registry));
     for (const feature of FEATURES) feature(muc);
 
     // ---- presence: entering, leaving, changing presence or nick ----

@@ -1,6 +1,7 @@
 // The `rooms` service: what other modules (the mobile adapter's groups) may know about this MUC service
 // without speaking XMPP to it: which domains are rooms, and a room's messages (the room timeline).
 import type { TimelineEntry, TimelineQuery, TimelineStore } from "../../src/storage/types.js";
+import type { RoomRegistry } from "./registry.js";
 
 export interface RoomsService {
   /** The MUC service domain of a served host (modules.muc.domain), or null. */
@@ -13,6 +14,8 @@ export interface RoomsService {
   messages(room: string, q: TimelineQuery): Promise<TimelineEntry[]>;
   lastSeq(room: string): Promise<number>;
   byStanzaId(room: string, stanzaId: string): Promise<TimelineEntry | null>;
+  /** Rooms in memory on this node and their occupants (for metrics and the admin console). */
+  live(): Array<{ room: string; occupants: number }>;
 }
 
 declare module "../../src/modules/module.js" {
@@ -20,7 +23,7 @@ declare module "../../src/modules/module.js" {
 }
 
 /** The service over the service domains (domain → the hosts it serves) and the timeline. */
-export function roomsService(services: ReadonlyMap<string, string[]>, timeline: TimelineStore): RoomsService {
+export function roomsService(services: ReadonlyMap<string, string[]>, timeline: TimelineStore, registry: RoomRegistry): RoomsService {
   const byHost = new Map<string, string>();
   for (const [domain, hosts] of services) for (const h of hosts) byHost.set(h, domain);
   return {
@@ -30,5 +33,6 @@ export function roomsService(services: ReadonlyMap<string, string[]>, timeline: 
     messages: (room, q) => timeline.query(room, q),
     lastSeq: (room) => timeline.lastSeq(room),
     byStanzaId: (room, id) => timeline.byStanzaId(room, id),
+    live: () => [...registry.liveRooms()].map((r) => ({ room: r.jid.toString(), occupants: r.occupants.size })),
   };
 }

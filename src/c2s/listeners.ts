@@ -154,9 +154,10 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
       if (m <= 0) perIp.delete(addr); else perIp.set(addr, m);
     });
     const { maxConnectionsPerIp, maxConnections } = cfg.limits;
-    if ((maxConnectionsPerIp > 0 && n > maxConnectionsPerIp) || (maxConnections > 0 && total > maxConnections)) {
-      ctx.log.warn({ addr }, "connection limit reached");
-      session.close("policy-violation", "too many connections");
+    const perIpReached = maxConnectionsPerIp > 0 && n > maxConnectionsPerIp;
+    if (perIpReached || (maxConnections > 0 && total > maxConnections)) {
+      // Logged once, as the stream error (with the peer and this text).
+      session.close("policy-violation", perIpReached ? "too many connections from this address" : "too many connections");
       return false;
     }
     return true;

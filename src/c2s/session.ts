@@ -176,6 +176,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
 
   private deliver(stanza: Element, meta?: DeliveryMeta): void {
     if (this.ctx.logStanzas) this.ctx.log.debug({ session: this.id, out: stanza.toString() }, "stanza out");
+    this.ctx.router.traffic.sent(stanza.name);
     const sm = this.sm;
     if (sm !== null && STANZAS.has(stanza.name)) return this.deliverManaged(sm, stanza, meta);
     const flushed = meta && this.jid ? this.trackFlush(meta.seq) : undefined;
@@ -262,7 +263,8 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
       if (appCondition) err.cnode(appCondition);
       if (this.transport.framed) err.attrs["xmlns:stream"] = NS.stream;
       this.writeRaw(err.toString());
-      this.ctx.log.debug({ session: this.id, error, text }, "stream error");
+      // Once per stream, with its peer; a shutdown closes every stream and is logged once by the server.
+      if (error !== "system-shutdown") this.ctx.log.info({ session: this.id, peer: this.remoteAddress, jid: this.jid?.toString(), error, text }, "stream error");
     }
     this.writeRaw(this.transport.framed ? `<close xmlns='${NS.framing}'/>` : "</stream:stream>");
     this.transport.end();

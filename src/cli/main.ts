@@ -13,6 +13,7 @@ import { tryParseJid } from "../jid/jid.js";
 import type { ModuleDefinition } from "../modules/module.js";
 import { SchemaOutdatedError, SchemaTooNewError } from "../storage/migrate.js";
 import { federationReport } from "../s2s/report.js";
+import { importCertificates } from "./cert.js";
 
 const USAGE = `Usage: hearth <command> [--config FILE] [options]
 
@@ -24,6 +25,8 @@ Commands:
   users [HOST]                list the accounts of a host (default: the first configured host)
   check-config                validate the configuration and print the effective values
   migrate                     apply the database schema migrations this version brings (start does too)
+  cert import DIR             copy certificates from a certbot directory (/etc/letsencrypt), chosen per
+                              served domain by subjectAltName; a running server takes them on SIGHUP
 
 Options:
   --config FILE               YAML configuration file (also $HEARTH_CONFIG)
@@ -93,6 +96,14 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
           return 0;
         });
       }
+      case "cert": {
+        if (rest[0] !== "import" || rest.length !== 2) throw new UsageError("usage: cert import DIR");
+        const { imported, missing } = importCertificates(rest[1], config());
+        for (const i of imported) out.write(`${i.domain}: imported from ${i.from} (valid until ${i.validTo})\n`);
+        for (const d of missing) err.write(`hearth: no valid certificate in ${rest[1]} covers ${d}\n`);
+        if (imported.length > 0) out.write("send SIGHUP to a running server (systemctl reload hearth) to use them\n");
+        return imported.length > 0 ? 0 : 1;
+      }
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
@@ -118,11 +129,36 @@ async function start(config: Config, deps: CliDeps, err: NodeJS.WritableStream):
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   const server = await startServer(config, deps.extensions);
+  // SIGHUP (systemctl reload, certbot's deploy hook): new certificates for new connections, none dropped.
+  const onHangup = () => {
+    server.reloadTls().then(
+      () => err.write("hearth: TLS certificates reloaded\n"),
+      (e: Error) => err.write(`hearth: TLS reload failed, keeping the current certificates: ${e.message}\n`),
+    );
+  };
+  process.on("SIGHUP", onHangup);
   const p = server.ports;
   err.write(`hearth: serving ${config.hosts.join(", ")} — c2s ${p.c2s ?? "off"}, direct TLS ${p.directTls ?? "off"}, HTTP/WebSocket ${p.http ?? "off"}; data in ${config.dataDir}\n`);
+  err.write(gettingStarted(config, p));
   await stopped;
+  process.off("SIGHUP", onHangup);
   await server.stop();
   return 0;
+}
+
+/** What a newcomer needs after `npm start`: where to point a client, how to add a user, where to look. */
+export function gettingStarted(config: Config, p: { c2s: number | null; http: number | null }): string {
+  const host = config.hosts[0];
+  const lines = ["", "Next steps:"];
+  lines.push(`  add a user:     npx hearth adduser alice@${host}   (prompts for the password)`);
+  // A client finds the server by the domain's DNS (SRV or A records); localhost needs no DNS.
+  if (p.c2s !== null) lines.push(`  XMPP client:    log in as alice@${host}; server ${host === "localhost" ? "127.0.0.1" : host}, port ${p.c2s}`);
+  if (p.http !== null) {
+    lines.push(`  web client:     ws://${host}:${p.http}${config.http.websocketPath}`);
+    lines.push(`  health:         http://127.0.0.1:${p.http}/health/ready${config.ops.metrics ? `   metrics: http://127.0.0.1:${p.http}/metrics` : ""}`);
+  }
+  if (config.tls.cert === null && Object.keys(config.tls.certs).length === 0) lines.push("  TLS:            a self-signed certificate (clients will ask you to accept it); set tls.cert/tls.key for real use");
+  return lines.join("\n") + "\n\n";
 }
 
 async function withAccounts<T>(config: Config, fn: (a: AccountService, c: Config) => Promise<T>): Promise<T> {

@@ -24,6 +24,8 @@ export interface Cluster {
   start(ctx: ClusterContext): Promise<void>;
   /** Leaves it, after the listeners closed the local sessions. */
   stop(): Promise<void>;
+  /** The nodes in the cluster; rejects while Redis does not answer (readiness, metrics). One without Redis. */
+  probe(): Promise<{ nodes: number }>;
 }
 
 export function createCluster(config: Config, deps: { store: Store; log: Logger }): Cluster {
@@ -38,5 +40,6 @@ export function inProcessCluster(): Cluster {
     sessions: new SessionRegistry(),
     start: () => Promise.resolve(),
     stop: () => Promise.resolve(),
+    probe: () => Promise.resolve({ nodes: 1 }),
   };
 }

@@ -177,6 +177,11 @@ export class RedisCluster implements Cluster, DirectoryLink {
     this.log.info({ node: this.nodeId }, "left the cluster");
   }
 
+  async probe(): Promise<{ nodes: number }> {
+    if (!this.cmd.isReady) throw new Error("Redis is not connected");
+    return { nodes: await this.cmd.sCard(KEYS.nodes) };
+  }
+
   private async disconnectAll(): Promise<void> {
     for (const c of [this.sub, this.reader, this.cmd]) {
       if (c.isOpen) await c.quit().catch(() => c.disconnect().catch(() => {}));

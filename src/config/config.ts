@@ -35,7 +35,7 @@ export interface Config {
   hosts: string[];
   /** Absolute. */
   dataDir: string;
-  log: { level: LogLevel; stanzas: boolean; pretty: boolean };
+  log: { level: LogLevel; stanzas: boolean; format: "auto" | "json" | "pretty" };
   c2s: {
     bind: string;
     /** null: disabled; 0: any free port. */
@@ -49,6 +49,7 @@ export interface Config {
     smResumeSeconds: number;
   };
   http: { bind: string; port: number | null; websocketPath: string };
+  ops: { metrics: boolean; networks: string[] };
   /** Paths are absolute. */
   tls: { cert: string | null; key: string | null; certs: Record<string, { cert: string; key: string }> };
   /** `sqlite.path` is absolute, or ":memory:". `postgres.url` is set when the driver is postgres. */

@@ -214,6 +214,16 @@ const port = (def: number | null, description: string): IntegerLeaf => ({
   description: `${description} null (or off) disables it; 0 picks a free port (for tests).`,
 });
 
+/** A list of client networks, loopback by default. */
+const networks = (description: string): ListLeaf => ({
+  kind: "list",
+  default: ["127.0.0.0/8", "::1/128"],
+  minItems: 0,
+  itemExpect: "an IP network in CIDR notation (192.0.2.0/24, 2001:db8::/32) or a single address",
+  acceptItem: canonicalNetwork,
+  description,
+});
+
 export const bind = (description: string): StringLeaf => ({
   kind: "string",
   default: "0.0.0.0",
@@ -257,10 +267,12 @@ export const schema: Section = {
           default: false,
           description: "Log every stanza in and out at debug level (verbose; contains message bodies).",
         },
-        pretty: {
-          kind: "boolean",
-          default: false,
-          description: "Human-readable one-line log entries instead of JSON.",
+        format: {
+          kind: "enum",
+          values: ["auto", "json", "pretty"],
+          default: "auto",
+          description:
+            "json: one JSON object per line (for log collectors); pretty: one human-readable line per entry; auto: pretty when stdout is a terminal, json otherwise.",
         },
       },
     },
@@ -314,6 +326,20 @@ export const schema: Section = {
           accept: httpPath,
           description: "URL path of the XMPP WebSocket endpoint.",
         },
+      },
+    },
+    ops: {
+      kind: "section",
+      description: "Operations on the HTTP port: Prometheus metrics (/metrics) and health checks (/health/live, /health/ready).",
+      fields: {
+        metrics: {
+          kind: "boolean",
+          default: true,
+          description: "Serve Prometheus metrics at /metrics.",
+        },
+        networks: networks(
+          "Client networks allowed to read /metrics (others get 403); add your Prometheus server's. The health checks answer everyone: they tell nothing but up or down.",
+        ),
       },
     },
     tls: {
@@ -500,15 +526,9 @@ export const schema: Section = {
           default: 16_000,
           description: "The longest wait failureDelayMs grows to.",
         },
-        exemptNetworks: {
-          kind: "list",
-          default: ["127.0.0.0/8", "::1/128"],
-          minItems: 0,
-          itemExpect: "an IP network in CIDR notation (192.0.2.0/24, 2001:db8::/32) or a single address",
-          acceptItem: canonicalNetwork,
-          description:
-            "Networks exempt from the per-address login ceiling (maxFailures) and from the per-address registration limit (modules.register.perIpPerHour), e.g. a trusted office NAT or a reverse proxy; failures per account from them are still counted and delayed.",
-        },
+        exemptNetworks: networks(
+          "Networks exempt from the per-address login ceiling (maxFailures) and from the per-address registration limit (modules.register.perIpPerHour), e.g. a trusted office NAT or a reverse proxy; failures per account from them are still counted and delayed.",
+        ),
       },
     },
     registration: {

@@ -1,6 +1,7 @@
 // TLS material per served domain: configured PEM files, or a self-signed certificate generated on
 // first start (development only) and kept under <dataDir>/tls/.
 import { createPrivateKey, generateKeyPair, randomBytes, X509Certificate } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import tls from "node:tls";
@@ -16,6 +17,11 @@ export interface TlsMaterial {
 }
 
 const SELF_SIGNED_DAYS = 3650;
+
+/** Where `hearth cert import` puts a domain's certificate; used when the config names none for it. */
+export function importedCertificatePaths(dataDir: string, domain: string): { cert: string; key: string } {
+  return { cert: path.join(dataDir, "certs", `${domain}.crt`), key: path.join(dataDir, "certs", `${domain}.key`) };
+}
 const EXPIRY_WARNING_DAYS = 14;
 const DAY_MS = 86_400_000;
 
@@ -36,7 +42,10 @@ export async function loadTls(config: Config, log: Logger): Promise<Map<string, 
       shared ??= await readConfigured(config.tls.cert, config.tls.key, ["tls", "cert"], ["tls", "key"]);
       entry = shared;
     } else {
-      entry = await selfSigned(domain, config.dataDir, log);
+      const imported = importedCertificatePaths(config.dataDir, domain);
+      entry = existsSync(imported.cert)
+        ? await readConfigured(imported.cert, imported.key, ["dataDir"], ["dataDir"])
+        : await selfSigned(domain, config.dataDir, log);
     }
     if (!entry.selfSigned) warnAboutCertificate(entry.cert, domain, log);
     material.set(domain, entry);
@@ -200,8 +209,8 @@ export function selectTlsMaterial(material: Map<string, TlsMaterial>, servername
  * certificate unless SNI names another served domain.
  */
 export function buildSniOptions(material: Map<string, TlsMaterial>, defaultHost: string): tls.TlsOptions {
-  const fallback = material.get(defaultHost);
-  if (fallback === undefined) throw new Error(`no TLS material for default host ${defaultHost}`);
+  const initial = material.get(defaultHost);
+  if (initial === undefined) throw new Error(`no TLS material for default host ${defaultHost}`);
   const contexts = new Map<TlsMaterial, tls.SecureContext>();
   const contextFor = (entry: TlsMaterial): tls.SecureContext => {
     let context = contexts.get(entry);
@@ -212,12 +221,29 @@ export function buildSniOptions(material: Map<string, TlsMaterial>, defaultHost:
     return context;
   };
   for (const entry of material.values()) contextFor(entry);
+  // The map is read at each handshake, so a reload (replaceTlsMaterial) applies to new connections.
   return {
-    key: fallback.key,
-    cert: fallback.cert,
+    key: initial.key,
+    cert: initial.cert,
     minVersion: "TLSv1.2",
     SNICallback(servername, callback) {
-      callback(null, contextFor(selectTlsMaterial(material, servername) ?? fallback));
+      callback(null, contextFor(selectTlsMaterial(material, servername) ?? material.get(defaultHost) ?? initial));
     },
   };
+}
+
+/**
+ * Swaps in freshly loaded material (SIGHUP): new handshakes, SNI or not, present it; established
+ * connections keep the session they negotiated.
+ */
+export function replaceTlsMaterial(material: Map<string, TlsMaterial>, fresh: Map<string, TlsMaterial>, options: tls.TlsOptions, defaultHost: string): void {
+  material.clear();
+  for (const [domain, entry] of fresh) material.set(domain, entry);
+  const def = material.get(defaultHost);
+  if (def !== undefined) { options.key = def.key; options.cert = def.cert; }
+}
+
+/** The expiry warnings again (the server repeats them daily). */
+export function checkCertificates(material: Map<string, TlsMaterial>, log: Logger): void {
+  for (const [domain, entry] of material) if (!entry.selfSigned) warnAboutCertificate(entry.cert, domain, log);
 }

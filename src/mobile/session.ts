@@ -416,6 +416,7 @@ export class MobileSession extends SessionState implements Session {
 
   send(stanza: Element, meta?: DeliveryMeta): void {
     if (this.closed) return;
+    this.ctx.api.router.traffic.sent(stanza.name);
     try {
       switch (stanza.name) {
         case "message": return this.onMessage(stanza, meta);

@@ -10,6 +10,7 @@ import type { Delivered, DeliveryResult, Session } from "../sessions/session.js"
 import type { SessionRegistry } from "../sessions/registry.js";
 import { StanzaError, errorReply, iqPayload, isAnswerable, reply, type StanzaErrorCondition } from "../xml/stanza.js";
 import type { Logger } from "../log.js";
+import { StanzaTraffic } from "./traffic.js";
 
 type Result = HookResult | Promise<HookResult>;
 
@@ -21,6 +22,9 @@ type Result = HookResult | Promise<HookResult>;
 export type Forwarder = (key: string, stanza: Element, answer: boolean) => false | HookResult | Promise<false | HookResult>;
 
 export class Router {
+  /** Stanzas from and to local clients, by kind (the sessions count what they send). */
+  readonly traffic = new StanzaTraffic();
+
   constructor(
     readonly hooks: HookBuses,
     readonly sessions: SessionRegistry,
@@ -101,6 +105,7 @@ export class Router {
     }
     stanza.attrs.from = own.toString();
     const kind = stanza.name as StanzaKind;
+    this.traffic.received(kind);
     const type = stanza.attrs.type;
     // RFC 6120 §8.2.3: an iq has one of four types; anything else is a bad request (unless it is itself an answer).
     if (kind === "iq" && type !== "get" && type !== "set" && type !== "result" && type !== "error") {

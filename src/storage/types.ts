@@ -258,8 +258,18 @@ export interface ConversationStore {
 /** What applying migrations did (`hearth migrate`): versions before and after, and the files applied. */
 export interface MigrationReport { from: number; to: number; applied: string[] }
 
+/**
+ * What a driver tells the metrics (src/ops/metrics.ts): `onCommit` is called once per timeline group
+ * commit while set (null costs nothing), `pool` reads the connection pool when the driver has one.
+ */
+export interface StoreMonitor {
+  onCommit: ((appends: number, seconds: number) => void) | null;
+  pool(): { total: number; idle: number; waiting: number } | null;
+}
+
 export interface Store {
   readonly driver: string;
+  readonly monitor: StoreMonitor;
   readonly accounts: AccountStore;
   readonly roster: RosterStore;
   readonly timeline: TimelineStore;

@@ -61,7 +61,7 @@ function deepMerge(a: any, b: any): any {
 
 export async function startTestServer(
   overrides: DeepPartial<Config> | Record<string, unknown> = {},
-  opts: { modules?: ModuleDefinition<any>[]; dataDir?: string; wrapStore?: StartOptions["wrapStore"] } = {},
+  opts: { modules?: ModuleDefinition<any>[]; dataDir?: string; wrapStore?: StartOptions["wrapStore"]; log?: StartOptions["log"] } = {},
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(tmpdir(), "hearth-test-"));
   const base = {
@@ -80,7 +80,7 @@ export async function startTestServer(
   const postgres = testStoreDriver === "postgres" ? await postgresStorage(dataDir, opts.dataDir !== undefined) : null;
   if (postgres) (base as Record<string, unknown>).storage = postgres.storage;
   let config = loadConfig({ file: null, env: {}, overrides: deepMerge(base, overrides), cwd: dataDir });
-  let server = await startServer(config, modules, { log: nullLogger, wrapStore: opts.wrapStore });
+  let server = await startServer(config, modules, { log: opts.log ?? nullLogger, wrapStore: opts.wrapStore });
   const ts: TestServer = {
     host: config.hosts[0],
     c2sPort: server.ports.c2s ?? 0,
@@ -101,7 +101,7 @@ export async function startTestServer(
         file: null, env: {}, cwd: dataDir,
         overrides: deepMerge(deepMerge(base, overrides), { c2s: { port: ts.c2sPort, directTlsPort: ts.tlsPort || null }, http: { port: ts.httpPort || null } }),
       });
-      server = await startServer(config, modules, { log: nullLogger, wrapStore: opts.wrapStore });
+      server = await startServer(config, modules, { log: opts.log ?? nullLogger, wrapStore: opts.wrapStore });
       ts.server = server;
       ts.config = config;
       ts.accounts = server.context.accounts;

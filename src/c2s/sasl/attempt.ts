@@ -28,7 +28,9 @@ export function streamMechanisms(auth: Config["auth"], stream: Pick<AttemptStrea
 export class SaslAttempt {
   /** The localpart the client named, once it did (for counting a failure against the pair). */
   private tried: string | null = null;
-  private constructor(readonly mechanism: SaslMechanism, private readonly login: LoginService, private readonly stream: AttemptStream) {}
+  private constructor(readonly mechanism: SaslMechanism, private readonly login: LoginService, private readonly stream: AttemptStream,
+    /** The mechanism's SASL name, for the login counts by mechanism. */
+    readonly name: string) {}
 
   /**
    * Starts an attempt, or tells why not. `tokens`: the FAST token check of this stream (SASL2 only), which
@@ -43,7 +45,7 @@ export class SaslAttempt {
     }
     let attempt: SaslAttempt;
     if (mech === HT_SHA_256_NONE && tokens) {
-      attempt = new SaslAttempt(new HtMechanism(tokens((user) => { attempt.tried = user; })), login, stream);
+      attempt = new SaslAttempt(new HtMechanism(tokens((user) => { attempt.tried = user; })), login, stream, mech);
       return attempt;
     }
     const offered = streamMechanisms(auth, stream);
@@ -55,7 +57,7 @@ export class SaslAttempt {
       attempt = new SaslAttempt(createMechanism(mech, lookup, {
         secure: stream.secure, allowPlainInsecure: auth.allowPlainInsecure, enabled: auth.mechanisms, unknownUserIterations: auth.scramIterations,
         channel: stream.channel, downgradeProtection: downgradeProtectionInput(offered, stream.channel),
-      }), login, stream);
+      }), login, stream, mech);
       return attempt;
     } catch (err) {
       return { kind: "failure", condition: err instanceof SaslError ? err.condition : "invalid-mechanism" };
@@ -69,13 +71,13 @@ export class SaslAttempt {
       if (step.kind === "challenge") return step;
       let user: string;
       try { user = nodeprep(step.username); } catch { return { kind: "failure", condition: "not-authorized" }; }
-      this.login.succeeded(this.stream.remoteAddress, `${user}@${this.stream.host}`);
+      this.login.succeeded(this.stream.remoteAddress, `${user}@${this.stream.host}`, this.name);
       return { kind: "success", user, data: step.data };
     } catch (err) {
       if (!(err instanceof SaslError)) throw err;
       if (err.condition === "not-authorized") {
         const user = this.tried;
-        this.login.failed(this.stream.remoteAddress, user === null ? null : `${user}@${this.stream.host}`);
+        this.login.failed(this.stream.remoteAddress, user === null ? null : `${user}@${this.stream.host}`, this.name);
       }
       return { kind: "failure", condition: err.condition, text: err.message === err.condition ? undefined : err.message };
     }

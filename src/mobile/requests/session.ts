@@ -143,7 +143,7 @@ async function authenticate(s: MobileSession, req: LoginRequest, user: string, h
     const valid = await login.attempt(s.remoteAddress, host, user, async (account) => {
       const record = account ? await login.tokens.get(`${user}@${host}`, hash) : null;
       return record?.kind === "device" && record.expires >= Date.now() && record.device === req.deviceId;
-    });
+    }, "mobile-token");
     if (!valid) failed(s, ErrorCode.TOKEN_INVALID, "the token is unknown, expired, revoked or not this device's");
     return hash;
   } catch (err) {

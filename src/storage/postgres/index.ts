@@ -8,7 +8,7 @@
 // different pooled connections.
 import type pg from "pg";
 import { listMigrations, migrationsToApply, SchemaOutdatedError } from "../migrate.js";
-import type { MapStore, MigrationReport, Store } from "../types.js";
+import type { MapStore, MigrationReport, Store, StoreMonitor } from "../types.js";
 import { accountStore } from "./accounts.js";
 import { blockListStore } from "./block-lists.js";
 import { conversationStore } from "./conversations.js";
@@ -98,7 +98,11 @@ async function applyMigrations(pool: pg.Pool, allowed: boolean): Promise<Migrati
 }
 
 function createStore(pool: pg.Pool, url: string, maxInFlight: number): Store {
-  const timeline = timelineStore(pool, maxInFlight);
+  const monitor: StoreMonitor = {
+    onCommit: null,
+    pool: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+  };
+  const timeline = timelineStore(pool, maxInFlight, monitor);
   const locks = postgresLockRunner(url);
   const maps = new Map<string, MapStore>();
   const mapOrder = new LocalLocks();
@@ -110,6 +114,7 @@ function createStore(pool: pg.Pool, url: string, maxInFlight: number): Store {
   let closing: Promise<void> | null = null;
   return {
     driver: "postgres",
+    monitor,
     accounts: accountStore(pool, timeline.written),
     roster: rosterStore(pool, locks.run),
     timeline: timeline.store,

@@ -3,7 +3,7 @@
 import type pg from "pg";
 import { fulltextTerms } from "../fulltext.js";
 import { TIMELINE_COLUMNS, toTimelineEntry, type TimelineRow as Row } from "../rows.js";
-import type { NewTimelineEntry, TimelineEntry, TimelineFilter, TimelineQuery, TimelineStore } from "../types.js";
+import type { NewTimelineEntry, TimelineEntry, TimelineFilter, TimelineQuery, TimelineStore, StoreMonitor } from "../types.js";
 import {
   EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, type AppendResult, type QueuedAppend,
 } from "../validate.js";
@@ -171,7 +171,7 @@ function filterSql(owner: string, q: TimelineFilter, params: unknown[]): string 
   return sql;
 }
 
-export function timelineStore(pool: pg.Pool, maxInFlight: number): { store: TimelineStore; written(): Promise<void>; close(): Promise<void> } {
+export function timelineStore(pool: pg.Pool, maxInFlight: number, monitor: StoreMonitor): { store: TimelineStore; written(): Promise<void>; close(): Promise<void> } {
   const selectPending = statement("timeline-pending",
     `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = $1 AND pending ORDER BY seq LIMIT $2`);
   const countPending = statement("timeline-count-pending", "SELECT count(*) AS n FROM timeline WHERE owner = $1 AND pending");
@@ -207,8 +207,12 @@ export function timelineStore(pool: pg.Pool, maxInFlight: number): { store: Time
     const done = queueDone!;
     queue = [];
     queueDone = null;
+    const started = monitor.onCommit === null ? 0 : performance.now();
     const writing = writeBatch(pool, batch).then(
-      (results) => { for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]); },
+      (results) => {
+        monitor.onCommit?.(batch.length, (performance.now() - started) / 1000);
+        for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
+      },
       (err: unknown) => { for (const call of batch) call.reject(err); },
     ).finally(() => {
       inFlight.delete(writing);

@@ -5,7 +5,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { listMigrations, migrationsToApply, SchemaOutdatedError } from "../migrate.js";
-import type { MapStore, MigrationReport, Store } from "../types.js";
+import type { MapStore, MigrationReport, Store, StoreMonitor } from "../types.js";
 import { accountStore } from "./accounts.js";
 import { blockListStore } from "./block-lists.js";
 import { conversationStore } from "./conversations.js";
@@ -88,7 +88,8 @@ function applyMigrations(db: Db, allowed: boolean): MigrationReport {
 }
 
 function createStore(db: Db, lock: LockRunner): Store {
-  const timeline = timelineStore(db);
+  const monitor: StoreMonitor = { onCommit: null, pool: () => null };
+  const timeline = timelineStore(db, monitor);
   const mapStatements = prepareMap(db);
   const maps = new Map<string, MapStore>();
   const map = (storeName: string): MapStore => {
@@ -99,6 +100,7 @@ function createStore(db: Db, lock: LockRunner): Store {
   let closed = false;
   return {
     driver: "sqlite",
+    monitor,
     accounts: accountStore(db, timeline.flush),
     roster: rosterStore(db, lock),
     timeline: timeline.store,

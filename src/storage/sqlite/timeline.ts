@@ -3,7 +3,7 @@
 import type Database from "better-sqlite3";
 import { fulltextTerms, matchesFulltext } from "../fulltext.js";
 import { TIMELINE_COLUMNS, toTimelineEntry, type TimelineRow as Row } from "../rows.js";
-import type { TimelineEntry, TimelineFilter, TimelineQuery, TimelineStore } from "../types.js";
+import type { TimelineEntry, TimelineFilter, TimelineQuery, TimelineStore, StoreMonitor } from "../types.js";
 import {
   EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, type AppendResult, type QueuedAppend,
 } from "../validate.js";
@@ -15,7 +15,7 @@ type TimelineRow = Row<number>;
 const WITH = 1, AFTER = 2, BEFORE = 4, START = 8, END = 16, REVERSE = 32, ARCHIVED = 64, FULLTEXT = 128, IDS = 256,
   COUNT = 512;
 
-export function timelineStore(db: Db): { store: TimelineStore; flush(): void; close(): void } {
+export function timelineStore(db: Db, monitor: StoreMonitor): { store: TimelineStore; flush(): void; close(): void } {
   const insert = db.prepare<[string, number, string, number, string, string | null, number, string, number, number, string | null]>(
     `INSERT INTO timeline (${TIMELINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (owner, peer, origin_id) WHERE outgoing = 1 AND origin_id IS NOT NULL DO NOTHING
@@ -115,12 +115,14 @@ export function timelineStore(db: Db): { store: TimelineStore; flush(): void; cl
     const batch = queue;
     queue = [];
     let written: ReturnType<typeof writeBatch>;
+    const started = monitor.onCommit === null ? 0 : performance.now();
     try {
       written = writeBatch.immediate(batch);
     } catch (err) {
       for (const call of batch) call.reject(err);
       return;
     }
+    monitor.onCommit?.(batch.length, (performance.now() - started) / 1000);
     for (const [owner, seq] of written.allocated) lastSeqs.set(owner, seq);
     for (let i = 0; i < batch.length; i++) batch[i].resolve(written.results[i]);
   }
