@@ -1,6 +1,7 @@
 // The embedded store: SQLite through better-sqlite3, the default so that `npm start` needs nothing else.
 // better-sqlite3 is synchronous, so every method computes its value at once and returns it settled; only
-// timeline appends wait, for the group commit at the end of the event-loop turn. One file per contract.
+// timeline appends wait, for the group commit of the event-loop turn in the writer thread (and reads of
+// the timeline wait for the appends issued before them). One file per contract.
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
@@ -37,7 +38,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     // (64 MiB instead of SQLite's 2 MiB) saves reading them back on the next batch.
     db.pragma("cache_size = -65536");
     applyMigrations(db, opts.migrate ?? true);
-    return createStore(db);
+    const file = opts.path === ":memory:" || opts.path === "" ? null : opts.path;
+    // The timeline writer thread runs the checkpoints (timeline-worker.ts); a commit here never does.
+    if (file !== null) db.pragma("wal_autocheckpoint = 0");
+    return createStore(db, file);
   } catch (err) {
     db.close();
     throw err;
@@ -86,8 +90,8 @@ function applyMigrations(db: Db, allowed: boolean): MigrationReport {
   return { from, to: current(), applied };
 }
 
-function createStore(db: Db): Store {
-  const timeline = timelineStore(db);
+function createStore(db: Db, file: string | null): Store {
+  const timeline = timelineStore(db, file);
   const mapStatements = prepareMap(db);
   const maps = new Map<string, MapStore>();
   const map = (storeName: string): MapStore => {
@@ -98,19 +102,18 @@ function createStore(db: Db): Store {
   let closed = false;
   return {
     driver: "sqlite",
-    accounts: accountStore(db, timeline.flush),
+    accounts: accountStore(db, timeline.drain),
     roster: rosterStore(db),
     timeline: timeline.store,
     blockLists: blockListStore(db),
     conversations: conversationStore(db),
     keyValue: map,
     map,
-    close() {
-      if (closed) return Promise.resolve();
+    async close() {
+      if (closed) return;
       closed = true;
-      timeline.close();
+      await timeline.close();
       db.close();
-      return Promise.resolve();
     },
   };
 }
