@@ -33,26 +33,22 @@ const MEASURE = 1;
 const DRAIN = 2;
 
 export async function chat(ctx: BenchContext): Promise<ScenarioResult> {
-  return runChat(ctx, 'chat', {
-    pairs: Math.floor(ctx.num('chat-n', 'CHAT_N', 200, 'n')),
-    window: Math.floor(ctx.num('chat-w', 'CHAT_W', 10, 'window')),
-    rate: 0,
-    duration: ctx.num('chat-t', 'CHAT_T', 20, 'duration'),
-    warmup: ctx.num('warmup', 'WARMUP', 2),
-    drain: ctx.num('drain', 'DRAIN', 3),
-  });
+  return runChat(ctx, 'chat', closedLoop(ctx));
 }
 
 export async function chatnostore(ctx: BenchContext): Promise<ScenarioResult> {
-  return runChat(ctx, 'chatnostore', {
+  return runChat(ctx, 'chatnostore', { ...closedLoop(ctx), noStore: true });
+}
+
+function closedLoop(ctx: BenchContext): ChatParams {
+  return {
     pairs: Math.floor(ctx.num('chat-n', 'CHAT_N', 200, 'n')),
     window: Math.floor(ctx.num('chat-w', 'CHAT_W', 10, 'window')),
     rate: 0,
     duration: ctx.num('chat-t', 'CHAT_T', 20, 'duration'),
     warmup: ctx.num('warmup', 'WARMUP', 2),
     drain: ctx.num('drain', 'DRAIN', 3),
-    noStore: true,
-  });
+  };
 }
 
 export async function chatlight(ctx: BenchContext): Promise<ScenarioResult> {
