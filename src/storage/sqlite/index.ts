@@ -34,9 +34,9 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     // commit; group commit keeps that affordable if stronger durability is ever wanted.
     db.pragma("synchronous = NORMAL");
     db.pragma("foreign_keys = ON");
-    // Timeline writes land in the index pages of every owner a batch touches; keeping those pages cached
-    // (64 MiB instead of SQLite's 2 MiB) saves reading them back on the next batch.
-    db.pragma("cache_size = -65536");
+    // 16 MiB for reads and the other contracts; the timeline writer thread has 48 MiB of its own
+    // (timeline-worker.ts) for the index pages its batches touch.
+    db.pragma("cache_size = -16384");
     applyMigrations(db, opts.migrate ?? true);
     const file = opts.path === ":memory:" || opts.path === "" ? null : opts.path;
     // The timeline writer thread runs the checkpoints (timeline-worker.ts); a commit here never does.

@@ -25,8 +25,8 @@ export interface TimelineStoreHandle {
 }
 
 /**
- * `path` set (a database file): commits run in a writer thread on a connection of its own (the main
- * connection then never checkpoints). Null (":memory:"): on this thread, at the end of the turn.
+ * `path` set (a database file): commits run in a writer thread on a connection of its own, and
+ * checkpoints in another thread (the main connection then never checkpoints). Null (":memory:"): on this thread, at the end of the turn.
  */
 export function timelineStore(db: Db, path: string | null): TimelineStoreHandle {
   const selectPending = db.prepare<[string, number], TimelineRow>(
@@ -243,13 +243,19 @@ function directCommits(db: Db): Commits {
 }
 
 /**
- * Commits in the writer thread (timeline-worker.ts). The worker holds the event loop open only while a
+ * Commits in the writer thread (timeline-worker.ts), checkpoints in another. The worker holds the event loop open only while a
  * batch is out. If it dies, every batch out and every later one fails: nothing is acknowledged that is not
  * committed.
  */
 function workerCommits(path: string): Commits {
-  const worker = new Worker(new URL("./timeline-worker.js", import.meta.url), { workerData: { path } });
+  const script = new URL("./timeline-worker.js", import.meta.url);
+  const worker = new Worker(script, { workerData: { path, role: "writer" } });
   worker.unref();
+  // Never holds the process open; stopped with the writer.
+  const checkpointer = new Worker(script, { workerData: { path, role: "checkpointer" } });
+  checkpointer.unref();
+  const checkpointerExit = new Promise<void>((resolve) => checkpointer.once("exit", () => resolve()));
+  checkpointer.on("error", () => { /* checkpoints are an optimisation; the WAL keeps every commit */ });
   const out = new Map<number, (err: Error | null, results: WrittenBatch | null) => void>();
   let nextId = 0;
   let dead: Error | null = null;
@@ -283,11 +289,15 @@ function workerCommits(path: string): Commits {
       worker.postMessage({ id, batch } satisfies WriterRequest);
     },
     async close() {
-      if (exited) return;
-      dead ??= new Error("timeline: the store is closed");
-      worker.postMessage("close");
-      worker.ref();
-      await exit;
+      checkpointer.postMessage("close");
+      checkpointer.ref(); // until it has closed its connection
+      if (!exited) {
+        dead ??= new Error("timeline: the store is closed");
+        worker.postMessage("close");
+        worker.ref();
+        await exit;
+      }
+      await checkpointerExit;
     },
   };
 }
