@@ -1,6 +1,6 @@
 // CPU per message by stage, from a V8 .cpuprofile of the server (`node --cpu-prof`, see README.md).
 //
-//   node dist/test/bench/profile-stages.js PROFILE.cpuprofile US_PER_MESSAGE [--window-fn NAME]
+//   node dist/test/bench/profile-stages.js PROFILE.cpuprofile... US_PER_MESSAGE [--window-fn NAME]
 //
 // Only the samples of the busy window count: from the first to the last sample whose stack contains
 // the function NAME (default `deliverArchived`: it runs once per archived 1:1 message, so server start,
@@ -37,7 +37,13 @@ const RULES: [Stage, (f: CallFrame) => boolean][] = [
   ['promises/ticks', (f) => /task_queues|processTicksAndRejections|runMicrotasks|promise/i.test(f.url + f.functionName)],
 ];
 
-export function stagesOf(profile: Profile, windowFn = 'deliverArchived'): { ms: Map<Stage, number>; windowMs: number } {
+/**
+ * Stage times of the samples of `profile` inside the window: [from, to] on the profiles' clock (V8's
+ * monotonic clock, shared by the threads of one process), or, when not given, the span of the samples
+ * whose stack contains `windowFn`.
+ */
+export function stagesOf(profile: Profile, windowFn = 'deliverArchived', window?: { from: number; to: number }):
+  { ms: Map<Stage, number>; window: { from: number; to: number } | null } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -71,26 +77,40 @@ export function stagesOf(profile: Profile, windowFn = 'deliverArchived'): { ms: 
   const times: number[] = [];
   let t = profile.startTime;
   for (const d of profile.timeDeltas) times.push(t += d);
-  let first = -1, last = -1;
-  profile.samples.forEach((id, i) => { if (marks(id)) { if (first < 0) first = i; last = i; } });
+  if (window === undefined) {
+    let first = -1, last = -1;
+    profile.samples.forEach((id, i) => { if (marks(id)) { if (first < 0) first = i; last = i; } });
+    if (first >= 0) window = { from: times[first], to: times[last] };
+  }
   const ms = new Map<Stage, number>(STAGES.map((s) => [s, 0]));
-  for (let i = Math.max(first, 0); i <= last && i + 1 < times.length; i++) {
+  if (window === undefined) return { ms, window: null };
+  for (let i = 0; i + 1 < times.length; i++) {
+    if (times[i] < window.from || times[i] > window.to) continue;
     const stage = classify(profile.samples[i]);
     if (stage === null) continue;
     ms.set(stage, ms.get(stage)! + (times[i + 1] - times[i]) / 1000);
   }
-  return { ms, windowMs: first < 0 ? 0 : (times[last] - times[first]) / 1000 };
+  return { ms, window };
 }
 
 function main(): void {
-  const [file, messagesArg] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
   const wi = process.argv.indexOf('--window-fn');
-  if (!file || !messagesArg) {
-    process.stderr.write('usage: profile-stages PROFILE.cpuprofile MESSAGES [--window-fn NAME]\n');
+  const positional = process.argv.slice(2).filter((a, i) => !a.startsWith('--') && (wi < 0 || i + 2 !== wi + 1));
+  const perMessage = Number(positional.pop());
+  if (positional.length === 0 || !(perMessage > 0)) {
+    process.stderr.write('usage: profile-stages PROFILE.cpuprofile... US_PER_MESSAGE [--window-fn NAME]\n');
     process.exit(2);
   }
-  const perMessage = Number(messagesArg);
-  const { ms, windowMs } = stagesOf(JSON.parse(readFileSync(file, 'utf8')) as Profile, wi > 0 ? process.argv[wi + 1] : undefined);
+  // The main thread's profile (the one with windowFn) sets the window; the other threads' profiles
+  // (the timeline writer and checkpointer) are cut to it.
+  const profiles = positional.map((f) => JSON.parse(readFileSync(f, 'utf8')) as Profile);
+  const windowFn = wi > 0 ? process.argv[wi + 1] : undefined;
+  let window: { from: number; to: number } | undefined;
+  for (const p of profiles) window ??= stagesOf(p, windowFn).window ?? undefined;
+  if (window === undefined) throw new Error('no profile has samples of the window function');
+  const ms = new Map<Stage, number>(STAGES.map((s) => [s, 0]));
+  for (const p of profiles) for (const [stage, v] of stagesOf(p, windowFn, window).ms) ms.set(stage, ms.get(stage)! + v);
+  const windowMs = (window.to - window.from) / 1000;
   let total = 0;
   for (const v of ms.values()) total += v;
   const lines = ['| stage | µs CPU / message | share |', '|---|--:|--:|'];
