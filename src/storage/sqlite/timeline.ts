@@ -249,10 +249,11 @@ function directCommits(db: Db): Commits {
  */
 function workerCommits(path: string): Commits {
   const script = new URL("./timeline-worker.js", import.meta.url);
-  const worker = new Worker(script, { workerData: { path, role: "writer" } });
+  const progress = new SharedArrayBuffer(4);
+  const worker = new Worker(script, { workerData: { path, role: "writer", progress } });
   worker.unref();
   // Never holds the process open; stopped with the writer.
-  const checkpointer = new Worker(script, { workerData: { path, role: "checkpointer" } });
+  const checkpointer = new Worker(script, { workerData: { path, role: "checkpointer", progress } });
   checkpointer.unref();
   const checkpointerExit = new Promise<void>((resolve) => checkpointer.once("exit", () => resolve()));
   checkpointer.on("error", () => { /* checkpoints are an optimisation; the WAL keeps every commit */ });
