@@ -221,7 +221,9 @@ export async function hearthServer(repoRoot: string, domain: string, keep: boole
   writeFileSync(config, hearthConfigYaml({ domain, dataDir: join(dir, 'data'), port, logLevel, extra }));
   return new ChildServer({
     name,
-    args: ['bin/hearth.js', 'start', '--config', config],
+    // BENCH_SERVER_NODE_ARGS: node flags for the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+    // (the profile is written when the server exits on the bench's SIGTERM).
+    args: [...serverNodeArgs(), 'bin/hearth.js', 'start', '--config', config],
     cwd: repoRoot,
     host: '127.0.0.1',
     port,
@@ -229,6 +231,10 @@ export async function hearthServer(repoRoot: string, domain: string, keep: boole
     startTimeoutMs: 30_000,
     persistent: true,
   });
+}
+
+function serverNodeArgs(): string[] {
+  return (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
 }
 
 /** The fake server (fake-server.js) as a separate process. */

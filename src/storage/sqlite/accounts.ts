@@ -4,7 +4,7 @@ import { settle, type Db } from "./db.js";
 
 interface AccountRow { host: string; username: string; credentials: string; created_at: number }
 
-export function accountStore(db: Db, flushTimeline: () => void): AccountStore {
+export function accountStore(db: Db, drainTimeline: () => Promise<void>): AccountStore {
   const insert = db.prepare<[string, string, string, number]>(
     "INSERT INTO accounts (host, username, credentials, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING");
   const select = db.prepare<[string, string], AccountRow>(
@@ -39,10 +39,8 @@ export function accountStore(db: Db, flushTimeline: () => void): AccountStore {
     }),
     setCredentials: (host, username, credentials) =>
       settle(() => update.run(JSON.stringify(credentials), host, username).changes === 1),
-    delete: (host, username) => settle(() => {
-      flushTimeline(); // appends queued for this account must not land after its rows are gone
-      return deleteAll.immediate(host, username);
-    }),
+    // Appends issued for this account must not land after its rows are gone.
+    delete: (host, username) => drainTimeline().then(() => settle(() => deleteAll.immediate(host, username))),
     list: (host) => settle(() => list.all(host)),
   };
 }

@@ -1,6 +1,7 @@
 // The embedded store: SQLite through better-sqlite3, the default so that `npm start` needs nothing else.
 // better-sqlite3 is synchronous, so every method computes its value at once and returns it settled; only
-// timeline appends wait, for the group commit at the end of the event-loop turn. One file per contract.
+// timeline appends wait, for the group commit of the event-loop turn in the writer thread (and reads of
+// the timeline wait for the appends issued before them). One file per contract.
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
@@ -34,11 +35,14 @@ export function openSqliteStore(opts: SqliteStoreOptions): Store {
     // commit; group commit keeps that affordable if stronger durability is ever wanted.
     db.pragma("synchronous = NORMAL");
     db.pragma("foreign_keys = ON");
-    // Timeline writes land in the index pages of every owner a batch touches; keeping those pages cached
-    // (64 MiB instead of SQLite's 2 MiB) saves reading them back on the next batch.
-    db.pragma("cache_size = -65536");
+    // 16 MiB for reads and the other contracts; the timeline writer thread has 48 MiB of its own
+    // (timeline-worker.ts) for the index pages its batches touch.
+    db.pragma("cache_size = -16384");
     applyMigrations(db, opts.migrate ?? true);
-    return createStore(db, sqliteLockRunner(opts.path === ":memory:" || opts.path === "" ? ":memory:" : resolve(opts.path)));
+    const file = opts.path === ":memory:" || opts.path === "" ? null : opts.path;
+    // The timeline writer thread runs the checkpoints (timeline-worker.ts); a commit here never does.
+    if (file !== null) db.pragma("wal_autocheckpoint = 0");
+    return createStore(db, file, sqliteLockRunner(file === null ? ":memory:" : resolve(file)));
   } catch (err) {
     db.close();
     throw err;
@@ -87,9 +91,9 @@ function applyMigrations(db: Db, allowed: boolean): MigrationReport {
   return { from, to: current(), applied };
 }
 
-function createStore(db: Db, lock: LockRunner): Store {
+function createStore(db: Db, file: string | null, lock: LockRunner): Store {
   const monitor: StoreMonitor = { onCommit: null, pool: () => null };
-  const timeline = timelineStore(db, monitor);
+  const timeline = timelineStore(db, file, monitor);
   const mapStatements = prepareMap(db);
   const maps = new Map<string, MapStore>();
   const map = (storeName: string): MapStore => {
@@ -101,19 +105,18 @@ function createStore(db: Db, lock: LockRunner): Store {
   return {
     driver: "sqlite",
     monitor,
-    accounts: accountStore(db, timeline.flush),
+    accounts: accountStore(db, timeline.drain),
     roster: rosterStore(db, lock),
     timeline: timeline.store,
     blockLists: blockListStore(db),
     conversations: conversationStore(db),
     keyValue: map,
     map,
-    close() {
-      if (closed) return Promise.resolve();
+    async close() {
+      if (closed) return;
       closed = true;
-      timeline.close();
+      await timeline.close();
       db.close();
-      return Promise.resolve();
     },
   };
 }

@@ -1,32 +1,34 @@
-// The timeline (DESIGN.md "the timeline"), group-committed: every append() of an event-loop turn is written
-// in one transaction.
+// The timeline (DESIGN.md "the timeline"), group-committed: the append() calls of an event-loop turn are
+// written in one transaction, in the writer thread (timeline-worker.ts) for a database file. A call
+// resolves only after its transaction committed: nothing is delivered or acknowledged before that.
 import type Database from "better-sqlite3";
 import { fulltextTerms, matchesFulltext } from "../fulltext.js";
-import { TIMELINE_COLUMNS, toTimelineEntry, type TimelineRow as Row } from "../rows.js";
-import type { TimelineEntry, TimelineFilter, TimelineQuery, TimelineStore, StoreMonitor } from "../types.js";
+import { TIMELINE_COLUMNS, toTimelineEntry } from "../rows.js";
+import type { NewTimelineEntry, StoreMonitor, TimelineFilter, TimelineQuery, TimelineStore } from "../types.js";
 import {
   EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, type AppendResult, type QueuedAppend,
 } from "../validate.js";
+import { Worker } from "node:worker_threads";
 import { settle, type Db } from "./db.js";
-
-type TimelineRow = Row<number>;
+import type { WriterAnswer, WriterRequest } from "./timeline-worker.js";
+import { timelineWriter, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
 
 // Bits of a query's shape: each combination of filters gets its own statement, prepared on first use.
 const WITH = 1, AFTER = 2, BEFORE = 4, START = 8, END = 16, REVERSE = 32, ARCHIVED = 64, FULLTEXT = 128, IDS = 256,
   COUNT = 512;
 
-export function timelineStore(db: Db, monitor: StoreMonitor): { store: TimelineStore; flush(): void; close(): void } {
-  const insert = db.prepare<[string, number, string, number, string, string | null, number, string, number, number, string | null]>(
-    `INSERT INTO timeline (${TIMELINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (owner, peer, origin_id) WHERE outgoing = 1 AND origin_id IS NOT NULL DO NOTHING
-     ON CONFLICT (owner, peer, origin_id) WHERE outgoing = 0 AND origin_id IS NOT NULL DO NOTHING`);
-  const selectOutgoingByOrigin = db.prepare<[string, string, string | null], TimelineRow>(
-    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND outgoing = 1 AND peer = ? AND origin_id = ?`);
-  const selectIncomingByOrigin = db.prepare<[string, string, string | null], TimelineRow>(
-    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND outgoing = 0 AND peer = ? AND origin_id = ?`);
-  const selectCounter = db.prepare<[string], number>("SELECT last_seq FROM timeline_seq WHERE owner = ?").pluck();
-  const upsertCounter = db.prepare<[string, number]>(
-    "INSERT INTO timeline_seq (owner, last_seq) VALUES (?, ?) ON CONFLICT (owner) DO UPDATE SET last_seq = excluded.last_seq");
+export interface TimelineStoreHandle {
+  store: TimelineStore;
+  /** Resolves once every append issued so far is committed (or failed). */
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * `path` set (a database file): commits run in a writer thread on a connection of its own, and
+ * checkpoints in another thread (the main connection then never checkpoints). Null (":memory:"): on this thread, at the end of the turn.
+ */
+export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor): TimelineStoreHandle {
   const selectPending = db.prepare<[string, number], TimelineRow>(
     `SELECT ${TIMELINE_COLUMNS} FROM timeline INDEXED BY timeline_pending WHERE owner = ? AND pending = 1
      ORDER BY seq LIMIT ?`);
@@ -49,94 +51,63 @@ export function timelineStore(db: Db, monitor: StoreMonitor): { store: TimelineS
   db.function("hearth_fulltext", { deterministic: true }, (text: unknown, query: unknown) =>
     typeof text === "string" && typeof query === "string" && matchesFulltext(text, query) ? 1 : 0);
 
-  // The last seq allocated per owner, as committed. Only this process writes the file (SQLite is the
-  // single-node store), so after the first read the counter row needs no SELECT per message.
-  const lastSeqs = new Map<string, number>();
-  const lastAllocated = (owner: string): number => {
-    let last = lastSeqs.get(owner);
-    if (last === undefined) lastSeqs.set(owner, last = selectCounter.get(owner) ?? 0);
-    return last;
-  };
-
-  // Returns the results per queued call, and the new last seq of every owner written to, which become the
-  // committed counters only once the transaction has committed: a failed batch leaves them untouched.
-  const writeBatch = db.transaction((batch: QueuedAppend[]) => {
-    const allocated = new Map<string, number>();
-    const results: AppendResult[][] = new Array(batch.length);
-    for (let i = 0; i < batch.length; i++) {
-      const entries = batch[i].entries;
-      const out: AppendResult[] = new Array(entries.length);
-      for (let j = 0; j < entries.length; j++) {
-        const e = entries[j];
-        const originId = e.originId ?? null;
-        const seq = (allocated.get(e.owner) ?? lastAllocated(e.owner)) + 1;
-        const archived = e.archived ?? true;
-        const searchText = e.searchText ?? null;
-        const written = insert.run(e.owner, seq, e.peer, e.outgoing ? 1 : 0, e.stanzaId, originId, e.ts, e.xml,
-          e.pending ? 1 : 0, archived ? 1 : 0, searchText).changes === 1;
-        if (written) {
-          allocated.set(e.owner, seq);
-          out[j] = {
-            owner: e.owner, peer: e.peer, outgoing: e.outgoing, stanzaId: e.stanzaId, originId, ts: e.ts, xml: e.xml,
-            pending: e.pending, archived, searchText, seq, duplicate: false,
-          };
-        } else {
-          // A resend: this (owner, origin-id) is stored already, by an earlier batch or earlier in this one.
-          const row = e.outgoing
-            ? selectOutgoingByOrigin.get(e.owner, e.peer, originId)
-            : selectIncomingByOrigin.get(e.owner, e.peer, originId);
-          if (row === undefined) throw new Error(`timeline: insert for ${e.owner} ignored, but no row has its origin-id`);
-          const existing = toTimelineEntry(row) as AppendResult;
-          existing.duplicate = true;
-          out[j] = existing;
-        }
-      }
-      results[i] = out;
-    }
-    for (const [owner, seq] of allocated) upsertCounter.run(owner, seq);
-    return { results, allocated };
-  });
+  const selectCounter = db.prepare<[string], number>("SELECT last_seq FROM timeline_seq WHERE owner = ?").pluck();
+  const commits = path === null ? directCommits(db) : workerCommits(path);
 
   let queue: QueuedAppend[] = [];
   let scheduled: NodeJS.Immediate | null = null;
   let closed = false;
+  let issued = 0; // batches handed to `commits`
+  let answered = 0; // batches answered (in order)
+  const waiters: { batch: number; wake(): void }[] = [];
 
-  // Group commit: every append() of this event-loop turn goes into one transaction. setImmediate rather
-  // than queueMicrotask: microtasks run after *each* I/O callback, so a microtask flush would commit the
-  // stanzas of one socket read at a time; the check phase runs once after *all* the I/O callbacks of the
-  // turn (every socket that had data), and after every promise chain they started, so it batches the
-  // whole turn. It adds no wait: with an immediate pending, the loop does not block polling for I/O.
+  // Group commit: every append() of this event-loop turn goes into one batch. setImmediate rather than
+  // queueMicrotask: microtasks run after *each* I/O callback, so a microtask flush would commit the stanzas
+  // of one socket read at a time; the check phase runs once after *all* the I/O callbacks of the turn (every
+  // socket that had data), and after every promise chain they started, so it batches the whole turn. It adds
+  // no wait: with an immediate pending, the loop does not block polling for I/O. While the writer commits a
+  // batch, the next turns' appends wait in the queue and go as one batch when it answers: the batch grows
+  // with the load, one transaction (and one WAL write) per batch.
   function flush(): void {
     if (scheduled !== null) {
       clearImmediate(scheduled);
       scheduled = null;
     }
-    if (queue.length === 0) return;
-    const batch = queue;
+    if (queue.length === 0 || issued !== answered) return;
+    const calls = queue;
     queue = [];
-    let written: ReturnType<typeof writeBatch>;
+    issued++;
     const started = monitor.onCommit === null ? 0 : performance.now();
-    try {
-      written = writeBatch.immediate(batch);
-    } catch (err) {
-      for (const call of batch) call.reject(err);
-      return;
-    }
-    monitor.onCommit?.(batch.length, (performance.now() - started) / 1000);
-    for (const [owner, seq] of written.allocated) lastSeqs.set(owner, seq);
-    for (let i = 0; i < batch.length; i++) batch[i].resolve(written.results[i]);
+    commits.submit(calls.map((c) => c.entries), (err, results) => {
+      answered++;
+      if (err !== null) for (const call of calls) call.reject(err);
+      else {
+        monitor.onCommit?.(calls.length, (performance.now() - started) / 1000);
+        for (let i = 0; i < calls.length; i++) calls[i].resolve(toResults(calls[i].entries, results![i]));
+      }
+      while (waiters.length !== 0 && waiters[0].batch <= answered) waiters.shift()!.wake();
+      if (queue.length !== 0 && scheduled === null) scheduled = setImmediate(onImmediate);
+    });
   }
   function onImmediate(): void {
     scheduled = null;
     flush();
   }
+  /** Resolves once the appends issued so far (queued ones included) are answered. */
+  function drain(): Promise<void> {
+    flush();
+    const batch = queue.length !== 0 ? issued + 1 : issued;
+    if (answered >= batch) return Promise.resolve();
+    return new Promise((wake) => waiters.push({ batch, wake }));
+  }
 
   // Reads first commit the appends queued before them, so that a reader sees every append issued earlier
   // (e.g. an offline message queued just before its recipient asks for pending messages).
-  const read = <T>(compute: () => T): Promise<Awaited<T>> => settle(() => {
-    if (queue.length !== 0) flush();
-    return compute();
-  });
+  const read = <T>(compute: () => T): Promise<Awaited<T>> => {
+    flush();
+    if (queue.length === 0 && issued === answered) return settle(compute);
+    return drain().then(() => settle(compute));
+  };
 
   function prepareQuery(shape: number): Database.Statement<unknown[], TimelineRow> {
     // Without statistics the planner would walk the owner's whole timeline by primary key and filter by
@@ -190,16 +161,16 @@ export function timelineStore(db: Db, monitor: StoreMonitor): { store: TimelineS
       if (refused !== null) return refused;
       return new Promise((resolve, reject) => {
         queue.push({ entries, resolve, reject });
-        if (scheduled === null) scheduled = setImmediate(onImmediate);
+        if (scheduled === null && issued === answered) scheduled = setImmediate(onImmediate);
       });
     },
     pending: (owner, limit) => read(() => selectPending.all(owner, queryLimit(limit)).map(toTimelineEntry)),
     countPending: (owner) => read(() => countPending.get(owner) ?? 0),
     markDelivered: (owner, seqs) => read(() => {
-      if (seqs.length !== 0) markDelivered(owner, seqs);
+      if (seqs.length !== 0) markDelivered.immediate(owner, seqs);
     }),
     markPending: (owner, seqs) => read(() => {
-      if (seqs.length !== 0) markPending(owner, seqs);
+      if (seqs.length !== 0) markPending.immediate(owner, seqs);
     }),
     query: (owner, q: TimelineQuery) => read(() => {
       let { shape, params } = filterOf(owner, q);
@@ -216,17 +187,122 @@ export function timelineStore(db: Db, monitor: StoreMonitor): { store: TimelineS
       const row = selectByStanzaId.get(owner, stanzaId);
       return row === undefined ? null : toTimelineEntry(row);
     }),
-    lastSeq: (owner) => read(() => lastAllocated(owner)),
+    lastSeq: (owner) => read(() => selectCounter.get(owner) ?? 0),
     expire: (retention) => read(() => expireInBatches(retention, (before, unarchivedOnly) =>
       (unarchivedOnly ? expireUnarchived : expireAll).run(before, EXPIRE_BATCH).changes)),
   };
 
   return {
     store,
-    flush,
-    close() {
-      flush();
+    drain,
+    async close() {
       closed = true;
+      await drain();
+      await commits.close();
+    },
+  };
+}
+
+/** The new rows' results from the entries and their seqs, or the stored rows that resends matched. */
+function toResults(entries: NewTimelineEntry[], written: (number | TimelineRow)[]): AppendResult[] {
+  const out: AppendResult[] = new Array(entries.length);
+  for (let j = 0; j < entries.length; j++) {
+    const w = written[j];
+    if (typeof w !== "number") {
+      const existing = toTimelineEntry(w) as AppendResult;
+      existing.duplicate = true;
+      out[j] = existing;
+      continue;
+    }
+    const e = entries[j];
+    out[j] = {
+      owner: e.owner, peer: e.peer, outgoing: e.outgoing, stanzaId: e.stanzaId, originId: e.originId ?? null, ts: e.ts,
+      xml: e.xml, pending: e.pending, archived: e.archived ?? true, searchText: e.searchText ?? null, seq: w, duplicate: false,
+    };
+  }
+  return out;
+}
+
+interface Commits {
+  submit(batch: NewTimelineEntry[][], done: (err: Error | null, results: WrittenBatch | null) => void): void;
+  close(): Promise<void>;
+}
+
+/** Commits on this thread (":memory:"), answering before submit() returns. */
+function directCommits(db: Db): Commits {
+  const write = timelineWriter(db);
+  return {
+    submit(batch, done) {
+      let results: WrittenBatch;
+      try {
+        results = write(batch);
+      } catch (err) {
+        done(err instanceof Error ? err : new Error(String(err)), null);
+        return;
+      }
+      done(null, results);
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+/**
+ * Commits in the writer thread (timeline-worker.ts), checkpoints in another. The worker holds the event loop open only while a
+ * batch is out. If it dies, every batch out and every later one fails: nothing is acknowledged that is not
+ * committed.
+ */
+function workerCommits(path: string): Commits {
+  const script = new URL("./timeline-worker.js", import.meta.url);
+  const progress = new SharedArrayBuffer(4);
+  const worker = new Worker(script, { workerData: { path, role: "writer", progress } });
+  worker.unref();
+  // Never holds the process open; stopped with the writer.
+  const checkpointer = new Worker(script, { workerData: { path, role: "checkpointer", progress } });
+  checkpointer.unref();
+  const checkpointerExit = new Promise<void>((resolve) => checkpointer.once("exit", () => resolve()));
+  checkpointer.on("error", () => { /* checkpoints are an optimisation; the WAL keeps every commit */ });
+  const out = new Map<number, (err: Error | null, results: WrittenBatch | null) => void>();
+  let nextId = 0;
+  let dead: Error | null = null;
+  let exited = false;
+  const exit = new Promise<void>((resolve) => worker.once("exit", () => { exited = true; resolve(); }));
+  const fail = (err: Error): void => {
+    if (dead === null) dead = err;
+    for (const done of out.values()) done(dead, null);
+    out.clear();
+    worker.unref();
+  };
+  worker.on("message", (answer: WriterAnswer) => {
+    const done = out.get(answer.id);
+    if (done === undefined) return;
+    out.delete(answer.id);
+    if (out.size === 0) worker.unref();
+    if ("error" in answer) done(new Error(answer.error), null);
+    else done(null, answer.results);
+  });
+  worker.on("error", (err) => fail(err));
+  worker.on("exit", (code) => fail(new Error(`timeline: the writer thread exited (code ${code})`)));
+  return {
+    submit(batch, done) {
+      if (dead !== null) {
+        done(dead, null);
+        return;
+      }
+      const id = nextId++;
+      out.set(id, done);
+      worker.ref();
+      worker.postMessage({ id, batch } satisfies WriterRequest);
+    },
+    async close() {
+      checkpointer.postMessage("close");
+      checkpointer.ref(); // until it has closed its connection
+      if (!exited) {
+        dead ??= new Error("timeline: the store is closed");
+        worker.postMessage("close");
+        worker.ref();
+        await exit;
+      }
+      await checkpointerExit;
     },
   };
 }

@@ -6,6 +6,8 @@
 //             its messages is delivered it sends the next one (throughput).
 //  chatlight: a fixed total offered rate spread round-robin over the clients,
 //             independent of deliveries (latency without queueing).
+//  chatnostore: chat with a XEP-0334 <no-store/> hint on every message, so the server
+//             archives nothing: chat ÷ chatnostore is what the archive costs.
 import { performance } from 'node:perf_hooks';
 import type { BenchContext, ScenarioResult } from '../context.js';
 import { CpuWindow, Latency, nowUs } from '../stats.js';
@@ -21,6 +23,8 @@ export interface ChatParams {
   duration: number;
   warmup: number;
   drain: number;
+  /** XEP-0334 no-store hint: the server keeps no timeline rows */
+  noStore?: boolean;
 }
 
 const PAD = ' hearth bench message payload, about the size of a short chat line';
@@ -29,14 +33,22 @@ const MEASURE = 1;
 const DRAIN = 2;
 
 export async function chat(ctx: BenchContext): Promise<ScenarioResult> {
-  return runChat(ctx, 'chat', {
+  return runChat(ctx, 'chat', closedLoop(ctx));
+}
+
+export async function chatnostore(ctx: BenchContext): Promise<ScenarioResult> {
+  return runChat(ctx, 'chatnostore', { ...closedLoop(ctx), noStore: true });
+}
+
+function closedLoop(ctx: BenchContext): ChatParams {
+  return {
     pairs: Math.floor(ctx.num('chat-n', 'CHAT_N', 200, 'n')),
     window: Math.floor(ctx.num('chat-w', 'CHAT_W', 10, 'window')),
     rate: 0,
     duration: ctx.num('chat-t', 'CHAT_T', 20, 'duration'),
     warmup: ctx.num('warmup', 'WARMUP', 2),
     drain: ctx.num('drain', 'DRAIN', 3),
-  });
+  };
 }
 
 export async function chatlight(ctx: BenchContext): Promise<ScenarioResult> {
@@ -65,6 +77,7 @@ export async function runChat(ctx: BenchContext, name: string, p: ChatParams): P
   // the partner's domain: the same one, except across a federated link (the s2s scenario)
   const toJid = users.map((_, i) => `user${(i ^ 1) + 1}@${ctx.targetFor((i ^ 1) + 1).domain}`);
   const head = toJid.map((j) => `<message to='${j}' type='chat' id='`);
+  const tail = p.noStore ? `</body><no-store xmlns='urn:xmpp:hints'/></message>` : '</body></message>';
 
   const lat = new Latency();
   let phase = WARMUP;
@@ -79,7 +92,7 @@ export async function runChat(ctx: BenchContext, name: string, p: ChatParams): P
   let firstLost: string | null = null;
 
   const send = (i: number) => {
-    clients[i]!.send(`${head[i]}${++seq}'><body>${nowUs()}${PAD}</body></message>`);
+    clients[i]!.send(`${head[i]}${++seq}'><body>${nowUs()}${PAD}${tail}`);
     sent++;
     if (phase === MEASURE) sentWin++;
   };

@@ -11,7 +11,7 @@
 //   - throw on setup failure; report losses / errors in `ok`, `error`, `warnings`.
 import type { BenchContext, ScenarioResult } from '../context.js';
 import { login } from './login.js';
-import { chat, chatlight } from './chat.js';
+import { chat, chatlight, chatnostore } from './chat.js';
 import { idle } from './idle.js';
 import { muc } from './muc.js';
 import { mobile } from './mobile.js';
@@ -23,6 +23,7 @@ export const scenarios: Record<string, Scenario> = {
   login,
   chat,
   chatlight,
+  chatnostore,
   idle,
   muc,
   mobile,

@@ -1,0 +1,77 @@
+// The timeline's threads, each on a connection of its own. The writer commits the batches the main thread
+// hands it (timeline.ts) and answers each batch, in order, after its commit; the checkpointer runs the WAL
+// checkpoints. So neither a commit nor a checkpoint ever stalls the event loop, and no commit waits for a
+// checkpoint.
+import { parentPort, workerData } from "node:worker_threads";
+import Database from "better-sqlite3";
+import type { NewTimelineEntry } from "../types.js";
+import { timelineWriter } from "./timeline-write.js";
+
+export interface WriterRequest { id: number; batch: NewTimelineEntry[][] }
+export type WriterAnswer =
+  | { id: number; results: ReturnType<ReturnType<typeof timelineWriter>> }
+  | { id: number; error: string };
+
+/** How often the checkpointer looks at the writer's progress. */
+const POLL_MS = 200;
+/**
+ * Checkpoint once the writer has committed this many rows since the last checkpoint (about SQLite's
+ * automatic 1000 pages), or after CHECKPOINT_IDLE_MS for what fewer rows and the main connection's own
+ * writes left in the WAL: few checkpoints (each ends in fsyncs) at light load, a short WAL under load.
+ */
+const CHECKPOINT_ROWS = 2000;
+const CHECKPOINT_IDLE_MS = 10_000;
+
+const port = parentPort!;
+const { path, role, progress } = workerData as { path: string; role: "writer" | "checkpointer"; progress: SharedArrayBuffer };
+// Rows committed by the writer, written by the writer and read by the checkpointer.
+const rowsCommitted = new Int32Array(progress);
+const db = new Database(path);
+db.pragma("busy_timeout = 5000");
+db.pragma("synchronous = NORMAL");
+// No connection checkpoints inside its commits: the checkpointer thread does, alongside the writer (WAL
+// lets a checkpoint run while a transaction commits), so no commit anyone waits for includes one, nor
+// its fsyncs.
+db.pragma("wal_autocheckpoint = 0");
+
+if (role === "checkpointer") {
+  let rowsAtLast = Atomics.load(rowsCommitted, 0);
+  let lastAt = Date.now();
+  const timer = setInterval(() => {
+    const rows = Atomics.load(rowsCommitted, 0);
+    if (((rows - rowsAtLast) | 0) < CHECKPOINT_ROWS && Date.now() - lastAt < CHECKPOINT_IDLE_MS) return;
+    rowsAtLast = rows;
+    lastAt = Date.now();
+    try {
+      db.pragma("wal_checkpoint(PASSIVE)");
+    } catch {
+      // Busy (another checkpoint, or the database is being closed): the next round catches up.
+    }
+  }, POLL_MS);
+  port.on("message", () => {
+    clearInterval(timer);
+    db.close();
+    process.exit(0);
+  });
+} else {
+  // Timeline writes land in the index pages of every owner a batch touches; keeping those pages cached
+  // (48 MiB instead of SQLite's 2 MiB) saves reading them back on the next batch.
+  db.pragma("cache_size = -49152");
+  const write = timelineWriter(db);
+  port.on("message", (msg: WriterRequest | "close") => {
+    if (msg === "close") {
+      db.close();
+      process.exit(0);
+    }
+    let answer: WriterAnswer;
+    try {
+      answer = { id: msg.id, results: write(msg.batch) };
+      let rows = 0;
+      for (const entries of msg.batch) rows += entries.length;
+      Atomics.add(rowsCommitted, 0, rows);
+    } catch (err) {
+      answer = { id: msg.id, error: err instanceof Error ? err.message : String(err) };
+    }
+    port.postMessage(answer);
+  });
+}

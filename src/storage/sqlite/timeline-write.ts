@@ -1,0 +1,76 @@
+// The timeline's group commit itself: one transaction for the appends of a batch. It runs in the writer
+// worker (timeline-worker.ts) for a database file, and on the calling thread for ":memory:" (which a second
+// connection cannot open).
+import { TIMELINE_COLUMNS, type TimelineRow as Row } from "../rows.js";
+import type { NewTimelineEntry } from "../types.js";
+import type { Db } from "./db.js";
+
+export type TimelineRow = Row<number>;
+
+/**
+ * What a batch came to, per append() call and entry: the seq of a new row, or the stored row a resend
+ * (same owner, peer and origin-id) matched. Seqs only: the caller has the rest of a new row already, and
+ * the answer crosses a thread.
+ */
+export type WrittenBatch = (number | TimelineRow)[][];
+
+export function timelineWriter(db: Db): (batch: NewTimelineEntry[][]) => WrittenBatch {
+  const insert = db.prepare<[string, number, string, number, string, string | null, number, string, number, number, string | null]>(
+    `INSERT INTO timeline (${TIMELINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (owner, peer, origin_id) WHERE outgoing = 1 AND origin_id IS NOT NULL DO NOTHING
+     ON CONFLICT (owner, peer, origin_id) WHERE outgoing = 0 AND origin_id IS NOT NULL DO NOTHING`);
+  const selectOutgoingByOrigin = db.prepare<[string, string, string | null], TimelineRow>(
+    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND outgoing = 1 AND peer = ? AND origin_id = ?`);
+  const selectIncomingByOrigin = db.prepare<[string, string, string | null], TimelineRow>(
+    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND outgoing = 0 AND peer = ? AND origin_id = ?`);
+  const selectCounter = db.prepare<[string], number>("SELECT last_seq FROM timeline_seq WHERE owner = ?").pluck();
+  const upsertCounter = db.prepare<[string, number]>(
+    "INSERT INTO timeline_seq (owner, last_seq) VALUES (?, ?) ON CONFLICT (owner) DO UPDATE SET last_seq = excluded.last_seq");
+
+  // The last seq allocated per owner, as committed. Only this writer allocates seqs (SQLite is the
+  // single-node store), so after the first read the counter row needs no SELECT per message.
+  const lastSeqs = new Map<string, number>();
+  const lastAllocated = (owner: string): number => {
+    let last = lastSeqs.get(owner);
+    if (last === undefined) lastSeqs.set(owner, last = selectCounter.get(owner) ?? 0);
+    return last;
+  };
+
+  // The new last seqs become the cached counters only once the transaction has committed: a failed batch
+  // leaves them untouched.
+  const writeBatch = db.transaction((batch: NewTimelineEntry[][]) => {
+    const allocated = new Map<string, number>();
+    const results: WrittenBatch = new Array(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const entries = batch[i];
+      const out: (number | TimelineRow)[] = new Array(entries.length);
+      for (let j = 0; j < entries.length; j++) {
+        const e = entries[j];
+        const originId = e.originId ?? null;
+        const seq = (allocated.get(e.owner) ?? lastAllocated(e.owner)) + 1;
+        const written = insert.run(e.owner, seq, e.peer, e.outgoing ? 1 : 0, e.stanzaId, originId, e.ts, e.xml,
+          e.pending ? 1 : 0, e.archived ?? true ? 1 : 0, e.searchText ?? null).changes === 1;
+        if (written) {
+          allocated.set(e.owner, seq);
+          out[j] = seq;
+        } else {
+          // A resend: this (owner, peer, origin-id) is stored already, by an earlier batch or earlier in this one.
+          const row = e.outgoing
+            ? selectOutgoingByOrigin.get(e.owner, e.peer, originId)
+            : selectIncomingByOrigin.get(e.owner, e.peer, originId);
+          if (row === undefined) throw new Error(`timeline: insert for ${e.owner} ignored, but no row has its origin-id`);
+          out[j] = row;
+        }
+      }
+      results[i] = out;
+    }
+    for (const [owner, seq] of allocated) upsertCounter.run(owner, seq);
+    return { results, allocated };
+  });
+
+  return (batch) => {
+    const written = writeBatch.immediate(batch);
+    for (const [owner, seq] of written.allocated) lastSeqs.set(owner, seq);
+    return written.results;
+  };
+}
