@@ -1,0 +1,85 @@
+// A server as a child process on a data directory that outlives it: for tests that kill the process
+// (SIGKILL) and start it again on the same data, or run several nodes of a cluster. Shaped like a
+// TestServer so RawClient can connect to it.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "./mobile-client.js";
+
+const bin = path.join(fileURLToPath(new URL("../../../", import.meta.url)), "bin/hearth.js");
+
+export class ServerProcess {
+  readonly host = "localhost";
+  readonly tlsPort = 0;
+  proc: ChildProcess | null = null;
+  private err = "";
+
+  private constructor(readonly name: string, readonly dir: string, readonly c2sPort: number, readonly config: string) {}
+
+  /**
+   * A data directory and a config: the c2s port on loopback without TLS (plus `c2s`, more keys of that
+   * section, e.g. "smResumeSeconds: 2"), `extra` YAML lines after it.
+   */
+  static async create(name: string, extra: string[], c2s = ""): Promise<ServerProcess> {
+    const dir = mkdtempSync(path.join(tmpdir(), `hearth-${name}-`));
+    const c2sPort = await freePort();
+    const config = path.join(dir, "hearth.yaml");
+    writeFileSync(config, [
+      "hosts: [localhost]",
+      `dataDir: ${dir}/data`,
+      "log: { level: warn }",
+      `c2s: { bind: 127.0.0.1, port: ${c2sPort}, directTlsPort: null, requireTls: false${c2s ? `, ${c2s}` : ""} }`,
+      "s2s: { port: null }",
+      "http: { port: null }",
+      "auth: { allowPlainInsecure: true, maxFailures: 0 }",
+      "limits: { maxConnectionsPerIp: 0, stanzasPerSecond: 0 }",
+      ...extra,
+      "",
+    ].join("\n"));
+    return new ServerProcess(name, dir, c2sPort, config);
+  }
+
+  /** What the processes wrote to stderr (warnings and errors), for failure messages. */
+  output(): string { return this.err; }
+
+  async start(): Promise<void> {
+    const proc = spawn(process.execPath, [bin, "start", "--config", this.config], { cwd: this.dir, stdio: ["ignore", "ignore", "pipe"] });
+    this.proc = proc;
+    let mine = "";
+    await new Promise<void>((resolve, reject) => {
+      proc.stderr!.on("data", (d) => {
+        mine += d;
+        this.err += d;
+        if (mine.includes("hearth: serving")) resolve();
+      });
+      proc.once("exit", (code, signal) => reject(new Error(`${this.name} exited (${code ?? signal}): ${mine}`)));
+      setTimeout(() => reject(new Error(`${this.name} did not start within 20 s: ${mine}`)), 20_000).unref();
+    });
+  }
+
+  /** Ends the process with `signal` and waits for it. */
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once("exit", r));
+    proc.kill(signal);
+    await exited;
+  }
+
+  /** Adds an account with the CLI (the server may be running: the store allows it). */
+  async addUser(jid: string, password: string): Promise<void> {
+    const p = spawn(process.execPath, [bin, "adduser", jid, "--config", this.config], { cwd: this.dir, stdio: ["pipe", "ignore", "pipe"] });
+    let err = "";
+    p.stderr!.on("data", (d) => { err += d; });
+    p.stdin!.end(`${password}\n`);
+    const code = await new Promise<number | null>((r) => p.on("exit", r));
+    if (code !== 0) throw new Error(`adduser ${jid}: ${err}`);
+  }
+
+  async dispose(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
