@@ -1,59 +1,14 @@
 // XEP-0198 resumption that survives the node: the server process is killed with SIGKILL and started again
 // on the same data, and the client resumes with its previd and h (README "Phones").
 import assert from "node:assert/strict";
-import { RawClient } from "./helpers/raw-client.js";
-import type { TestServer } from "./helpers/server.js";
-import { ServerProcess } from "./helpers/server-process.js";
+import type { RawClient } from "./helpers/raw-client.js";
+import { ServerProcess, bodiesUntilQuiet, plainLogin, resumeOn, smLogin } from "./helpers/server-process.js";
 import { xml, type Element } from "../src/xml/element.js";
 
 const SM = "urn:xmpp:sm:3";
 const DELAY = "urn:xmpp:delay";
 const isSm = (name: string) => (el: Element) => el.name === name && el.attrs.xmlns === SM;
 const isChat = (el: Element) => el.name === "message" && el.getChild("body") !== undefined;
-
-async function connect(server: ServerProcess): Promise<RawClient> {
-  return RawClient.connect(server as unknown as TestServer);
-}
-
-/** Logged in, resumable stream management enabled, available; resolves with the resumption id. */
-export async function smLogin(server: ServerProcess, user: string, resource: string): Promise<{ c: RawClient; id: string }> {
-  const c = await connect(server);
-  await c.login(user, "password", resource);
-  c.send(xml("enable", { xmlns: SM, resume: "true" }));
-  const enabled = await c.receive((el) => el.attrs.xmlns === SM && (el.name === "enabled" || el.name === "failed"));
-  assert.equal(enabled.name, "enabled", enabled.toString());
-  c.send(xml("presence"));
-  await c.receive((el) => el.name === "presence" && el.attrs.from === c.jid);
-  return { c, id: enabled.attrs.id };
-}
-
-export async function plainLogin(server: ServerProcess, user: string, resource: string, available = true): Promise<RawClient> {
-  const c = await connect(server);
-  await c.login(user, "password", resource);
-  if (available) {
-    c.send(xml("presence"));
-    await c.receive((el) => el.name === "presence" && el.attrs.from === c.jid);
-  }
-  return c;
-}
-
-export async function resumeOn(server: ServerProcess, user: string, previd: string, h: number): Promise<{ c: RawClient; answer: Element }> {
-  const c = await connect(server);
-  await c.open();
-  await c.authenticate(user, "password");
-  await c.open();
-  c.send(xml("resume", { xmlns: SM, previd, h: String(h) }));
-  const answer = await c.receive((el) => el.attrs.xmlns === SM && (el.name === "resumed" || el.name === "failed"), 10_000);
-  return { c, answer };
-}
-
-/** Every chat body that arrives until `ms` pass without one. */
-export async function bodiesUntilQuiet(c: RawClient, ms = 1500): Promise<Element[]> {
-  const out: Element[] = [];
-  for (;;) {
-    try { out.push(await c.receive(isChat, ms)); } catch { return out; }
-  }
-}
 
 const chat = (to: string, text: string) => xml("message", { to, type: "chat", id: text }, xml("body", null, text));
 

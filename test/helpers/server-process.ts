@@ -6,7 +6,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
 import { freePort } from "./mobile-client.js";
+import { RawClient } from "./raw-client.js";
+import type { TestServer } from "./server.js";
+import { xml, type Element } from "../../src/xml/element.js";
+
+const SM = "urn:xmpp:sm:3";
+const isChat = (el: Element) => el.name === "message" && el.getChild("body") !== undefined;
 
 const bin = path.join(fileURLToPath(new URL("../../../", import.meta.url)), "bin/hearth.js");
 
@@ -81,5 +88,51 @@ export class ServerProcess {
   async dispose(): Promise<void> {
     await this.kill();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+// ---- clients of a server process (XEP-0198 dialogues) ----
+
+async function connect(server: ServerProcess): Promise<RawClient> {
+  return RawClient.connect(server as unknown as TestServer);
+}
+
+/** Logged in, resumable stream management enabled, available; resolves with the resumption id. */
+export async function smLogin(server: ServerProcess, user: string, resource: string): Promise<{ c: RawClient; id: string }> {
+  const c = await connect(server);
+  await c.login(user, "password", resource);
+  c.send(xml("enable", { xmlns: SM, resume: "true" }));
+  const enabled = await c.receive((el) => el.attrs.xmlns === SM && (el.name === "enabled" || el.name === "failed"));
+  assert.equal(enabled.name, "enabled", enabled.toString());
+  c.send(xml("presence"));
+  await c.receive((el) => el.name === "presence" && el.attrs.from === c.jid);
+  return { c, id: enabled.attrs.id };
+}
+
+export async function plainLogin(server: ServerProcess, user: string, resource: string, available = true): Promise<RawClient> {
+  const c = await connect(server);
+  await c.login(user, "password", resource);
+  if (available) {
+    c.send(xml("presence"));
+    await c.receive((el) => el.name === "presence" && el.attrs.from === c.jid);
+  }
+  return c;
+}
+
+export async function resumeOn(server: ServerProcess, user: string, previd: string, h: number): Promise<{ c: RawClient; answer: Element }> {
+  const c = await connect(server);
+  await c.open();
+  await c.authenticate(user, "password");
+  await c.open();
+  c.send(xml("resume", { xmlns: SM, previd, h: String(h) }));
+  const answer = await c.receive((el) => el.attrs.xmlns === SM && (el.name === "resumed" || el.name === "failed"), 10_000);
+  return { c, answer };
+}
+
+/** Every chat body that arrives until `ms` pass without one. */
+export async function bodiesUntilQuiet(c: RawClient, ms = 1500): Promise<Element[]> {
+  const out: Element[] = [];
+  for (;;) {
+    try { out.push(await c.receive(isChat, ms)); } catch { return out; }
   }
 }
