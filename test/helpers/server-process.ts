@@ -48,12 +48,14 @@ export class ServerProcess {
     return new ServerProcess(name, dir, c2sPort, config);
   }
 
-  /** What the processes wrote to stderr (warnings and errors), for failure messages. */
+  /** What the processes wrote to stderr and their log, for failure messages and log assertions. */
   output(): string { return this.err; }
 
   async start(): Promise<void> {
-    const proc = spawn(process.execPath, [bin, "start", "--config", this.config], { cwd: this.dir, stdio: ["ignore", "ignore", "pipe"] });
+    const proc = spawn(process.execPath, [bin, "start", "--config", this.config], { cwd: this.dir, stdio: ["ignore", "pipe", "pipe"] });
     this.proc = proc;
+    // The log (stdout) goes into the same record as stderr.
+    proc.stdout!.on("data", (d) => { this.err += d; });
     let mine = "";
     await new Promise<void>((resolve, reject) => {
       proc.stderr!.on("data", (d) => {
