@@ -653,7 +653,7 @@ export class C2sSession extends SessionState implements Session {
         this.sm = new StreamManagement(id, max);
         if (id) {
           registry.live.set(id, this);
-          this.startJournal(this.sm, 0);
+          if (this.ctx.config.c2s.smDurable) this.startJournal(this.sm, 0);
         }
         return this.send(xml("enabled", { xmlns: NS_SM, ...(id ? { id, resume: "true", max: String(max) } : {}) }));
       }
@@ -669,7 +669,7 @@ export class C2sSession extends SessionState implements Session {
         if (n < 0) return this.close("undefined-condition", "h acknowledges stanzas never sent", handledCountTooHigh(h, sm.sent));
         sm.ack(h, n);
         sm.requested = false;
-        if (n > 0) sm.journal?.touch();
+        if (n > 0) sm.journal?.touchLater();
         if (sm.queue.length > 0 && !this.resending) this.requestAck(sm);
         return undefined;
       }

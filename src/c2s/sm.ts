@@ -163,6 +163,8 @@ export async function materialize(queue: readonly QueuedStanza[], timeline: Time
 //   refreshes (its node died) is known to be abandoned `max` seconds after the last write at the latest.
 
 export const SM_STORE = "sm-resume";
+/** How late an ack may reach the record. */
+const LAZY_MS = 1000;
 
 /** [stanza number, timeline seq, stanza id, time] of one unacknowledged message. */
 export type SmRow = [number, number, string, number];
@@ -214,12 +216,22 @@ export function numberedRows(sm: StreamManagement): SmRow[] {
   return rows;
 }
 
+const presenceTexts = new WeakMap<Element, string>();
+
+/** The presence as text, serialized once per presence element (it changes far less often than the record). */
+function presenceText(presence: Element | null): string | null {
+  if (presence === null) return null;
+  let text = presenceTexts.get(presence);
+  if (text === undefined) presenceTexts.set(presence, (text = presence.toString()));
+  return text;
+}
+
 /** The record of `sm` as it stands now. */
 export function snapshot(sm: StreamManagement, user: string, resource: string, presence: Element | null, detached: boolean, previous: SmRecord | null): SmRecord {
   const now = Date.now();
   return {
     user, resource, max: sm.max, inbound: sm.inbound, acked: sm.acked, sent: sm.sent, rows: numberedRows(sm),
-    presence: presence ? presence.toString() : null, epoch: sm.epoch, at: now,
+    presence: presenceText(presence), epoch: sm.epoch, at: now,
     detachedAt: detached ? (previous?.detachedAt ?? now) : null,
   };
 }
@@ -232,6 +244,7 @@ export class SmJournal {
   private scheduled = false;
   private writing: Promise<void> | null = null;
   private again = false;
+  private lazy: NodeJS.Timeout | null = null;
   private held: string[] = [];
   /** Bumped when held output is dropped (the connection went): a running write must not release it. */
   private generation = 0;
@@ -274,10 +287,22 @@ export class SmJournal {
     this.generation++;
   }
 
+  /**
+   * Something that may be written late changed (an ack): written with the next write, or within
+   * `LAZY_MS`. Until then a crash leaves the record's ack behind the client's, which a resumption
+   * corrects (the client's h rules) and only a timeout after a crash turns into a repeat at the next login.
+   */
+  touchLater(): void {
+    if (this.lost || this.scheduled || this.writing || this.lazy) return;
+    this.lazy = setTimeout(() => { this.lazy = null; this.touch(); }, LAZY_MS);
+    this.lazy.unref();
+  }
+
   /** Something in the record changed: one write soon, shared with every other change until it starts. */
   touch(): void {
     if (this.lost || this.scheduled) return;
     if (this.writing) { this.again = true; return; }
+    if (this.lazy) { clearTimeout(this.lazy); this.lazy = null; }
     this.scheduled = true;
     setImmediate(() => { this.scheduled = false; this.writing = this.write(); });
   }
@@ -325,6 +350,7 @@ export class SmJournal {
    */
   async end(inbound: number): Promise<number | null> {
     this.held = [];
+    if (this.lazy) { clearTimeout(this.lazy); this.lazy = null; }
     await this.idle();
     if (this.lost) return this.persistedSent;
     let stolen = false;
