@@ -102,6 +102,8 @@ describe("XEP-0198 resumption refused after the timeout, across a SIGKILL", func
     juliet.send(xml("a", { xmlns: SM, h: "2" }));
     juliet.send(xml("r", { xmlns: SM }));
     await juliet.receive(isSm("a"));
+    // Acks reach the record within a second (README): the node dies after that.
+    await new Promise((r) => setTimeout(r, 1500));
     await server.kill("SIGKILL");
     await server.start();
     // The record of a session that died with its node is resumable for at most 2 × max after its last write.

@@ -288,13 +288,15 @@ export class SmJournal {
   }
 
   /**
-   * Something that may be written late changed (an ack): written with the next write, or within
-   * `LAZY_MS`. Until then a crash leaves the record's ack behind the client's, which a resumption
+   * Something that may be written late changed (an ack): written at once when the record is older than
+   * `LAZY_MS`, else with the next write or `LAZY_MS` after the last one. Until then a crash leaves the record's ack behind the client's, which a resumption
    * corrects (the client's h rules) and only a timeout after a crash turns into a repeat at the next login.
    */
   touchLater(): void {
     if (this.lost || this.scheduled || this.writing || this.lazy) return;
-    this.lazy = setTimeout(() => { this.lazy = null; this.touch(); }, LAZY_MS);
+    const wait = this.writtenAt + LAZY_MS - Date.now();
+    if (wait <= 0) return this.touch();
+    this.lazy = setTimeout(() => { this.lazy = null; this.touch(); }, wait);
     this.lazy.unref();
   }
 
