@@ -687,9 +687,9 @@ export class C2sSession extends SessionState implements Session {
     if (h === null) return this.send(smFailed("bad-request"));
     const registry = resumeRegistry<C2sSession>(this.ctx);
     const old = registry.live.get(previd);
-    if (!old || old.closed) return this.resumeFromRecord(previd, h);
+    if ((!old || old.closed) && this.ctx.config.c2s.smDurable) return this.resumeFromRecord(previd, h);
     // Another user's session is as unknown to this stream as one that never existed.
-    if (old.username !== this.username || old.host !== this.host) {
+    if (!old || old.closed || old.username !== this.username || old.host !== this.host) {
       return this.send(smFailed("item-not-found", registry.expiredH(previd, `${this.username}@${this.host}`)));
     }
     return old.resumeOn(this, h);
