@@ -16,5 +16,6 @@ import { conversations } from "./conversations/index.js";
 import { retraction } from "./retraction/index.js";
 import { upload } from "./upload/index.js";
 import { extdisco } from "./extdisco/index.js";
+import { push } from "./push/index.js";
 
-export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons, blocking, conversations, retraction, upload, extdisco];
+export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons, blocking, conversations, retraction, upload, extdisco, push];

@@ -4,7 +4,7 @@ import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
 import { WireClient } from "./helpers/wire-client.js";
 import { xml, type Element } from "../src/xml/element.js";
-import { StreamManagement, parseH } from "../src/c2s/sm.js";
+import { StreamManagement, ackable, parseH, queueAfter, snapshot } from "../src/c2s/sm.js";
 
 const SM = "urn:xmpp:sm:3";
 const CSI = "urn:xmpp:csi:0";
@@ -92,6 +92,20 @@ describe("XEP-0198 stream management", function () {
     assert.equal(parseH("-1"), null);
   });
 
+  it("numbers the rows of the durable record across the 2^32 wrap", () => {
+    const sm = new StreamManagement("id", 300);
+    sm.acked = 2 ** 32 - 2;
+    const row = (seq: number) => ({ seq, stanzaId: `s${seq}`, ts: seq });
+    sm.queue.push(row(10), "<presence/>", row(11), row(12));
+    const record = snapshot(sm, "u@h", "r", null, false, null);
+    assert.deepEqual(record.rows.map(([n, seq]) => [n, seq]), [[2 ** 32 - 1, 10], [1, 11], [2, 12]]);
+    assert.equal(record.sent, 2);
+    assert.ok(ackable(record, 0) && ackable(record, 2) && !ackable(record, 3) && !ackable(record, 2 ** 32 - 3));
+    assert.deepEqual(queueAfter(record, 0).map((q) => typeof q === "string" ? q : q.seq), [11, 12], "h=0 covers stanza 2^32-1 and 0");
+    assert.deepEqual(queueAfter(record, 2 ** 32 - 2).map((q) => typeof q === "string" ? q : q.seq), [10, 11, 12]);
+    assert.deepEqual(queueAfter(record, 2), []);
+  });
+
   it("offers sm after authentication and refuses <enable/> before bind with unexpected-request", async () => {
     const u = fresh("early");
     await ts.accounts.create(ts.host, u, "password");
@@ -148,6 +162,30 @@ describe("XEP-0198 stream management", function () {
     const a = await c.receive(isSm("a"), 50_000);
     assert.equal(a.attrs.h, String(count + 1), "the initial presence and every iq");
     c.close();
+  });
+
+  it("counts more than 2^16 outbound stanzas and takes the client's acks across them", async function () {
+    this.timeout(90_000);
+    const { c } = await smUser(ts, fresh("pinger"));
+    // Every ping is answered: the server's count grows with ours; the client acks after every batch.
+    const count = 2 ** 16 + 5;
+    const batch = 2048;
+    let received = 1; // the initial presence
+    for (let sent = 0; sent < count;) {
+      const n = Math.min(batch, count - sent);
+      let text = "";
+      for (let i = 0; i < n; i++) text += `<iq type='get' id='o${sent + i}' to='${ts.host}'><ping xmlns='urn:xmpp:ping'/></iq>`;
+      c.send(text);
+      sent += n;
+      await c.receive((el) => el.name === "iq" && el.attrs.id === `o${sent - 1}`, 30_000);
+      received += n;
+      c.send(xml("a", { xmlns: SM, h: String(received) }));
+    }
+    // One more than was sent is refused, with the server's count past 16 bits.
+    c.send(xml("a", { xmlns: SM, h: String(received + 1) }));
+    const err = await c.closed();
+    assert.equal(errorCondition(err), "undefined-condition");
+    assert.equal(err!.getChild("handled-count-too-high", SM)?.attrs["send-count"], String(count + 1));
   });
 
   it("resumes after a killed socket and resends exactly the unacknowledged stanzas, in order, once", async () => {

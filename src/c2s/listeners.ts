@@ -9,6 +9,7 @@ import type { C2sContext } from "./context.js";
 import { xml } from "../xml/element.js";
 import { OutboundGuard } from "../sessions/outbound.js";
 import { NS } from "../xml/ns.js";
+import { startResumeSweep } from "./sm.js";
 
 /** Bytes of one tick's output that leave as one write. */
 const SLICE = 64 * 1024;
@@ -244,8 +245,10 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
   }
 
   const sweep = startSweep(ctx);
+  const resumeSweep = startResumeSweep(ctx);
   set.close = async () => {
     clearInterval(sweep);
+    clearInterval(resumeSweep);
     const closing: Promise<void>[] = [];
     for (const s of [set.c2s, set.directTls, set.http]) if (s) closing.push(new Promise((r) => s.close(() => r())));
     for (const session of [...ctx.tracker]) session.close("system-shutdown");

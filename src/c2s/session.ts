@@ -17,7 +17,7 @@ import { claimResource } from "../sessions/bind.js";
 import type { C2sContext } from "./context.js";
 import { randomBytes } from "node:crypto";
 import { contain } from "../log.js";
-import { NS_SM, MAX_UNACKED, StreamManagement, handledCountTooHigh, materialize, parseH, resumeRegistry, smFailed, type QueuedStanza } from "./sm.js";
+import { NS_SM, MAX_UNACKED, SM_STORE, SmJournal, StreamManagement, ackable, claimRecord, handledCountTooHigh, materialize, numberedRows, parseH, queueAfter, resumeRegistry, seqsAbove, smFailed, snapshot, type QueuedStanza } from "./sm.js";
 import { NS_CSI, MAX_HELD, InactiveBuffer, isUrgent } from "./csi.js";
 import { NS_SASL2, Sasl2Negotiation, sasl2Feature, type Sasl2Stream } from "./sasl2.js";
 
@@ -152,6 +152,8 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     this.detached = true;
     this.resending = false;
     sm.requested = false;
+    sm.journal?.dropHeld();
+    sm.journal?.touch();
     sm.hibernateTimer = setTimeout(() => {
       sm.hibernateTimer = null;
       this.close("connection-timeout", "not resumed in time");
@@ -202,7 +204,13 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
       this.close("policy-violation", "too many unacknowledged stanzas");
       return;
     }
-    if (text === null) return;
+    const journal = sm.journal;
+    if (text === null) {
+      if (meta) journal?.touch();
+      return;
+    }
+    // Durable resumption: a row goes out once a record lists it; what follows waits behind it.
+    if (journal !== null && (meta !== undefined || journal.holding)) return journal.hold(text);
     this.transport.write(text);
     this.requestAck(sm);
   }
@@ -290,6 +298,21 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     this.detached = false;
     const owner = this.jid?.bareString();
     if (sm.id && owner) resumeRegistry<C2sSession>(this.ctx).ended(sm.id, owner, sm.inbound);
+    const journal = sm.journal;
+    sm.journal = null;
+    if (journal !== null && owner) {
+      const rows = numberedRows(sm), sent = sm.sent;
+      sm.queue = [];
+      // Rows another node resumed from the record are its to deliver; the rest go offline.
+      const settled = journal.end(sm.inbound).then((above) => {
+        const seqs = seqsAbove(rows, above, sent);
+        return seqs.length ? this.ctx.store.timeline.markPending(owner, seqs) : undefined;
+      });
+      settled.catch((err: unknown) => {
+        this.ctx.log.error({ err, session: this.id, owner }, "could not keep unacknowledged messages for the next login");
+      });
+      return;
+    }
     const seqs = sm.rows();
     sm.queue = [];
     if (!seqs.length || !owner) return;
@@ -649,6 +672,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
         if (n < 0) return this.close("undefined-condition", "h acknowledges stanzas never sent", handledCountTooHigh(h, sm.sent));
         sm.ack(h, n);
         sm.requested = false;
+        if (n > 0) sm.journal?.touchLater();
         if (sm.queue.length > 0 && !this.resending) this.requestAck(sm);
         return undefined;
       }
@@ -669,7 +693,10 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     const registry = resumeRegistry<C2sSession>(this.ctx);
     const id = resume ? registry.newId() : null;
     this.sm = new StreamManagement(id, max);
-    if (id) registry.live.set(id, this);
+    if (id) {
+      registry.live.set(id, this);
+      if (this.ctx.config.c2s.smDurable) this.startJournal(this.sm, 0);
+    }
     return xml("enabled", { xmlns: NS_SM, ...(id ? { id, resume: "true", max: String(max) } : {}) });
   }
 
@@ -681,6 +708,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     if (h === null) return this.send(smFailed("bad-request"));
     const registry = resumeRegistry<C2sSession>(this.ctx);
     const old = registry.live.get(previd);
+    if ((!old || old.closed) && this.ctx.config.c2s.smDurable) return this.resumeFromRecord(previd, h);
     // Another user's session is as unknown to this stream as one that never existed.
     if (!old || old.closed || old.username !== this.username || old.host !== this.host) {
       return this.send(smFailed("item-not-found", registry.expiredH(previd, `${this.username}@${this.host}`)));
@@ -695,6 +723,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     if (n < 0) return stream.close("undefined-condition", "h acknowledges stanzas never sent", handledCountTooHigh(h, sm.sent));
     sm.ack(h, n);
     if (sm.hibernateTimer) { clearTimeout(sm.hibernateTimer); sm.hibernateTimer = null; }
+    sm.journal?.dropHeld();
     if (!this.detached) {
       // The old connection looks alive but the client has left it: its close will come, and means nothing now.
       this.staleCloses++;
@@ -710,6 +739,69 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     this.lastActivity = Date.now();
     this.pingSentAt = 0;
     this.writeRaw(`<resumed xmlns='${NS_SM}' h='${sm.inbound}' previd='${sm.id}'/>`);
+    sm.journal?.touch();
+    return this.resend(sm, this.transport);
+  }
+
+  // ---- XEP-0198: durable resumption (the record in the store, see sm.ts) ----
+
+  private startJournal(sm: StreamManagement, persistedSent: number): void {
+    const user = this.jid!.bareString(), resource = this.jid!.resource;
+    sm.journal = new SmJournal(this.ctx.store.map(SM_STORE), this.host, sm.id!, sm.epoch,
+      (previous) => snapshot(sm, user, resource, this.presence, this.detached, previous),
+      (texts) => {
+        if (this.closed || this.detached || this.resending || this.sm !== sm) return;
+        for (const t of texts) this.transport.write(t);
+        this.requestAck(sm);
+      },
+      // Another node resumed the session from its record.
+      () => this.close("conflict", "the session was resumed elsewhere"),
+      this.ctx.log, persistedSent);
+    sm.journal.touch();
+  }
+
+  /** The shared sweep: a live resumable session keeps its record fresh (SmRecord.at). */
+  refreshResumable(now: number): void {
+    const sm = this.sm;
+    if (sm?.journal && !this.closed && !this.detached && now - sm.journal.writtenAt > sm.max * 500) sm.journal.touch();
+  }
+
+  /**
+   * A resume for a session this node does not hold (its node died or restarted, or it lives on another
+   * node): the record is claimed, this stream becomes the session with the record's resource, counters and
+   * unacknowledged rows, and the client's last presence is sent again.
+   */
+  private async resumeFromRecord(previd: string, h: number): Promise<unknown> {
+    const user = `${this.username}@${this.host}`;
+    const claim = await claimRecord(this.ctx.store.map(SM_STORE), this.ctx.store.timeline, this.host, previd, user, h);
+    if (this.closed || this.jid) return undefined;
+    if (claim.kind === "unknown") return this.send(smFailed("item-not-found", resumeRegistry<C2sSession>(this.ctx).expiredH(previd, user)));
+    if (claim.kind === "ended") return this.send(smFailed("item-not-found", claim.h));
+    const r = claim.record;
+    if (!ackable(r, h)) return this.close("undefined-condition", "h acknowledges stanzas never sent", handledCountTooHigh(h, r.sent));
+    const full = makeJid(this.username!, this.host, r.resource);
+    // The resumed session is the newest claim on its resource, whatever c2s.resourceConflict says.
+    claimResource(this.ctx.sessions, this, full, "kick-old");
+    const sm = new StreamManagement(previd, r.max);
+    sm.epoch = claim.epoch;
+    sm.inbound = r.inbound;
+    sm.acked = h;
+    sm.queue = queueAfter(r, h);
+    this.jid = full;
+    this.sm = sm;
+    this.resending = true;
+    resumeRegistry<C2sSession>(this.ctx).live.set(previd, this);
+    this.ctx.sessions.add(this);
+    this.startJournal(sm, h);
+    this.writeRaw(`<resumed xmlns='${NS_SM}' h='${sm.inbound}' previd='${previd}'/>`);
+    await this.ctx.hooks.notify(this.host, "resource-bind", { session: this });
+    if (r.presence !== null && !this.closed) {
+      // Contacts saw the session go with its node: the presence is broadcast again (and offline delivery
+      // of what arrived meanwhile follows it, queued behind the resent rows).
+      try { await this.ctx.router.fromClient(this, parseFramedElement(r.presence)); } catch (err) {
+        this.ctx.log.warn({ err, session: this.id }, "could not re-establish presence after a resumption");
+      }
+    }
     return this.resend(sm, this.transport);
   }
 
@@ -721,6 +813,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
       while (done < sm.queue.length) {
         const pending = sm.queue.slice(done);
         const out = await materialize(pending, this.ctx.store.timeline, owner, this.host);
+        await sm.journal?.idle();
         if (this.closed || this.detached || this.transport !== transport || this.sm !== sm) return;
         // The client counts what it receives: a row that is gone leaves the queue too.
         const kept: QueuedStanza[] = [];

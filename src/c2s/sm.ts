@@ -7,7 +7,9 @@ import { xml, type Element } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 import { parseFramedElement } from "../xml/parser.js";
 import type { DeliveryMeta } from "../sessions/session.js";
-import type { TimelineStore } from "../storage/types.js";
+import type { MapStore, TimelineStore } from "../storage/types.js";
+import type { Logger } from "../log.js";
+import type { C2sContext } from "./context.js";
 
 export const NS_SM = "urn:xmpp:sm:3";
 
@@ -31,6 +33,10 @@ export class StreamManagement {
   /** An `<r/>` is out and not answered yet: at most one per round trip. */
   requested = false;
   hibernateTimer: NodeJS.Timeout | null = null;
+  /** Who holds the session (see SmRecord.epoch). */
+  epoch = randomBytes(9).toString("base64url");
+  /** The durable record of a resumable session, null without resumption. */
+  journal: SmJournal | null = null;
 
   /** `id`: the resumption id, or null when the client did not ask for resumption. */
   constructor(readonly id: string | null, readonly max: number) {}
@@ -136,4 +142,335 @@ export async function materialize(queue: readonly QueuedStanza[], timeline: Time
     out.push({ queued: q, stanza: el });
   }
   return out;
+}
+
+// ---- durable resumption ----
+//
+// A resumable session keeps a small record in the store (map "sm-resume", owner = the host, key = the
+// resumption id), so that a client can resume it after the node died or on another node. The record holds
+// the counters, the bound resource, the presence to re-establish and the unacknowledged queue as timeline
+// rows numbered with their XEP-0198 stanza number; stanzas without a row (presence, iq, unstored messages)
+// are counted but not kept, so they are not resent after a resumption from the record.
+//
+// When what must be durable is written:
+// - A row reaches the socket only after a record that lists it was written (output waits for that one
+//   write; the writes of one session are coalesced, never one per stanza): whatever the client can have
+//   received is in the record with its number, so a client's h after a crash maps exactly onto rows.
+// - Acks and inbound counts ride on the next write (coalesced): after a crash the record may be behind the
+//   client's h, which only means the client's h (authoritative, and checked against `sent`) is used.
+// - Losing the connection (hibernation) writes the record with the time it was detached.
+// - A live session without output refreshes its record every `max`/2 seconds, so that a record nobody
+//   refreshes (its node died) is known to be abandoned `max` seconds after the last write at the latest.
+
+export const SM_STORE = "sm-resume";
+/** How late an ack may reach the record. */
+const LAZY_MS = 1000;
+
+/** [stanza number, timeline seq, stanza id, time] of one unacknowledged message. */
+export type SmRow = [number, number, string, number];
+
+export interface SmRecord {
+  /** The owner's bare JID. */
+  user: string;
+  resource: string;
+  max: number;
+  /** Stanzas handled from the client (the h the server answers). */
+  inbound: number;
+  /** The last h the client acknowledged. */
+  acked: number;
+  /** Stanzas sent to the client, mod 2^32. */
+  sent: number;
+  rows: SmRow[];
+  /** The client's last available presence, re-established on resumption from the record. */
+  presence: string | null;
+  /** Who holds the session: a resumption from the record claims it with a new epoch. */
+  epoch: string;
+  /** Last write (ms since epoch). */
+  at: number;
+  /** When the connection was lost, null while it is attached. */
+  detachedAt: number | null;
+  /** The session is over (timeout, clean close): a resume learns its h and nothing else. */
+  ended?: boolean;
+}
+
+/** When an abandoned record may no longer be resumed: max after the connection was lost, or after the last refresh of a live one. */
+export function resumableUntil(r: SmRecord): number {
+  return r.detachedAt !== null ? r.detachedAt + r.max * 1000 : r.at + 2 * r.max * 1000;
+}
+
+export function parseRecord(text: string | null): SmRecord | null {
+  if (text === null) return null;
+  try {
+    const r = JSON.parse(text) as SmRecord;
+    return typeof r === "object" && r !== null && typeof r.user === "string" && Array.isArray(r.rows) ? r : null;
+  } catch { return null; }
+}
+
+/** The queued rows of `sm` with their stanza numbers. */
+export function numberedRows(sm: StreamManagement): SmRow[] {
+  const rows: SmRow[] = [];
+  for (let i = 0; i < sm.queue.length; i++) {
+    const q = sm.queue[i];
+    if (typeof q !== "string") rows.push([(sm.acked + i + 1) % MOD, q.seq, q.stanzaId, q.ts]);
+  }
+  return rows;
+}
+
+const presenceTexts = new WeakMap<Element, string>();
+
+/** The presence as text, serialized once per presence element (it changes far less often than the record). */
+function presenceText(presence: Element | null): string | null {
+  if (presence === null) return null;
+  let text = presenceTexts.get(presence);
+  if (text === undefined) presenceTexts.set(presence, (text = presence.toString()));
+  return text;
+}
+
+/** The record of `sm` as it stands now. */
+export function snapshot(sm: StreamManagement, user: string, resource: string, presence: Element | null, detached: boolean, previous: SmRecord | null): SmRecord {
+  const now = Date.now();
+  return {
+    user, resource, max: sm.max, inbound: sm.inbound, acked: sm.acked, sent: sm.sent, rows: numberedRows(sm),
+    presence: presenceText(presence), epoch: sm.epoch, at: now,
+    detachedAt: detached ? (previous?.detachedAt ?? now) : null,
+  };
+}
+
+/**
+ * The store side of one resumable session: coalesced writes of its record, and output held until the
+ * write that makes its rows durable is done.
+ */
+export class SmJournal {
+  private scheduled = false;
+  private writing: Promise<void> | null = null;
+  private again = false;
+  private lazy: NodeJS.Timeout | null = null;
+  private held: string[] = [];
+  /** Bumped when held output is dropped (the connection went): a running write must not release it. */
+  private generation = 0;
+  private last: SmRecord | null = null;
+  /** Another node resumed the session from its record: this copy must end without touching it. */
+  lost = false;
+  /** `sent` as of the last record written: rows numbered above it are in no record. */
+  persistedSent: number;
+
+  constructor(
+    private readonly store: MapStore,
+    private readonly host: string,
+    readonly id: string,
+    private readonly epoch: string,
+    private readonly current: (previous: SmRecord | null) => SmRecord,
+    /** Writes output that waited for a record. */
+    private readonly release: (texts: string[]) => void,
+    private readonly onLost: () => void,
+    private readonly log: Logger,
+    persistedSent = 0,
+  ) {
+    this.persistedSent = persistedSent;
+  }
+
+  /** Whether output must queue behind held output to keep its order. */
+  get holding(): boolean { return this.held.length > 0; }
+
+  /** When the record was last written (0: never). */
+  get writtenAt(): number { return this.last?.at ?? 0; }
+
+  /** `text` (with a row in it) goes out once a record listing that row is written. */
+  hold(text: string): void {
+    this.held.push(text);
+    this.touch();
+  }
+
+  /** The connection went: held output is in the queue and goes out with the resend of a resumption. */
+  dropHeld(): void {
+    this.held = [];
+    this.generation++;
+  }
+
+  /**
+   * Something that may be written late changed (an ack): written at once when the record is older than
+   * `LAZY_MS`, else with the next write or `LAZY_MS` after the last one. Until then a crash leaves the record's ack behind the client's, which a resumption
+   * corrects (the client's h rules) and only a timeout after a crash turns into a repeat at the next login.
+   */
+  touchLater(): void {
+    if (this.lost || this.scheduled || this.writing || this.lazy) return;
+    const wait = this.writtenAt + LAZY_MS - Date.now();
+    if (wait <= 0) return this.touch();
+    this.lazy = setTimeout(() => { this.lazy = null; this.touch(); }, wait);
+    this.lazy.unref();
+  }
+
+  /** Something in the record changed: one write soon, shared with every other change until it starts. */
+  touch(): void {
+    if (this.lost || this.scheduled) return;
+    if (this.writing) { this.again = true; return; }
+    if (this.lazy) { clearTimeout(this.lazy); this.lazy = null; }
+    this.scheduled = true;
+    setImmediate(() => { this.scheduled = false; this.writing = this.write(); });
+  }
+
+  /** Resolves once no write is pending or running. */
+  async idle(): Promise<void> {
+    while (this.writing || this.scheduled) {
+      if (this.writing) await this.writing;
+      else await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  private async write(): Promise<void> {
+    const out = this.held;
+    const generation = this.generation;
+    this.held = [];
+    const record = this.current(this.last);
+    const text = JSON.stringify(record);
+    try {
+      const stored = await this.store.update(this.host, this.id, (cur) => {
+        const r = parseRecord(cur);
+        return r === null || (r.epoch === this.epoch && !r.ended) ? text : undefined;
+      });
+      if (stored !== text) {
+        this.lost = true;
+        this.writing = null;
+        return this.onLost();
+      }
+      this.last = record;
+      this.persistedSent = record.sent;
+    } catch (err) {
+      // The store failed: the output goes out anyway (it is in the archive); a resumption from the record
+      // may then miss it, as it would have without durable resumption.
+      this.log.error({ err, id: this.id }, "could not write the stream management record");
+    }
+    this.writing = null;
+    if (out.length && generation === this.generation) this.release(out);
+    if (this.again) { this.again = false; this.touch(); }
+  }
+
+  /**
+   * The session is over here: unless another node took it, the record becomes a tombstone with the h a
+   * late resume learns. Resolves to the stanza number above which queued rows are in no record another
+   * node took (all of them when none did).
+   */
+  async end(inbound: number): Promise<number | null> {
+    this.held = [];
+    if (this.lazy) { clearTimeout(this.lazy); this.lazy = null; }
+    await this.idle();
+    if (this.lost) return this.persistedSent;
+    let stolen = false;
+    await this.store.update(this.host, this.id, (cur) => {
+      const r = parseRecord(cur);
+      stolen = r !== null && r.epoch !== this.epoch;
+      if (stolen || (r === null && this.last === null)) return undefined;
+      return JSON.stringify({ ...(r ?? this.last), ended: true, inbound, rows: [], at: Date.now() });
+    });
+    return stolen ? this.persistedSent : null;
+  }
+}
+
+export type DurableResume =
+  | { kind: "unknown" }
+  | { kind: "ended"; h: number }
+  | { kind: "claimed"; record: SmRecord; epoch: string };
+
+/**
+ * A resume whose session is not on this node: the record, claimed for this node with a new epoch (so the
+ * node that held it learns it lost it), or why not. An expired record is settled on the way: its rows
+ * that `h` does not acknowledge become offline messages again, and it becomes a tombstone.
+ */
+export async function claimRecord(store: MapStore, timeline: TimelineStore, host: string, id: string, user: string, h: number): Promise<DurableResume> {
+  const epoch = randomBytes(9).toString("base64url");
+  let seen: SmRecord | null = null;
+  const now = Date.now();
+  const stored = await store.update(host, id, (cur) => {
+    const r = parseRecord(cur);
+    seen = r;
+    if (r === null || r.user !== user) return undefined;
+    if (r.ended) return undefined;
+    if (now > resumableUntil(r)) return JSON.stringify({ ...r, ended: true, rows: [], at: now });
+    return JSON.stringify({ ...r, epoch, at: now, detachedAt: null });
+  });
+  const r = seen as SmRecord | null;
+  if (r === null || r.user !== user) return { kind: "unknown" };
+  if (r.ended) return { kind: "ended", h: r.inbound };
+  const claimed = parseRecord(stored);
+  if (claimed?.ended) {
+    await settleRows(timeline, r, h);
+    return { kind: "ended", h: r.inbound };
+  }
+  if (claimed?.epoch !== epoch) return { kind: "unknown" };
+  return { kind: "claimed", record: r, epoch };
+}
+
+/** Rows of an abandoned record that the client did not acknowledge go back to offline delivery. */
+async function settleRows(timeline: TimelineStore, r: SmRecord, h: number | null): Promise<void> {
+  const acked = h !== null && ackable(r, h) ? h : r.acked;
+  const seqs = r.rows.filter(([n]) => after(n, acked, r)).map(([, seq]) => seq);
+  if (seqs.length) await timeline.markPending(r.user, seqs);
+}
+
+/** Whether `h` is between the record's acked and sent counts (mod 2^32). */
+export function ackable(r: SmRecord, h: number): boolean {
+  return (h - r.acked + MOD) % MOD <= (r.sent - r.acked + MOD) % MOD;
+}
+
+/** Whether stanza number `n` comes after `h` within the record's window of unacknowledged stanzas. */
+function after(n: number, h: number, r: Pick<SmRecord, "sent">): boolean {
+  return (n - h + MOD) % MOD !== 0 && (n - h + MOD) % MOD <= (r.sent - h + MOD) % MOD;
+}
+
+/** The rows of a claimed record the client did not acknowledge with `h`, as a queue (acked = h). */
+export function queueAfter(r: SmRecord, h: number): QueuedStanza[] {
+  return r.rows.filter(([n]) => after(n, h, r)).map(([, seq, stanzaId, ts]) => ({ seq, stanzaId, ts }));
+}
+
+/**
+ * Periodic work over the records of a host: abandoned records (their node died and nobody resumed them)
+ * give their unacknowledged rows back to offline delivery; tombstones older than a day go.
+ */
+export async function sweepRecords(store: MapStore, timeline: TimelineStore, host: string, log: Logger): Promise<void> {
+  const now = Date.now();
+  for (const [id, text] of await store.list(host)) {
+    const r = parseRecord(text);
+    if (r === null) { await store.delete(host, id); continue; }
+    if (r.ended) {
+      if (now - r.at > 86_400_000) await store.delete(host, id);
+      continue;
+    }
+    if (now <= resumableUntil(r)) continue;
+    let settled = false;
+    await store.update(host, id, (cur) => {
+      const c = parseRecord(cur);
+      settled = c !== null && !c.ended && c.epoch === r.epoch && c.at === r.at;
+      return settled ? JSON.stringify({ ...c, ended: true, rows: [], at: now }) : undefined;
+    });
+    if (settled) {
+      await settleRows(timeline, r, null);
+      log.debug({ id, user: r.user }, "an abandoned resumable session ended; its unacknowledged messages are offline again");
+    }
+  }
+}
+
+/** The seqs of `rows` numbered above `h` (all of them when `h` is null), for offline delivery. */
+export function seqsAbove(rows: readonly SmRow[], h: number | null, sent: number): number[] {
+  return rows.filter(([n]) => h === null || after(n, h, { sent })).map(([, seq]) => seq);
+}
+
+/**
+ * One timer per node for durable resumption: refreshes the records of live resumable sessions here, and
+ * ends the abandoned records of every node (any node may; the store serializes them).
+ */
+export function startResumeSweep(ctx: C2sContext): NodeJS.Timeout {
+  const every = Math.max(500, Math.min(30_000, (ctx.config.c2s.smResumeSeconds * 1000) / 4));
+  let running = false;
+  const t = setInterval(() => {
+    if (running) return;
+    running = true;
+    const now = Date.now();
+    for (const s of ctx.tracker) s.refreshResumable(now);
+    const map = ctx.store.map(SM_STORE);
+    Promise.all(ctx.config.hosts.map((host) => sweepRecords(map, ctx.store.timeline, host, ctx.log)))
+      .catch((err: unknown) => ctx.log.warn({ err }, "stream management records: sweep failed"))
+      .finally(() => { running = false; });
+  }, every);
+  t.unref();
+  return t;
 }

@@ -14,7 +14,7 @@ export const streamLayer: ModuleDefinition<undefined> = {
     { spec: "XEP-0474", title: "SASL SCRAM Downgrade Protection", version: "0.5.0", status: "complete", note: "the h attribute over SASL and SASL2 offers" },
     { spec: "RFC 7677", title: "SCRAM-SHA-256", status: "complete" },
     { spec: "XEP-0156", title: "Discovering Alternative XMPP Connection Methods", version: "1.4.0", status: "partial", note: "host-meta for WebSocket" },
-    { spec: "XEP-0198", title: "Stream Management", version: "1.6.1", status: "complete", note: "acks both ways and resumption; the queue of a session is held on the node it lives on" },
+    { spec: "XEP-0198", title: "Stream Management", version: "1.6.1", status: "complete", note: "acks both ways and resumption, also after the node restarted or on another node of the cluster (a durable record per session)" },
     { spec: "XEP-0352", title: "Client State Indication", version: "1.0.0", status: "complete", note: "holds presence (latest per sender) and chat states while inactive" },
     { spec: "XEP-0199", title: "XMPP Ping", version: "2.0.1", status: "complete", note: "server pings idle clients" },
     { spec: "XEP-0368", title: "SRV records for XMPP over TLS", version: "1.1.0", status: "complete", note: "direct TLS listeners for clients and servers; outgoing s2s looks up _xmpps-server and _xmpp-server together" },

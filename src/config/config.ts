@@ -47,6 +47,8 @@ export interface Config {
     maxOutboundBytes: number;
     /** XEP-0198: how long a dropped session with resumption enabled waits for its client. */
     smResumeSeconds: number;
+    /** XEP-0198: resumption records in the store (resume after a restart or on another node). */
+    smDurable: boolean;
   };
   http: { bind: string; port: number | null; websocketPath: string };
   ops: { metrics: boolean; networks: string[] };

@@ -311,6 +311,12 @@ export const schema: Section = {
           description:
             "How long a client session with stream management (XEP-0198) waits for its client to resume it after the connection dropped (the `max` offered). Meanwhile it stays online and what arrives for it is held; after it, the session ends and every message it had not acknowledged is delivered at the next login.",
         },
+        smDurable: {
+          kind: "boolean",
+          default: true,
+          description:
+            "Keep a record of each resumable session (XEP-0198) in the store, so that a client can resume after the node restarted or on another cluster node. A message then waits for one coalesced store write before it is sent; off, resumption lives in the node's memory only.",
+        },
       },
     },
     http: {

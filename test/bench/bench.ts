@@ -54,10 +54,12 @@ other:
   --op-timeout S         timeout of one login / registration (default 30)
   --timeout S            global timeout per scenario (default 300)
   --json                 also print one JSON line per scenario
+  --sm                   every client enables XEP-0198 with resumption and answers the server's <r/>
+                         (same as BENCH_SM=1); compare chat with and without it
   --verbose              more progress output on stderr
 `;
 
-const BOOL_FLAGS = new Set(['json', 'fake', 'fake-child', 'restart', 'keep', 'verbose', 'help', 'redis']);
+const BOOL_FLAGS = new Set(['json', 'fake', 'fake-child', 'restart', 'keep', 'verbose', 'help', 'redis', 'sm']);
 
 interface Args {
   positional: string[];
@@ -119,6 +121,7 @@ function failedResult(name: string, error: string): ScenarioResult {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.bools.has('sm')) process.env.BENCH_SM = '1';
   if (args.bools.has('help')) {
     process.stdout.write(HELP);
     return 0;
