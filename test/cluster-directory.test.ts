@@ -68,7 +68,7 @@ describe("cluster: the Redis session directory", function () {
   async function node(name: string): Promise<RedisCluster> {
     const config = loadConfig({ file: null, env: {}, overrides: { cluster: { redisUrl: redis.url, nodeId: name, heartbeatSeconds: 1, deadAfterSeconds: 2 } } });
     const store = { timeline: { markPending: async (owner: string, seqs: number[]) => { pending.push({ owner, seqs }); } } } as unknown as Store;
-    const router = { bounce: () => {} } as unknown as Router;
+    const router = { bounce: () => {}, setForwarder: () => {} } as unknown as Router;
     const c = new RedisCluster(config, store, nullLogger);
     await c.start({ hooks: new HookBuses(() => {}), router });
     nodes.push(c);
