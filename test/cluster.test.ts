@@ -557,6 +557,92 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
     }
   });
 
+  it("loses nothing in a rolling restart under load: every message is acknowledged once and reaches its recipient", async function () {
+    this.timeout(180_000);
+    const ports = [await freePort(), await freePort()];
+    const urls = ports.map((p) => `ws://127.0.0.1:${p}/mobile`);
+    const nodes: Node[] = [];
+    nodes[0] = await startNode("ra", storage, redis.url, { httpPort: ports[0] });
+    nodes[1] = await startNode("rb", storage, redis.url, { httpPort: ports[1] });
+    const devices: MobileClient[] = [];
+    try {
+      const senders = ["ada", "ben"], recipients = ["cyd", "dov"];
+      for (const u of [...senders, ...recipients]) if (!(await accounts.exists(HOST, u))) await accounts.create(HOST, u, PASSWORD);
+      /** A device that logs in again on the other node whenever its connection ends, from its last ack. */
+      const device = (user: string, first: number) => {
+        let at = first;
+        let current: Promise<MobileClient> | null = null;
+        const bodies = new Set<string>();
+        const connect = async (): Promise<MobileClient> => {
+          for (let attempt = 0; ; attempt++) {
+            const c = await MobileClient.connect(urls[at]).catch(() => null);
+            if (c) {
+              try {
+                await c.login({ username: user, deviceId: "d", password: PASSWORD, resumeAfterSeq: lastAck });
+                devices.push(c);
+                c.onMessage = (m) => { bodies.add(m.body); };
+                void c.closed(3_600_000).then(() => { if (current !== null) { lastAck = Math.max(lastAck, c.ackedSeq); at = 1 - at; current = connect(); } }, () => {});
+                return c;
+              } catch { c.close(); }
+            }
+            at = 1 - at; // that node is restarting: the other one
+            if (attempt > 100) throw new Error(`${user} could not log in again`);
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        };
+        let lastAck = 0;
+        current = connect();
+        return { client: () => current!, bodies, stop: () => { const c = current; current = null; return c?.then((x) => x.close()); } };
+      };
+      const senderDevices = senders.map((u) => device(u, 0));
+      const recipientDevices = recipients.map((u) => device(u, 1));
+      await Promise.all([...senderDevices, ...recipientDevices].map((d) => d.client()));
+      const PER_SENDER = 60;
+      const acked = new Map<string, string>();
+      // Each sender sends its messages one after another, retrying an unacknowledged one (same id) on
+      // whichever node it is connected to now: the server takes a resend once.
+      const sending = senderDevices.map(async (d, k) => {
+        for (let i = 0; i < PER_SENDER; i++) {
+          const body = `${senders[k]} ${i}`;
+          const to = `${recipients[i % 2]}@localhost`;
+          const id = `${senders[k]}-${i}`;
+          for (let tries = 0; ; tries++) {
+            try {
+              await (await d.client()).sendMessage({ clientMsgId: id, to, body });
+              acked.set(body, to);
+              break;
+            } catch {
+              if (tries > 100) throw new Error(`${body} never acknowledged`);
+              await new Promise((r) => setTimeout(r, 100));
+            }
+          }
+          await new Promise((r) => setTimeout(r, 15));
+        }
+      });
+      // Roll: stop node A cleanly and start it again, then node B.
+      for (const i of [0, 1]) {
+        await new Promise((r) => setTimeout(r, 800));
+        await stopNode(nodes[i]);
+        nodes[i] = await startNode(i === 0 ? "ra" : "rb", storage, redis.url, { httpPort: ports[i] });
+      }
+      await Promise.all(sending);
+      assert.equal(acked.size, senders.length * PER_SENDER);
+      // Every recipient gets every message sent to it, whichever node it ended up on.
+      const deadline = Date.now() + 30_000;
+      for (let r = 0; r < recipients.length; r++) {
+        const expected = [...acked].filter(([, to]) => to === `${recipients[r]}@localhost`).map(([b]) => b);
+        while (expected.some((b) => !recipientDevices[r].bodies.has(b)) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+        assert.deepEqual(expected.filter((b) => !recipientDevices[r].bodies.has(b)), [], `${recipients[r]} is missing messages`);
+        const rows = await store.timeline.query(`${recipients[r]}@localhost`, { limit: 100_000 });
+        assert.equal(rows.length, expected.length, `${recipients[r]}: each message stored once`);
+      }
+      for (const d of [...senderDevices, ...recipientDevices]) await d.stop();
+    } finally {
+      for (const c of devices) c.close();
+      for (const n of nodes) await stopNode(n);
+    }
+  });
+
   it("cleans up after a node killed with SIGKILL: unavailable after the TTL, messages in flight and later ones offline", async function () {
     const lena = await connect(n1, "lena", { resource: "l" });
     const mike = await connect(n2, "mike", { resource: "m" });
