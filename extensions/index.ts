@@ -14,5 +14,7 @@ import { carbons } from "./carbons/index.js";
 import { blocking } from "./blocking/index.js";
 import { conversations } from "./conversations/index.js";
 import { retraction } from "./retraction/index.js";
+import { caps } from "./caps/index.js";
+import { pep } from "./pep/index.js";
 
-export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons, blocking, conversations, retraction];
+export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons, blocking, conversations, retraction, caps, pep];
