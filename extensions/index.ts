@@ -16,5 +16,6 @@ import { conversations } from "./conversations/index.js";
 import { retraction } from "./retraction/index.js";
 import { caps } from "./caps/index.js";
 import { pep } from "./pep/index.js";
+import { bookmarks } from "./bookmarks/index.js";
 
-export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons, blocking, conversations, retraction, caps, pep];
+export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons, blocking, conversations, retraction, caps, pep, bookmarks];

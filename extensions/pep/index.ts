@@ -24,6 +24,24 @@ import {
 
 export { NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER } from "./node.js";
 
+/** Items of a node changed (published or retracted) through the iq API or the service. */
+export type PepListener = (owner: string, node: string) => void;
+
+/** PEP for other modules (bookmarks and avatar conversion): the same rules and notifications as the iq API. */
+export interface PepService {
+  /** Publishes an item; `options` are publish-options (precondition, or the configuration of a new node). Throws StanzaError. */
+  publish(owner: string, node: string, id: string, payload: Element, options?: Record<string, string>): Promise<void>;
+  /** Retracts items, notifying the node's subscribers. */
+  retract(owner: string, node: string, ids: readonly string[]): Promise<void>;
+  /** The node's items, oldest first; null when there is no such node. */
+  items(owner: string, node: string): Promise<Array<{ id: string; payload: Element }> | null>;
+  onChange(listener: PepListener): () => void;
+}
+
+declare module "../../src/modules/module.js" {
+  interface ServiceMap { pep: PepService }
+}
+
 export const pepOptions = moduleOptions("Personal Eventing Protocol (XEP-0163) and its pubsub subset (XEP-0060).", {
   maxItemsPerNode: {
     kind: "integer",
@@ -100,6 +118,12 @@ export const pep = defineModule({
     const nodes = store.map("pep");
     const caps = api.use("caps");
     const limit = api.options.maxItemsPerNode;
+    const listeners = new Set<PepListener>();
+    const changed = (owner: string, node: string) => {
+      for (const l of listeners) {
+        try { l(owner, node); } catch (err) { api.log.error({ err }, "PEP change listener failed"); }
+      }
+    };
 
     for (const f of FEATURES) api.addFeature(f, "account");
     // XEP-0163 §6: the account is a pubsub service of type pep (disco lists extra identities first).
@@ -174,18 +198,22 @@ export const pep = defineModule({
       const payloads = itemEl?.getChildElements() ?? [];
       if (payloads.length === 0) throw pubsubError("bad-request", "payload-required");
       if (payloads.length > 1) throw pubsubError("bad-request", "invalid-payload", "an item holds exactly one payload");
-      const payloadXml = standaloneXml(payloads[0]);
-      if (Buffer.byteLength(payloadXml, "utf8") > api.options.maxItemBytes) {
-        throw pubsubError("not-acceptable", "payload-too-big", `an item is limited to ${api.options.maxItemBytes} bytes`, "modify");
-      }
       const id = typeof itemEl.attrs.id === "string" && itemEl.attrs.id !== "" ? itemEl.attrs.id.slice(0, 1024) : randomUUID();
       let options: Map<string, string[]> | null = null;
-      if (optionsEl) {
-        const x = optionsEl.getChild("x", NS.dataForms);
-        if (x) {
-          options = formFields(x);
-          if (options.get("FORM_TYPE")?.[0] !== PUBLISH_OPTIONS) throw new StanzaError("bad-request", "publish-options need the FORM_TYPE " + PUBLISH_OPTIONS);
-        }
+      const x = optionsEl?.getChild("x", NS.dataForms);
+      if (x) {
+        options = formFields(x);
+        if (options.get("FORM_TYPE")?.[0] !== PUBLISH_OPTIONS) throw new StanzaError("bad-request", "publish-options need the FORM_TYPE " + PUBLISH_OPTIONS);
+      }
+      await publishItem(owner, node, id, payloads[0], options);
+      return xml("pubsub", { xmlns: NS_PUBSUB }, xml("publish", { node }, xml("item", { id })));
+    };
+
+    /** Publishes one item (XEP-0060 §7.1), creating the node with `options` or checking them as preconditions. */
+    const publishItem = async (owner: string, node: string, id: string, payload: Element, options: Map<string, string[]> | null): Promise<void> => {
+      const payloadXml = standaloneXml(payload);
+      if (Buffer.byteLength(payloadXml, "utf8") > api.options.maxItemBytes) {
+        throw pubsubError("not-acceptable", "payload-too-big", `an item is limited to ${api.options.maxItemBytes} bytes`, "modify");
       }
       const item: StoredItem = { id, publisher: owner, xml: payloadXml };
       const existing = await load(owner, node);
@@ -218,7 +246,7 @@ export const pep = defineModule({
       if (refused) throw refused;
       const config = (stored as StoredNode | null)!.config;
       void broadcast(owner, node, config, () => xml("items", { node }, itemElement(item))).catch((err) => api.log.warn({ err }, "PEP notification failed"));
-      return xml("pubsub", { xmlns: NS_PUBSUB }, xml("publish", { node }, xml("item", { id })));
+      changed(owner, node);
     };
 
     /** A publish-options form again as an element, for configFromForm. */
@@ -236,25 +264,33 @@ export const pep = defineModule({
       const node = nodeAttr(el);
       const ids = el.getChildren("item").map((i) => i.attrs.id).filter((x): x is string => typeof x === "string" && x !== "");
       if (ids.length === 0) throw pubsubError("bad-request", "item-required");
-      let missing = false;
+      const notify = el.attrs.notify === "true" || el.attrs.notify === "1";
+      const r = await retractItems(owner, node, ids, notify);
+      if (r === "no-node" || r === 0) throw new StanzaError("item-not-found");
+      return true;
+    };
+
+    /** Removes items (XEP-0060 §7.2); resolves to how many went, or "no-node". */
+    const retractItems = async (owner: string, node: string, ids: readonly string[], notify: boolean): Promise<number | "no-node"> => {
+      let removed = 0;
       let config: NodeConfig | null = null;
       await nodes.update(owner, node, (current) => {
         if (current === null) { config = null; return undefined; }
         const n = parseNode(current);
         config = n.config;
         const kept = n.items.filter((i) => !ids.includes(i.id));
-        missing = kept.length === n.items.length;
-        return missing ? undefined : JSON.stringify({ config: n.config, items: kept });
+        removed = n.items.length - kept.length;
+        return removed === 0 ? undefined : JSON.stringify({ config: n.config, items: kept });
       });
-      if (config === null) throw new StanzaError("item-not-found");
-      if (missing) throw new StanzaError("item-not-found");
-      const notify = el.attrs.notify === "true" || el.attrs.notify === "1";
+      if (config === null) return "no-node";
+      if (removed === 0) return 0;
       const c = config as NodeConfig;
       if (notify || c.notifyRetract) {
         void broadcast(owner, node, c, () => xml("items", { node }, ...ids.map((id) => xml("retract", { id }))))
           .catch((err) => api.log.warn({ err }, "PEP notification failed"));
       }
-      return true;
+      changed(owner, node);
+      return removed;
     };
 
     const create = async (owner: string, el: Element, configure: Element | undefined): Promise<Element | true> => {
@@ -391,6 +427,16 @@ export const pep = defineModule({
     for (const type of ["get", "set"] as const) {
       api.onIq(type, "bare", NS_PUBSUB_OWNER, "pubsub", () => { throw new StanzaError("forbidden", "only the owner manages a personal node"); });
     }
+
+    api.provide("pep", {
+      publish: (owner, node, id, payload, options) => publishItem(owner, node, id, payload, options ? new Map(Object.entries(options).map(([k, v]) => [k, [v]])) : null),
+      retract: async (owner, node, ids) => { await retractItems(owner, node, ids, true); },
+      items: async (owner, node) => {
+        const n = await load(owner, node);
+        return n ? n.items.map((i) => ({ id: i.id, payload: ltx.parse(i.xml) as Element })) : null;
+      },
+      onChange: (l) => { listeners.add(l); return () => listeners.delete(l); },
+    });
 
     // ---- last published item (XEP-0163 §4.3.3): when a resource's +notify interest becomes known ----
 
