@@ -17,5 +17,6 @@ import { retraction } from "./retraction/index.js";
 import { caps } from "./caps/index.js";
 import { pep } from "./pep/index.js";
 import { bookmarks } from "./bookmarks/index.js";
+import { avatar } from "./avatar/index.js";
 
-export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons, blocking, conversations, retraction, caps, pep, bookmarks];
+export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons, blocking, conversations, retraction, caps, pep, bookmarks, avatar];

@@ -10,7 +10,6 @@ import { tryParseJid } from "../../src/jid/jid.js";
 
 export const NS_BOOKMARKS2 = "urn:xmpp:bookmarks:1";
 export const NS_LEGACY_BOOKMARKS = "storage:bookmarks";
-const NS_PRIVATE = "jabber:iq:private";
 
 /** XEP-0402 §3: the node's publish-options (XEP-0223: a private, persistent node). */
 const NODE_OPTIONS = {
@@ -66,38 +65,28 @@ export const bookmarks = defineModule({
       }
     };
 
-    /** Whether a private XML query is about bookmarks alone (a mixed query stays with the private module). */
-    const bookmarksOnly = (query: Element | undefined): boolean => {
-      const children = query?.getChildElements() ?? [];
-      return children.length === 1 && children[0].getName() === "storage" && children[0].getNS() === NS_LEGACY_BOOKMARKS;
-    };
-
-    api.onIq("get", "self", NS_PRIVATE, "query", async (ev) => {
-      if (!bookmarksOnly(ev.stanza.getChild("query", NS_PRIVATE))) return false;
-      const items = (await pep.items(ev.from.bareString(), NS_BOOKMARKS2)) ?? [];
-      const storage = xml("storage", { xmlns: NS_LEGACY_BOOKMARKS });
-      for (const i of items) if (i.payload.getName() === "conference" && i.payload.getNS() === NS_BOOKMARKS2) storage.cnode(toLegacy(i.id, i.payload));
-      return xml("query", { xmlns: NS_PRIVATE }, storage);
-    }, "annotate");
-
-    api.onIq("set", "self", NS_PRIVATE, "query", async (ev) => {
-      const query = ev.stanza.getChild("query", NS_PRIVATE);
-      if (!bookmarksOnly(query)) return false;
-      const owner = ev.from.bareString();
-      const wanted = new Map<string, Element>();
-      for (const c of query!.getChildElements()[0].getChildren("conference")) {
-        const b = toNative(c);
-        if (!b) throw new StanzaError("bad-request", `not a room JID: ${c.attrs.jid ?? ""}`);
-        wanted.set(b.id, b.payload);
-      }
-      const current = new Map(((await pep.items(owner, NS_BOOKMARKS2)) ?? []).map((i) => [i.id, i.payload]));
-      for (const [id, payload] of wanted) {
-        const had = current.get(id);
-        if (!had || !same(had, payload)) await publish(owner, id, payload);
-      }
-      const gone = [...current.keys()].filter((id) => !wanted.has(id));
-      if (gone.length > 0) await pep.retract(owner, NS_BOOKMARKS2, gone);
-      return true;
-    }, "annotate");
+    api.use("privateXml").delegate(NS_LEGACY_BOOKMARKS, "storage", {
+      get: async (owner) => {
+        const items = (await pep.items(owner, NS_BOOKMARKS2)) ?? [];
+        const storage = xml("storage", { xmlns: NS_LEGACY_BOOKMARKS });
+        for (const i of items) if (i.payload.getName() === "conference" && i.payload.getNS() === NS_BOOKMARKS2) storage.cnode(toLegacy(i.id, i.payload));
+        return storage;
+      },
+      set: async (owner, storage) => {
+        const wanted = new Map<string, Element>();
+        for (const c of storage.getChildren("conference")) {
+          const b = toNative(c);
+          if (!b) throw new StanzaError("bad-request", `not a room JID: ${c.attrs.jid ?? ""}`);
+          wanted.set(b.id, b.payload);
+        }
+        const current = new Map(((await pep.items(owner, NS_BOOKMARKS2)) ?? []).map((i) => [i.id, i.payload]));
+        for (const [id, payload] of wanted) {
+          const had = current.get(id);
+          if (!had || !same(had, payload)) await publish(owner, id, payload);
+        }
+        const gone = [...current.keys()].filter((id) => !wanted.has(id));
+        if (gone.length > 0) await pep.retract(owner, NS_BOOKMARKS2, gone);
+      },
+    });
   },
 });
