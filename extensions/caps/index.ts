@@ -45,6 +45,12 @@ export const capsOptions = moduleOptions("Clients' entity capabilities (XEP-0115
 const KEY = "features";
 /** Where a session's state lives in Session.data. */
 const STATE = "caps";
+const QUERIES = "caps-queries";
+/**
+ * Questions one session may cause. A client can make any number of valid hashes (each set of features has
+ * one): a bound keeps one session from filling the cache or keeping the server busy asking.
+ */
+const MAX_QUERIES_PER_SESSION = 16;
 
 interface SessionCaps { ver: string; features: ReadonlySet<string> | null }
 
@@ -103,6 +109,9 @@ export const caps = defineModule({
     };
 
     const query = (s: Session, ver: string, node: string, verified: boolean, initial: boolean) => {
+      const asked = (s.data.get(QUERIES) as number | undefined) ?? 0;
+      if (asked >= MAX_QUERIES_PER_SESSION) return;
+      s.data.set(QUERIES, asked + 1);
       for (const p of pending.values()) {
         // One question per hash at a time: later sessions with the same hash wait for the same answer.
         if (p.ver === ver && p.verified && verified) { p.sessions.set(s, initial); return; }
