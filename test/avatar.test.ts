@@ -3,8 +3,9 @@
 // XEP-0084 metadata and data. Real sockets, real store.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { startTestServer, type TestServer } from "./helpers/server.js";
 import { xml, type Element } from "../src/xml/element.js";
+import { ErrorCode, MobileRequestError, mobileUser, startMobileServer, type MobileTestServer } from "./helpers/mobile-client.js";
+import { Subscription } from "../src/mobile/schema.js";
 import { CAPS, EVENT, INFO, PUBSUB, capsOf, eventFor, fresh, friends, getItems, login, online, publish, until } from "./helpers/pep.js";
 
 const DATA = "urn:xmpp:avatar:data";
@@ -16,8 +17,8 @@ const photoHash = (el: Element) => el.getChild("x", UPDATE)?.getChildText("photo
 const sha1 = (b: Buffer) => createHash("sha1").update(b).digest("hex");
 
 describe("XEP-0398 avatar conversion (XEP-0084 ⇄ XEP-0153)", () => {
-  let ts: TestServer;
-  before(async () => { ts = await startTestServer(); });
+  let ts: MobileTestServer;
+  before(async () => { ts = await startMobileServer(); });
   after(async () => { await ts?.stop(); });
 
   it("announces urn:xmpp:pep-vcard-conversion:0", async () => {
@@ -88,5 +89,29 @@ describe("XEP-0398 avatar conversion (XEP-0084 ⇄ XEP-0153)", () => {
       && el.getChild("event")!.getChild("items")!.getChild("item")!.getChild("metadata")!.getChild("info") === undefined, 10_000);
     assert.ok(off);
     alice.close(); bob.close();
+  });
+
+  it("a mobile app sees the avatar an XMPP client published: the hash on presence, the picture with GetAvatar", async () => {
+    const mu = fresh("mobile"), xu = fresh("xmpp");
+    const m = await mobileUser(ts, mu, { deviceId: "av" });
+    const x = await login(ts, xu);
+    x.send(xml("presence"));
+    await m.request("addContact", { jid: `${xu}@localhost`, remark: "X", message: "" });
+    const req = await x.receive((el) => el.name === "presence" && el.attrs.type === "subscribe", 10_000);
+    x.send(xml("presence", { to: req.attrs.from!, type: "subscribed" }));
+    await m.nextPush("rosterPush", (p) => p.contact.jid === `${xu}@localhost` && p.contact.subscription !== Subscription.NONE);
+    await assert.rejects(m.request("getAvatar", { jid: `${xu}@localhost` }), (e: unknown) => e instanceof MobileRequestError && e.code === ErrorCode.NOT_FOUND);
+
+    const image = randomBytes(900);
+    const hash = sha1(image);
+    await publish(x, DATA, hash, xml("data", { xmlns: DATA }, image.toString("base64")));
+    await publish(x, METADATA, hash, xml("metadata", { xmlns: METADATA }, xml("info", { id: hash, bytes: String(image.length), type: "image/webp" })));
+    const push = await m.nextPush("presencePush", (p) => p.presence.jid === x.jid && p.presence.avatarHash === hash);
+    assert.equal(push.presence.available, true);
+    const got = await m.request("getAvatar", { jid: `${xu}@localhost` });
+    assert.equal(got.hash, hash);
+    assert.equal(got.type, "image/webp");
+    assert.deepEqual(Buffer.from(got.data), image);
+    m.close(); x.close();
   });
 });

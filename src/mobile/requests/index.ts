@@ -6,7 +6,7 @@ import { issueToken, login, logout, ping, revokeToken, setBackground } from "./s
 import { pull, readMarker, recall, receipt, send } from "./messages.js";
 import { getConversations, updateConversation } from "./conversations.js";
 import {
-  acceptContact, addContact, blockContact, deleteContact, getPresence, getRoster, rejectContact, setPresence, setRemark, unblockContact,
+  acceptContact, addContact, blockContact, deleteContact, getAvatar, getPresence, getRoster, rejectContact, setPresence, setRemark, unblockContact,
 } from "./contacts.js";
 
 export type Handlers = {
@@ -28,4 +28,5 @@ export const handlers: Handlers = {
   dismissGroup: (s, b) => s.ctx.groups.dismissGroup(s, b),
   getGroupMembers: (s, b) => s.ctx.groups.getGroupMembers(s, b),
   getGroups: (s, b) => s.ctx.groups.getGroups(s, b),
+  getAvatar,
 };
