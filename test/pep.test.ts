@@ -6,7 +6,7 @@ import { startTestServer, type TestServer } from "./helpers/server.js";
 import { errorCondition } from "./helpers/raw-client.js";
 import { xml } from "../src/xml/element.js";
 import {
-  PUBSUB, OWNER, EVENT, ERRORS, INFO, CAPS, ROSTER, DEVICELIST, OMEMO2, fresh, form, publishOptions, publish, getItems, configure, itemIds, devicelist, appError, eventFor, anyEvent, Caps, capsOf, login, online, answerDisco, subscribe, friends, until,
+  PUBSUB, OWNER, EVENT, INFO, CAPS, ROSTER, DEVICELIST, OMEMO2, fresh, publishOptions, publish, getItems, configure, itemIds, devicelist, appError, eventFor, anyEvent, type Caps, capsOf, login, online, friends, until,
 } from "./helpers/pep.js";
 
 describe("XEP-0163 PEP and XEP-0115 client caps", () => {
@@ -94,6 +94,10 @@ describe("XEP-0163 PEP and XEP-0115 client caps", () => {
     assert.equal((await configure(alice, DEVICELIST, { "pubsub#access_model": "open" })).attrs.type, "result");
     const again = await publish(alice, DEVICELIST, "current", devicelist(1, 2), publishOptions({ "pubsub#access_model": "open" }));
     assert.equal(again.attrs.type, "result", again.toString());
+    // Options the node has as fixed values match on every publish (a client sending them each time).
+    const fixed = publishOptions({ "pubsub#access_model": "open", "pubsub#deliver_payloads": "1", "pubsub#persist_items": "1" });
+    assert.equal((await publish(alice, DEVICELIST, "current", devicelist(1, 2), fixed)).attrs.type, "result");
+    assert.equal((await publish(alice, DEVICELIST, "current", devicelist(1, 2), fixed)).attrs.type, "result");
     // An option the server does not know is refused rather than ignored.
     const unknown = await publish(alice, DEVICELIST, "current", devicelist(1), publishOptions({ "pubsub#frobnicate": "1" }));
     assert.equal(appError(unknown), "precondition-not-met");

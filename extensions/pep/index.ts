@@ -198,7 +198,9 @@ export const pep = defineModule({
       const payloads = itemEl?.getChildElements() ?? [];
       if (payloads.length === 0) throw pubsubError("bad-request", "payload-required");
       if (payloads.length > 1) throw pubsubError("bad-request", "invalid-payload", "an item holds exactly one payload");
-      const id = typeof itemEl.attrs.id === "string" && itemEl.attrs.id !== "" ? itemEl.attrs.id.slice(0, 1024) : randomUUID();
+      const given = itemEl.attrs.id;
+      if (typeof given === "string" && given.length > 1024) throw new StanzaError("not-acceptable", "the item id is too long");
+      const id = typeof given === "string" && given !== "" ? given : randomUUID();
       let options: Map<string, string[]> | null = null;
       const x = optionsEl?.getChild("x", NS.dataForms);
       if (x) {

@@ -119,13 +119,15 @@ function currentValue(config: NodeConfig, name: string): string[] | null {
     case "pubsub#send_last_published_item": return [config.sendLastPublishedItem];
     case "pubsub#roster_groups_allowed": return [...config.rosterGroupsAllowed].sort();
     case "pubsub#title": return [config.title];
+    case "pubsub#deliver_payloads": case "pubsub#deliver_notifications": return ["true"];
+    case "pubsub#publish_model": return ["publishers"];
     default: return null;
   }
 }
 
 function normalized(name: string, values: string[]): string[] {
   if (name === "pubsub#roster_groups_allowed") return [...values].sort();
-  if (name === "pubsub#persist_items" || name === "pubsub#notify_retract" || name === "pubsub#notify_delete") {
+  if (["pubsub#persist_items", "pubsub#notify_retract", "pubsub#notify_delete", "pubsub#deliver_payloads", "pubsub#deliver_notifications"].includes(name)) {
     return [String(bool(values[0] ?? ""))];
   }
   if (name === "pubsub#max_items" && values[0] !== "max") return [String(Number(values[0]))];
