@@ -142,6 +142,8 @@ export const caps = defineModule({
       s.data.set(STATE, { ver: key, features: prev?.features ?? null } satisfies SessionCaps);
       if (!verified) { query(s, ver, node, false, initial); return false; }
       void lookup(ver).then((features) => {
+        // Another session's answer may have arrived while the store was read.
+        features ??= known.get(ver) ?? null;
         if (features) setFeatures(s, key, features, initial);
         else query(s, ver, node, true, initial);
       }, (err) => api.log.warn({ err }, "reading the caps cache failed"));
