@@ -60,6 +60,10 @@ export const avatar = defineModule({
       if (stanza.getChild("x", NS_VCARD_UPDATE)) return;
       stanza.cnode(xml("x", { xmlns: NS_VCARD_UPDATE }, xml("photo", null, hash || null)));
     };
+    // Read at bind, so that the presence that follows is annotated without waiting for the store.
+    api.observe("resource-bind", ({ session }) => {
+      if (session.jid) void hashOf(session.jid.bareString()).catch((err) => api.log.warn({ err }, "reading the avatar hash failed"));
+    });
     api.on("pre-presence/self", (ev: StanzaEvent) => {
       if (!ev.origin || ev.stanza.attrs.to !== undefined || ev.stanza.attrs.type !== undefined) return false;
       const owner = ev.from.bareString();
