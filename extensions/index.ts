@@ -17,5 +17,9 @@ import { retraction } from "./retraction/index.js";
 import { upload } from "./upload/index.js";
 import { extdisco } from "./extdisco/index.js";
 import { push } from "./push/index.js";
+import { caps } from "./caps/index.js";
+import { pep } from "./pep/index.js";
+import { bookmarks } from "./bookmarks/index.js";
+import { avatar } from "./avatar/index.js";
 
-export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons, blocking, conversations, retraction, upload, extdisco, push];
+export const extensions: ModuleDefinition<any>[] = [disco, ping, version, time, register, vcard, private_, last, muc, mam, carbons, blocking, conversations, retraction, upload, extdisco, push, caps, pep, bookmarks, avatar];

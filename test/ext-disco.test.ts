@@ -81,7 +81,11 @@ describe("XEP-0030 service discovery (disco)", function () {
     for (const to of [undefined, "alice@localhost"]) {
       const res = await alice.iq(info(to));
       assert.equal(res.attrs.type, "result");
-      assert.deepEqual(identities(res), [{ category: "account", type: "registered", name: undefined, lang: undefined }]);
+      // XEP-0163 §6: the account is a PEP service too (the pep module).
+      assert.deepEqual(identities(res), [
+        { category: "account", type: "registered", name: undefined, lang: undefined },
+        { category: "pubsub", type: "pep", name: undefined, lang: undefined },
+      ]);
       assert.ok(features(res).includes("vcard-temp"));
       assert.ok(!features(res).includes("urn:xmpp:ping"), "host features are not account features");
     }

@@ -49,8 +49,10 @@ const ACCOUNT_IDENTITY: CapsIdentity = { category: "account", type: "registered"
 function infoQuery(node: string | null, identities: readonly CapsIdentity[], features: Iterable<string>, extra: Element[]): Element {
   const q = xml("query", { xmlns: NS.discoInfo, node });
   for (const i of identities) q.cnode(xml("identity", { category: i.category, type: i.type, name: i.name, "xml:lang": i.lang }));
+  // Identities a folder adds (e.g. PEP's pubsub/pep on accounts) go with the others, before the features.
+  for (const x of extra) if (x.name === "identity") q.cnode(x);
   for (const f of [...features].sort()) q.cnode(xml("feature", { var: f }));
-  for (const x of extra) q.cnode(x);
+  for (const x of extra) if (x.name !== "identity") q.cnode(x);
   return q;
 }
 
@@ -65,7 +67,7 @@ export const disco = defineModule({
   xep: [
     { spec: "XEP-0030", title: "Service Discovery", version: "2.5.0", status: "complete" },
     { spec: "XEP-0157", title: "Contact Addresses for XMPP Services", version: "1.1.1", status: "complete", note: "from modules.disco.contactAddresses" },
-    { spec: "XEP-0115", title: "Entity Capabilities", version: "1.6.0", status: "partial", note: "server caps in stream features; clients' caps are not cached" },
+    { spec: "XEP-0115", title: "Entity Capabilities", version: "1.6.0", status: "complete", note: "server caps in stream features; clients' caps read from presence, verified and cached by hash (module caps)" },
   ],
   options: discoOptions,
   setup(api) {

@@ -50,6 +50,22 @@ function fragmentsOf(query: Element): Element[] {
   return fragments;
 }
 
+/** A fragment another module keeps elsewhere (XEP-0402 #compat: bookmarks live in PEP). */
+export interface FragmentHandler {
+  /** The fragment as stored, or null for none (the empty requested element is answered then). */
+  get(owner: string): Promise<Element | null>;
+  set(owner: string, fragment: Element): Promise<void>;
+}
+
+export interface PrivateService {
+  /** Hands the fragments with this root namespace and name to `handler` instead of the private store. */
+  delegate(ns: string, name: string, handler: FragmentHandler): void;
+}
+
+declare module "../../src/modules/module.js" {
+  interface ServiceMap { privateXml: PrivateService }
+}
+
 export const private_ = defineModule({
   name: "private",
   xep: [{ spec: "XEP-0049", title: "Private XML Storage", version: "1.2", status: "complete" }],
@@ -72,14 +88,25 @@ export const private_ = defineModule({
 
     api.addFeature(NS_PRIVATE);
 
+    const delegated = new Map<string, FragmentHandler>();
+    api.provide("privateXml", {
+      delegate: (ns, name, handler) => {
+        const key = `{${ns}}${name}`;
+        delegated.set(key, handler);
+        api.onUnload(() => delegated.delete(key));
+      },
+    });
+
     api.onIq("get", "self", NS_PRIVATE, "query", async (ev) => {
       const requested = fragmentsOf(ev.stanza.getChild("query", NS_PRIVATE)!);
       const stored = await load(ev.from.bareString());
       const result = xml("query", { xmlns: NS_PRIVATE });
       // XEP-0049 §2.3: nothing stored answers with the (empty) element that was asked for.
       for (const r of requested) {
+        const handler = delegated.get(keyOf(r));
         const text = stored[keyOf(r)];
-        result.cnode(text !== undefined ? (ltx.parse(text) as Element) : standalone(r));
+        const found = handler ? await handler.get(ev.from.bareString()) : text !== undefined ? (ltx.parse(text) as Element) : null;
+        result.cnode(found ?? standalone(r));
       }
       return result;
     });
@@ -87,9 +114,12 @@ export const private_ = defineModule({
     api.onIq("set", "self", NS_PRIVATE, "query", async (ev) => {
       const fragments = fragmentsOf(ev.stanza.getChild("query", NS_PRIVATE)!);
       const owner = ev.from.bareString();
+      for (const f of fragments) await delegated.get(keyOf(f))?.set(owner, standalone(f));
+      const kept = fragments.filter((f) => !delegated.has(keyOf(f)));
+      if (kept.length === 0) return true;
       await serialized(owner, async () => {
         const stored = await load(owner);
-        for (const f of fragments) stored[keyOf(f)] = standalone(f).toString();
+        for (const f of kept) stored[keyOf(f)] = standalone(f).toString();
         const text = JSON.stringify(stored);
         if (Buffer.byteLength(text, "utf8") > api.options.maxBytesPerUser) {
           throw new StanzaError("resource-constraint", `private storage is limited to ${api.options.maxBytesPerUser} bytes`, "cancel");

@@ -18,6 +18,22 @@ export const vcardOptions = moduleOptions("vcard-temp (XEP-0054).", {
   },
 });
 
+/** A user's vCard changed (set by the user or through the service); null: removed. */
+export type VcardListener = (owner: string, card: Element | null) => void;
+
+/** vcard-temp for other modules (XEP-0398 avatar conversion). */
+export interface VcardService {
+  get(owner: string): Promise<Element | null>;
+  /** Stores a vCard the server made (not size-checked: its parts were checked where they came from). */
+  set(owner: string, card: Element | null): Promise<void>;
+  /** Hears every change, the user's own sets included. */
+  onChange(listener: VcardListener): () => void;
+}
+
+declare module "../../src/modules/module.js" {
+  interface ServiceMap { vcards: VcardService }
+}
+
 export const vcard = defineModule({
   name: "vcard",
   xep: [{ spec: "XEP-0054", title: "vcard-temp", version: "1.3.0", status: "complete" }],
@@ -28,6 +44,14 @@ export const vcard = defineModule({
       const text = await store.get(owner, KEY);
       return text === null ? null : (ltx.parse(text) as Element);
     };
+    const listeners = new Set<VcardListener>();
+    const save = async (owner: string, card: Element | null): Promise<void> => {
+      await store.set(owner, KEY, card === null ? null : card.toString());
+      for (const l of listeners) {
+        try { l(owner, card); } catch (err) { api.log.error({ err }, "vCard listener failed"); }
+      }
+    };
+    api.provide("vcards", { get: load, set: save, onChange: (l) => { listeners.add(l); return () => listeners.delete(l); } });
 
     // XEP-0054 §4: support is announced by the server and for its accounts.
     api.addFeature(NS.vcard);
@@ -49,7 +73,7 @@ export const vcard = defineModule({
       const card = ev.stanza.getChild("vCard", NS.vcard)!;
       const owner = ev.from.bareString();
       if (card.getChildElements().length === 0 && card.getText().trim() === "") {
-        await store.set(owner, KEY, null);
+        await save(owner, null);
         return true;
       }
       const stored = xml("vCard", { xmlns: NS.vcard });
@@ -58,7 +82,7 @@ export const vcard = defineModule({
       if (Buffer.byteLength(text, "utf8") > api.options.maxBytes) {
         throw new StanzaError("policy-violation", `the vCard is larger than ${api.options.maxBytes} bytes`);
       }
-      await store.set(owner, KEY, text);
+      await save(owner, stored);
       return true;
     });
 

@@ -167,6 +167,8 @@ export function presenceFromStanza(el: Element): Presence {
     status: el.getChildText("status") ?? "",
     priority: Number.isInteger(prio) ? prio : 0,
     mobile: resource.startsWith("mobile-"),
+    // XEP-0153: the photo hash the client (or the server's avatar conversion) put into the presence.
+    avatarHash: el.getChild("x", "vcard-temp:x:update")?.getChildText("photo")?.trim() ?? "",
   };
 }
 

@@ -181,10 +181,12 @@ export interface BlockContact { jid: string }
 export interface UnblockContact { jid: string }
 export interface ContactRequestPush { from: string; message: string }
 export interface SetPresence { show: Show; status: string }
-export interface Presence { jid: string; available: boolean; show: Show; status: string; priority: number; mobile: boolean }
+export interface Presence { jid: string; available: boolean; show: Show; status: string; priority: number; mobile: boolean; avatarHash: string }
 export interface PresencePush { presence: Presence }
 export interface GetPresence { jids: string[] }
 export interface PresenceList { presences: Presence[] }
+export interface GetAvatar { jid: string }
+export interface Avatar { jid: string; hash: string; type: string; data: Uint8Array }
 
 export interface Group { jid: string; name: string; role: GroupRole; memberCount: number; maxSeq: number }
 export interface GroupMember { jid: string; role: GroupRole; nick: string }
@@ -222,6 +224,7 @@ export interface Payloads {
   kickMember: KickMember; dismissGroup: DismissGroup; getGroupMembers: GetGroupMembers; groupMembers: GroupMembers;
   getGroups: GetGroups; groupList: GroupList; groupEvent: GroupEventPush;
   requestUpload: RequestUpload; uploadSlot: UploadSlot;
+  getAvatar: GetAvatar; avatar: Avatar;
 }
 export type PayloadName = keyof Payloads;
 
@@ -236,7 +239,7 @@ export const REQUESTS = {
   getRoster: "roster", addContact: "ok", acceptContact: "ok", rejectContact: "ok", deleteContact: "ok", setRemark: "ok",
   blockContact: "ok", unblockContact: "ok", setPresence: "ok", getPresence: "presenceList",
   createGroup: "group", inviteMembers: "ok", joinGroup: "group", leaveGroup: "ok", kickMember: "ok", dismissGroup: "ok",
-  getGroupMembers: "groupMembers", getGroups: "groupList",
+  getGroupMembers: "groupMembers", getGroups: "groupList", getAvatar: "avatar",
   requestUpload: "uploadSlot",
 } as const satisfies Partial<Record<PayloadName, PayloadName>>;
 export type RequestName = keyof typeof REQUESTS;
@@ -305,4 +308,5 @@ const PAYLOAD_NAMES: Record<PayloadName, true> = {
   createGroup: true, group: true, inviteMembers: true, joinGroup: true, leaveGroup: true, kickMember: true,
   dismissGroup: true, getGroupMembers: true, groupMembers: true, getGroups: true, groupList: true, groupEvent: true,
   requestUpload: true, uploadSlot: true,
+  getAvatar: true, avatar: true,
 };

@@ -1,11 +1,12 @@
 // Contacts are the RFC 6121 roster and subscriptions; presence is XMPP presence. Every operation is
 // the roster iq or presence stanza an XMPP client would send, so both protocols see the same state.
+import { createHash } from "node:crypto";
 import { xml } from "../../xml/element.js";
 import { NS } from "../../xml/ns.js";
 import type { RosterItem } from "../../storage/types.js";
 import {
   Show,
-  type AcceptContact, type AddContact, type BlockContact, type Contact, type DeleteContact, type GetPresence, type GetRoster,
+  type AcceptContact, type AddContact, type Avatar, type GetAvatar, type BlockContact, type Contact, type DeleteContact, type GetPresence, type GetRoster,
   type Ok, type Presence, type PresenceList, type RejectContact, type Roster, type SetPresence, type SetRemark, type UnblockContact,
 } from "../schema.js";
 import { forbidden, invalid, notFound } from "../errors.js";
@@ -143,3 +144,13 @@ export async function getPresence(s: MobileSession, req: GetPresence): Promise<P
   return { presences };
 }
 
+
+/** A user's avatar: the vCard PHOTO, which the avatar module keeps equal to the XEP-0084 avatar. */
+export async function getAvatar(s: MobileSession, req: GetAvatar): Promise<Avatar> {
+  const jid = req.jid === "" ? s.owner : bareJid(s, req.jid, "jid").toString();
+  const vcards = s.ctx.api.useOptional("vcards");
+  const photo = (await vcards?.get(jid))?.getChild("PHOTO");
+  const data = Buffer.from(photo?.getChildText("BINVAL")?.replace(/\s+/g, "") ?? "", "base64");
+  if (!photo || data.length === 0) throw notFound(`${jid} has no avatar`);
+  return { jid, hash: createHash("sha1").update(data).digest("hex"), type: photo.getChildText("TYPE") ?? "image/png", data };
+}

@@ -6,7 +6,7 @@ import { issueToken, login, logout, ping, revokeToken, setBackground } from "./s
 import { pull, readMarker, recall, receipt, send } from "./messages.js";
 import { getConversations, updateConversation } from "./conversations.js";
 import {
-  acceptContact, addContact, blockContact, deleteContact, getPresence, getRoster, rejectContact, setPresence, setRemark, unblockContact,
+  acceptContact, addContact, blockContact, deleteContact, getAvatar, getPresence, getRoster, rejectContact, setPresence, setRemark, unblockContact,
 } from "./contacts.js";
 import { requestUpload } from "./media.js";
 
@@ -30,4 +30,5 @@ export const handlers: Handlers = {
   getGroupMembers: (s, b) => s.ctx.groups.getGroupMembers(s, b),
   getGroups: (s, b) => s.ctx.groups.getGroups(s, b),
   requestUpload,
+  getAvatar,
 };

@@ -1,0 +1,190 @@
+// XEP-0115 (clients' side): the entity capabilities clients put in their presence. The first time a
+// verification string is seen, the server asks that client for its disco#info (§6.3), checks the hash
+// (§5.4) and keeps the features by hash, in memory and in the store, so every session (and every node
+// sharing the store) with the same ver is known without asking again. Other modules (PEP's +notify
+// filtering, XEP-0163 §4.2) read the features of a full JID and hear when they become known.
+import { randomBytes } from "node:crypto";
+import { moduleOptions } from "../../src/config/schema.js";
+import { defineModule } from "../../src/modules/module.js";
+import { xml, type Element } from "../../src/xml/element.js";
+import { NS } from "../../src/xml/ns.js";
+import type { Session } from "../../src/sessions/session.js";
+import type { StanzaEvent } from "../../src/events/hooks.js";
+import { capsVer, NS_CAPS, type CapsIdentity } from "../disco/caps.js";
+
+/** A session's features became known or changed (`initial`: with its initial presence). */
+export type CapsListener = (session: Session, features: ReadonlySet<string>, previous: ReadonlySet<string> | null, initial: boolean) => void;
+
+export interface CapsService {
+  /** The disco#info features of a local session, from its caps; null while unknown. */
+  featuresOf(session: Session): ReadonlySet<string> | null;
+  onFeatures(listener: CapsListener): () => void;
+}
+
+declare module "../../src/modules/module.js" {
+  interface ServiceMap { caps: CapsService }
+}
+
+export const capsOptions = moduleOptions("Clients' entity capabilities (XEP-0115), read from their presence.", {
+  cacheSize: {
+    kind: "integer",
+    min: 1,
+    max: 1_000_000,
+    default: 10_000,
+    description: "Verification strings whose features are kept in memory (the store keeps every verified one).",
+  },
+  queryTimeoutMs: {
+    kind: "integer",
+    min: 1000,
+    max: 600_000,
+    default: 30_000,
+    description: "How long the server waits for a client's answer to its disco#info query about a new caps hash.",
+  },
+});
+
+const KEY = "features";
+/** Where a session's state lives in Session.data. */
+const STATE = "caps";
+const QUERIES = "caps-queries";
+/**
+ * Questions one session may cause. A client can make any number of valid hashes (each set of features has
+ * one): a bound keeps one session from filling the cache or keeping the server busy asking.
+ */
+const MAX_QUERIES_PER_SESSION = 16;
+
+interface SessionCaps { ver: string; features: ReadonlySet<string> | null }
+
+/** A disco#info question in flight: the sessions waiting for it, each with whether its presence was initial. */
+interface Pending { ver: string; verified: boolean; sessions: Map<Session, boolean> }
+
+/** §5.4: the identities, features and forms of a disco#info answer. */
+function parseInfo(query: Element): { identities: CapsIdentity[]; features: string[]; forms: Element[] } {
+  const identities = query.getChildren("identity").map((i) => ({
+    category: i.attrs.category ?? "", type: i.attrs.type ?? "", name: i.attrs.name, lang: i.attrs["xml:lang"],
+  }));
+  const features = query.getChildren("feature").map((f) => f.attrs.var).filter((v): v is string => typeof v === "string");
+  const forms = query.getChildren("x", NS.dataForms);
+  return { identities, features, forms };
+}
+
+/** §5.4 step 3: duplicate identities, features or form types make the answer unusable for caching. */
+function wellFormed(info: ReturnType<typeof parseInfo>): boolean {
+  const ids = info.identities.map((i) => `${i.category}/${i.type}/${i.lang ?? ""}`);
+  return new Set(ids).size === ids.length && new Set(info.features).size === info.features.length;
+}
+
+export const caps = defineModule({
+  name: "caps",
+  depends: ["disco"],
+  options: capsOptions,
+  setup(api) {
+    const store = api.openStore();
+    const known = new Map<string, ReadonlySet<string>>();
+    const pending = new Map<string, Pending>(); // by iq id
+    const listeners = new Set<CapsListener>();
+
+    const remember = (ver: string, features: ReadonlySet<string>) => {
+      if (known.size >= api.options.cacheSize) known.delete(known.keys().next().value!);
+      known.set(ver, features);
+    };
+    const lookup = async (ver: string): Promise<ReadonlySet<string> | null> => {
+      const hit = known.get(ver);
+      if (hit) return hit;
+      const stored = await store.get("", `${KEY}:${ver}`);
+      if (stored === null) return null;
+      const features = new Set(JSON.parse(stored) as string[]);
+      remember(ver, features);
+      return features;
+    };
+
+    const stateOf = (s: Session) => s.data.get(STATE) as SessionCaps | undefined;
+    const setFeatures = (s: Session, ver: string, features: ReadonlySet<string>, initial: boolean) => {
+      const st = stateOf(s);
+      if (!st || st.ver !== ver || s.closed) return;
+      const previous = st.features;
+      st.features = features;
+      for (const l of listeners) {
+        try { l(s, features, previous, initial); } catch (err) { api.log.error({ err }, "caps listener failed"); }
+      }
+    };
+
+    const query = (s: Session, ver: string, node: string, verified: boolean, initial: boolean) => {
+      const asked = (s.data.get(QUERIES) as number | undefined) ?? 0;
+      if (asked >= MAX_QUERIES_PER_SESSION) return;
+      s.data.set(QUERIES, asked + 1);
+      for (const p of pending.values()) {
+        // One question per hash at a time: later sessions with the same hash wait for the same answer.
+        if (p.ver === ver && p.verified && verified) { p.sessions.set(s, initial); return; }
+      }
+      const id = `caps-${randomBytes(6).toString("hex")}`;
+      pending.set(id, { ver, verified, sessions: new Map([[s, initial]]) });
+      api.setTimeout(() => { pending.delete(id); }, api.options.queryTimeoutMs);
+      api.send(xml("iq", { type: "get", id, from: s.host, to: s.jid!.toString() }, xml("query", { xmlns: NS.discoInfo, node: `${node}#${ver}` })));
+    };
+
+    // Presence a client broadcasts (RFC 6121 §4.2, §4.4): read its <c/> before the IM rules send it on.
+    api.on("pre-presence/self", (ev: StanzaEvent) => {
+      const s = ev.origin;
+      if (!s || ev.stanza.attrs.to !== undefined) return false;
+      const type = ev.stanza.attrs.type;
+      if (type === "unavailable") { s.data.delete(STATE); return false; }
+      if (type !== undefined) return false;
+      const initial = s.presence === null;
+      const c = ev.stanza.getChild("c", NS_CAPS);
+      const ver = c?.attrs.ver;
+      const node = c?.attrs.node;
+      if (!c || !ver || !node || ver.length > 128) { s.data.delete(STATE); return false; }
+      // §5.4: only a hash this server can check is cached for everyone; legacy or unknown ones are asked per session.
+      const verified = c.attrs.hash === "sha-1";
+      const key = verified ? ver : `${s.jid!.toString()} ${ver}`;
+      const prev = stateOf(s);
+      if (prev && prev.ver === key) return false;
+      s.data.set(STATE, { ver: key, features: prev?.features ?? null } satisfies SessionCaps);
+      if (!verified) { query(s, ver, node, false, initial); return false; }
+      void lookup(ver).then((features) => {
+        // Another session's answer may have arrived while the store was read.
+        features ??= known.get(ver) ?? null;
+        if (features) setFeatures(s, key, features, initial);
+        else query(s, ver, node, true, initial);
+      }, (err) => api.log.warn({ err }, "reading the caps cache failed"));
+      return false;
+    }, "annotate");
+
+    // The client's answer comes to the server's address (iq results are never answered).
+    api.on("iq/host", (ev) => {
+      const id = ev.stanza.attrs.id;
+      const p = id !== undefined ? pending.get(id) : undefined;
+      if (!p) return false;
+      const type = ev.stanza.attrs.type;
+      if (type !== "result" && type !== "error") return false;
+      const from = ev.from.toString();
+      if (![...p.sessions.keys()].some((s) => s.jid?.toString() === from)) return false;
+      pending.delete(id!);
+      const q = ev.stanza.getChild("query", NS.discoInfo);
+      if (type === "error" || !q) return true;
+      const info = parseInfo(q);
+      const features: ReadonlySet<string> = new Set(info.features);
+      if (!p.verified) {
+        for (const [s, initial] of p.sessions) setFeatures(s, `${s.jid!.toString()} ${p.ver}`, features, initial);
+        return true;
+      }
+      if (wellFormed(info) && capsVer(info.identities, info.features, info.forms) === p.ver) {
+        remember(p.ver, features);
+        void store.set("", `${KEY}:${p.ver}`, JSON.stringify([...features]));
+        for (const [s, initial] of p.sessions) setFeatures(s, p.ver, features, initial);
+      } else {
+        // §5.4 step 4: a hash that does not match is not cached; the answering client still gets its features.
+        api.log.info({ from, ver: p.ver }, "a client's caps hash does not match its disco#info");
+        const [s, initial] = [...p.sessions].find(([x]) => x.jid?.toString() === from)!;
+        const st = stateOf(s);
+        if (st) { st.ver = `${from} ${p.ver}`; setFeatures(s, st.ver, features, initial); }
+      }
+      return true;
+    }, "annotate");
+
+    api.provide("caps", {
+      featuresOf: (s) => stateOf(s)?.features ?? null,
+      onFeatures: (l) => { listeners.add(l); return () => listeners.delete(l); },
+    });
+  },
+});
