@@ -48,7 +48,13 @@ export interface Config {
     /** XEP-0198: how long a dropped session with resumption enabled waits for its client. */
     smResumeSeconds: number;
   };
-  http: { bind: string; port: number | null; websocketPath: string };
+  http: {
+    bind: string;
+    port: number | null;
+    websocketPath: string;
+    corsOrigins: string[];
+    bosh: { enabled: boolean; path: string; maxWait: number; maxHold: number; inactivitySeconds: number };
+  };
   /** Paths are absolute. */
   tls: { cert: string | null; key: string | null; certs: Record<string, { cert: string; key: string }> };
   /** `sqlite.path` is absolute, or ":memory:". `postgres.url` is set when the driver is postgres. */
