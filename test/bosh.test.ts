@@ -104,6 +104,23 @@ describe("BOSH (XEP-0124, XEP-0206)", function () {
     }
   });
 
+  it("holds an empty request for `wait` seconds and answers it empty; a stream error ends the session", async () => {
+    const c = await BoshClient.connect(ts, { wait: 1 });
+    clients.push(c);
+    await c.receive((el) => el.name === "stream:features");
+    const started = Date.now();
+    const r = await c.request();
+    assert.ok(Date.now() - started >= 900, "held until wait passed");
+    assert.equal(r.body?.attrs.type, undefined);
+    assert.equal(r.body?.children.length, 0);
+    // A stanza before authentication is a stream error (RFC 6120 §6): it comes with type='terminate'.
+    const bad = await c.request({}, [xml("message", { xmlns: "jabber:client", to: "x@localhost" }, xml("body", null, "too early"))]);
+    assert.equal(bad.body?.attrs.type, "terminate");
+    assert.equal(bad.body?.attrs.condition, "remote-stream-error");
+    const streamError = bad.body?.children.find((c): c is Element => typeof c !== "string" && c.name === "stream:error");
+    assert.ok(streamError?.getChild("not-authorized"), bad.text);
+  });
+
   it("refuses a rid outside the window with item-not-found and ends the session", async () => {
     const c = await BoshClient.connect(ts);
     clients.push(c);
@@ -166,6 +183,10 @@ describe("BOSH (XEP-0124, XEP-0206)", function () {
     const resumed = await c2.receive((el) => el.name === "resumed" || el.name === "failed");
     assert.equal(resumed.name, "resumed");
     assert.equal(session.hibernating, false);
+    // The resumed session is this BOSH session's now: its terminate ends it for good.
+    const t = await c2.terminate();
+    assert.equal(t.body?.attrs.type, "terminate");
+    await until(() => ts.server.context.sessions.resources(bare).length === 0, "the resumed session ended with the terminate");
   });
 
   it("ends an inactive session without stream management", async () => {

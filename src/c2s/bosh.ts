@@ -175,7 +175,7 @@ export class BoshEndpoint {
 
   /** Server shutdown: every held request is answered (the sessions were closed first). */
   close(): void {
-    for (const t of [...this.sessions.values()]) t.fail("undefined-condition");
+    for (const t of [...this.sessions.values()]) if (!t.isEnding) t.fail("undefined-condition");
   }
 }
 
@@ -238,6 +238,9 @@ export class BoshTransport implements StreamTransport {
 
   onEnded(cb: () => void): void { this.endedCallbacks.push(cb); }
 
+  /** The stream ended; its last answer is still to go. */
+  get isEnding(): boolean { return this.ending; }
+
   /** The session request is held like any other; its answer carries the session's parameters. */
   start(rid: number, res: http.ServerResponse, cors: Record<string, string>, host: string): void {
     this.host = host;
@@ -292,8 +295,9 @@ export class BoshTransport implements StreamTransport {
       if (children.length) this.input(children.map((c) => this.stanzaText(c)).join(""));
     }
     if (body.attrs.type === "terminate") {
-      // XEP-0124 §12: whatever came with it was processed; the stream ends.
-      this.session.close();
+      // XEP-0124 §12: the stream ends after whatever came with it, as a WebSocket `<close/>` would end it
+      // (and reaches the session this stream resumed, if it resumed one).
+      this.input(xml("close", { xmlns: NS.framing }).toString());
     }
     this.settle();
   }
@@ -423,6 +427,9 @@ export class BoshTransport implements StreamTransport {
     if (this.inactivity) { clearTimeout(this.inactivity); this.inactivity = null; }
     for (const h of this.held) if (h.timer) clearTimeout(h.timer);
     this.held.length = 0;
+    // Requests still waiting for a gap in the rids to fill will not be processed.
+    for (const p of this.pending.values()) this.send(p.res, p.cors, terminateText("item-not-found"));
+    this.pending.clear();
     this.out = [];
     this.flushedCallbacks = [];
     this.endpoint.forget(this.sid);
