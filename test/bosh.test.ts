@@ -4,11 +4,13 @@ import assert from "node:assert/strict";
 import { WebSocket } from "ws";
 import { client } from "@xmpp/client";
 import { startTestServer, type TestServer } from "./helpers/server.js";
-import { BoshClient, bodyXml, post } from "./helpers/bosh-client.js";
+import { Strophe, $msg } from "strophe.js";
+import { BoshClient, NodeXhr, bodyXml, post } from "./helpers/bosh-client.js";
 import { xml, type Element } from "../src/xml/element.js";
 
-// COMPAT: @xmpp/websocket uses the global WebSocket, which Node 20 does not have yet.
+// COMPAT: @xmpp/websocket uses the global WebSocket, and Strophe.js's BOSH XMLHttpRequest; Node 20 has neither.
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
+(globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest ??= NodeXhr;
 
 const NS_SM = "urn:xmpp:sm:3";
 
@@ -28,6 +30,17 @@ async function boshUser(ts: TestServer, user: string): Promise<BoshClient> {
   const c = await BoshClient.connect(ts);
   await c.login(user, "password");
   return c;
+}
+
+/** A user online over WebSocket with @xmpp/client; what it receives collects in `wsInbox`. */
+async function webSocketUser(ts: TestServer, user: string) {
+  await ts.accounts.create(ts.host, user, "password");
+  const ws = client({ service: `ws://127.0.0.1:${ts.httpPort}/xmpp-websocket`, domain: ts.host, username: user, password: "password", resource: "web" });
+  ws.on("error", () => {});
+  const wsInbox: Element[] = [];
+  ws.on("stanza", (el: Element) => wsInbox.push(el));
+  await ws.start();
+  return { ws, wsJid: ws.jid!.toString(), wsInbox };
 }
 
 describe("BOSH (XEP-0124, XEP-0206)", function () {
@@ -64,13 +77,7 @@ describe("BOSH (XEP-0124, XEP-0206)", function () {
     const bosh = await boshUser(ts, b);
     clients.push(bosh);
     assert.equal(bosh.jid, `${b}@${ts.host}/bosh`);
-    await ts.accounts.create(ts.host, w, "password");
-    const ws = client({ service: `ws://127.0.0.1:${ts.httpPort}/xmpp-websocket`, domain: ts.host, username: w, password: "password", resource: "web" });
-    ws.on("error", () => {});
-    const wsInbox: Element[] = [];
-    ws.on("stanza", (el: Element) => wsInbox.push(el));
-    await ws.start();
-    const wsJid = ws.jid!.toString();
+    const { ws, wsJid, wsInbox } = await webSocketUser(ts, w);
     try {
       bosh.startPolling();
       // WebSocket → BOSH, answered on the request the server holds.
@@ -100,6 +107,37 @@ describe("BOSH (XEP-0124, XEP-0206)", function () {
       await until(() => !ts.server.context.sessions.resources(`${b}@${ts.host}`).length, "the BOSH session is gone");
     } finally {
       bosh.stopPolling();
+      await ws.stop();
+    }
+  });
+
+  it("serves Strophe.js (an independent BOSH client): SCRAM login, chat with a WebSocket user, disconnect", async () => {
+    const s = fresh("strophe");
+    const w = fresh("web");
+    await ts.accounts.create(ts.host, s, "password");
+    const { ws, wsJid, wsInbox } = await webSocketUser(ts, w);
+    Strophe.setLogLevel(Strophe.LogLevel.FATAL);
+    const conn = new Strophe.Connection(`http://127.0.0.1:${ts.httpPort}/http-bind`);
+    const statuses: number[] = [];
+    const bodies: string[] = [];
+    conn.addHandler((m: { getElementsByTagName(n: string): ArrayLike<{ textContent: string | null }> }) => { bodies.push(m.getElementsByTagName("body")[0]?.textContent ?? ""); return true; }, null, "message", "chat");
+    try {
+      conn.connect(`${s}@${ts.host}/strophe`, "password", (status: number) => { statuses.push(status); });
+      await until(() => statuses.includes(Strophe.Status.CONNECTED) || statuses.includes(Strophe.Status.AUTHFAIL) || statuses.includes(Strophe.Status.CONNFAIL), "Strophe connected");
+      assert.ok(statuses.includes(Strophe.Status.CONNECTED), `statuses ${statuses.join(",")}`);
+      assert.equal(conn.jid, `${s}@${ts.host}/strophe`);
+      // Strophe picks the strongest mechanism offered: SCRAM-SHA-256 over BOSH.
+      assert.match(String((conn as unknown as { _sasl_mechanism?: { mechname?: string } })._sasl_mechanism?.mechname), /^SCRAM-SHA-256/);
+      conn.send($msg({ to: wsJid, type: "chat" }).c("body").t("from strophe"));
+      await until(() => wsInbox.some((el) => el.getChildText("body") === "from strophe"), "the WebSocket user got Strophe's message");
+      assert.equal(wsInbox.find((el) => el.getChildText("body") === "from strophe")!.attrs.from, conn.jid);
+      await ws.send(xml("message", { to: conn.jid, type: "chat" }, xml("body", null, "to strophe")));
+      await until(() => bodies.includes("to strophe"), "Strophe got the WebSocket user's message");
+      conn.disconnect("done");
+      await until(() => statuses.includes(Strophe.Status.DISCONNECTED), "Strophe disconnected");
+      await until(() => ts.server.context.sessions.resources(`${s}@${ts.host}`).length === 0, "the Strophe session ended");
+    } finally {
+      if (!statuses.includes(Strophe.Status.DISCONNECTED)) conn.reset();
       await ws.stop();
     }
   });

@@ -1,6 +1,7 @@
 // A small BOSH client (XEP-0124 + XEP-0206) over node:http, for tests: @xmpp/client has no BOSH transport.
 // Every request is a real HTTP POST; `reconnect()` moves the following requests to new TCP connections.
 import http from "node:http";
+import { DOMParser } from "@xmldom/xmldom";
 import { parseFramedElement } from "../../src/xml/parser.js";
 import { Element, xml } from "../../src/xml/element.js";
 import type { TestServer } from "./server.js";
@@ -182,4 +183,72 @@ export class BoshClient {
   }
 
   get pending(): number { return this.inFlight; }
+}
+
+/**
+ * XMLHttpRequest over node:http, enough for Strophe.js's BOSH transport (the browser API Node lacks):
+ * open, setRequestHeader, send, abort, readyState 4 with status, responseText and responseXML.
+ */
+export class NodeXhr {
+  readyState = 0;
+  status = 0;
+  responseText = "";
+  responseXML: Document | null = null;
+  withCredentials = false;
+  onreadystatechange: (() => void) | null = null;
+  private url = "";
+  private method = "POST";
+  private headers: Record<string, string> = {};
+  private responseHeaders = "";
+  private req: http.ClientRequest | null = null;
+  private aborted = false;
+  /** Every request goes through this agent (tests cut its connections). */
+  static agent = new http.Agent({ keepAlive: true });
+
+  open(method: string, url: string): void {
+    this.method = method;
+    this.url = url;
+    this.change(1);
+  }
+
+  setRequestHeader(name: string, value: string): void { this.headers[name] = value; }
+  overrideMimeType(): void {}
+  getAllResponseHeaders(): string { return this.responseHeaders; }
+
+  send(body?: string): void {
+    const u = new URL(this.url);
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: this.method, headers: this.headers, agent: NodeXhr.agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", () => this.fail());
+      res.on("end", () => {
+        this.status = res.statusCode ?? 0;
+        this.responseText = Buffer.concat(chunks).toString("utf8");
+        this.responseHeaders = Object.entries(res.headers).map(([k, v]) => `${k}: ${String(v)}`).join("\r\n");
+        try {
+          this.responseXML = new DOMParser().parseFromString(this.responseText, "text/xml") as unknown as Document;
+        } catch { this.responseXML = null; }
+        this.change(4);
+      });
+    });
+    req.on("error", () => this.fail());
+    this.req = req;
+    req.end(body);
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.req?.destroy();
+  }
+
+  private fail(): void {
+    this.status = 0;
+    this.change(4);
+  }
+
+  private change(state: number): void {
+    if (this.aborted || (this.readyState === 4 && state === 4)) return;
+    this.readyState = state;
+    this.onreadystatechange?.();
+  }
 }
