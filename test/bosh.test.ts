@@ -159,6 +159,18 @@ describe("BOSH (XEP-0124, XEP-0206)", function () {
     assert.ok(streamError?.getChild("not-authorized"), bad.text);
   });
 
+  it("answers a polling client (hold 0) at once", async () => {
+    const c = await BoshClient.connect(ts, { hold: 0, wait: 10 });
+    clients.push(c);
+    assert.equal(c.created.hold, "0");
+    assert.equal(c.created.requests, "1");
+    await c.receive((el) => el.name === "stream:features");
+    const started = Date.now();
+    const r = await c.request();
+    assert.ok(Date.now() - started < 5000, "not held for wait");
+    assert.equal(r.body?.attrs.type, undefined);
+  });
+
   it("refuses a rid outside the window with item-not-found and ends the session", async () => {
     const c = await BoshClient.connect(ts);
     clients.push(c);

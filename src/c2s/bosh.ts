@@ -159,7 +159,8 @@ export class BoshEndpoint {
     const askedWait = parsePositive(body.attrs.wait);
     const askedHold = parsePositive(body.attrs.hold);
     const wait = askedWait === null ? maxWait : Math.min(Math.max(askedWait, 1), maxWait);
-    const hold = askedHold === null ? 1 : Math.min(Math.max(askedHold, 1), maxHold);
+    // XEP-0124 §7.1: never more than the client asked for; hold 0 is a polling client, answered at once.
+    const hold = askedHold === null ? 1 : Math.min(askedHold, maxHold);
     let sid: string;
     do sid = randomBytes(16).toString("hex"); while (this.sessions.has(sid));
     const addr = req.socket.remoteAddress ?? "unknown";
