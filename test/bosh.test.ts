@@ -276,6 +276,10 @@ describe("BOSH (XEP-0124, XEP-0206)", function () {
     assert.equal(json.headers["access-control-allow-origin"], "*");
     const links = (JSON.parse(json.text) as { links: Array<{ rel: string; href: string }> }).links;
     assert.deepEqual(links.map((l) => l.rel).sort(), ["urn:xmpp:alt-connections:websocket", "urn:xmpp:alt-connections:xbosh"]);
+    // Behind a TLS-terminating proxy the links carry the secure schemes.
+    const proxied = await post(ts.httpPort, "", { method: "GET", path: "/.well-known/host-meta.json", headers: { "x-forwarded-proto": "https", host: "chat.example.org" } });
+    const hrefs = (JSON.parse(proxied.text) as { links: Array<{ href: string }> }).links.map((l) => l.href).sort();
+    assert.deepEqual(hrefs, ["https://chat.example.org/http-bind", "wss://chat.example.org/xmpp-websocket"]);
   });
 });
 

@@ -373,7 +373,8 @@ export class BoshTransport implements StreamTransport {
       ver: "1.11",
       from: this.host,
       authid: this.streamId,
-      secure: String(this.secure),
+      // Between the connection manager and the server (this process): nothing travels outside it.
+      secure: "true",
       "xmlns:xmpp": NS_XBOSH,
       "xmpp:version": "1.0",
       "xmpp:restartlogic": "true",

@@ -1,5 +1,6 @@
-// Client listeners: TCP with STARTTLS (RFC 6120 §5), direct TLS (XEP-0368) and WebSocket (RFC 7395),
-// all feeding the same C2sSession. Connection limits are enforced here; timeouts by one shared sweep.
+// Client listeners: TCP with STARTTLS (RFC 6120 §5), direct TLS (XEP-0368), WebSocket (RFC 7395) and BOSH
+// (XEP-0206, bosh.ts), all feeding the same C2sSession. Connection limits are enforced here; timeouts by
+// one shared sweep.
 import net from "node:net";
 import tls from "node:tls";
 import http from "node:http";
