@@ -283,6 +283,28 @@ describe("BOSH (XEP-0124, XEP-0206)", function () {
   });
 });
 
+describe("BOSH at server shutdown", function () {
+  this.timeout(30_000);
+  it("answers a held request with system-shutdown", async () => {
+    const ts = await startTestServer({});
+    const c = await BoshClient.connect(ts, { wait: 20 });
+    try {
+      await c.receive((el) => el.name === "stream:features");
+      const held = c.request();
+      await until(() => c.pending === 1, "a request is held");
+      // Time for the request to reach the server and be held there.
+      await new Promise((r) => setTimeout(r, 1000));
+      await ts.stop();
+      const r = await held;
+      assert.equal(r.body?.attrs.type, "terminate");
+      assert.equal(r.body?.attrs.condition, "remote-stream-error");
+      assert.match(r.text, /system-shutdown/);
+    } finally {
+      c.close();
+    }
+  });
+});
+
 describe("BOSH with an origin list", function () {
   this.timeout(30_000);
   let ts: TestServer;
