@@ -1,5 +1,6 @@
-// Client listeners: TCP with STARTTLS (RFC 6120 §5), direct TLS (XEP-0368) and WebSocket (RFC 7395),
-// all feeding the same C2sSession. Connection limits are enforced here; timeouts by one shared sweep.
+// Client listeners: TCP with STARTTLS (RFC 6120 §5), direct TLS (XEP-0368), WebSocket (RFC 7395) and BOSH
+// (XEP-0206, bosh.ts), all feeding the same C2sSession. Connection limits are enforced here; timeouts by
+// one shared sweep.
 import net from "node:net";
 import tls from "node:tls";
 import http from "node:http";
@@ -10,6 +11,7 @@ import { xml } from "../xml/element.js";
 import { OutboundGuard } from "../sessions/outbound.js";
 import { NS } from "../xml/ns.js";
 import { startResumeSweep } from "./sm.js";
+import { BoshEndpoint, corsHeaders } from "./bosh.js";
 
 /** Bytes of one tick's output that leave as one write. */
 const SLICE = 64 * 1024;
@@ -196,18 +198,18 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
     await listen(set.directTls, cfg.c2s.directTlsPort, cfg.c2s.bind);
   }
   let wss: WebSocketServer | null = null;
+  let bosh: BoshEndpoint | null = null;
   if (cfg.http.port !== null) {
     const wsPath = cfg.http.websocketPath;
+    const boshCfg = cfg.http.bosh;
+    bosh = boshCfg.enabled
+      ? new BoshEndpoint(ctx, { ...boshCfg, corsOrigins: cfg.http.corsOrigins }, admit, isLoopback)
+      : null;
     set.http = http.createServer((req, res) => {
       const url = (req.url ?? "/").split("?")[0];
-      if (url === "/.well-known/host-meta") {
-        // XEP-0156: lets web clients (Converse.js) find the WebSocket endpoint.
-        const host = req.headers.host ?? `${cfg.hosts[0]}:${cfg.http.port}`;
-        const xrd = xml("XRD", { xmlns: "http://docs.oasis-open.org/ns/xri/xrd-1.0" },
-          xml("Link", { rel: "urn:xmpp:alt-connections:websocket", href: `ws://${host}${wsPath}` }));
-        res.writeHead(200, { "content-type": "application/xrd+xml", "access-control-allow-origin": "*" });
-        res.end(`<?xml version='1.0' encoding='utf-8'?>${xrd.toString()}`);
-        return;
+      if (bosh && url === bosh.opts.path) return bosh.handle(req, res);
+      if (url === "/.well-known/host-meta" || url === "/.well-known/host-meta.json") {
+        return hostMeta(req, res, url.endsWith(".json"), { websocket: wsPath, bosh: bosh?.opts.path ?? null, fallbackHost: `${cfg.hosts[0]}:${cfg.http.port}`, corsOrigins: cfg.http.corsOrigins });
       }
       for (const [prefix, handler] of ctx.httpRequests) if (url.startsWith(prefix)) return handler(req, res);
       res.writeHead(url === wsPath ? 426 : 404, { "content-type": "text/plain" });
@@ -252,6 +254,7 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
     const closing: Promise<void>[] = [];
     for (const s of [set.c2s, set.directTls, set.http]) if (s) closing.push(new Promise((r) => s.close(() => r())));
     for (const session of [...ctx.tracker]) session.close("system-shutdown");
+    bosh?.close();
     wss?.close();
     // Give the stream errors a moment to leave, then drop whatever is still open.
     await new Promise((r) => setTimeout(r, 50));
@@ -261,6 +264,26 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
     await Promise.race([Promise.all(closing), new Promise((r) => setTimeout(r, 3000))]);
   };
   return set;
+}
+
+/**
+ * XEP-0156 §3: host-meta (XRD) and host-meta.json (JRD) list the WebSocket and BOSH endpoints, readable
+ * from browsers (CORS). The scheme follows a TLS-terminating proxy's X-Forwarded-Proto.
+ */
+function hostMeta(req: http.IncomingMessage, res: http.ServerResponse, json: boolean, o: { websocket: string; bosh: string | null; fallbackHost: string; corsOrigins: readonly string[] }): void {
+  const host = req.headers.host ?? o.fallbackHost;
+  const https = req.headers["x-forwarded-proto"] === "https";
+  const links = [{ rel: "urn:xmpp:alt-connections:websocket", href: `${https ? "wss" : "ws"}://${host}${o.websocket}` }];
+  if (o.bosh) links.push({ rel: "urn:xmpp:alt-connections:xbosh", href: `${https ? "https" : "http"}://${host}${o.bosh}` });
+  const cors = corsHeaders(o.corsOrigins, req.headers.origin);
+  if (json) {
+    res.writeHead(200, { "content-type": "application/json", ...cors });
+    res.end(JSON.stringify({ links }));
+    return;
+  }
+  const xrd = xml("XRD", { xmlns: "http://docs.oasis-open.org/ns/xri/xrd-1.0" }, ...links.map((l) => xml("Link", l)));
+  res.writeHead(200, { "content-type": "application/xrd+xml", ...cors });
+  res.end(`<?xml version='1.0' encoding='utf-8'?>${xrd.toString()}`);
 }
 
 /**

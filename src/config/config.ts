@@ -50,7 +50,13 @@ export interface Config {
     /** XEP-0198: resumption records in the store (resume after a restart or on another node). */
     smDurable: boolean;
   };
-  http: { bind: string; port: number | null; websocketPath: string };
+  http: {
+    bind: string;
+    port: number | null;
+    websocketPath: string;
+    corsOrigins: string[];
+    bosh: { enabled: boolean; path: string; maxWait: number; maxHold: number; inactivitySeconds: number };
+  };
   ops: { metrics: boolean; networks: string[] };
   /** Paths are absolute. */
   tls: { cert: string | null; key: string | null; certs: Record<string, { cert: string; key: string }> };

@@ -168,6 +168,11 @@ export function httpPath(value: string): string | undefined {
   return /^\/[^\s?#]*$/.test(value) ? value : undefined;
 }
 
+/** A web origin: scheme, host and optional port, no path (the Origin header's form). */
+function httpOrigin(value: string): string | undefined {
+  return /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(value) ? value.toLowerCase() : undefined;
+}
+
 function saslMechanism(value: string): string | undefined {
   const upper = value.trim().toUpperCase();
   return KNOWN_SASL_MECHANISMS.includes(upper) ? upper : undefined;
@@ -321,7 +326,7 @@ export const schema: Section = {
     },
     http: {
       kind: "section",
-      description: "HTTP listener (XMPP over WebSocket, RFC 7395).",
+      description: "HTTP listener: XMPP over WebSocket (RFC 7395), BOSH (XEP-0206) and XEP-0156 host-meta.",
       fields: {
         bind: bind("Address to listen on for HTTP."),
         port: port(5280, "Port for HTTP."),
@@ -331,6 +336,51 @@ export const schema: Section = {
           expect: 'a URL path starting with "/"',
           accept: httpPath,
           description: "URL path of the XMPP WebSocket endpoint.",
+        },
+        corsOrigins: {
+          kind: "list",
+          default: [],
+          minItems: 0,
+          itemExpect: 'an origin such as "https://chat.example.com"',
+          acceptItem: httpOrigin,
+          description:
+            "Web origins allowed to call BOSH and read host-meta from a browser (CORS Access-Control-Allow-Origin). Empty allows every origin (`*`); the session id is the only credential a BOSH request carries.",
+        },
+        bosh: {
+          kind: "section",
+          description: "XMPP over BOSH (XEP-0124, XEP-0206): long-polling HTTP for web clients and proxies that cannot use WebSocket.",
+          fields: {
+            enabled: { kind: "boolean", default: true, description: "Serve BOSH on the HTTP port." },
+            path: {
+              kind: "string",
+              default: "/http-bind",
+              expect: 'a URL path starting with "/"',
+              accept: httpPath,
+              description: "URL path of the BOSH endpoint.",
+            },
+            maxWait: {
+              kind: "integer",
+              min: 1,
+              max: 120,
+              default: 60,
+              description: "Longest time (seconds) a request is held waiting for output before it is answered empty; a client asking for more gets this.",
+            },
+            maxHold: {
+              kind: "integer",
+              min: 1,
+              max: 5,
+              default: 2,
+              description: "Most requests the server holds at once per session; a client may make one more than it holds (`requests`).",
+            },
+            inactivitySeconds: {
+              kind: "integer",
+              min: 1,
+              max: 600,
+              default: 60,
+              description:
+                "How long a session may have no request waiting before it is taken for a dropped connection (a session with stream management resumption then waits for its client, as after a dropped socket).",
+            },
+          },
         },
       },
     },

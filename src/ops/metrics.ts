@@ -37,7 +37,7 @@ function processMetrics(): client.Registry {
   return processRegistry;
 }
 
-const TRANSPORTS = ["tcp", "tls", "websocket", "mobile", "s2s_in", "s2s_out"] as const;
+const TRANSPORTS = ["tcp", "tls", "websocket", "bosh", "mobile", "s2s_in", "s2s_out"] as const;
 
 export function createMetrics(deps: MetricsDeps): Metrics {
   const { context, cluster, login, tracker, s2s } = deps;
@@ -54,7 +54,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     name: "hearth_connections", help: "Open client and server connections of this node, by transport.",
     labelNames: ["transport"], registers: [registry],
     collect() {
-      const n: Record<(typeof TRANSPORTS)[number], number> = { tcp: 0, tls: 0, websocket: 0, mobile: 0, s2s_in: 0, s2s_out: 0 };
+      const n: Record<(typeof TRANSPORTS)[number], number> = { tcp: 0, tls: 0, websocket: 0, bosh: 0, mobile: 0, s2s_in: 0, s2s_out: 0 };
       for (const s of tracker) n[s.protocol]++;
       for (const s of context.sessions.all()) if (s.protocol === "mobile" && !(s instanceof RemoteSession)) n.mobile++;
       n.s2s_in = s2s.incoming().length;

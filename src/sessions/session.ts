@@ -4,7 +4,7 @@ import type { Element } from "../xml/element.js";
 import type { Jid } from "../jid/jid.js";
 import type { StanzaError, StreamErrorCondition } from "../xml/stanza.js";
 
-export type Transport = "tcp" | "tls" | "websocket" | "mobile";
+export type Transport = "tcp" | "tls" | "websocket" | "bosh" | "mobile";
 
 /** What the store knows about a delivered message: lets a mobile session push it with its seq. */
 export interface DeliveryMeta {
