@@ -81,8 +81,12 @@ describe("config: defaults", () => {
       resourceConflict: "kick-old",
       maxOutboundBytes: 4 * 1024 * 1024,
       smResumeSeconds: 300,
+      smDurable: true,
     });
-    assert.deepEqual(config.http, { bind: "0.0.0.0", port: 5280, websocketPath: "/xmpp-websocket" });
+    assert.deepEqual(config.http, {
+      bind: "0.0.0.0", port: 5280, websocketPath: "/xmpp-websocket", corsOrigins: [],
+      bosh: { enabled: true, path: "/http-bind", maxWait: 60, maxHold: 2, inactivitySeconds: 60 },
+    });
     assert.deepEqual(config.tls, { cert: null, key: null, certs: {} });
     assert.deepEqual(config.storage, { driver: "sqlite", sqlite: { path: path.join(dir, "data", "hearth.db") }, postgres: { url: null, poolSize: 10 }, retention: { days: 0, unarchivedDays: 7, intervalSeconds: 3600 } });
     assert.deepEqual(config.auth, {
