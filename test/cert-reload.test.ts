@@ -91,7 +91,7 @@ describe("hearth start: SIGHUP", function () {
     const config = path.join(dir, "hearth.yaml");
     writeFileSync(config, [
       "hosts: [localhost]", `dataDir: ${dir}/data`, "log: { level: warn }",
-      "c2s: { bind: 127.0.0.1, port: 0, directTlsPort: 0 }", "s2s: { port: null }", "http: { port: null }",
+      "c2s: { bind: 127.0.0.1, port: 0, directTlsPort: 0 }", "s2s: { port: null, directTlsPort: null }", "http: { port: null }",
       `tls: { cert: ${files.cert}, key: ${files.key} }`, "",
     ].join("\n"));
     const bin = fileURLToPath(new URL("../../bin/hearth.js", import.meta.url));

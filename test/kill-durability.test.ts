@@ -46,7 +46,7 @@ describe("durability: SIGKILL in the middle of a burst", function () {
       `storage: { sqlite: { path: ${JSON.stringify(path.join(dir, "data", "hearth.db"))} } }`,
       "log: { level: warn }",
       `c2s: { bind: 127.0.0.1, port: ${c2sPort}, directTlsPort: null, requireTls: false }`,
-      "s2s: { port: null }",
+      "s2s: { port: null, directTlsPort: null }",
       "http: { port: null }",
       "auth: { allowPlainInsecure: true, scramIterations: 4096 }",
       "limits: { stanzasPerSecond: 0 }",

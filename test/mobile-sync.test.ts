@@ -198,6 +198,7 @@ describe("mobile: killing the server process", function () {
       `dataDir: ${dir}/data`,
       "log: { level: warn }",
       `c2s: { bind: 127.0.0.1, port: ${c2sPort}, directTlsPort: null, requireTls: false }`,
+      "s2s: { port: null, directTlsPort: null }",
       "http: { port: null }",
       "auth: { allowPlainInsecure: true, scramIterations: 4096 }",
       "registration: { policy: open }",

@@ -16,7 +16,7 @@ function child(mode: "reject" | "throw", dataDir: string) {
     const { loadConfig } = await import(${JSON.stringify(dist + "config/config.js")});
     const config = loadConfig({ file: null, env: {}, cwd: ${JSON.stringify(dataDir)}, overrides: {
       hosts: ["localhost"], dataDir: ${JSON.stringify(dataDir)}, log: { level: "error" },
-      c2s: { bind: "127.0.0.1", port: 0, directTlsPort: null, requireTls: false }, http: { port: null },
+      c2s: { bind: "127.0.0.1", port: 0, directTlsPort: null, requireTls: false }, http: { port: null }, s2s: { port: null, directTlsPort: null },
       // No extensions: the mobile adapter, which needs the blocking, conversations and retraction modules, is off.
       modules: { disabled: ["mobile"] },
     } });

@@ -38,7 +38,7 @@ export class ServerProcess {
       `dataDir: ${dir}/data`,
       "log: { level: warn }",
       `c2s: { bind: 127.0.0.1, port: ${c2sPort}, directTlsPort: null, requireTls: false${c2s ? `, ${c2s}` : ""} }`,
-      "s2s: { port: null }",
+      "s2s: { port: null, directTlsPort: null }",
       "http: { port: null }",
       "auth: { allowPlainInsecure: true, maxFailures: 0 }",
       "limits: { maxConnectionsPerIp: 0, stanzasPerSecond: 0 }",
