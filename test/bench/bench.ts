@@ -179,6 +179,7 @@ async function main(): Promise<number> {
       child = set.children[0]!;
       others = set.children.slice(1);
       stopServices = set.stopServices;
+      server.redisUrl = set.redisUrl;
       server.description = `hearth, ${set.description} (node bin/hearth.js start --config ${child.spec.args[3]})`;
     }
     target = { host: child.spec.host, port: child.spec.port, domain };
@@ -194,6 +195,7 @@ async function main(): Promise<number> {
       }
     }
     server.pid = child.pid;
+    server.otherPids = others.map((o) => o.pid);
   }
   const targets: Target[] = [target, ...others.map((o) => ({ host: o.spec.host, port: o.spec.port, domain }))];
   const dead = () => [child, ...others].find((c) => c !== null && c.pid === null) ?? null;

@@ -28,6 +28,9 @@ export interface ServerInfo {
   /** the server runs inside this process (--fake): CPU and RSS include the generator */
   inProcess: boolean;
   description: string;
+  /** --nodes N: the pids of the other nodes, and the Redis they share */
+  otherPids?: Array<number | null>;
+  redisUrl?: string | null;
 }
 
 export const USER_PASSWORD = 'pw';

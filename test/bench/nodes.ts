@@ -16,6 +16,8 @@ export interface NodeOptions {
 export interface HearthNodes {
   children: ChildServer[];
   description: string;
+  /** the private Redis of a cluster, or null */
+  redisUrl: string | null;
   /** stops PostgreSQL and Redis (after the children) */
   stopServices(): Promise<void>;
 }
@@ -53,7 +55,7 @@ export async function hearthNodes(repoRoot: string, domain: string, keep: boolea
       children.push(await hearthServer(repoRoot, domain, keep, logLevel, [...extra, ...cluster], o.nodes > 1 ? `hearth-${i}` : 'hearth'));
     }
     const what = `${o.nodes} node${o.nodes > 1 ? 's' : ''}, ${o.store}${o.redis ? ' + Redis cluster' : ''}`;
-    return { children, description: what, stopServices };
+    return { children, description: what, stopServices, redisUrl: redis?.url ?? null };
   } catch (e) {
     await stopServices();
     throw e;

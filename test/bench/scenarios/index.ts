@@ -15,6 +15,7 @@ import { chat, chatlight, chatnostore } from './chat.js';
 import { idle } from './idle.js';
 import { muc } from './muc.js';
 import { mobile } from './mobile.js';
+import { shape } from './shape.js';
 import { s2s } from './s2s.js';
 
 export type Scenario = (ctx: BenchContext) => Promise<ScenarioResult>;
@@ -27,6 +28,7 @@ export const scenarios: Record<string, Scenario> = {
   idle,
   muc,
   mobile,
+  shape,
   s2s,
 };
 
