@@ -309,6 +309,29 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
     second.close();
   });
 
+  it("keeps both changes when two nodes change one roster item at once (roster set on one, the contact's subscribe on the other)", async function () {
+    const sue = await connect(n1, "sue", { resource: "a" });
+    const contacts = await Promise.all(Array.from({ length: 8 }, (_, i) => connect(n2, `tim${i}`, { resource: "t" })));
+    // Each contact's subscribe is handled on n2 (where it is sent) and writes sue's item for it (pending
+    // in); at the same time sue, on n1, names the same contact and puts it in a group.
+    await Promise.all(contacts.map(async (c, i) => {
+      c.send(xml("presence", { type: "subscribe", to: "sue@localhost" }));
+      const set = await sue.iq(xml("iq", { type: "set" }, xml("query", { xmlns: "jabber:iq:roster" },
+        xml("item", { jid: `tim${i}@localhost`, name: `Tim ${i}` }, xml("group", null, "team")))));
+      assert.equal(set.attrs.type, "result");
+    }));
+    for (let i = 0; i < contacts.length; i++) {
+      await sue.receive((el) => el.name === "presence" && el.attrs.type === "subscribe" && el.attrs.from === `tim${i}@localhost`);
+    }
+    for (let i = 0; i < contacts.length; i++) {
+      const item = await store.roster.getItem("sue@localhost", `tim${i}@localhost`);
+      assert.equal(item?.name, `Tim ${i}`, `tim${i}: the roster set survived`);
+      assert.deepEqual(item?.groups, ["team"]);
+      assert.ok(item?.pendingIn, `tim${i}: the subscription request survived`);
+    }
+    for (const c of [sue, ...contacts]) c.close();
+  });
+
   it("lets a node that joins later see the sessions already bound (directory bootstrap)", async function () {
     const judy = await connect(n1, "judy", { resource: "j" });
     const n3 = await startNode("n3", storage, redis.url);
@@ -330,7 +353,9 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
     judy.close();
   });
 
-  it("serves one MUC room across nodes: one occupant list, messages, subject, history and kicks", async function () {
+  it("serves one MUC room across three nodes: one occupant list, messages, subject, history, MAM and kicks", async function () {
+    const n3 = await startNode("n3", storage, redis.url);
+    try {
     const room = "lounge@conference.localhost";
     const isRoomPresence = (nick: string, type?: string) => (el: Element) =>
       el.name === "presence" && el.attrs.from === `${room}/${nick}` && el.attrs.type === type;
@@ -356,12 +381,12 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
     const subject = await pavel.receive((el) => el.name === "message" && el.getChildText("subject") === "one room");
     assert.equal(subject.attrs.from, `${room}/olga`);
     await olga.receive(isRoomPresence("pavel"));
-    const quinn = await connect(n1, "quinn", { resource: "q" });
+    const quinn = await connect(n3, "quinn", { resource: "q" });
     join(quinn, "quinn");
     await quinn.receive(isRoomPresence("pavel"));
     await quinn.receive(isRoomPresence("quinn"));
     await pavel.receive(isRoomPresence("quinn"));
-    // A message from n2 reaches the occupants on n1 once, and its sender.
+    // A message from n2 reaches the occupants on n1 and n3 once, and its sender.
     pavel.send(xml("message", { to: room, type: "groupchat", id: "p1" }, xml("body", null, "hello from n2")));
     for (const c of [olga, quinn, pavel]) await c.receive(isGroupchat("pavel", "hello from n2"));
     await olga.nothing(isGroupchat("pavel", "hello from n2"), 500);
@@ -377,7 +402,22 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
     const refused = await pavel.receive((el) => el.name === "message" && el.attrs.type === "error");
     assert.equal(errorCondition(refused), "not-acceptable");
     await quinn.nothing(isGroupchat("pavel", "still here?"), 300);
+    // The room's archive (XEP-0313), asked from n3, is the one room's: every message, in order, once.
+    const queryid = "q1";
+    quinn.send(xml("iq", { type: "set", id: "mam1", to: room }, xml("query", { xmlns: "urn:xmpp:mam:2", queryid })));
+    const archived: string[] = [];
+    for (;;) {
+      const el = await quinn.receive((e) => (e.name === "iq" && e.attrs.id === "mam1") ||
+        (e.name === "message" && e.getChild("result", "urn:xmpp:mam:2")?.attrs.queryid === queryid), 10_000);
+      if (el.name === "iq") { assert.equal(el.attrs.type, "result"); break; }
+      const body = el.getChild("result", "urn:xmpp:mam:2")?.getChild("forwarded", "urn:xmpp:forward:0")?.getChild("message")?.getChildText("body");
+      if (body) archived.push(body);
+    }
+    assert.deepEqual(archived, ["before you came", "hello from n2"]);
     for (const c of [olga, pavel, quinn]) c.close();
+    } finally {
+      await stopNode(n3);
+    }
   });
 
   it("takes a persistent room over from the store when its owner node dies; occupants learn it by self-ping and rejoin", async function () {
