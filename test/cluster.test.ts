@@ -536,7 +536,7 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
     }
   });
 
-  it("loses no acknowledged message when a node is killed with SIGKILL in the middle of a burst", async function () {
+  it("loses no acknowledged message when a node is killed with SIGKILL in the middle of a chat and group burst", async function () {
     const httpPort = await freePort();
     const n3 = await startNode("n3", storage, redis.url, { httpPort });
     try {
@@ -553,6 +553,9 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
         devices.push(m);
         await m.login({ username: user, deviceId: "d", password: PASSWORD });
       }
+      // A group (a MUC room) made on n3, so n3 owns it: its messages are acknowledged by the node that dies.
+      const group = await devices[0].request("createGroup", { name: "Burst", members: ["uwe@localhost", "vera@localhost"] });
+      for (const m of devices.slice(1)) await m.request("joinGroup", { group: group.jid });
       let failures = 0;
       // Each device keeps 8 messages in flight, alternating the two recipients, until its socket dies.
       const burst = devices.map(async (m, d) => {
@@ -560,7 +563,7 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
         const one = async (): Promise<void> => {
           for (;;) {
             const n = i++;
-            const to = n % 2 === 0 ? "wim@localhost" : "xena@localhost";
+            const to = n % 3 === 0 ? "wim@localhost" : n % 3 === 1 ? "xena@localhost" : group.jid;
             const body = `${senders[d]} ${n}`;
             try {
               await m.send(to, body);
@@ -581,7 +584,8 @@ describe("cluster: two server processes sharing PostgreSQL and Redis", function 
       assert.ok(acked.size >= 20, `a real burst: ${acked.size} acknowledged`);
       assert.ok(failures > 0, "the kill cut requests in flight");
       // Every acknowledged message is in its recipient's timeline, once.
-      for (const owner of ["wim@localhost", "xena@localhost"]) {
+      assert.ok([...acked.values()].some((a) => a.to === group.jid), "group messages were acknowledged");
+      for (const owner of ["wim@localhost", "xena@localhost", group.jid]) {
         const rows = await store.timeline.query(owner, { limit: 100_000 });
         const bodies = rows.map((r) => /<body>([^<]*)<\/body>/.exec(r.xml)?.[1]).filter((b): b is string => b !== undefined);
         const expected = [...acked.values()].filter((a) => a.to === owner).map((a) => a.body);
