@@ -56,7 +56,7 @@ describe("s2s: check-config", () => {
   it("says federation is off without listeners, and prints the report from the CLI", async () => {
     assert.deepEqual(federationReport(config({ s2s: { port: null, directTlsPort: null } })).lines, ["federation: off (s2s.port and s2s.directTlsPort are null)"]);
     const file = path.join(dir, "hearth.yaml");
-    writeFileSync(file, `hosts: [a.test]\ndataDir: ${JSON.stringify(dir)}\ns2s: { port: 5269, requireTls: false }\n`);
+    writeFileSync(file, `hosts: [a.test]\ndataDir: ${JSON.stringify(dir)}\ns2s: { port: 5269, directTlsPort: 5270, requireTls: false }\n`);
     let stdout = "";
     const out = { write: (s: string) => { stdout += s; return true; } } as unknown as NodeJS.WritableStream;
     const code = await main(["check-config", "--config", file], { extensions: [], stdout: out, stderr: out });

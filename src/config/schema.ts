@@ -684,7 +684,7 @@ export const schema: Section = {
       fields: {
         bind: bind("Address to listen on for server connections."),
         port: port(5269, "Port for server connections (STARTTLS); without it and directTlsPort federation is off."),
-        directTlsPort: port(5270, "Port for server connections with TLS from the first byte (XEP-0368, ALPN xmpp-server)."),
+        directTlsPort: port(null, "Port for server connections with TLS from the first byte (XEP-0368, ALPN xmpp-server); off unless set (5270 is the usual port), as in Prosody and ejabberd, so that s2s.port: null alone turns federation off."),
         routes: {
           kind: "map",
           default: {},
