@@ -87,6 +87,18 @@ describe("cluster: the Redis session directory", function () {
     await redis?.stop();
   });
 
+  it("stops within seconds when Redis has gone away (leaving is bounded)", async function () {
+    const own = await startRedis();
+    const config = loadConfig({ file: null, env: {}, overrides: { cluster: { redisUrl: own.url, nodeId: "lonely", heartbeatSeconds: 1, deadAfterSeconds: 2 } } });
+    const store = { timeline: { markPending: async () => {} } } as unknown as Store;
+    const c = new RedisCluster(config, store, nullLogger);
+    await c.start({ hooks: new HookBuses(() => {}), router: { bounce: () => {}, setForwarder: () => {} } as unknown as Router });
+    await own.stop();
+    const t0 = Date.now();
+    await c.stop();
+    assert.ok(Date.now() - t0 < 10_000, `stopped after ${Date.now() - t0} ms`);
+  });
+
   it("replicates binds, changes and unbinds, and delivers over the bus with the timeline seq", async function () {
     const a = await node("a");
     const b = await node("b");

@@ -43,6 +43,8 @@ const VERSION_WAIT_MS = 1000;
 const REAP_LOCK_MS = 60_000;
 /** How long a node waits for the result of a stanza it forwarded to the owner of its key. */
 const ANSWER_TIMEOUT_MS = 15_000;
+/** How long a stopping node waits for Redis to take its leave. */
+const LEAVE_TIMEOUT_MS = 3_000;
 /** Sessions of a dead node ended at once. */
 const REAP_PARALLEL = 32;
 const FORGET_AFTER_MS = 3_600_000;
@@ -161,6 +163,20 @@ export class RedisCluster implements Cluster, DirectoryLink {
     this.running = false;
     this.ctx?.router.setForwarder(null);
     if (this.heartbeat) clearInterval(this.heartbeat);
+    // Redis may be gone: leaving is bounded, and the others clean up after the heartbeat TTL instead.
+    const left = await Promise.race([this.leave().then(() => true), sleep(LEAVE_TIMEOUT_MS).then(() => false)]);
+    if (!left) this.log.warn({ node: this.nodeId }, "Redis did not answer while leaving the cluster; the others will clean up after the heartbeat TTL");
+    await this.disconnectAll(left);
+    this.log.info({ node: this.nodeId }, "left the cluster");
+  }
+
+  async probe(): Promise<{ nodes: number }> {
+    if (!this.cmd.isReady) throw new Error("Redis is not connected");
+    return { nodes: await this.cmd.sCard(KEYS.nodes) };
+  }
+
+  /** Requeues what this node's stream still holds and removes the node from the cluster. */
+  private async leave(): Promise<void> {
     await this.reader.disconnect().catch(() => {});
     await this.readLoopDone;
     try {
@@ -173,18 +189,14 @@ export class RedisCluster implements Cluster, DirectoryLink {
     } catch (err) {
       this.log.warn({ err }, "leaving the cluster failed; the others will clean up after the heartbeat TTL");
     }
-    await this.disconnectAll();
-    this.log.info({ node: this.nodeId }, "left the cluster");
   }
 
-  async probe(): Promise<{ nodes: number }> {
-    if (!this.cmd.isReady) throw new Error("Redis is not connected");
-    return { nodes: await this.cmd.sCard(KEYS.nodes) };
-  }
-
-  private async disconnectAll(): Promise<void> {
+  /** `graceful`: QUIT (waits for the replies of what was sent); otherwise the sockets are just closed. */
+  private async disconnectAll(graceful = true): Promise<void> {
     for (const c of [this.sub, this.reader, this.cmd]) {
-      if (c.isOpen) await c.quit().catch(() => c.disconnect().catch(() => {}));
+      if (!c.isOpen) continue;
+      if (graceful) await c.quit().catch(() => c.disconnect().catch(() => {}));
+      else await c.disconnect().catch(() => {});
     }
   }
 
