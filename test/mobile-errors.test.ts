@@ -8,21 +8,12 @@ import path from "node:path";
 import protobuf from "protobufjs";
 import { decodeFrame, encodeFrame, peekRequestId } from "../src/mobile/codec.js";
 import { KickReason, protoRoot, schema, type Envelope } from "../src/mobile/schema.js";
-import { ErrorCode, MobileClient, MobileRequestError, mobileUser, startMobileServer, type MobileTestServer } from "./helpers/mobile-client.js";
+import { ErrorCode, MobileClient, MobileRequestError, mobileUser, rejectsWith, startMobileServer, type MobileTestServer } from "./helpers/mobile-client.js";
 
 let n = 0;
 const fresh = (name: string) => `${name}${++n}`;
 
-async function rejects(p: Promise<unknown>, code: number): Promise<MobileRequestError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof MobileRequestError, `expected a MobileRequestError, got ${err}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected error ${code}`);
-}
+const rejects = rejectsWith;
 
 /** The next Error push (request_id 0, or the given one) on a raw connection. */
 function nextError(c: MobileClient, requestId = 0, timeoutMs = 3000): Promise<{ code: number; message: string; requestId: number }> {

@@ -6,6 +6,7 @@ import { onlineUser, type RawClient } from "./helpers/raw-client.js";
 import { xml, type Element } from "../src/xml/element.js";
 import {
   ContentType, ErrorCode, MobileClient, MobileRequestError, Platform, mobileUser, startMobileServer, type MobileTestServer,
+  rejectsWith,
 } from "./helpers/mobile-client.js";
 import { KickReason, MarkerKind, MessageKind, Show, Subscription } from "../src/mobile/schema.js";
 
@@ -15,16 +16,7 @@ const fresh = (name: string) => `${name}${++n}`;
 const isMessage = (pred: (el: Element) => boolean = () => true) => (el: Element) => el.name === "message" && pred(el);
 const body = (text: string) => isMessage((el) => el.getChildText("body") === text);
 
-async function rejects(p: Promise<unknown>, code: number): Promise<MobileRequestError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof MobileRequestError, `expected a MobileRequestError, got ${err}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected error ${code}`);
-}
+const rejects = rejectsWith;
 
 /** Mobile `m` (user mu) and XMPP `x` (user xu) become friends (subscription both). */
 async function befriend(m: MobileClient, x: RawClient, xu: string): Promise<void> {
