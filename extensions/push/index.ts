@@ -79,11 +79,12 @@ export const push = defineModule({
     const webhook = o.webhook.url ? new Webhook(o.webhook as typeof o.webhook & { url: string; secret: string }, api.log) : null;
     /** The mobile-protocol devices of each user (resource → device id), learnt when they bind. */
     const devices = api.store.map("push:mobile-devices");
-    const paces = new Map<string, Pace>();
+    /** Per user, per registration (app server JID and node): the rate limit and the count. */
+    const paces = new Map<string, Map<string, Pace>>();
     const waiting = new Map<string, { owner: string; key: string; timer: NodeJS.Timeout }>();
     let nextId = 0;
     api.onUnload(() => {
-      for (const p of paces.values()) if (p.timer) clearTimeout(p.timer);
+      for (const byReg of paces.values()) for (const p of byReg.values()) if (p.timer) clearTimeout(p.timer);
       for (const w of waiting.values()) clearTimeout(w.timer);
       webhook?.stop();
     });
@@ -167,16 +168,18 @@ export const push = defineModule({
 
     /** Counts the message for `reg` and notifies now or, within the interval, once when it ends. */
     const schedule = (owner: string, reg: Registration, sender: string, body: string | null): void => {
-      const key = `${owner}\n${keyOf(reg.jid, reg.node)}`;
-      let p = paces.get(key);
-      if (!p) paces.set(key, (p = { lastAt: 0, count: 0, timer: null, sender, body }));
+      const key = keyOf(reg.jid, reg.node);
+      let byReg = paces.get(owner);
+      if (!byReg) paces.set(owner, (byReg = new Map()));
+      let p = byReg.get(key);
+      if (!p) byReg.set(key, (p = { lastAt: 0, count: 0, timer: null, sender, body }));
       p.count++;
       p.sender = sender;
       p.body = body;
       if (p.timer) return;
       const wait = p.lastAt + o.minIntervalSeconds * 1000 - Date.now();
       const fire = () => {
-        const cur = paces.get(key)!;
+        const cur = p!;
         cur.timer = null;
         cur.lastAt = Date.now();
         notify(owner, reg, cur.count, cur.sender, cur.body);
@@ -207,8 +210,11 @@ export const push = defineModule({
     api.observe("resource-bind", async ({ session }) => {
       const owner = session.jid!.bareString();
       // A user who is back needs no catching up: the next notification counts from there.
-      const prefix = `${owner}\n`;
-      for (const [key, p] of paces) if (key.startsWith(prefix) && p.timer === null) paces.delete(key);
+      const byReg = paces.get(owner);
+      if (byReg) {
+        for (const [key, p] of byReg) if (p.timer === null) byReg.delete(key);
+        if (byReg.size === 0) paces.delete(owner);
+      }
       if (webhook && session.protocol === "mobile") {
         const resource = session.jid!.resource;
         const device = resource.startsWith(MOBILE_PREFIX) ? resource.slice(MOBILE_PREFIX.length) : resource;
