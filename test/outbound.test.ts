@@ -8,6 +8,7 @@ import { RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
 import { startMobileServer, mobileUser, type MobileTestServer } from "./helpers/mobile-client.js";
 import { xml, type Element } from "../src/xml/element.js";
 import { parseFramedElement } from "../src/xml/parser.js";
+import type { C2sSession } from "../src/c2s/session.js";
 
 const PING = "urn:xmpp:ping";
 const MAM = "urn:xmpp:mam:2";
@@ -15,6 +16,8 @@ const MiB = 1024 * 1024;
 const BIG = "x".repeat(100 * 1024);
 const SENDERS = 10;
 const PER_SENDER = 60;
+/** c2s.maxOutboundBytes for the TCP case: small beside the 60 MiB flood, so the bound is unmistakable. */
+const LIMIT = 1 * MiB;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -104,7 +107,7 @@ describe("bounded outbound buffering (slow readers)", function () {
   describe("c2s over TCP", () => {
     let ts: TestServer;
     before(async () => {
-      ts = await startTestServer();
+      ts = await startTestServer({ c2s: { maxOutboundBytes: LIMIT } });
       // The same traffic to a user who is offline first: the store's page cache and the heap reach their
       // working size, so what the slow reader adds is measured on its own.
       await ts.accounts.create(ts.host, "warmup", "password");
@@ -118,7 +121,13 @@ describe("bounded outbound buffering (slow readers)", function () {
       const bystander = await onlineUser(ts, "bystander");
       const rssBefore = rss();
       let peak = rssBefore;
-      const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 20);
+      // What the server holds for the slow reader: its session's unsent output, sampled while the flood runs.
+      let peakUnsent = 0;
+      const sampler = setInterval(() => {
+        peak = Math.max(peak, process.memoryUsage().rss);
+        const session = ts.server.context.sessions.resources("slow@localhost")[0] as C2sSession | undefined;
+        if (session) peakUnsent = Math.max(peakUnsent, session.unsentBytes);
+      }, 10);
       let keys: string[];
       let rtts: number[];
       try {
@@ -130,10 +139,13 @@ describe("bounded outbound buffering (slow readers)", function () {
       assert.equal(ts.server.context.sessions.resources("slow@localhost").length, 0, "the slow reader is still connected");
       const growth = (peak - rssBefore) / MiB;
       const worst = Math.max(...rtts);
-      console.log(`      RSS growth ${growth.toFixed(1)} MiB (peak), bystander ping worst ${worst.toFixed(0)} ms, median ${rtts.sort((a, b) => a - b)[rtts.length >> 1].toFixed(1)} ms over ${rtts.length}`);
-      // Peak RSS of the whole test process (its clients too): 16–36 MiB on a quiet machine, up to ~66 MiB on a
-      // loaded one; 90–104 MiB without the cap, whatever the load.
-      assert.ok(growth < 76, `RSS grew by ${growth.toFixed(1)} MiB`);
+      console.log(`      unsent output peak ${(peakUnsent / MiB).toFixed(1)} MiB, RSS growth ${growth.toFixed(1)} MiB (peak), bystander ping worst ${worst.toFixed(0)} ms, median ${rtts.sort((a, b) => a - b)[rtts.length >> 1].toFixed(1)} ms over ${rtts.length}`);
+      // The flood is 60 MiB; without the cap the server queues nearly all of it for the reader. With it, the
+      // reader's backlog never passes the ceiling (8 × the limit) plus what one tick delivers (a few messages:
+      // allowed 4 MiB). The test process's RSS, logged above, moves with the machine's load and GC timing
+      // (it reached 78 MiB on a loaded CI machine with the cap), so it is not what is asserted.
+      assert.ok(peakUnsent > LIMIT, `the flood never filled the reader's buffer (${peakUnsent} bytes)`);
+      assert.ok(peakUnsent <= 8 * LIMIT + 4 * MiB, `the server held ${(peakUnsent / MiB).toFixed(1)} MiB for the slow reader`);
       assert.ok(worst < 1000, `a bystander's ping took ${worst.toFixed(0)} ms`);
 
       // RFC 6120 §4.9.3.12: the stream error follows what was queued before it (when the peer reads on

@@ -455,6 +455,8 @@ export class BoshTransport implements StreamTransport {
 
   // ---- StreamTransport ----
 
+  get unsent(): number { return this.outBytes; }
+
   write(data: string, flushed?: (err?: Error | null) => void): void {
     if (this.dead) return;
     if (data.startsWith("<open ")) {

@@ -31,6 +31,7 @@ class SocketTransport implements StreamTransport {
 
   get remoteAddress(): string { return this.socket.remoteAddress ?? "unknown"; }
   get canStartTls(): boolean { return !this.secure && this.tlsOptions !== null; }
+  get unsent(): number { return this.socket.writableLength; }
   get tlsSocket(): tls.TLSSocket | null { return this.socket instanceof tls.TLSSocket ? this.socket : null; }
 
   attach(session: C2sSession): void {
@@ -101,6 +102,8 @@ class WebSocketTransport implements StreamTransport {
   constructor(private readonly ws: WebSocket, readonly remoteAddress: string, readonly secure: boolean, maxUnsent: number) {
     this.guard = new OutboundGuard(maxUnsent);
   }
+
+  get unsent(): number { return this.ws.bufferedAmount; }
 
   write(data: string, flushed?: (err?: Error | null) => void): void {
     if (this.ws.readyState !== 1) return;

@@ -35,6 +35,8 @@ export interface StreamTransport {
   startTls?(): void;
   /** `flushed` is called without an error once the data has left the process (handed to the kernel). */
   write(data: string, flushed?: (err?: Error | null) => void): void;
+  /** Output written but not yet taken by the peer (what c2s.maxOutboundBytes bounds). */
+  readonly unsent: number;
   /** Closes after pending writes are flushed. */
   end(): void;
   pause(): void;
@@ -91,6 +93,8 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
   get protocol(): Transport { return this.transport.kind; }
   get remoteAddress(): string { return this.transport.remoteAddress; }
   get secure(): boolean { return this.transport.secure; }
+  /** Output queued for a peer that has not read it yet. */
+  get unsentBytes(): number { return this.transport.unsent; }
   get isAuthenticated(): boolean { return this.authenticated; }
 
   /** SCRAM-*-PLUS (RFC 5802 §6): the TLS channel under this stream, when it can bind. */
