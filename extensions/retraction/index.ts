@@ -49,14 +49,13 @@ export const retraction = defineModule({
     api.on("pre-message/bare", checkWindow, "policy");
     api.on("pre-message/full", checkWindow, "policy");
 
-    // Tombstones in both users' timelines (only on messages of the retraction's sender).
-    const hosts = new Set(api.hosts);
-    // Not awaited: observers after this one (the mobile adapter's send acknowledgement) run at once.
-    api.observe("message-delivered", (ev) => {
+    // Tombstones in both users' timelines (only on messages of the retraction's sender), written before the
+    // recipient's sessions get the retraction: a client that then asks for history sees the message recalled.
+    // A failure is logged by the event bus and delivery goes on.
+    api.observe("message-archived", (ev) => {
       const target = retractTarget(ev.stanza);
-      if (target === null || ev.duplicate) return;
-      void recordTombstones(ev.from.bareString(), ev.to.bareString(), target, ev.senderMeta?.seq ?? 0, ev.meta && hosts.has(ev.to.domain) ? ev.meta.seq : 0)
-        .catch((err) => api.log.error({ err }, "recording a retraction failed"));
+      if (target === null) return;
+      return recordTombstones(ev.from.bareString(), ev.to.bareString(), target, ev.senderMeta?.seq ?? 0, ev.meta.seq);
     });
     const recordTombstones = async (sender: string, recipient: string, target: string, senderEvent: number, recipientEvent: number) => {
       if (senderEvent > 0) {

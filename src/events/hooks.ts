@@ -83,6 +83,12 @@ export interface ObserveMap {
    * owner's preferences and sets `searchText`.
    */
   "message-archiving": { stanza: Element; from: Jid; to: Jid; entries: NewTimelineEntry[] };
+  /**
+   * A 1:1 message to a local user was written to the timelines and is about to reach the recipient's
+   * sessions. Delivery waits for an observer that returns a promise, so what it records (a retraction's
+   * tombstones) is in the store before the recipient can see the message and ask for history.
+   */
+  "message-archived": { stanza: Element; from: Jid; to: Jid; meta: DeliveryMeta; senderMeta: DeliveryMeta | null };
 }
 
 /** Fold events thread a value through every handler (ejabberd's "fold"; e.g. collecting stream features). */

@@ -98,13 +98,18 @@ export const messageModule = defineModule({
       return { sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(last), duplicate: senderLocal && rows[0].duplicate };
     };
 
-    const deliverArchived = (ev: StanzaEvent, targets: Session[], rows: Archived): Delivered => {
+    const deliverArchived = (ev: StanzaEvent, targets: Session[], rows: Archived): Delivered | Promise<Delivered> => {
       // A resend of a stored message (same origin-id): answered from the first write, delivered once.
       if (rows.duplicate) return delivered(ev, [], null, rows.sender, true);
       const meta = rows.recipient;
       ev.stanza.cnode(xml("stanza-id", { xmlns: NS.sid, id: meta.stanzaId, by: ev.to.bareString() }));
-      for (const s of targets) s.send(ev.stanza, meta);
-      return delivered(ev, targets, meta, rows.sender);
+      const send = (): Delivered => {
+        for (const s of targets) s.send(ev.stanza, meta);
+        return delivered(ev, targets, meta, rows.sender);
+      };
+      // Observers return a promise only for the messages they record something for (retractions).
+      const archived = api.notify(ev.to.domain, "message-archived", { stanza: ev.stanza, from: ev.from, to: ev.to, meta, senderMeta: rows.sender });
+      return archived ? archived.then(send) : send();
     };
 
     const delivered = (ev: StanzaEvent, targets: Session[], meta: DeliveryMeta | null, senderMeta: DeliveryMeta | null = null, duplicate = false): Delivered => {
