@@ -108,7 +108,7 @@ export const pep = defineModule({
     },
     {
       spec: "XEP-0163", title: "Personal Eventing Protocol", version: "1.2.2", status: "partial",
-      note: "notifications and last-item delivery reach local contacts only; remote contacts can read items with iq",
+      note: "notifications and last-item delivery to local and remote (s2s) contacts by their caps; incoming events of remote contacts go to the resources with +notify",
     },
     { spec: "XEP-0223", title: "Persistent Storage of Private Data via PubSub", version: "1.1.1", status: "complete" },
   ],
@@ -160,19 +160,32 @@ export const pep = defineModule({
 
     const interested = (s: Session, node: string): boolean => s.presence !== null && (caps.featuresOf(s)?.has(`${node}+notify`) ?? false);
 
+    /** Where one notification goes: a local session or a remote contact's full JID (sent over s2s). */
+    type Recipient = Session | string;
+
     /**
      * The resources an event on the owner's node goes to (XEP-0163 §4.3): the owner's own and those of each
-     * local contact with a presence subscription to the owner whom the access model admits, with +notify.
+     * contact with a presence subscription to the owner whom the access model admits, with +notify: local
+     * sessions by their caps, remote resources by the caps of the presence they sent here.
      */
-    const recipients = async (owner: string, node: string, config: NodeConfig): Promise<Session[]> => {
-      const out = sessions.resources(owner).filter((s) => interested(s, node));
+    const recipients = async (owner: string, node: string, config: NodeConfig): Promise<Recipient[]> => {
+      const out: Recipient[] = sessions.resources(owner).filter((s) => interested(s, node));
       if (config.accessModel === "whitelist") return out;
       const roster = await store.roster.get(owner);
       for (const item of roster.items) {
         if (!subscribedFrom(item) || !mayAccess(config, owner, item.jid, item)) continue;
+        if (isRemote(item.jid)) {
+          for (const r of caps.remoteResources(item.jid)) if (r.features?.has(`${node}+notify`)) out.push(r.jid);
+          continue;
+        }
         for (const s of sessions.resources(item.jid)) if (interested(s, node)) out.push(s);
       }
       return out;
+    };
+
+    const isRemote = (jid: string): boolean => {
+      const at = jid.indexOf("@");
+      return at > 0 && !router.isLocalDomain(jid.slice(at + 1).split("/")[0]);
     };
 
     const eventMessage = (owner: string, to: string, items: Element): Element =>
@@ -185,7 +198,10 @@ export const pep = defineModule({
     };
 
     const broadcast = async (owner: string, node: string, config: NodeConfig, build: () => Element): Promise<void> => {
-      for (const s of await recipients(owner, node, config)) s.send(eventMessage(owner, s.jid!.toString(), build()));
+      for (const r of await recipients(owner, node, config)) {
+        if (typeof r === "string") api.send(eventMessage(owner, r, build()));
+        else r.send(eventMessage(owner, r.jid!.toString(), build()));
+      }
     };
 
     // ---- publish, retract, items, create (XEP-0060 §7, §6.5, §8.1) ----
@@ -476,6 +492,51 @@ export const pep = defineModule({
       if (wanted.size === 0 || !s.jid || !api.hosts.includes(s.host)) return;
       void sendLastItems(s, wanted).catch((err) => api.log.warn({ err }, "last published item delivery failed"));
     }));
+
+    // ---- remote contacts (XEP-0163 over federation) ----
+
+    /** §4.3.3: a remote contact's resource said it wants `wanted` nodes: the owner's last items, if it may see them. */
+    const sendLastItemsRemote = async (owner: string, remote: string, wanted: Set<string>): Promise<void> => {
+      const bare = remote.slice(0, remote.indexOf("/"));
+      const rosterItem = await store.roster.getItem(owner, bare);
+      if (!subscribedFrom(rosterItem)) return;
+      for (const [node, text] of await nodes.list(owner)) {
+        if (!wanted.has(node)) continue;
+        const n = parseNode(text);
+        const last = n.items[n.items.length - 1];
+        if (!last || n.config.sendLastPublishedItem !== "on_sub_and_presence") continue;
+        if (!mayAccess(n.config, owner, bare, rosterItem)) continue;
+        // Gone meanwhile (unavailable arrived while the store was read): nothing to send.
+        if (!caps.remoteResources(bare).some((r) => r.jid === remote)) return;
+        api.send(eventMessage(owner, remote, xml("items", { node }, itemElement(last))));
+      }
+    };
+
+    api.onUnload(caps.onRemoteFeatures((remote, user, features, previous, initial) => {
+      const wanted = new Set<string>();
+      for (const f of features) {
+        if (!f.endsWith("+notify")) continue;
+        if (initial || !previous?.has(f)) wanted.add(f.slice(0, -"+notify".length));
+      }
+      const domain = user.slice(user.indexOf("@") + 1);
+      if (wanted.size === 0 || !api.hosts.includes(domain)) return;
+      void sendLastItemsRemote(user, remote, wanted).catch((err) => api.log.warn({ err }, "last published item delivery failed"));
+    }));
+
+    /**
+     * A PEP event from another account's service (a remote contact's server sends these, RFC 6121 headlines
+     * to the bare JID): it goes to the user's resources that asked for the node with +notify (XEP-0163
+     * §4.3.2), never to the offline store or to resources that did not ask. Runs before the IM rules.
+     */
+    api.on("message/bare", (ev) => {
+      const type = ev.stanza.attrs.type ?? "normal";
+      if ((type !== "headline" && type !== "normal") || ev.from.local === "" || ev.from.resource || !api.hosts.includes(ev.to.domain)) return false;
+      const event = ev.stanza.getChild("event", NS_PUBSUB_EVENT);
+      const node = event?.getChildElements()[0]?.attrs.node;
+      if (!event || typeof node !== "string" || node === "") return false;
+      for (const s of sessions.resources(ev.to.bareString())) if (interested(s, node)) s.send(ev.stanza);
+      return true;
+    }, "annotate");
   },
 });
 
