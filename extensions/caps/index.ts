@@ -62,6 +62,11 @@ const QUERIES = "caps-queries";
  * one): a bound keeps one session from filling the cache or keeping the server busy asking.
  */
 const MAX_QUERIES_PER_SESSION = 16;
+/**
+ * Questions to remote entities in flight at once: any server can make up resources and hashes in presence
+ * to its users' contacts here, and each new one would be asked.
+ */
+const MAX_REMOTE_PENDING = 1000;
 
 interface SessionCaps { ver: string; features: ReadonlySet<string> | null }
 
@@ -202,6 +207,9 @@ export const caps = defineModule({
     const queryRemote = (host: string, full: string, ver: string, node: string, verified: boolean) => {
       const r = remotes.get(full)!;
       if (r.queries >= MAX_QUERIES_PER_SESSION) return;
+      let remotePending = 0;
+      for (const p of pending.values()) if (p.remotes.size > 0) remotePending++;
+      if (remotePending >= MAX_REMOTE_PENDING) return;
       r.queries++;
       for (const p of pending.values()) {
         if (p.ver === ver && p.verified && verified) { p.remotes.add(full); return; }
