@@ -85,6 +85,18 @@ describe("XEP-0163 PEP across federation (two hearth servers over s2s)", functio
     await plain.nothing(anyEvent, 300);
   });
 
+  it("does not track or ask a remote stranger whose presence arrives (only contacts the user is subscribed to)", async () => {
+    const alice = clients[0]!;
+    const carol = await login(b, "carol");
+    clients.push(carol);
+    const caps = capsOf([INFO, CAPS, `${DEVICELIST}+notify`, "urn:example:carol"]);
+    carol.send(xml("presence", { to: "alice@a.test" }, xml("c", { xmlns: CAPS, hash: "sha-1", node: "urn:hearth:test", ver: caps.ver })));
+    // Delivered to Alice after the caps module looked at it.
+    await alice.receive((el) => el.name === "presence" && el.attrs.from === carol.jid, LINK_MS);
+    assert.deepEqual(a.server.modules.service("caps")!.remoteResources("carol@b.test"), []);
+    await carol.nothing((el) => el.name === "iq" && el.getChild("query", INFO) !== undefined, 300);
+  });
+
   it("stops notifying a remote resource that went unavailable", async () => {
     const alice = clients[0]!;
     const second = clients.find((c) => c.jid.endsWith("/second"))!;

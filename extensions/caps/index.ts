@@ -13,6 +13,7 @@ import { NS } from "../../src/xml/ns.js";
 import type { Session } from "../../src/sessions/session.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import { capsVer, NS_CAPS, type CapsIdentity } from "../disco/caps.js";
+import { subscribedTo } from "../../src/im/roster-util.js";
 
 /** A session's features became known or changed (`initial`: with its initial presence). */
 export type CapsListener = (session: Session, features: ReadonlySet<string>, previous: ReadonlySet<string> | null, initial: boolean) => void;
@@ -220,8 +221,13 @@ export const caps = defineModule({
       api.send(xml("iq", { type: "get", id, from: host, to: full }, xml("query", { xmlns: NS.discoInfo, node: `${node}#${ver}` })));
     };
 
-    /** Presence from a remote resource to a local user: remember it while it is available and learn its caps. */
-    const remotePresence = (ev: StanzaEvent): false => {
+    /**
+     * Presence from a remote contact's resource to a local user's bare JID (RFC 6121 §4.2.2 broadcast, §4.3.2
+     * probe answers): remember it while it is available and learn its caps. Only contacts the user is
+     * subscribed to count, so that presence of occupants of remote rooms (to full JIDs) or from strangers
+     * cannot crowd the contacts out of the bounded table.
+     */
+    const remotePresence = (ev: StanzaEvent): false | Promise<false> => {
       if (!ev.from.resource || ev.from.local === "" || ev.to.local === "" || api.router.isLocalDomain(ev.from.domain)) return false;
       const type = ev.stanza.attrs.type;
       const full = ev.from.toString();
@@ -236,6 +242,14 @@ export const caps = defineModule({
         return false;
       }
       if (type !== undefined) return false;
+      if (remotes.get(full)?.seenBy.has(user)) { available(ev, full, user); return false; }
+      return api.store.roster.getItem(user, ev.from.bareString()).then((item) => {
+        if (subscribedTo(item)) available(ev, full, user);
+        return false as const;
+      }, (err) => { api.log.warn({ err }, "reading the roster for a remote contact's caps failed"); return false as const; });
+    };
+
+    const available = (ev: StanzaEvent, full: string, user: string): void => {
       let r = remotes.get(full);
       if (!r) {
         if (remotes.size >= api.options.cacheSize) forgetRemote(remotes.keys().next().value!);
@@ -250,25 +264,23 @@ export const caps = defineModule({
       const c = ev.stanza.getChild("c", NS_CAPS);
       const ver = c?.attrs.ver;
       const node = c?.attrs.node;
-      if (!c || !ver || !node || ver.length > 128) { r.ver = null; r.features = null; r.announced.clear(); return false; }
+      if (!c || !ver || !node || ver.length > 128) { r.ver = null; r.features = null; r.announced.clear(); return; }
       const verified = c.attrs.hash === "sha-1";
       const key = verified ? ver : `${full} ${ver}`;
       if (r.ver === key) {
         // The same caps again: only a user that had not seen this resource yet hears of it.
         if (r.features && !r.announced.has(user)) setRemoteFeatures(full, key, r.features);
-        return false;
+        return;
       }
       r.ver = key;
-      if (!verified) { queryRemote(ev.to.domain, full, ver, node, false); return false; }
+      if (!verified) { queryRemote(ev.to.domain, full, ver, node, false); return; }
       void lookup(ver).then((features) => {
         features ??= known.get(ver) ?? null;
         if (features) setRemoteFeatures(full, key, features);
         else queryRemote(ev.to.domain, full, ver, node, true);
       }, (err) => api.log.warn({ err }, "reading the caps cache failed"));
-      return false;
     };
     api.on("presence/bare", remotePresence, "annotate");
-    api.on("presence/full", remotePresence, "annotate");
 
     // The client's answer comes to the server's address (iq results are never answered).
     api.on("iq/host", (ev) => {
