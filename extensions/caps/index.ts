@@ -43,7 +43,7 @@ export const capsOptions = moduleOptions("Clients' entity capabilities (XEP-0115
     min: 1,
     max: 1_000_000,
     default: 10_000,
-    description: "Verification strings whose features are kept in memory (the store keeps every verified one).",
+    description: "Verification strings whose features are kept in memory (the store keeps every verified one); also the most available resources of remote contacts remembered for PEP.",
   },
   queryTimeoutMs: {
     kind: "integer",
