@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { errorCondition, type RawClient } from "./helpers/raw-client.js";
 import { xml, type Element } from "../src/xml/element.js";
+import { mobileUser, startMobileServer, type MobileTestServer } from "./helpers/mobile-client.js";
 import { CAPS, EVENT, INFO, PUBSUB, capsOf, eventFor, fresh, getItems, itemIds, login, online, publish, publishOptions, until } from "./helpers/pep.js";
 
 const NATIVE = "urn:xmpp:bookmarks:1";
@@ -85,5 +86,39 @@ describe("XEP-0402 bookmarks kept with XEP-0048 (private XML)", () => {
     const back = await legacy.iq(xml("iq", { type: "get" }, xml("query", { xmlns: PRIVATE }, xml("note", { xmlns: "urn:example:notes" }))));
     assert.equal(back.getChild("query")!.getChildText("note"), "hello");
     for (const c of [modern, legacy, other]) c.close();
+  });
+});
+
+describe("XEP-0402 bookmarks of mobile groups", function () {
+  this.timeout(30_000);
+  let ts: MobileTestServer;
+  before(async () => { ts = await startMobileServer(); });
+  after(async () => { await ts?.stop(); });
+
+  it("bookmarks a mobile group for its members (read through XEP-0402 and XEP-0048), and removes it when they leave it", async () => {
+    const owner = fresh("gown"), x = fresh("gx"), y = fresh("gy");
+    const X = `${x}@localhost`, Y = `${y}@localhost`;
+    const phone = await mobileUser(ts, owner);
+    const pc = await login(ts, x), laptop = await login(ts, y);
+    const group = await phone.request("createGroup", { name: "Book club", members: [X] });
+    const bookmark = async (c: RawClient, jid: string) =>
+      (await getItems(c, jid, NATIVE)).getChild("pubsub", PUBSUB)?.getChild("items")?.getChildren("item").find((i) => i.attrs.id === group.jid)?.getChild("conference", NATIVE);
+    const mine = await bookmark(pc, X);
+    assert.ok(mine, "the invited member has the group bookmarked");
+    assert.equal(mine.attrs.name, "Book club");
+    assert.equal(mine.attrs.autojoin, "true");
+    assert.ok((await legacyGet(pc)).getChildren("conference").some((c) => c.attrs.jid === group.jid && c.attrs.autojoin === "true"));
+
+    // A room the user bookmarked already keeps the user's own settings.
+    assert.equal((await publish(laptop, NATIVE, group.jid, native("My name for it", false), publishOptions(NODE_OPTIONS))).attrs.type, "result");
+    await phone.request("inviteMembers", { group: group.jid, jids: [Y] });
+    const kept = await bookmark(laptop, Y);
+    assert.equal(kept?.attrs.name, "My name for it");
+    assert.equal(kept?.attrs.autojoin, "false");
+
+    await phone.request("kickMember", { group: group.jid, jid: X });
+    assert.equal(await bookmark(pc, X), undefined, "removed from the group, the bookmark goes");
+    for (const c of [pc, laptop]) c.close();
+    phone.close();
   });
 });

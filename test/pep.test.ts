@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { errorCondition } from "./helpers/raw-client.js";
-import { xml } from "../src/xml/element.js";
+import { xml, type Element } from "../src/xml/element.js";
 import {
   PUBSUB, OWNER, EVENT, INFO, CAPS, ROSTER, DEVICELIST, OMEMO2, fresh, publishOptions, publish, getItems, configure, itemIds, devicelist, appError, eventFor, anyEvent, type Caps, capsOf, login, online, friends, until,
 } from "./helpers/pep.js";
@@ -19,7 +19,7 @@ describe("XEP-0163 PEP and XEP-0115 client caps", () => {
     const info = (await c.iq(xml("iq", { type: "get", to: c.jid.split("/")[0] }, xml("query", { xmlns: INFO })))).getChild("query", INFO)!;
     assert.ok(info.getChildren("identity").some((i) => i.attrs.category === "pubsub" && i.attrs.type === "pep"));
     const features = info.getChildren("feature").map((f) => f.attrs.var);
-    for (const f of ["", "#publish", "#publish-options", "#access-open", "#access-whitelist", "#auto-create", "#last-published"]) {
+    for (const f of ["", "#publish", "#publish-options", "#access-open", "#access-whitelist", "#auto-create", "#auto-subscribe", "#last-published", "#filtered-notifications", "#modify-affiliations", "#member-affiliation"]) {
       assert.ok(features.includes(PUBSUB + f), `missing ${PUBSUB}${f}`);
     }
     c.close();
@@ -215,6 +215,86 @@ describe("XEP-0163 PEP and XEP-0115 client caps", () => {
     assert.equal((await publish(alice, "n", null, xml("x", { xmlns: "urn:e" }))).attrs.type, "result");
     assert.equal(errorCondition(await configure(alice, "n", { "pubsub#max_items": "99999" })), "not-acceptable");
     alice.close();
+  });
+
+  it("follows notify_retract and send_last_published_item of the node configuration (XEP-0060 §16.4)", async () => {
+    const a = fresh("alice"), b = fresh("bob");
+    const alice = await login(ts, a), bob = await login(ts, b);
+    await friends(alice, bob);
+    const A = `${a}@localhost`;
+    const [retracting, quiet, loud] = ["urn:example:retracting", "urn:example:quiet", "urn:example:loud"];
+    const caps = capsOf([INFO, CAPS, ...[retracting, quiet, loud].map((n) => `${n}+notify`)]);
+    await online(alice, null);
+    await online(bob, caps);
+    await until(() => caps.queries === 1, "the caps question");
+    for (const id of ["1", "2"]) {
+      assert.equal((await publish(alice, retracting, id, xml("x", { xmlns: "urn:example" }, id), publishOptions({ "pubsub#max_items": "5" }))).attrs.type, "result");
+      await bob.receive(eventFor(A, retracting), 10_000);
+    }
+    const retract = (id: string) => alice.iq(xml("iq", { type: "set" }, xml("pubsub", { xmlns: PUBSUB }, xml("retract", { node: retracting }, xml("item", { id })))));
+    const isRetract = (el: Element) => eventFor(A, retracting)(el) && el.getChild("event", EVENT)!.getChild("items")!.getChild("retract") !== undefined;
+    // notify_retract off: the item goes silently.
+    assert.equal((await configure(alice, retracting, { "pubsub#notify_retract": "0" })).attrs.type, "result");
+    assert.equal((await retract("1")).attrs.type, "result");
+    await bob.nothing(isRetract, 500);
+    // notify_retract on (the default): subscribers hear of it without notify='true' on the request.
+    assert.equal((await configure(alice, retracting, { "pubsub#notify_retract": "1" })).attrs.type, "result");
+    assert.equal((await retract("2")).attrs.type, "result");
+    assert.equal((await bob.receive(isRetract, 10_000)).getChild("event", EVENT)!.getChild("items")!.getChild("retract")!.attrs.id, "2");
+
+    // send_last_published_item never: a resource coming online gets the last item of the other node only.
+    await publish(alice, quiet, "q", xml("x", { xmlns: "urn:example" }), publishOptions({ "pubsub#send_last_published_item": "never" }));
+    await publish(alice, loud, "l", xml("x", { xmlns: "urn:example" }));
+    const phone = await login(ts, b, "phone");
+    await online(phone, { ...caps, queries: 0 });
+    await phone.receive(eventFor(A, loud), 10_000);
+    await phone.nothing(eventFor(A, quiet), 500);
+    for (const c of [alice, bob, phone]) c.close();
+  });
+
+  it("lets the owner name members of a whitelist node and outcasts (XEP-0060 §8.9 affiliations)", async () => {
+    const a = fresh("alice"), b = fresh("bob"), s = fresh("stranger");
+    const alice = await login(ts, a), bob = await login(ts, b), stranger = await login(ts, s);
+    await friends(alice, bob);
+    const A = `${a}@localhost`, B = `${b}@localhost`, S = `${s}@localhost`;
+    const [closed, open] = ["urn:example:closed", "urn:example:open"];
+    await publish(alice, closed, "1", xml("x", { xmlns: "urn:example" }), publishOptions({ "pubsub#access_model": "whitelist" }));
+    await publish(alice, open, "1", xml("x", { xmlns: "urn:example" }), publishOptions({ "pubsub#access_model": "open" }));
+    assert.equal(appError(await getItems(bob, A, closed)), "closed-node");
+    assert.deepEqual(itemIds(await getItems(stranger, A, open)), ["1"]);
+
+    const setAffiliations = (node: string, entries: Record<string, string>) => alice.iq(xml("iq", { type: "set" },
+      xml("pubsub", { xmlns: OWNER }, xml("affiliations", { node }, ...Object.entries(entries).map(([jid, affiliation]) => xml("affiliation", { jid, affiliation }))))));
+    assert.equal((await setAffiliations(closed, { [B]: "member" })).attrs.type, "result");
+    assert.equal((await setAffiliations(open, { [S]: "outcast" })).attrs.type, "result");
+    const listed = await alice.iq(xml("iq", { type: "get" }, xml("pubsub", { xmlns: OWNER }, xml("affiliations", { node: closed }))));
+    assert.deepEqual(listed.getChild("pubsub", OWNER)!.getChild("affiliations")!.getChildren("affiliation").map((x) => [x.attrs.jid, x.attrs.affiliation]),
+      [[A, "owner"], [B, "member"]]);
+    // A member reads the whitelist node and, being a contact with +notify, gets its last item and its events.
+    assert.deepEqual(itemIds(await getItems(bob, A, closed)), ["1"]);
+    const caps = capsOf([INFO, CAPS, `${closed}+notify`]);
+    await online(bob, caps);
+    await bob.receive(eventFor(A, closed), 10_000);
+    await publish(alice, closed, "2", xml("x", { xmlns: "urn:example" }));
+    assert.equal((await bob.receive(eventFor(A, closed), 10_000)).getChild("event", EVENT)!.getChild("items")!.getChild("item")!.attrs.id, "2");
+    // An entity asks for its own affiliations with the account's nodes (§5.7).
+    const mine = await bob.iq(xml("iq", { type: "get", to: A }, xml("pubsub", { xmlns: PUBSUB }, xml("affiliations"))));
+    assert.deepEqual(mine.getChild("pubsub", PUBSUB)!.getChild("affiliations")!.getChildren("affiliation").map((x) => [x.attrs.node, x.attrs.affiliation]), [[closed, "member"]]);
+    // An outcast reads nothing, even of an open node.
+    assert.equal(errorCondition(await getItems(stranger, A, open)), "forbidden");
+
+    // Refused: publisher affiliations (only the owner publishes), the owner's own, a node that does not exist.
+    assert.equal(errorCondition(await setAffiliations(closed, { [S]: "publisher" })), "not-acceptable");
+    assert.equal(errorCondition(await setAffiliations(closed, { [A]: "none" })), "not-acceptable");
+    assert.equal(errorCondition(await setAffiliations("urn:example:none", { [B]: "member" })), "item-not-found");
+    assert.equal(errorCondition(await setAffiliations(closed, { "@bad": "member" })), "jid-malformed");
+    // Only the owner manages them.
+    const foreign = await bob.iq(xml("iq", { type: "set", to: A }, xml("pubsub", { xmlns: OWNER }, xml("affiliations", { node: closed }, xml("affiliation", { jid: B, affiliation: "member" })))));
+    assert.equal(errorCondition(foreign), "forbidden");
+    // "none" takes the membership back.
+    assert.equal((await setAffiliations(closed, { [B]: "none" })).attrs.type, "result");
+    assert.equal(appError(await getItems(bob, A, closed)), "closed-node");
+    for (const c of [alice, bob, stranger]) c.close();
   });
 
   it("keeps nodes and items across a restart", async () => {

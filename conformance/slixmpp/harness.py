@@ -39,3 +39,22 @@ def run(xmpp, host, port, result, plugins=(), timeout=20):
         print(json.dumps(result), flush=True)
         return code
     return asyncio.get_event_loop().run_until_complete(main())
+
+
+def run_scenario(clients, scenario, result, timeout=30):
+    """Connects each (client, host, port), runs the `scenario` coroutine for at most `timeout` seconds, then
+    disconnects them all and returns the exit code after printing `result` (with the error, if any)."""
+    async def main():
+        for xmpp, host, port in clients:
+            xmpp.connect((host, int(port)))
+        try:
+            await asyncio.wait_for(scenario, timeout)
+            code = 0
+        except Exception as e:  # timeout or failure: report what we got so far
+            result["error"] = repr(e)
+            code = 1
+        for xmpp, _, _ in clients:
+            xmpp.disconnect()
+        print(json.dumps(result), flush=True)
+        return code
+    return asyncio.get_event_loop().run_until_complete(main())

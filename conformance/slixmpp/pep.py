@@ -12,7 +12,7 @@ import json
 import sys
 
 from slixmpp.plugins.xep_0048 import Bookmarks
-from harness import TestClient
+from harness import TestClient, run_scenario
 
 host, port, alice_jid, bob_jid, password = sys.argv[1:6]
 result = {"metadata_id": None, "avatar_ok": None, "vcard_ok": None,
@@ -91,21 +91,6 @@ async def scenario(alice, bob):
     alice.done.set_result(True)
 
 
-async def main():
-    alice, bob = Client(alice_jid), Bob()
-    bob.plugin["xep_0163"].add_interest("urn:xmpp:avatar:metadata")
-    for c in (alice, bob):
-        c.connect((host, int(port)))
-    code = 0
-    try:
-        await asyncio.wait_for(scenario(alice, bob), 30)
-    except Exception as e:
-        result["error"] = repr(e)
-        code = 1
-    for c in (alice, bob):
-        c.disconnect()
-    print(json.dumps(result), flush=True)
-    return code
-
-
-sys.exit(asyncio.get_event_loop().run_until_complete(main()))
+alice, bob = Client(alice_jid), Bob()
+bob.plugin["xep_0163"].add_interest("urn:xmpp:avatar:metadata")
+sys.exit(run_scenario([(alice, host, port), (bob, host, port)], scenario(alice, bob), result))

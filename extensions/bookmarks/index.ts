@@ -2,7 +2,9 @@
 // urn:xmpp:bookmarks:1 (one item per room, id = the room's JID), and a client still on XEP-0048 bookmarks in
 // private XML storage (XEP-0049, <storage xmlns='storage:bookmarks'/>) reads and writes the same items:
 // a read is built from the node, a write becomes publishes and retractions on it, so clients of both kinds
-// see each other's changes (the PEP ones with +notify events) and nothing can drift apart.
+// see each other's changes (the PEP ones with +notify events) and nothing can drift apart. The mobile
+// protocol's groups (members-only rooms) are bookmarked for their members through the `bookmarks` service,
+// so the user's XMPP clients list and join the same groups.
 import { defineModule } from "../../src/modules/module.js";
 import { xml, type Element } from "../../src/xml/element.js";
 import { StanzaError } from "../../src/xml/stanza.js";
@@ -10,6 +12,18 @@ import { tryParseJid } from "../../src/jid/jid.js";
 
 export const NS_BOOKMARKS2 = "urn:xmpp:bookmarks:1";
 export const NS_LEGACY_BOOKMARKS = "storage:bookmarks";
+
+/** Bookmarks kept for other modules (the mobile groups): the same items the clients see. */
+export interface BookmarksService {
+  /** Bookmarks a room for a local user (autojoin), unless the user has bookmarked it already. */
+  add(owner: string, room: string, name: string): Promise<void>;
+  /** Removes the user's bookmark of a room, if any. */
+  remove(owner: string, room: string): Promise<void>;
+}
+
+declare module "../../src/modules/module.js" {
+  interface ServiceMap { bookmarks: BookmarksService }
+}
 
 /** XEP-0402 §3: the node's publish-options (XEP-0223: a private, persistent node). */
 const NODE_OPTIONS = {
@@ -48,7 +62,7 @@ export const bookmarks = defineModule({
   name: "bookmarks",
   depends: ["pep", "private"],
   xep: [
-    { spec: "XEP-0402", title: "PEP Native Bookmarks", version: "1.2.0", status: "complete", note: "with #compat: XEP-0048 bookmarks in private XML storage are the same items" },
+    { spec: "XEP-0402", title: "PEP Native Bookmarks", version: "1.2.0", status: "complete", note: "with #compat: XEP-0048 bookmarks in private XML storage are the same items; mobile groups are bookmarked for their members" },
     { spec: "XEP-0048", title: "Bookmarks", version: "1.2", status: "partial", note: "in private XML storage (XEP-0049), kept as XEP-0402 items; URL bookmarks are not kept, and the XEP-0048 PEP node is not converted" },
   ],
   setup(api) {
@@ -86,6 +100,19 @@ export const bookmarks = defineModule({
         }
         const gone = [...current.keys()].filter((id) => !wanted.has(id));
         if (gone.length > 0) await pep.retract(owner, NS_BOOKMARKS2, gone);
+      },
+    });
+
+    const local = (owner: string) => api.hosts.includes(owner.slice(owner.indexOf("@") + 1));
+    const has = async (owner: string, room: string) => ((await pep.items(owner, NS_BOOKMARKS2)) ?? []).some((i) => i.id === room);
+    api.provide("bookmarks", {
+      add: async (owner, room, name) => {
+        // A bookmark the user keeps (nick, autojoin off) is theirs to change.
+        if (!local(owner) || await has(owner, room)) return;
+        await publish(owner, room, xml("conference", { xmlns: NS_BOOKMARKS2, name: name || undefined, autojoin: "true" }));
+      },
+      remove: async (owner, room) => {
+        if (local(owner) && await has(owner, room)) await pep.retract(owner, NS_BOOKMARKS2, [room]);
       },
     });
   },

@@ -3,6 +3,8 @@
 // (§5.4) and keeps the features by hash, in memory and in the store, so every session (and every node
 // sharing the store) with the same ver is known without asking again. Other modules (PEP's +notify
 // filtering, XEP-0163 §4.2) read the features of a full JID and hear when they become known.
+// Remote contacts' resources are learned the same way from the presence they send to local users over
+// federation: the server asks the remote full JID over s2s, and the answer is cached by the same hash.
 import { randomBytes } from "node:crypto";
 import { moduleOptions } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
@@ -11,14 +13,24 @@ import { NS } from "../../src/xml/ns.js";
 import type { Session } from "../../src/sessions/session.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import { capsVer, NS_CAPS, type CapsIdentity } from "../disco/caps.js";
+import { subscribedTo } from "../../src/im/roster-util.js";
 
 /** A session's features became known or changed (`initial`: with its initial presence). */
 export type CapsListener = (session: Session, features: ReadonlySet<string>, previous: ReadonlySet<string> | null, initial: boolean) => void;
+
+/**
+ * A remote resource's features became known or changed, as seen by the local user `user` its presence
+ * went to (`initial`: the first available presence that user got from it).
+ */
+export type RemoteCapsListener = (remote: string, user: string, features: ReadonlySet<string>, previous: ReadonlySet<string> | null, initial: boolean) => void;
 
 export interface CapsService {
   /** The disco#info features of a local session, from its caps; null while unknown. */
   featuresOf(session: Session): ReadonlySet<string> | null;
   onFeatures(listener: CapsListener): () => void;
+  /** The available resources of a remote bare JID (seen through presence to local users), with their features (null while unknown). */
+  remoteResources(bare: string): Array<{ jid: string; features: ReadonlySet<string> | null }>;
+  onRemoteFeatures(listener: RemoteCapsListener): () => void;
 }
 
 declare module "../../src/modules/module.js" {
@@ -31,7 +43,7 @@ export const capsOptions = moduleOptions("Clients' entity capabilities (XEP-0115
     min: 1,
     max: 1_000_000,
     default: 10_000,
-    description: "Verification strings whose features are kept in memory (the store keeps every verified one).",
+    description: "Verification strings whose features are kept in memory (the store keeps every verified one); also the most available resources of remote contacts remembered for PEP.",
   },
   queryTimeoutMs: {
     kind: "integer",
@@ -51,11 +63,25 @@ const QUERIES = "caps-queries";
  * one): a bound keeps one session from filling the cache or keeping the server busy asking.
  */
 const MAX_QUERIES_PER_SESSION = 16;
+/**
+ * Questions to remote entities in flight at once: any server can make up resources and hashes in presence
+ * to its users' contacts here, and each new one would be asked.
+ */
+const MAX_REMOTE_PENDING = 1000;
 
 interface SessionCaps { ver: string; features: ReadonlySet<string> | null }
 
-/** A disco#info question in flight: the sessions waiting for it, each with whether its presence was initial. */
-interface Pending { ver: string; verified: boolean; sessions: Map<Session, boolean> }
+/**
+ * An available resource of a remote contact. `seenBy`: the local users its available presence reached;
+ * `announced`: those the listeners were told its features.
+ */
+interface RemoteCaps { bare: string; ver: string | null; features: ReadonlySet<string> | null; seenBy: Set<string>; announced: Set<string>; queries: number }
+
+/**
+ * A disco#info question in flight: the sessions waiting for it, each with whether its presence was
+ * initial, and the remote full JIDs waiting for it.
+ */
+interface Pending { ver: string; verified: boolean; sessions: Map<Session, boolean>; remotes: Set<string> }
 
 /** §5.4: the identities, features and forms of a disco#info answer. */
 function parseInfo(query: Element): { identities: CapsIdentity[]; features: string[]; forms: Element[] } {
@@ -82,6 +108,10 @@ export const caps = defineModule({
     const known = new Map<string, ReadonlySet<string>>();
     const pending = new Map<string, Pending>(); // by iq id
     const listeners = new Set<CapsListener>();
+    const remoteListeners = new Set<RemoteCapsListener>();
+    /** Remote resources by full JID, and their full JIDs by bare JID; bounded by cacheSize (oldest first out). */
+    const remotes = new Map<string, RemoteCaps>();
+    const remotesByBare = new Map<string, Set<string>>();
 
     const remember = (ver: string, features: ReadonlySet<string>) => {
       if (known.size >= api.options.cacheSize) known.delete(known.keys().next().value!);
@@ -117,7 +147,7 @@ export const caps = defineModule({
         if (p.ver === ver && p.verified && verified) { p.sessions.set(s, initial); return; }
       }
       const id = `caps-${randomBytes(6).toString("hex")}`;
-      pending.set(id, { ver, verified, sessions: new Map([[s, initial]]) });
+      pending.set(id, { ver, verified, sessions: new Map([[s, initial]]), remotes: new Set() });
       api.setTimeout(() => { pending.delete(id); }, api.options.queryTimeoutMs);
       api.send(xml("iq", { type: "get", id, from: s.host, to: s.jid!.toString() }, xml("query", { xmlns: NS.discoInfo, node: `${node}#${ver}` })));
     };
@@ -150,6 +180,108 @@ export const caps = defineModule({
       return false;
     }, "annotate");
 
+    // ---- remote contacts' resources (XEP-0163 §4.3 over federation) ----
+
+    const forgetRemote = (full: string) => {
+      const r = remotes.get(full);
+      if (!r) return;
+      remotes.delete(full);
+      const set = remotesByBare.get(r.bare);
+      set?.delete(full);
+      if (set?.size === 0) remotesByBare.delete(r.bare);
+    };
+
+    const setRemoteFeatures = (full: string, ver: string, features: ReadonlySet<string>) => {
+      const r = remotes.get(full);
+      if (!r || r.ver !== ver) return;
+      const previous = r.features;
+      r.features = features;
+      for (const user of r.seenBy) {
+        const initial = !r.announced.has(user);
+        r.announced.add(user);
+        for (const l of remoteListeners) {
+          try { l(full, user, features, initial ? null : previous, initial); } catch (err) { api.log.error({ err }, "caps listener failed"); }
+        }
+      }
+    };
+
+    const queryRemote = (host: string, full: string, ver: string, node: string, verified: boolean) => {
+      const r = remotes.get(full)!;
+      if (r.queries >= MAX_QUERIES_PER_SESSION) return;
+      let remotePending = 0;
+      for (const p of pending.values()) if (p.remotes.size > 0) remotePending++;
+      if (remotePending >= MAX_REMOTE_PENDING) return;
+      r.queries++;
+      for (const p of pending.values()) {
+        if (p.ver === ver && p.verified && verified) { p.remotes.add(full); return; }
+      }
+      const id = `caps-${randomBytes(6).toString("hex")}`;
+      pending.set(id, { ver, verified, sessions: new Map(), remotes: new Set([full]) });
+      api.setTimeout(() => { pending.delete(id); }, api.options.queryTimeoutMs);
+      api.send(xml("iq", { type: "get", id, from: host, to: full }, xml("query", { xmlns: NS.discoInfo, node: `${node}#${ver}` })));
+    };
+
+    /**
+     * Presence from a remote contact's resource to a local user's bare JID (RFC 6121 §4.2.2 broadcast, §4.3.2
+     * probe answers): remember it while it is available and learn its caps. Only contacts the user is
+     * subscribed to count, so that presence of occupants of remote rooms (to full JIDs) or from strangers
+     * cannot crowd the contacts out of the bounded table.
+     */
+    const remotePresence = (ev: StanzaEvent): false | Promise<false> => {
+      if (!ev.from.resource || ev.from.local === "" || ev.to.local === "" || api.router.isLocalDomain(ev.from.domain)) return false;
+      const type = ev.stanza.attrs.type;
+      const full = ev.from.toString();
+      const user = ev.to.bareString();
+      if (type === "unavailable" || type === "error") {
+        const r = remotes.get(full);
+        if (r) {
+          r.seenBy.delete(user);
+          r.announced.delete(user);
+          if (r.seenBy.size === 0) forgetRemote(full);
+        }
+        return false;
+      }
+      if (type !== undefined) return false;
+      if (remotes.get(full)?.seenBy.has(user)) { available(ev, full, user); return false; }
+      return api.store.roster.getItem(user, ev.from.bareString()).then((item) => {
+        if (subscribedTo(item)) available(ev, full, user);
+        return false as const;
+      }, (err) => { api.log.warn({ err }, "reading the roster for a remote contact's caps failed"); return false as const; });
+    };
+
+    const available = (ev: StanzaEvent, full: string, user: string): void => {
+      let r = remotes.get(full);
+      if (!r) {
+        if (remotes.size >= api.options.cacheSize) forgetRemote(remotes.keys().next().value!);
+        const bare = ev.from.bareString();
+        r = { bare, ver: null, features: null, seenBy: new Set(), announced: new Set(), queries: 0 };
+        remotes.set(full, r);
+        let set = remotesByBare.get(bare);
+        if (!set) remotesByBare.set(bare, set = new Set());
+        set.add(full);
+      }
+      r.seenBy.add(user);
+      const c = ev.stanza.getChild("c", NS_CAPS);
+      const ver = c?.attrs.ver;
+      const node = c?.attrs.node;
+      if (!c || !ver || !node || ver.length > 128) { r.ver = null; r.features = null; r.announced.clear(); return; }
+      const verified = c.attrs.hash === "sha-1";
+      const key = verified ? ver : `${full} ${ver}`;
+      if (r.ver === key) {
+        // The same caps again: only a user that had not seen this resource yet hears of it.
+        if (r.features && !r.announced.has(user)) setRemoteFeatures(full, key, r.features);
+        return;
+      }
+      r.ver = key;
+      if (!verified) { queryRemote(ev.to.domain, full, ver, node, false); return; }
+      void lookup(ver).then((features) => {
+        features ??= known.get(ver) ?? null;
+        if (features) setRemoteFeatures(full, key, features);
+        else queryRemote(ev.to.domain, full, ver, node, true);
+      }, (err) => api.log.warn({ err }, "reading the caps cache failed"));
+    };
+    api.on("presence/bare", remotePresence, "annotate");
+
     // The client's answer comes to the server's address (iq results are never answered).
     api.on("iq/host", (ev) => {
       const id = ev.stanza.attrs.id;
@@ -158,7 +290,7 @@ export const caps = defineModule({
       const type = ev.stanza.attrs.type;
       if (type !== "result" && type !== "error") return false;
       const from = ev.from.toString();
-      if (![...p.sessions.keys()].some((s) => s.jid?.toString() === from)) return false;
+      if (![...p.sessions.keys()].some((s) => s.jid?.toString() === from) && !p.remotes.has(from)) return false;
       pending.delete(id!);
       const q = ev.stanza.getChild("query", NS.discoInfo);
       if (type === "error" || !q) return true;
@@ -166,18 +298,26 @@ export const caps = defineModule({
       const features: ReadonlySet<string> = new Set(info.features);
       if (!p.verified) {
         for (const [s, initial] of p.sessions) setFeatures(s, `${s.jid!.toString()} ${p.ver}`, features, initial);
+        for (const full of p.remotes) setRemoteFeatures(full, `${full} ${p.ver}`, features);
         return true;
       }
       if (wellFormed(info) && capsVer(info.identities, info.features, info.forms) === p.ver) {
         remember(p.ver, features);
         void store.set("", `${KEY}:${p.ver}`, JSON.stringify([...features]));
         for (const [s, initial] of p.sessions) setFeatures(s, p.ver, features, initial);
+        for (const full of p.remotes) setRemoteFeatures(full, p.ver, features);
       } else {
-        // §5.4 step 4: a hash that does not match is not cached; the answering client still gets its features.
-        api.log.info({ from, ver: p.ver }, "a client's caps hash does not match its disco#info");
-        const [s, initial] = [...p.sessions].find(([x]) => x.jid?.toString() === from)!;
-        const st = stateOf(s);
-        if (st) { st.ver = `${from} ${p.ver}`; setFeatures(s, st.ver, features, initial); }
+        // §5.4 step 4: a hash that does not match is not cached; the answering entity still gets its features.
+        api.log.info({ from, ver: p.ver }, "an entity's caps hash does not match its disco#info");
+        const local = [...p.sessions].find(([x]) => x.jid?.toString() === from);
+        if (local) {
+          const [s, initial] = local;
+          const st = stateOf(s);
+          if (st) { st.ver = `${from} ${p.ver}`; setFeatures(s, st.ver, features, initial); }
+        } else {
+          const r = remotes.get(from);
+          if (r && r.ver === p.ver) { r.ver = `${from} ${p.ver}`; setRemoteFeatures(from, r.ver, features); }
+        }
       }
       return true;
     }, "annotate");
@@ -185,6 +325,8 @@ export const caps = defineModule({
     api.provide("caps", {
       featuresOf: (s) => stateOf(s)?.features ?? null,
       onFeatures: (l) => { listeners.add(l); return () => listeners.delete(l); },
+      remoteResources: (bare) => [...(remotesByBare.get(bare) ?? [])].map((jid) => ({ jid, features: remotes.get(jid)?.features ?? null })),
+      onRemoteFeatures: (l) => { remoteListeners.add(l); return () => remoteListeners.delete(l); },
     });
   },
 });

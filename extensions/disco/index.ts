@@ -67,7 +67,7 @@ export const disco = defineModule({
   xep: [
     { spec: "XEP-0030", title: "Service Discovery", version: "2.5.0", status: "complete" },
     { spec: "XEP-0157", title: "Contact Addresses for XMPP Services", version: "1.1.1", status: "complete", note: "from modules.disco.contactAddresses" },
-    { spec: "XEP-0115", title: "Entity Capabilities", version: "1.6.0", status: "complete", note: "server caps in stream features; clients' caps read from presence, verified and cached by hash (module caps)" },
+    { spec: "XEP-0115", title: "Entity Capabilities", version: "1.6.0", status: "complete", note: "server caps in stream features; the caps of clients and of remote contacts (asked over s2s) read from presence, verified and cached by hash (module caps)" },
   ],
   options: discoOptions,
   setup(api) {

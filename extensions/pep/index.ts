@@ -3,8 +3,11 @@
 // max_items, persistence, notifications), read by whoever the access model admits, and every publish goes
 // as a headline to each available resource of the owner and of its presence subscribers whose entity
 // capabilities (XEP-0115, the caps module) carry `<node>+notify` (XEP-0163 §4.3.2 filtered notifications).
-// The last item goes to such a resource when it comes online (§4.3.3). Publish-options (XEP-0060 §7.1.5)
-// are preconditions, which OMEMO, avatars and bookmarks rely on.
+// The last item goes to such a resource when it comes online (§4.3.3). Remote contacts are served the same
+// way over s2s, their +notify learned from the caps of the presence they send here; events their servers
+// send to a local bare JID go to the resources with +notify only. Publish-options (XEP-0060 §7.1.5) are
+// preconditions, which OMEMO, avatars and bookmarks rely on. The owner may name members (who read a
+// whitelist node) and outcasts (who read none).
 import { randomUUID } from "node:crypto";
 import * as ltx from "ltx";
 import { moduleOptions } from "../../src/config/schema.js";
@@ -12,17 +15,20 @@ import { defineModule } from "../../src/modules/module.js";
 import { clone, xml, type Element } from "../../src/xml/element.js";
 import { NS } from "../../src/xml/ns.js";
 import { StanzaError } from "../../src/xml/stanza.js";
-import type { Jid } from "../../src/jid/jid.js";
+import { parseJid, type Jid } from "../../src/jid/jid.js";
 import type { Session } from "../../src/sessions/session.js";
 import type { RosterItem } from "../../src/storage/types.js";
 import { subscribedFrom, subscribedTo } from "../../src/im/roster-util.js";
 import {
-  DEFAULT_CONFIG, NODE_CONFIG, NS_PUBSUB, NS_PUBSUB_ERRORS, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, PUBLISH_OPTIONS,
+  type Affiliation, DEFAULT_CONFIG, NODE_CONFIG, NS_PUBSUB, NS_PUBSUB_ERRORS, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER, PUBLISH_OPTIONS,
   checkPreconditions, configForm, configFromForm, formFields, parseNode, trimmed, withItem,
   type NodeConfig, type StoredItem, type StoredNode,
 } from "./node.js";
 
 export { NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER } from "./node.js";
+
+/** What decides who sees a node: its configuration and the owner's affiliations. */
+type Access = Pick<StoredNode, "config" | "affiliations">;
 
 /** Items of a node changed (published or retracted) through the iq API or the service. */
 export type PepListener = (owner: string, node: string) => void;
@@ -79,11 +85,15 @@ const FEATURES = [
   "#create-nodes", "#instant-nodes", "#config-node", "#create-and-configure", "#delete-nodes", "#purge-nodes", "#auto-create",
   "#access-open", "#access-presence", "#access-roster", "#access-whitelist", "#item-ids", "#last-published",
   "#presence-notifications", "#filtered-notifications", "#retrieve-default", "#multi-items",
+  "#auto-subscribe", "#config-node-max", "#retrieve-affiliations", "#modify-affiliations", "#member-affiliation", "#outcast-affiliation",
 ].map((f) => `${NS_PUBSUB}${f}`);
 
 function pubsubError(condition: ConstructorParameters<typeof StanzaError>[0], app: string, text?: string, type?: "cancel" | "auth" | "modify" | "wait"): StanzaError {
   return new StanzaError(condition, text, type, xml(app, { xmlns: NS_PUBSUB_ERRORS }));
 }
+
+/** Most affiliations (members and outcasts) one node keeps. */
+const MAX_AFFILIATIONS = 1000;
 
 const unsupported = (feature: string) =>
   new StanzaError("feature-not-implemented", undefined, "cancel", xml("unsupported", { xmlns: NS_PUBSUB_ERRORS, feature }));
@@ -104,11 +114,11 @@ export const pep = defineModule({
   xep: [
     {
       spec: "XEP-0060", title: "Publish-Subscribe", version: "1.26.0", status: "partial",
-      note: "the PEP subset: publish (with publish-options), retract, items, create, configure, delete, purge; no explicit subscriptions or subscription options, no collections, no whitelist members beyond the owner, no pubsub service component",
+      note: "the PEP subset: publish (with publish-options), retract, items, create, configure, delete, purge, member and outcast affiliations (whitelist members); subscriptions are implicit (presence and +notify): no explicit subscriptions or subscription options, no collections, no pubsub service component",
     },
     {
-      spec: "XEP-0163", title: "Personal Eventing Protocol", version: "1.2.2", status: "partial",
-      note: "notifications and last-item delivery reach local contacts only; remote contacts can read items with iq",
+      spec: "XEP-0163", title: "Personal Eventing Protocol", version: "1.2.2", status: "complete",
+      note: "notifications and last-item delivery to local and remote (s2s) contacts by their caps; incoming events of remote contacts go to the resources with +notify",
     },
     { spec: "XEP-0223", title: "Persistent Storage of Private Data via PubSub", version: "1.1.1", status: "complete" },
   ],
@@ -137,16 +147,22 @@ export const pep = defineModule({
       return text === null ? null : parseNode(text);
     };
 
-    /** XEP-0060 §6.1.3 / §6.5.9: may `requester` (a bare JID) see the owner's node? Throws the standard refusal. */
-    const checkAccess = (config: NodeConfig, owner: string, requester: string, item: RosterItem | null): void => {
+    /**
+     * XEP-0060 §6.1.3 / §6.5.9: may `requester` (a bare JID) see the owner's node? Throws the standard
+     * refusal. The owner's affiliations come first: an outcast never, a member always (§4.1).
+     */
+    const checkAccess = (n: Access, owner: string, requester: string, item: RosterItem | null): void => {
       if (requester === owner) return;
-      switch (config.accessModel) {
+      const affiliation = n.affiliations?.[requester];
+      if (affiliation === "outcast") throw new StanzaError("forbidden", "the owner blocked this entity", "auth");
+      if (affiliation === "member") return;
+      switch (n.config.accessModel) {
         case "open": return;
         case "presence":
           if (!subscribedFrom(item)) throw pubsubError("not-authorized", "presence-subscription-required", undefined, "auth");
           return;
         case "roster":
-          if (!item?.inRoster || !item.groups.some((g) => config.rosterGroupsAllowed.includes(g))) {
+          if (!item?.inRoster || !item.groups.some((g) => n.config.rosterGroupsAllowed.includes(g))) {
             throw pubsubError("not-authorized", "not-in-roster-group", undefined, "auth");
           }
           return;
@@ -154,25 +170,39 @@ export const pep = defineModule({
           throw pubsubError("not-allowed", "closed-node", undefined, "cancel");
       }
     };
-    const mayAccess = (config: NodeConfig, owner: string, requester: string, item: RosterItem | null): boolean => {
-      try { checkAccess(config, owner, requester, item); return true; } catch { return false; }
+    const mayAccess = (n: Access, owner: string, requester: string, item: RosterItem | null): boolean => {
+      try { checkAccess(n, owner, requester, item); return true; } catch { return false; }
     };
 
     const interested = (s: Session, node: string): boolean => s.presence !== null && (caps.featuresOf(s)?.has(`${node}+notify`) ?? false);
 
+    /** Where one notification goes: a local session or a remote contact's full JID (sent over s2s). */
+    type Recipient = Session | string;
+
     /**
      * The resources an event on the owner's node goes to (XEP-0163 §4.3): the owner's own and those of each
-     * local contact with a presence subscription to the owner whom the access model admits, with +notify.
+     * contact with a presence subscription to the owner whom the access model admits, with +notify: local
+     * sessions by their caps, remote resources by the caps of the presence they sent here.
      */
-    const recipients = async (owner: string, node: string, config: NodeConfig): Promise<Session[]> => {
-      const out = sessions.resources(owner).filter((s) => interested(s, node));
-      if (config.accessModel === "whitelist") return out;
+    const recipients = async (owner: string, node: string, n: Access): Promise<Recipient[]> => {
+      const out: Recipient[] = sessions.resources(owner).filter((s) => interested(s, node));
+      // A whitelist without members is the owner's alone (XEP-0223): no roster to read.
+      if (n.config.accessModel === "whitelist" && !Object.values(n.affiliations ?? {}).includes("member")) return out;
       const roster = await store.roster.get(owner);
       for (const item of roster.items) {
-        if (!subscribedFrom(item) || !mayAccess(config, owner, item.jid, item)) continue;
+        if (!subscribedFrom(item) || !mayAccess(n, owner, item.jid, item)) continue;
+        if (isRemote(item.jid)) {
+          for (const r of caps.remoteResources(item.jid)) if (r.features?.has(`${node}+notify`)) out.push(r.jid);
+          continue;
+        }
         for (const s of sessions.resources(item.jid)) if (interested(s, node)) out.push(s);
       }
       return out;
+    };
+
+    const isRemote = (jid: string): boolean => {
+      const at = jid.indexOf("@");
+      return at > 0 && !router.isLocalDomain(jid.slice(at + 1).split("/")[0]);
     };
 
     const eventMessage = (owner: string, to: string, items: Element): Element =>
@@ -184,8 +214,11 @@ export const pep = defineModule({
       return el;
     };
 
-    const broadcast = async (owner: string, node: string, config: NodeConfig, build: () => Element): Promise<void> => {
-      for (const s of await recipients(owner, node, config)) s.send(eventMessage(owner, s.jid!.toString(), build()));
+    const broadcast = async (owner: string, node: string, n: Access, build: () => Element): Promise<void> => {
+      for (const r of await recipients(owner, node, n)) {
+        if (typeof r === "string") api.send(eventMessage(owner, r, build()));
+        else r.send(eventMessage(owner, r.jid!.toString(), build()));
+      }
     };
 
     // ---- publish, retract, items, create (XEP-0060 §7, §6.5, §8.1) ----
@@ -246,8 +279,7 @@ export const pep = defineModule({
         }
       });
       if (refused) throw refused;
-      const config = (stored as StoredNode | null)!.config;
-      void broadcast(owner, node, config, () => xml("items", { node }, itemElement(item))).catch((err) => api.log.warn({ err }, "PEP notification failed"));
+      void broadcast(owner, node, (stored as StoredNode | null)!, () => xml("items", { node }, itemElement(item))).catch((err) => api.log.warn({ err }, "PEP notification failed"));
       changed(owner, node);
     };
 
@@ -275,20 +307,20 @@ export const pep = defineModule({
     /** Removes items (XEP-0060 §7.2); resolves to how many went, or "no-node". */
     const retractItems = async (owner: string, node: string, ids: readonly string[], notify: boolean): Promise<number | "no-node"> => {
       let removed = 0;
-      let config: NodeConfig | null = null;
+      let found: StoredNode | null = null;
       await nodes.update(owner, node, (current) => {
-        if (current === null) { config = null; return undefined; }
+        if (current === null) { found = null; return undefined; }
         const n = parseNode(current);
-        config = n.config;
+        found = n;
         const kept = n.items.filter((i) => !ids.includes(i.id));
         removed = n.items.length - kept.length;
-        return removed === 0 ? undefined : JSON.stringify({ config: n.config, items: kept });
+        return removed === 0 ? undefined : JSON.stringify({ ...n, items: kept });
       });
-      if (config === null) return "no-node";
+      if (found === null) return "no-node";
       if (removed === 0) return 0;
-      const c = config as NodeConfig;
-      if (notify || c.notifyRetract) {
-        void broadcast(owner, node, c, () => xml("items", { node }, ...ids.map((id) => xml("retract", { id }))))
+      const n = found as StoredNode;
+      if (notify || n.config.notifyRetract) {
+        void broadcast(owner, node, n, () => xml("items", { node }, ...ids.map((id) => xml("retract", { id }))))
           .catch((err) => api.log.warn({ err }, "PEP notification failed"));
       }
       changed(owner, node);
@@ -315,7 +347,7 @@ export const pep = defineModule({
       const n = await load(owner, node);
       if (!n) throw new StanzaError("item-not-found");
       const r = requester.bareString();
-      checkAccess(n.config, owner, r, r === owner ? null : await store.roster.getItem(owner, r));
+      checkAccess(n, owner, r, r === owner ? null : await store.roster.getItem(owner, r));
       let list = n.items;
       const ids = el.getChildren("item").map((i) => i.attrs.id).filter((x): x is string => typeof x === "string");
       if (ids.length > 0) list = list.filter((i) => ids.includes(i.id));
@@ -361,7 +393,8 @@ export const pep = defineModule({
         return items(owner, ev.from, itemsEl);
       }
       if (ps.getChild("subscriptions")) throw unsupported("retrieve-subscriptions");
-      if (ps.getChild("affiliations")) throw unsupported("retrieve-affiliations");
+      const affs = ps.getChild("affiliations");
+      if (affs) return ownAffiliations(owner, ev.from.bareString(), affs.attrs.node);
       if (ps.getChild("options")) throw unsupported("subscription-options");
       throw new StanzaError("bad-request");
     });
@@ -379,7 +412,16 @@ export const pep = defineModule({
       }
       if (ps.getChild("default")) return xml("pubsub", { xmlns: NS_PUBSUB_OWNER }, xml("default", null, configForm(DEFAULT_CONFIG)));
       if (ps.getChild("subscriptions")) throw unsupported("manage-subscriptions");
-      if (ps.getChild("affiliations")) throw unsupported("modify-affiliations");
+      const affs = ps.getChild("affiliations");
+      if (affs) {
+        const owner = ev.from.bareString();
+        const node = nodeAttr(affs);
+        const n = await load(owner, node);
+        if (!n) throw new StanzaError("item-not-found");
+        return xml("pubsub", { xmlns: NS_PUBSUB_OWNER }, xml("affiliations", { node },
+          xml("affiliation", { jid: owner, affiliation: "owner" }),
+          ...Object.entries(n.affiliations ?? {}).map(([jid, affiliation]) => xml("affiliation", { jid, affiliation }))));
+      }
       throw new StanzaError("bad-request");
     });
 
@@ -400,13 +442,15 @@ export const pep = defineModule({
           if (current === null) return undefined;
           try {
             const n = parseNode(current);
-            return JSON.stringify(trimmed({ config: configFromForm(n.config, x, limit), items: n.items }, limit));
+            return JSON.stringify(trimmed({ ...n, config: configFromForm(n.config, x, limit) }, limit));
           } catch (err) { refused = err; return undefined; }
         });
         if (!found) throw new StanzaError("item-not-found");
         if (refused) throw refused;
         return true;
       }
+      const affs = ps.getChild("affiliations");
+      if (affs) return modifyAffiliations(owner, affs);
       const del = ps.getChild("delete") ?? ps.getChild("purge");
       if (del) {
         const node = nodeAttr(del);
@@ -414,17 +458,68 @@ export const pep = defineModule({
         if (!n) throw new StanzaError("item-not-found");
         if (del.name === "delete") {
           await nodes.delete(owner, node);
-          if (n.config.notifyDelete) void broadcast(owner, node, n.config, () => xml("delete", { node })).catch((err) => api.log.warn({ err }, "PEP notification failed"));
+          if (n.config.notifyDelete) void broadcast(owner, node, n, () => xml("delete", { node })).catch((err) => api.log.warn({ err }, "PEP notification failed"));
         } else {
-          await nodes.update(owner, node, (current) => current === null ? undefined : JSON.stringify({ config: parseNode(current).config, items: [] }));
-          void broadcast(owner, node, n.config, () => xml("purge", { node })).catch((err) => api.log.warn({ err }, "PEP notification failed"));
+          await nodes.update(owner, node, (current) => current === null ? undefined : JSON.stringify({ ...parseNode(current), items: [] }));
+          void broadcast(owner, node, n, () => xml("purge", { node })).catch((err) => api.log.warn({ err }, "PEP notification failed"));
         }
         return true;
       }
       if (ps.getChild("subscriptions")) throw unsupported("manage-subscriptions");
-      if (ps.getChild("affiliations")) throw unsupported("modify-affiliations");
       throw new StanzaError("bad-request");
     });
+
+    /**
+     * XEP-0060 §8.9.2: the owner sets members (who may read a whitelist node, or any node) and outcasts (who
+     * may read none); "none" removes an affiliation. Only the owner publishes to a PEP node, so publisher
+     * affiliations are refused. All changes apply, or none.
+     */
+    const modifyAffiliations = async (owner: string, el: Element): Promise<true> => {
+      const node = nodeAttr(el);
+      const changes = new Map<string, Affiliation | "none">();
+      for (const a of el.getChildren("affiliation")) {
+        let jid: string;
+        try { jid = parseJid(a.attrs.jid ?? "").bareString(); } catch { throw new StanzaError("jid-malformed", "an affiliation needs a valid jid"); }
+        const affiliation = a.attrs.affiliation;
+        if (jid === owner) throw new StanzaError("not-acceptable", "the owner's affiliation cannot change");
+        if (affiliation !== "member" && affiliation !== "outcast" && affiliation !== "none") {
+          throw new StanzaError("not-acceptable", "a personal node has members and outcasts only");
+        }
+        changes.set(jid, affiliation);
+      }
+      let found = false;
+      let refused: unknown = null;
+      await nodes.update(owner, node, (current) => {
+        found = current !== null;
+        refused = null;
+        if (current === null) return undefined;
+        const n = parseNode(current);
+        const affiliations = { ...n.affiliations };
+        for (const [jid, a] of changes) {
+          if (a === "none") delete affiliations[jid];
+          else affiliations[jid] = a;
+        }
+        if (Object.keys(affiliations).length > MAX_AFFILIATIONS) {
+          refused = new StanzaError("resource-constraint", `a node has at most ${MAX_AFFILIATIONS} affiliations`, "wait");
+          return undefined;
+        }
+        return JSON.stringify({ ...n, affiliations });
+      });
+      if (!found) throw new StanzaError("item-not-found");
+      if (refused) throw refused;
+      return true;
+    };
+
+    /** XEP-0060 §5.7: the requester's affiliations with the owner's nodes (all of them, or `node`). */
+    const ownAffiliations = async (owner: string, requester: string, only: string | undefined): Promise<Element> => {
+      const list: Element[] = [];
+      for (const [node, text] of await nodes.list(owner)) {
+        if (only !== undefined && node !== only) continue;
+        const affiliation = requester === owner ? "owner" : parseNode(text).affiliations?.[requester];
+        if (affiliation) list.push(xml("affiliation", { node, affiliation }));
+      }
+      return xml("pubsub", { xmlns: NS_PUBSUB }, xml("affiliations", only !== undefined ? { node: only } : null, ...list));
+    };
 
     for (const type of ["get", "set"] as const) {
       api.onIq(type, "bare", NS_PUBSUB_OWNER, "pubsub", () => { throw new StanzaError("forbidden", "only the owner manages a personal node"); });
@@ -459,7 +554,7 @@ export const pep = defineModule({
           if (!last || n.config.sendLastPublishedItem !== "on_sub_and_presence") continue;
           if (owner !== user) {
             if (rosterItem === undefined) rosterItem = await store.roster.getItem(owner, user);
-            if (!subscribedFrom(rosterItem) || !mayAccess(n.config, owner, user, rosterItem)) continue;
+            if (!subscribedFrom(rosterItem) || !mayAccess(n, owner, user, rosterItem)) continue;
           }
           if (s.closed || s.presence === null) return;
           s.send(eventMessage(owner, s.jid!.toString(), xml("items", { node }, itemElement(last))));
@@ -476,6 +571,51 @@ export const pep = defineModule({
       if (wanted.size === 0 || !s.jid || !api.hosts.includes(s.host)) return;
       void sendLastItems(s, wanted).catch((err) => api.log.warn({ err }, "last published item delivery failed"));
     }));
+
+    // ---- remote contacts (XEP-0163 over federation) ----
+
+    /** §4.3.3: a remote contact's resource said it wants `wanted` nodes: the owner's last items, if it may see them. */
+    const sendLastItemsRemote = async (owner: string, remote: string, wanted: Set<string>): Promise<void> => {
+      const bare = remote.slice(0, remote.indexOf("/"));
+      const rosterItem = await store.roster.getItem(owner, bare);
+      if (!subscribedFrom(rosterItem)) return;
+      for (const [node, text] of await nodes.list(owner)) {
+        if (!wanted.has(node)) continue;
+        const n = parseNode(text);
+        const last = n.items[n.items.length - 1];
+        if (!last || n.config.sendLastPublishedItem !== "on_sub_and_presence") continue;
+        if (!mayAccess(n, owner, bare, rosterItem)) continue;
+        // Gone meanwhile (unavailable arrived while the store was read): nothing to send.
+        if (!caps.remoteResources(bare).some((r) => r.jid === remote)) return;
+        api.send(eventMessage(owner, remote, xml("items", { node }, itemElement(last))));
+      }
+    };
+
+    api.onUnload(caps.onRemoteFeatures((remote, user, features, previous, initial) => {
+      const wanted = new Set<string>();
+      for (const f of features) {
+        if (!f.endsWith("+notify")) continue;
+        if (initial || !previous?.has(f)) wanted.add(f.slice(0, -"+notify".length));
+      }
+      const domain = user.slice(user.indexOf("@") + 1);
+      if (wanted.size === 0 || !api.hosts.includes(domain)) return;
+      void sendLastItemsRemote(user, remote, wanted).catch((err) => api.log.warn({ err }, "last published item delivery failed"));
+    }));
+
+    /**
+     * A PEP event from another account's service (a remote contact's server sends these, RFC 6121 headlines
+     * to the bare JID): it goes to the user's resources that asked for the node with +notify (XEP-0163
+     * §4.3.2), never to the offline store or to resources that did not ask. Runs before the IM rules.
+     */
+    api.on("message/bare", (ev) => {
+      const type = ev.stanza.attrs.type ?? "normal";
+      if ((type !== "headline" && type !== "normal") || ev.from.local === "" || ev.from.resource || !api.hosts.includes(ev.to.domain)) return false;
+      const event = ev.stanza.getChild("event", NS_PUBSUB_EVENT);
+      const node = event?.getChildElements()[0]?.attrs.node;
+      if (!event || typeof node !== "string" || node === "") return false;
+      for (const s of sessions.resources(ev.to.bareString())) if (interested(s, node)) s.send(ev.stanza);
+      return true;
+    }, "annotate");
   },
 });
 

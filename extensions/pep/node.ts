@@ -28,7 +28,12 @@ export interface NodeConfig {
 }
 
 export interface StoredItem { id: string; publisher: string; xml: string }
-export interface StoredNode { config: NodeConfig; items: StoredItem[] }
+/**
+ * Affiliations the owner gave (XEP-0060 §4.1, §8.9) by bare JID: a member reads the node whatever its access
+ * model (a whitelist's list), an outcast never does. Absent in nodes stored before affiliations existed.
+ */
+export type Affiliation = "member" | "outcast";
+export interface StoredNode { config: NodeConfig; items: StoredItem[]; affiliations?: Record<string, Affiliation> }
 
 export const DEFAULT_CONFIG: NodeConfig = {
   accessModel: "presence",
@@ -181,16 +186,16 @@ export function withItem(node: StoredNode, item: StoredItem, limit: number): Sto
   const items = node.items.filter((i) => i.id !== item.id);
   items.push(item);
   const keep = node.config.persistItems ? Math.min(node.config.maxItems ?? limit, limit) : 1;
-  return { config: node.config, items: items.slice(-keep) };
+  return { ...node, items: items.slice(-keep) };
 }
 
 export function trimmed(node: StoredNode, limit: number): StoredNode {
   const keep = node.config.persistItems ? Math.min(node.config.maxItems ?? limit, limit) : 1;
-  return { config: node.config, items: node.items.slice(-keep) };
+  return { ...node, items: node.items.slice(-keep) };
 }
 
 /** A stored node; options added since it was written take their defaults. */
 export function parseNode(text: string): StoredNode {
   const parsed = JSON.parse(text) as StoredNode;
-  return { config: { ...DEFAULT_CONFIG, ...parsed.config }, items: parsed.items ?? [] };
+  return { config: { ...DEFAULT_CONFIG, ...parsed.config }, items: parsed.items ?? [], affiliations: parsed.affiliations ?? {} };
 }

@@ -131,7 +131,20 @@ export class Groups {
       if (member) list.add(room); else list.delete(room);
       return list.size ? JSON.stringify([...list].sort()) : null;
     });
+    if (changed) await this.bookmark(owner, room, member);
     return changed;
+  }
+
+  /** The user's XMPP clients see the same groups: bookmarked rooms (XEP-0402, module bookmarks), joined automatically. */
+  private async bookmark(owner: string, room: string, member: boolean): Promise<void> {
+    const bookmarks = this.api.useOptional("bookmarks");
+    if (!bookmarks) return;
+    try {
+      if (member) await bookmarks.add(owner, room, (await this.record(room))?.name ?? "");
+      else await bookmarks.remove(owner, room);
+    } catch (err) {
+      this.api.log.warn({ err, room }, "keeping a group's bookmark failed");
+    }
   }
 
   private async requireMember(owner: string, room: string): Promise<GroupRecord> {

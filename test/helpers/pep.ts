@@ -75,29 +75,29 @@ export async function answerDisco(c: RawClient, caps: Caps, lie: boolean): Promi
   }
 }
 
-export async function subscribe(a: RawClient, b: RawClient): Promise<void> {
+export async function subscribe(a: RawClient, b: RawClient, ms = 3000): Promise<void> {
   const A = a.jid.split("/")[0], B = b.jid.split("/")[0];
   a.send(xml("presence", { to: B, type: "subscribe" }));
-  await b.receive((el) => el.name === "presence" && el.attrs.type === "subscribe");
+  await b.receive((el) => el.name === "presence" && el.attrs.type === "subscribe", ms);
   b.send(xml("presence", { to: A, type: "subscribed" }));
   // The roster push that shows A now subscribed to B (RFC 6121 §3.1.6).
   await a.receive((el) => {
     const item = el.name === "iq" ? el.getChild("query", ROSTER)?.getChild("item") : undefined;
     return item?.attrs.jid === B && (item.attrs.subscription === "to" || item.attrs.subscription === "both");
-  });
+  }, ms);
 }
 
 /**
  * Presence subscriptions both ways between two logged-in clients, which end unavailable again: their next
  * available presence is an initial one (RFC 6121 §4.2), as after a fresh login.
  */
-export async function friends(a: RawClient, b: RawClient): Promise<void> {
+export async function friends(a: RawClient, b: RawClient, ms = 3000): Promise<void> {
   for (const c of [a, b]) {
     c.send(xml("presence"));
     await c.receive((el) => el.name === "presence" && el.attrs.from === c.jid && el.attrs.type === undefined);
   }
-  await subscribe(a, b);
-  await subscribe(b, a);
+  await subscribe(a, b, ms);
+  await subscribe(b, a, ms);
   for (const c of [a, b]) {
     c.send(xml("presence", { type: "unavailable" }));
     await c.receive((el) => el.name === "presence" && el.attrs.from === c.jid && el.attrs.type === "unavailable");

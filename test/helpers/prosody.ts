@@ -36,6 +36,8 @@ export interface ProsodyOptions {
   cert?: { cert: string; key: string };
   /** A CA to trust for peer certificates; with it, Prosody accepts only peers whose certificate validates. */
   caFile?: string;
+  /** Modules to load beyond the federation basics (e.g. "pep"). */
+  modules?: string[];
 }
 
 export interface Prosody {
@@ -104,7 +106,7 @@ s2s_secure_auth = true
 ssl = { cafile = ${lua(o.caFile)} }` : `-- Dialback for peers whose certificate it cannot verify.
 s2s_secure_auth = false`}
 authentication = "internal_hashed"
-modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix"; "test_routes" }
+modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix"; "test_routes"${(o.modules ?? []).map((m) => `; ${lua(m)}`).join("")} }
 modules_disabled = { "offline" }
 test_routes = { ${routes} }
 VirtualHost ${lua(o.domain)}
