@@ -58,6 +58,11 @@ export interface Config {
     bosh: { enabled: boolean; path: string; maxWait: number; maxHold: number; inactivitySeconds: number };
   };
   ops: { metrics: boolean; networks: string[] };
+  /** The server API (src/api). `keys`: name → "sha256:<hex>" or the key; `scopes`: name → "users,tokens,…". */
+  api: {
+    keys: Record<string, string>; scopes: Record<string, string>; maxBodyBytes: number;
+    requestsPerSecond: number; requestBurst: number; tokenTtlSeconds: number;
+  };
   /** Paths are absolute. */
   tls: { cert: string | null; key: string | null; certs: Record<string, { cert: string; key: string }> };
   /** `sqlite.path` is absolute, or ":memory:". `postgres.url` is set when the driver is postgres. */

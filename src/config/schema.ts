@@ -210,6 +210,26 @@ function moduleName(value: string): string | undefined {
   return /^[A-Za-z0-9_.-]+$/.test(value) ? value : undefined;
 }
 
+/** The scopes of the server API (src/api): what an API key may do. */
+export const API_SCOPES = ["users", "tokens", "messages", "groups", "presence"] as const;
+
+function apiKeyName(value: string): string | undefined {
+  return /^[A-Za-z0-9_.-]{1,64}$/.test(value) ? value : undefined;
+}
+
+/** "sha256:<hex>" (normalized to lower case) or a literal key of at least 32 printable characters. */
+function apiKeySpec(value: string): string | undefined {
+  const v = value.trim();
+  if (/^sha256:[0-9a-fA-F]{64}$/.test(v)) return v.toLowerCase();
+  return /^[\x21-\x7e]{32,512}$/.test(v) && !v.startsWith("sha256:") ? v : undefined;
+}
+
+function apiScopeList(value: string): string | undefined {
+  const items = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (items.length === 0 || !items.every((s) => (API_SCOPES as readonly string[]).includes(s))) return undefined;
+  return [...new Set(items)].join(",");
+}
+
 const port = (def: number | null, description: string): IntegerLeaf => ({
   kind: "integer",
   min: 0,
@@ -396,6 +416,62 @@ export const schema: Section = {
         networks: networks(
           "Client networks allowed to read /metrics (others get 403); add your Prometheus server's. The health checks answer everyone: they tell nothing but up or down.",
         ),
+      },
+    },
+    api: {
+      kind: "section",
+      description:
+        "The server API for app backends: an HTTP JSON API under /api/v1/ on the HTTP port (schemas/openapi/hearth-api.yaml), on when at least one key is configured.",
+      fields: {
+        keys: {
+          kind: "map",
+          default: {},
+          keyExpect: "key names (letters, digits, _ . -)",
+          acceptKey: apiKeyName,
+          valueExpect: '"sha256:" and the 64 hex digits of the key\'s SHA-256, or the key itself (at least 32 characters)',
+          acceptValue: apiKeySpec,
+          example: ['backend: "sha256:<hex of: printf %s KEY | sha256sum>"'],
+          description:
+            "API keys by name. A client sends the key as `Authorization: Bearer KEY` (or uses it as the client secret of the OAuth2 token endpoint). Prefer the SHA-256 form: the config then holds no usable secret.",
+        },
+        scopes: {
+          kind: "map",
+          default: {},
+          keyExpect: "key names of api.keys",
+          acceptKey: apiKeyName,
+          valueExpect: `a comma-separated list of scopes (${API_SCOPES.join(", ")})`,
+          acceptValue: apiScopeList,
+          example: ["backend: users,tokens,messages"],
+          description: "What each key may do; a key without an entry has every scope.",
+        },
+        maxBodyBytes: {
+          kind: "integer",
+          min: 256,
+          max: 16 * 1024 * 1024,
+          default: 65_536,
+          description: "Largest request body accepted (413 above).",
+        },
+        requestsPerSecond: {
+          kind: "number",
+          min: 0,
+          max: 1_000_000,
+          default: 20,
+          description: "Requests per second per key (token bucket; 429 with Retry-After above it). 0: no limit.",
+        },
+        requestBurst: {
+          kind: "integer",
+          min: 1,
+          max: 1_000_000,
+          default: 100,
+          description: "Requests a key may make in a burst above requestsPerSecond.",
+        },
+        tokenTtlSeconds: {
+          kind: "integer",
+          min: 0,
+          max: 86_400,
+          default: 3600,
+          description: "Lifetime of an OAuth2 client-credentials access token (POST /api/v1/oauth/token, RFC 6749 §4.4); 0 turns the token endpoint off.",
+        },
       },
     },
     tls: {

@@ -1,0 +1,282 @@
+// The server API for app backends over real HTTP against a real server: users, device tokens a mobile
+// client logs in with, system notifications an XMPP client and a mobile client both receive, groups, the
+// documented 4xx codes, rate limiting, OAuth2 client credentials (RFC 6749 §4.4), and the OpenAPI file.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { onlineUser } from "./helpers/raw-client.js";
+import { GroupEventKind } from "../src/mobile/schema.js";
+import type { ModuleApi } from "../src/modules/module.js";
+import { ErrorCode, MobileClient, mobileUser, Platform, rejectsWith, startMobileServer, type MobileTestServer } from "./helpers/mobile-client.js";
+import { startTestServer, type TestServer } from "./helpers/server.js";
+import { apiRoutes } from "../src/api/routes.js";
+import { API_PREFIX } from "../src/api/index.js";
+
+const KEY = "test-key-0123456789abcdef0123456789abcdef";
+const READER_KEY = "reader-key-0123456789abcdef0123456789abcdef";
+const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+
+let n = 0;
+const fresh = (name: string) => `${name}${++n}`;
+
+interface Answer { status: number; body: any; headers: Headers }
+
+async function call(port: number, method: string, path: string, opts: { key?: string | null; json?: unknown; raw?: string; type?: string } = {}): Promise<Answer> {
+  const headers: Record<string, string> = {};
+  const key = opts.key === undefined ? KEY : opts.key;
+  if (key !== null) headers.authorization = `Bearer ${key}`;
+  let body: string | undefined;
+  if (opts.json !== undefined) { body = JSON.stringify(opts.json); headers["content-type"] = "application/json"; }
+  if (opts.raw !== undefined) { body = opts.raw; headers["content-type"] = opts.type ?? "application/json"; }
+  const res = await fetch(`http://127.0.0.1:${port}${API_PREFIX}${path}`, { method, headers, body });
+  const text = await res.text();
+  return { status: res.status, body: text === "" ? null : JSON.parse(text), headers: res.headers };
+}
+
+/** A refusal in the documented shape. */
+function refused(a: Answer, status: number, code: string): void {
+  assert.equal(a.status, status, JSON.stringify(a.body));
+  assert.equal(a.body.error, code);
+  assert.equal(typeof a.body.message, "string");
+  assert.ok(a.body.message.length > 0);
+}
+
+describe("server API for app backends (OpenAPI 3.1, RFC 6749 §4.4)", function () {
+  this.timeout(30_000);
+  let ts: MobileTestServer;
+  let port: number;
+  const api = (method: string, path: string, opts?: Parameters<typeof call>[3]) => call(port, method, path, opts);
+
+  before(async () => {
+    ts = await startMobileServer({}, {
+      api: { keys: { backend: KEY, reader: `sha256:${sha256(READER_KEY)}` }, scopes: { reader: "presence" }, requestBurst: 10_000 },
+    });
+    port = ts.httpPort;
+  });
+  after(() => ts?.stop());
+
+  it("creates a user (SCRAM only) and a device token that a mobile client logs in with", async () => {
+    const user = fresh("apiuser");
+    const created = await api("POST", "/users", { json: { username: user, password: "s3cret-pass" } });
+    assert.equal(created.status, 201);
+    assert.equal(created.body.jid, `${user}@localhost`);
+    const stored = await ts.server.context.store.accounts.get("localhost", user);
+    assert.ok(stored);
+    assert.ok(!JSON.stringify(stored).includes("s3cret-pass"), "no clear-text password in the store");
+
+    const issued = await api("POST", `/users/${user}/tokens`, { json: { deviceId: "phone-1", platform: "ios", ttlSeconds: 3600 } });
+    assert.equal(issued.status, 201);
+    assert.match(issued.body.token, /^hm1\./);
+    assert.ok(issued.body.expiresAt > Date.now() + 3500_000);
+
+    const c = await MobileClient.connect(ts.mobileUrl);
+    const login = await c.login({ username: user, token: issued.body.token, deviceId: "phone-1", platform: Platform.IOS });
+    assert.equal(login.jid, `${user}@localhost/mobile-phone-1`);
+    await c.syncComplete();
+
+    // Revoking the device's tokens logs that device out, and the token no longer logs in.
+    const revoked = await api("DELETE", `/users/${user}/tokens/phone-1`);
+    assert.equal(revoked.status, 200);
+    assert.equal(revoked.body.revoked, 1);
+    await c.closed();
+    const again = await MobileClient.connect(ts.mobileUrl);
+    await rejectsWith(again.login({ username: user, token: issued.body.token, deviceId: "phone-1", platform: Platform.IOS }), ErrorCode.TOKEN_INVALID);
+    again.close();
+
+    assert.equal((await api("POST", "/users", { json: { username: user, password: "other-pass" } })).status, 409);
+    assert.equal((await api("DELETE", `/users/${encodeURIComponent(`${user}@localhost`)}`)).status, 204);
+    assert.equal(await ts.accounts.exists("localhost", user), false);
+    refused(await api("DELETE", `/users/${user}`), 404, "not-found");
+  });
+
+  it("sends a system notification that an XMPP client and a mobile client receive, and an offline device gets later", async () => {
+    const user = fresh("notified");
+    const x = await onlineUser(ts, user, { resource: "desktop" });
+    const m = await mobileUser(ts, user);
+    const sent = await api("POST", "/messages", { json: { to: user, body: "Maintenance tonight at 22:00" } });
+    assert.equal(sent.status, 202, JSON.stringify(sent.body));
+    assert.equal(sent.body.from, "localhost");
+    assert.ok(sent.body.stanzaId);
+
+    const xmppCopy = await x.receive((el) => el.name === "message" && el.getChildText("body") === "Maintenance tonight at 22:00");
+    assert.equal(xmppCopy.attrs.from, "localhost");
+    const mobileCopy = await m.nextMessage((msg) => msg.body === "Maintenance tonight at 22:00");
+    assert.equal(mobileCopy.from, "localhost");
+
+    // A device that was offline gets it from its timeline at login.
+    m.close();
+    await api("POST", "/messages", { json: { to: user, body: "second notice" } });
+    const later = await mobileUser(ts, user, { waitSync: false });
+    const synced = await later.nextMessage((msg) => msg.body === "second notice");
+    assert.equal(synced.from, "localhost");
+    later.close();
+    await x.close();
+  });
+
+  it("sends a message as a user, archived for the sender like a client's", async () => {
+    const alice = fresh("alice"), bob = fresh("bob");
+    await ts.accounts.create("localhost", alice, "password");
+    const b = await onlineUser(ts, bob);
+    const sent = await api("POST", "/messages", { json: { from: alice, to: `${bob}@localhost`, body: "hi from the backend", id: "order-42" } });
+    assert.equal(sent.status, 202, JSON.stringify(sent.body));
+    assert.equal(sent.body.duplicate, false);
+    const got = await b.receive((el) => el.name === "message" && el.getChildText("body") === "hi from the backend");
+    assert.match(got.attrs.from!, new RegExp(`^${alice}@localhost/`));
+    const rows = await ts.server.context.store.timeline.query(`${alice}@localhost`, { limit: 10 });
+    assert.ok(rows.some((r) => r.outgoing && r.peer === `${bob}@localhost` && r.stanzaId === sent.body.stanzaId));
+    // The same id again is the same message (XEP-0359 origin-id de-duplication).
+    const resent = await api("POST", "/messages", { json: { from: alice, to: bob, body: "hi from the backend", id: "order-42" } });
+    assert.equal(resent.body.duplicate, true);
+    await b.close();
+  });
+
+  it("reads a user's online state with each resource's transport", async () => {
+    const user = fresh("present");
+    await ts.accounts.create("localhost", user, "password");
+    const offline = await api("GET", `/users/${user}/presence`, { key: READER_KEY });
+    assert.equal(offline.status, 200);
+    assert.deepEqual(offline.body, { jid: `${user}@localhost`, online: false, resources: [] });
+    const x = await onlineUser(ts, user, { resource: "laptop" });
+    const m = await mobileUser(ts, user, { deviceId: "tab-9" });
+    const online = await api("GET", `/users/${user}/presence`, { key: READER_KEY });
+    assert.equal(online.body.online, true);
+    const byResource = Object.fromEntries(online.body.resources.map((r: any) => [r.resource, r.transport]));
+    assert.deepEqual(byResource, { laptop: "tcp", "mobile-tab-9": "mobile" });
+    m.close();
+    await x.close();
+  });
+
+  it("creates a group and adds a member whose mobile client then sees it; removes the member again", async () => {
+    const owner = fresh("gowner"), member = fresh("gmember"), later = fresh("glater");
+    for (const u of [owner, member, later]) await ts.accounts.create("localhost", u, "password");
+    const created = await api("POST", "/groups", { json: { owner, name: "Support team", members: [member] } });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const group = created.body.jid as string;
+    assert.deepEqual(created.body.members, [`${owner}@localhost`, `${member}@localhost`]);
+
+    const m = await mobileUser(ts, member);
+    const list = await m.request("getGroups", {});
+    assert.deepEqual(list.groups.map((g) => [g.jid, g.name]), [[group, "Support team"]]);
+
+    const l = await mobileUser(ts, later);
+    assert.equal((await api("PUT", `/groups/${encodeURIComponent(group)}/members/${later}`)).status, 201);
+    const invited = await l.nextPush("groupEvent", (e) => e.kind === GroupEventKind.INVITED && e.group === group);
+    assert.equal(invited.by, `${owner}@localhost`);
+    assert.deepEqual((await l.request("getGroups", {})).groups.map((g) => g.jid), [group]);
+    // The member takes part: the room (members-only) lets the device in and takes its message.
+    const ack = await l.send(group, "hello team");
+    assert.ok(ack.seq >= 1);
+
+    const info = await api("GET", `/groups/${encodeURIComponent(group)}`);
+    assert.deepEqual(Object.fromEntries(info.body.members.map((x: any) => [x.jid, x.role])),
+      { [`${owner}@localhost`]: "owner", [`${member}@localhost`]: "member", [`${later}@localhost`]: "member" });
+    assert.equal((await api("DELETE", `/groups/${encodeURIComponent(group)}/members/${member}`)).status, 204);
+    await m.nextPush("groupEvent", (e) => e.kind === GroupEventKind.REMOVED && e.group === group);
+    assert.deepEqual((await m.request("getGroups", {})).groups, []);
+    refused(await api("DELETE", `/groups/${encodeURIComponent(group)}/members/${owner}`), 409, "conflict");
+    refused(await api("PUT", `/groups/${encodeURIComponent(group)}/members/nobody-here`), 404, "not-found");
+    m.close();
+    l.close();
+  });
+
+  it("refuses with the documented status codes and error shape", async () => {
+    refused(await api("GET", "/users/x/presence", { key: null }), 401, "unauthorized");
+    const bad = await api("GET", "/users/x/presence", { key: "not-a-valid-key-0123456789abcdef0123" });
+    refused(bad, 401, "unauthorized");
+    assert.match(bad.headers.get("www-authenticate") ?? "", /^Bearer/);
+    refused(await api("POST", "/users", { raw: "{not json" }), 400, "invalid-request");
+    refused(await api("POST", "/users", { raw: "[1,2]" }), 400, "invalid-request");
+    refused(await api("POST", "/users", { json: { username: "x" } }), 400, "invalid-request");
+    refused(await api("POST", "/users", { json: { username: "x", password: "password", admin: true } }), 400, "invalid-request");
+    refused(await api("POST", "/users", { json: { username: "a b@c@d", password: "password" } }), 400, "invalid-request");
+    refused(await api("POST", "/users", { raw: "username=x", type: "application/x-www-form-urlencoded" }), 415, "unsupported-media-type");
+    refused(await api("POST", "/users/nobody-at-all/tokens", { json: { deviceId: "d1" } }), 404, "not-found");
+    refused(await api("POST", "/messages", { json: { to: "nobody-at-all", body: "hi" } }), 404, "not-found");
+    refused(await api("POST", "/messages", { json: { to: "someone", body: "" } }), 400, "invalid-request");
+    refused(await api("POST", "/users", { key: READER_KEY, json: { username: "x", password: "password" } }), 403, "forbidden");
+    refused(await api("POST", "/users", { raw: JSON.stringify({ username: "x", password: "p".repeat(70_000) }) }), 413, "payload-too-large");
+    refused(await api("GET", "/no/such/operation"), 404, "not-found");
+    const wrongMethod = await api("PATCH", "/users");
+    refused(wrongMethod, 405, "method-not-allowed");
+    assert.equal(wrongMethod.headers.get("allow"), "POST");
+  });
+
+  it("issues OAuth2 client-credentials access tokens (RFC 6749 §4.4) limited to the asked scopes", async () => {
+    const form = (fields: Record<string, string>, basic?: string) => fetch(`http://127.0.0.1:${port}${API_PREFIX}/oauth/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", ...(basic ? { authorization: `Basic ${Buffer.from(basic).toString("base64")}` } : {}) },
+      body: new URLSearchParams(fields).toString(),
+    });
+    const res = await form({ grant_type: "client_credentials", scope: "presence" }, `backend:${KEY}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("cache-control"), "no-store");
+    const token = await res.json() as { access_token: string; token_type: string; expires_in: number; scope: string };
+    assert.equal(token.token_type, "Bearer");
+    assert.equal(token.scope, "presence");
+    assert.equal(token.expires_in, 3600);
+    const user = fresh("oauthed");
+    await ts.accounts.create("localhost", user, "password");
+    assert.equal((await api("GET", `/users/${user}/presence`, { key: token.access_token })).status, 200);
+    refused(await api("POST", "/users", { key: token.access_token, json: { username: fresh("x"), password: "password" } }), 403, "forbidden");
+    // A tampered token is no token.
+    const tampered = token.access_token.slice(0, -2) + (token.access_token.endsWith("A") ? "BB" : "AA");
+    refused(await api("GET", `/users/${user}/presence`, { key: tampered }), 401, "unauthorized");
+
+    const wrong = await form({ grant_type: "client_credentials", client_id: "backend", client_secret: "wrong-secret" });
+    assert.equal(wrong.status, 401);
+    assert.equal(((await wrong.json()) as { error: string }).error, "invalid_client");
+    const grant = await form({ grant_type: "password", client_id: "backend", client_secret: KEY });
+    assert.equal(((await grant.json()) as { error: string }).error, "unsupported_grant_type");
+    const scope = await form({ grant_type: "client_credentials", scope: "users" }, `reader:${READER_KEY}`);
+    assert.equal(((await scope.json()) as { error: string }).error, "invalid_scope");
+  });
+
+  it("registers exactly the operations schemas/openapi/hearth-api.yaml documents", () => {
+    const doc = parseYaml(readFileSync(new URL("../../schemas/openapi/hearth-api.yaml", import.meta.url), "utf8")) as {
+      openapi: string; servers: Array<{ url: string }>; paths: Record<string, Record<string, unknown>>;
+    };
+    assert.match(doc.openapi, /^3\.1\./);
+    assert.equal(doc.servers[0]!.url, API_PREFIX);
+    const METHODS = new Set(["get", "put", "post", "delete", "patch", "head", "options"]);
+    const documented = new Set<string>();
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const m of Object.keys(item)) if (METHODS.has(m)) documented.add(`${m.toUpperCase()} ${path}`);
+    }
+    // The table the module serves from (the handlers only read `hosts` when built).
+    const table = apiRoutes({ hosts: ["localhost"] } as unknown as ModuleApi<unknown>);
+    const served = new Set(table.map((r) => `${r.method} ${r.path}`));
+    served.add("POST /oauth/token");
+    assert.deepEqual([...served].sort(), [...documented].sort());
+  });
+
+  it("answers every documented operation on the running server (none is an unknown path or method)", async () => {
+    const doc = parseYaml(readFileSync(new URL("../../schemas/openapi/hearth-api.yaml", import.meta.url), "utf8")) as { paths: Record<string, Record<string, unknown>> };
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const method of Object.keys(item).filter((m) => ["get", "put", "post", "delete"].includes(m))) {
+        const concrete = path.replace(/\{(\w+)\}/g, "probe");
+        const a = await api(method.toUpperCase(), concrete, { key: READER_KEY, json: method === "post" || method === "put" ? {} : undefined });
+        assert.notEqual(a.status, 405, `${method} ${path}`);
+        assert.ok(!(a.status === 404 && /no operation/.test(a.body?.message ?? "")), `${method} ${path} is not served`);
+      }
+    }
+  });
+});
+
+describe("server API rate limiting", function () {
+  this.timeout(30_000);
+  let ts: TestServer;
+  before(async () => {
+    ts = await startTestServer({ api: { keys: { backend: KEY }, requestsPerSecond: 0.01, requestBurst: 3 } });
+  });
+  after(() => ts?.stop());
+
+  it("answers 429 with Retry-After once a key spent its burst", async () => {
+    await ts.accounts.create("localhost", "limited", "password");
+    for (let i = 0; i < 3; i++) assert.equal((await call(ts.httpPort, "GET", "/users/limited/presence")).status, 200);
+    const limited = await call(ts.httpPort, "GET", "/users/limited/presence");
+    refused(limited, 429, "rate-limited");
+    assert.ok(Number(limited.headers.get("retry-after")) >= 1);
+  });
+});
+
