@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import { onlineUser } from "./helpers/raw-client.js";
 import { GroupEventKind } from "../src/mobile/schema.js";
 import type { ModuleApi } from "../src/modules/module.js";
@@ -34,6 +35,36 @@ async function call(port: number, method: string, path: string, opts: { key?: st
   return { status: res.status, body: text === "" ? null : JSON.parse(text), headers: res.headers };
 }
 
+interface OpenApi { openapi: string; servers: Array<{ url: string }>; paths: Record<string, Record<string, any>>; components: { responses: Record<string, any> } }
+const openapi = parseYaml(readFileSync(new URL("../../schemas/openapi/hearth-api.yaml", import.meta.url), "utf8")) as OpenApi;
+// OpenAPI 3.1 schemas are JSON Schema 2020-12: the whole document is one schema resource, so a schema's
+// "#/components/schemas/…" references resolve in it.
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+ajv.addSchema(openapi, "openapi");
+const pointer = (...parts: string[]) => parts.map((p) => p.replace(/~/g, "~0").replace(/\//g, "~1")).join("/");
+
+/** Checks an answer against what the OpenAPI file documents for the operation and status. */
+function conforms(method: string, path: string, a: Answer): void {
+  const template = Object.keys(openapi.paths).find((t) => new RegExp(`^${t.replace(/\{\w+\}/g, "[^/]+")}$`).test(path.split("?")[0]!));
+  if (!template) return; // an undocumented path: the 404 itself is documented nowhere else
+  const op = openapi.paths[template]![method.toLowerCase()];
+  if (!op) return;
+  let response = op.responses[String(a.status)];
+  assert.ok(response, `${method} ${template}: status ${a.status} is not documented`);
+  let at = pointer("paths", template, method.toLowerCase(), "responses", String(a.status));
+  if (response.$ref) {
+    const name = (response.$ref as string).split("/").pop()!;
+    response = openapi.components.responses[name];
+    at = pointer("components", "responses", name);
+  }
+  if (!response.content) {
+    assert.equal(a.body, null, `${method} ${template} ${a.status}: documented without a body`);
+    return;
+  }
+  const validate = ajv.getSchema(`openapi#/${at}/content/${pointer("application/json")}/schema`)!;
+  assert.ok(validate(a.body), `${method} ${template} ${a.status}: ${ajv.errorsText(validate.errors)} in ${JSON.stringify(a.body)}`);
+}
+
 /** A refusal in the documented shape. */
 function refused(a: Answer, status: number, code: string): void {
   assert.equal(a.status, status, JSON.stringify(a.body));
@@ -46,7 +77,12 @@ describe("server API for app backends (OpenAPI 3.1, RFC 6749 §4.4)", function (
   this.timeout(30_000);
   let ts: MobileTestServer;
   let port: number;
-  const api = (method: string, path: string, opts?: Parameters<typeof call>[3]) => call(port, method, path, opts);
+  /** A request whose answer must match the OpenAPI file. */
+  const api = async (method: string, path: string, opts?: Parameters<typeof call>[3]) => {
+    const a = await call(port, method, path, opts);
+    conforms(method, path, a);
+    return a;
+  };
 
   before(async () => {
     ts = await startMobileServer({}, {
@@ -203,11 +239,16 @@ describe("server API for app backends (OpenAPI 3.1, RFC 6749 §4.4)", function (
   });
 
   it("issues OAuth2 client-credentials access tokens (RFC 6749 §4.4) limited to the asked scopes", async () => {
-    const form = (fields: Record<string, string>, basic?: string) => fetch(`http://127.0.0.1:${port}${API_PREFIX}/oauth/token`, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded", ...(basic ? { authorization: `Basic ${Buffer.from(basic).toString("base64")}` } : {}) },
-      body: new URLSearchParams(fields).toString(),
-    });
+    const form = async (fields: Record<string, string>, basic?: string) => {
+      const res = await fetch(`http://127.0.0.1:${port}${API_PREFIX}/oauth/token`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", ...(basic ? { authorization: `Basic ${Buffer.from(basic).toString("base64")}` } : {}) },
+        body: new URLSearchParams(fields).toString(),
+      });
+      const body = await res.json() as any;
+      conforms("POST", "/oauth/token", { status: res.status, body, headers: res.headers });
+      return { status: res.status, headers: res.headers, json: async () => body };
+    };
     const res = await form({ grant_type: "client_credentials", scope: "presence" }, `backend:${KEY}`);
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("cache-control"), "no-store");
@@ -233,10 +274,12 @@ describe("server API for app backends (OpenAPI 3.1, RFC 6749 §4.4)", function (
   });
 
   it("registers exactly the operations schemas/openapi/hearth-api.yaml documents", () => {
-    const doc = parseYaml(readFileSync(new URL("../../schemas/openapi/hearth-api.yaml", import.meta.url), "utf8")) as {
-      openapi: string; servers: Array<{ url: string }>; paths: Record<string, Record<string, unknown>>;
-    };
+    const doc = openapi;
     assert.match(doc.openapi, /^3\.1\./);
+    // The answer checker every request above went through is not vacuous.
+    assert.throws(() => conforms("POST", "/users", { status: 201, body: { created: true }, headers: new Headers() }), /jid/);
+    assert.throws(() => conforms("DELETE", "/users/x", { status: 200, body: null, headers: new Headers() }), /not documented/);
+    conforms("GET", "/users/x/presence", { status: 200, body: { jid: "x@localhost", online: false, resources: [] }, headers: new Headers() });
     assert.equal(doc.servers[0]!.url, API_PREFIX);
     const METHODS = new Set(["get", "put", "post", "delete", "patch", "head", "options"]);
     const documented = new Set<string>();
@@ -251,7 +294,7 @@ describe("server API for app backends (OpenAPI 3.1, RFC 6749 §4.4)", function (
   });
 
   it("answers every documented operation on the running server (none is an unknown path or method)", async () => {
-    const doc = parseYaml(readFileSync(new URL("../../schemas/openapi/hearth-api.yaml", import.meta.url), "utf8")) as { paths: Record<string, Record<string, unknown>> };
+    const doc = openapi;
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const method of Object.keys(item).filter((m) => ["get", "put", "post", "delete"].includes(m))) {
         const concrete = path.replace(/\{(\w+)\}/g, "probe");
