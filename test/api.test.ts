@@ -184,12 +184,16 @@ describe("server API for app backends (OpenAPI 3.1, RFC 6749 §4.4)", function (
   });
 
   it("creates a group and adds a member whose mobile client then sees it; removes the member again", async () => {
-    const owner = fresh("gowner"), member = fresh("gmember"), later = fresh("glater");
+    const owner = fresh("gowner"), member = fresh("gmember"), later = fresh("glater"), xmember = fresh("gxmpp");
     for (const u of [owner, member, later]) await ts.accounts.create("localhost", u, "password");
-    const created = await api("POST", "/groups", { json: { owner, name: "Support team", members: [member] } });
+    const x = await onlineUser(ts, xmember);
+    const created = await api("POST", "/groups", { json: { owner, name: "Support team", members: [member, xmember] } });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const group = created.body.jid as string;
-    assert.deepEqual(created.body.members, [`${owner}@localhost`, `${member}@localhost`]);
+    assert.deepEqual(created.body.members, [`${owner}@localhost`, `${member}@localhost`, `${xmember}@localhost`]);
+    // An XMPP member gets a mediated room invitation (XEP-0045 §7.8.2).
+    const invitation = await x.receive((el) => el.name === "message" && el.attrs.from === group);
+    assert.match(invitation.getChild("x", "http://jabber.org/protocol/muc#user")?.getChild("invite")?.attrs.from ?? "", new RegExp(`^${owner}@localhost(/|$)`));
 
     const m = await mobileUser(ts, member);
     const list = await m.request("getGroups", {});
@@ -206,7 +210,7 @@ describe("server API for app backends (OpenAPI 3.1, RFC 6749 §4.4)", function (
 
     const info = await api("GET", `/groups/${encodeURIComponent(group)}`);
     assert.deepEqual(Object.fromEntries(info.body.members.map((x: any) => [x.jid, x.role])),
-      { [`${owner}@localhost`]: "owner", [`${member}@localhost`]: "member", [`${later}@localhost`]: "member" });
+      { [`${owner}@localhost`]: "owner", [`${member}@localhost`]: "member", [`${later}@localhost`]: "member", [`${xmember}@localhost`]: "member" });
     assert.equal((await api("DELETE", `/groups/${encodeURIComponent(group)}/members/${member}`)).status, 204);
     await m.nextPush("groupEvent", (e) => e.kind === GroupEventKind.REMOVED && e.group === group);
     assert.deepEqual((await m.request("getGroups", {})).groups, []);
@@ -214,6 +218,7 @@ describe("server API for app backends (OpenAPI 3.1, RFC 6749 §4.4)", function (
     refused(await api("PUT", `/groups/${encodeURIComponent(group)}/members/nobody-here`), 404, "not-found");
     m.close();
     l.close();
+    await x.close();
   });
 
   it("refuses with the documented status codes and error shape", async () => {

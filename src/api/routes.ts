@@ -73,15 +73,16 @@ export function apiRoutes(api: ModuleApi<unknown>): Route[] {
     return { g, room, entry, owner };
   };
   /** An affiliation change in the room, made by its owner (XEP-0045 §9.3, §9.4). */
-  const setAffiliation = async (owner: string, room: string, jids: string[], affiliation: "member" | "none") => {
+  const setAffiliation = async (owner: string, room: string, jids: string[], affiliation: "member" | "none", by?: ApiActor) => {
+    if (jids.length === 0) return;
     const o = tryParseJid(owner)!;
-    const actor = new ApiActor(api.router, api.sessions, o.local, o.domain);
+    const actor = by ?? new ApiActor(api.router, api.sessions, o.local, o.domain);
     try {
       const answer = await actor.iq(xml("iq", { type: "set", to: room },
         xml("query", { xmlns: NS.mucAdmin }, ...jids.map((jid) => xml("item", { jid, affiliation })))));
       if (answer.attrs.type === "error") throw fromStanzaError(answer, "the group refused the change");
     } finally {
-      actor.unbind();
+      if (!by) actor.unbind();
     }
   };
 
@@ -233,13 +234,19 @@ export function apiRoutes(api: ModuleApi<unknown>): Route[] {
               f("muc#roomconfig_membersonly", "1"), f("muc#roomconfig_publicroom", "0"), f("muc#roomconfig_whois", "anyone")))));
           if (configured.attrs.type === "error") throw fromStanzaError(configured, "the group service refused the configuration");
           await g.adoptGroup(room, name, owner.bare);
+          if (members.length > 0) {
+            // In the directory before the invitations arrive, so that they are no news to the members' devices.
+            for (const m of members) await g.memberAdded(room, m, owner.bare);
+            // Mediated invitations (XEP-0045 §7.8.2) make the invitees members of the members-only room,
+            // and tell XMPP members about it as a room invitation.
+            await actor.route(xml("message", { to: room }, xml("x", { xmlns: NS.mucUser }, ...members.map((to) => xml("invite", { to })))));
+          }
+          // The owner's own presence request, answered by the room before it handles the next stanza: by
+          // then the invitations above have been handled too.
+          await setAffiliation(owner.bare, room, members, "member", actor);
           await actor.route(xml("presence", { to: `${room}/${owner.user}`, type: "unavailable" }));
         } finally {
           actor.unbind();
-        }
-        if (members.length > 0) {
-          await setAffiliation(owner.bare, room, members, "member");
-          for (const m of members) await g.memberAdded(room, m, owner.bare);
         }
         return { status: 201, body: { jid: room, name, owner: owner.bare, members: [owner.bare, ...members] } };
       },
