@@ -11,6 +11,7 @@ import { GroupEventKind } from "../src/mobile/schema.js";
 import type { ModuleApi } from "../src/modules/module.js";
 import { ErrorCode, MobileClient, mobileUser, Platform, rejectsWith, startMobileServer, type MobileTestServer } from "./helpers/mobile-client.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
+import { createLogger } from "../src/log.js";
 import { apiRoutes } from "../src/api/routes.js";
 import { API_PREFIX } from "../src/api/index.js";
 
@@ -311,13 +312,31 @@ describe("server API for app backends (OpenAPI 3.1, RFC 6749 §4.4)", function (
   });
 });
 
-describe("server API rate limiting", function () {
+describe("server API rate limiting and logs", function () {
   this.timeout(30_000);
   let ts: TestServer;
+  const raw: string[] = [];
   before(async () => {
-    ts = await startTestServer({ api: { keys: { backend: KEY }, requestsPerSecond: 0.01, requestBurst: 3 } });
+    const log = createLogger({ level: "debug", stanzas: false, format: "json" }, {
+      write: (chunk: string) => { for (const l of chunk.split("\n")) if (l) raw.push(l); },
+    });
+    ts = await startTestServer({ api: { keys: { backend: KEY }, requestsPerSecond: 0.01, requestBurst: 3 } }, { log });
   });
   after(() => ts?.stop());
+
+  it("logs a refused key once with its peer, and never a key, a token or a password", async () => {
+    const wrong = "wrong-key-that-must-not-be-logged-0123456789";
+    refused(await call(ts.httpPort, "GET", "/users/x/presence", { key: wrong }), 401, "unauthorized");
+    const res = await fetch(`http://127.0.0.1:${ts.httpPort}${API_PREFIX}/oauth/token`, {
+      method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "client_credentials", client_id: "backend", client_secret: wrong }).toString(),
+    });
+    assert.equal(res.status, 401);
+    const refusals = raw.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "api request refused");
+    assert.equal(refusals.length, 2);
+    assert.equal(refusals[0]!.peer, "127.0.0.1");
+    assert.ok(raw.length > 0 && !raw.some((l) => l.includes(wrong) || l.includes(KEY)), "no key in the log");
+  });
 
   it("answers 429 with Retry-After once a key spent its burst", async () => {
     await ts.accounts.create("localhost", "limited", "password");
@@ -325,6 +344,7 @@ describe("server API rate limiting", function () {
     const limited = await call(ts.httpPort, "GET", "/users/limited/presence");
     refused(limited, 429, "rate-limited");
     assert.ok(Number(limited.headers.get("retry-after")) >= 1);
+    assert.ok(!raw.some((l) => l.includes(KEY)), "no key in the log");
   });
 });
 

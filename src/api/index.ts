@@ -49,7 +49,7 @@ export const apiModule = defineModule({
         }
         let body: Promise<Record<string, unknown>> | null = null;
         const reply = await r.route.handle({ params, req, body: () => (body ??= readJsonObject(req, cfg.maxBodyBytes)) });
-        log.info({ key: caller.key, method, route: r.route.path, status: reply.status }, "api request");
+        log.debug({ key: caller.key, method, route: r.route.path, status: reply.status }, "api request");
         sendJson(res, reply.status, reply.body);
         return;
       }
@@ -88,10 +88,11 @@ export const apiModule = defineModule({
         if (!id || !secret) return oauthError(401, "invalid_client", "client authentication is required", { "www-authenticate": 'Basic realm="hearth-api"' });
         const token = auth.issueToken(id, secret, form.get("scope") ?? undefined);
         auth.admit({ key: id, scopes: new Set() });
-        log.info({ key: id, route: "/oauth/token", status: 200 }, "api token issued");
+        log.debug({ key: id, status: 200 }, "api access token issued");
         sendJson(res, 200, token, { pragma: "no-cache" });
       } catch (err) {
         if (err instanceof OAuthError) {
+          if (err.status === 401) log.info({ peer: req.socket.remoteAddress, path: "/oauth/token", status: 401, reason: err.description }, "api request refused");
           oauthError(err.status, err.error, err.description, err.status === 401 ? { "www-authenticate": 'Basic realm="hearth-api"' } : {});
           return;
         }
@@ -102,7 +103,11 @@ export const apiModule = defineModule({
     api.addHttpHandler(`${API_PREFIX}/`, (req, res) => {
       handle(req, res).catch((err: unknown) => {
         if (err instanceof ApiError) {
-          if (err.status >= 500) log.warn({ code: err.code, message: err.message }, "api request failed");
+          const where = { peer: req.socket.remoteAddress, method: req.method, path: (req.url ?? "").split("?")[0], status: err.status };
+          // A refused key is logged once with its peer and reason (never the key); other refusals are the caller's business.
+          if (err.status === 401) log.info({ ...where, reason: err.message }, "api request refused");
+          else if (err.status >= 500) log.warn({ ...where, code: err.code, message: err.message }, "api request failed");
+          else log.debug({ ...where, code: err.code }, "api request refused");
           sendError(res, err);
           return;
         }
