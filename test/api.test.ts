@@ -12,6 +12,7 @@ import type { ModuleApi } from "../src/modules/module.js";
 import { ErrorCode, MobileClient, mobileUser, Platform, rejectsWith, startMobileServer, type MobileTestServer } from "./helpers/mobile-client.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { createLogger } from "../src/log.js";
+import { ConfigError, loadConfig } from "../src/config/config.js";
 import { apiRoutes } from "../src/api/routes.js";
 import { API_PREFIX } from "../src/api/index.js";
 
@@ -348,3 +349,32 @@ describe("server API rate limiting and logs", function () {
   });
 });
 
+
+function catchError(fn: () => unknown): unknown {
+  try { fn(); } catch (err) { return err; }
+  assert.fail("expected an error");
+}
+
+describe("server API configuration (api.*)", () => {
+  const load = (overrides: Record<string, unknown>, env: Record<string, string> = {}) => loadConfig({ env, file: null, overrides });
+  const refusedConfig = (fn: () => unknown, key: string, message: RegExp) => {
+    assert.throws(fn, (err: unknown) => err instanceof ConfigError && err.key === key && message.test(err.message));
+  };
+
+  it("takes keys as their SHA-256 or as the key, and scopes per key", () => {
+    const hash = sha256(KEY).toUpperCase();
+    const cfg = load({ api: { keys: { a: `sha256:${hash}`, b: KEY }, scopes: { b: "presence, users,presence" } } });
+    assert.deepEqual(cfg.api.keys, { a: `sha256:${hash.toLowerCase()}`, b: KEY });
+    assert.deepEqual(cfg.api.scopes, { b: "presence,users" });
+    assert.deepEqual(load({}, { HEARTH_API__KEYS: `{"env": "${KEY}"}` }).api.keys, { env: KEY });
+  });
+
+  it("refuses short keys, unknown scopes and scopes of no key", () => {
+    refusedConfig(() => load({ api: { keys: { a: "short-secret" } } }), "api.keys.a", /at least 32 characters\), got another string \(not shown: a secret\)/);
+    assert.doesNotMatch(String(catchError(() => load({ api: { keys: { a: "short-secret" } } }))), /short-secret/);
+    refusedConfig(() => load({ api: { keys: { a: "sha256:abc" } } }), "api.keys.a", /64 hex digits/);
+    assert.doesNotMatch(String(catchError(() => load({}, { HEARTH_API__KEYS: "{a: [oops-secret" }))), /oops-secret/);
+    refusedConfig(() => load({ api: { keys: { a: KEY }, scopes: { a: "users,admin" } } }), "api.scopes.a", /comma-separated list of scopes/);
+    refusedConfig(() => load({ api: { keys: { a: KEY }, scopes: { b: "users" } } }), "api.scopes.b", /no key of that name in api.keys/);
+  });
+});

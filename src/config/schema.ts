@@ -74,6 +74,8 @@ export interface MapLeaf extends LeafBase<Record<string, string>> {
   acceptValue: (value: string) => string | undefined;
   /** Commented example lines for the rendered YAML. */
   example: string[];
+  /** The values are secrets (api.keys): an error names the key, never the value. */
+  secret?: boolean;
 }
 
 export type Leaf = StringLeaf | IntegerLeaf | NumberLeaf | BooleanLeaf | EnumLeaf | ListLeaf | CertMapLeaf | MapLeaf;
@@ -430,6 +432,7 @@ export const schema: Section = {
           acceptKey: apiKeyName,
           valueExpect: '"sha256:" and the 64 hex digits of the key\'s SHA-256, or the key itself (at least 32 characters)',
           acceptValue: apiKeySpec,
+          secret: true,
           example: ['backend: "sha256:<hex of: printf %s KEY | sha256sum>"'],
           description:
             "API keys by name. A client sends the key as `Authorization: Bearer KEY` (or uses it as the client secret of the OAuth2 token endpoint). Prefer the SHA-256 form: the config then holds no usable secret.",
@@ -1070,7 +1073,10 @@ function checkMap(leaf: MapLeaf, value: unknown, style: Style): Checked {
     const key = leaf.acceptKey(rawKey);
     if (key === undefined) return { ok: false, at: [rawKey], problem: `must be keyed by ${leaf.keyExpect}` };
     const accepted = typeof entry === "string" ? leaf.acceptValue(entry) : undefined;
-    if (accepted === undefined) return { ok: false, at: [rawKey], problem: `must be ${leaf.valueExpect}, got ${describeValue(entry)}` };
+    if (accepted === undefined) {
+      const got = leaf.secret ? (typeof entry === "string" ? "another string (not shown: a secret)" : describeValue(typeof entry === "object" ? entry : typeof entry)) : describeValue(entry);
+      return { ok: false, at: [rawKey], problem: `must be ${leaf.valueExpect}, got ${got}` };
+    }
     if (out[key] !== undefined) return { ok: false, at: [rawKey], problem: `duplicate entry for ${JSON.stringify(key)}` };
     out[key] = accepted;
   }
