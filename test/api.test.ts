@@ -46,7 +46,7 @@ ajv.addSchema(openapi, "openapi");
 const pointer = (...parts: string[]) => parts.map((p) => p.replace(/~/g, "~0").replace(/\//g, "~1")).join("/");
 
 /** Checks an answer against what the OpenAPI file documents for the operation and status. */
-function conforms(method: string, path: string, a: Answer): void {
+function conforms(method: string, path: string, a: Answer, request?: unknown): void {
   const template = Object.keys(openapi.paths).find((t) => new RegExp(`^${t.replace(/\{\w+\}/g, "[^/]+")}$`).test(path.split("?")[0]!));
   if (!template) return; // an undocumented path: the 404 itself is documented nowhere else
   const op = openapi.paths[template]![method.toLowerCase()];
@@ -58,6 +58,12 @@ function conforms(method: string, path: string, a: Answer): void {
     const name = (response.$ref as string).split("/").pop()!;
     response = openapi.components.responses[name];
     at = pointer("components", "responses", name);
+  }
+  if (a.status < 300 && request !== undefined) {
+    // What the server accepted must be what the file documents as a valid request.
+    const schema = ajv.getSchema(`openapi#/${pointer("paths", template, method.toLowerCase(), "requestBody", "content", "application/json", "schema")}`);
+    assert.ok(schema, `${method} ${template}: accepted a body the file documents none for`);
+    assert.ok(schema(request), `${method} ${template}: accepted ${JSON.stringify(request)}, which the file calls invalid: ${ajv.errorsText(schema.errors)}`);
   }
   if (!response.content) {
     assert.equal(a.body, null, `${method} ${template} ${a.status}: documented without a body`);
@@ -82,7 +88,7 @@ describe("server API for app backends (OpenAPI 3.1, RFC 6749 §4.4)", function (
   /** A request whose answer must match the OpenAPI file. */
   const api = async (method: string, path: string, opts?: Parameters<typeof call>[3]) => {
     const a = await call(port, method, path, opts);
-    conforms(method, path, a);
+    conforms(method, path, a, opts?.json);
     return a;
   };
 
@@ -287,6 +293,7 @@ describe("server API for app backends (OpenAPI 3.1, RFC 6749 §4.4)", function (
     assert.throws(() => conforms("POST", "/users", { status: 201, body: { created: true }, headers: new Headers() }), /jid/);
     assert.throws(() => conforms("DELETE", "/users/x", { status: 200, body: null, headers: new Headers() }), /not documented/);
     conforms("GET", "/users/x/presence", { status: 200, body: { jid: "x@localhost", online: false, resources: [] }, headers: new Headers() });
+    assert.throws(() => conforms("POST", "/users", { status: 201, body: { jid: "x@localhost" }, headers: new Headers() }, { username: "x" }), /calls invalid/);
     assert.equal(doc.servers[0]!.url, API_PREFIX);
     const METHODS = new Set(["get", "put", "post", "delete", "patch", "head", "options"]);
     const documented = new Set<string>();
