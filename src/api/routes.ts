@@ -241,8 +241,8 @@ export function apiRoutes(api: ModuleApi<unknown>): Route[] {
             // and tell XMPP members about it as a room invitation.
             await actor.route(xml("message", { to: room }, xml("x", { xmlns: NS.mucUser }, ...members.map((to) => xml("invite", { to })))));
           }
-          // The owner's own presence request, answered by the room before it handles the next stanza: by
-          // then the invitations above have been handled too.
+          // The member affiliations once more, explicitly (XEP-0045 §9.3): the invitations' errors come back
+          // as messages nobody reads here, the iq's as an answer that fails this request.
           await setAffiliation(owner.bare, room, members, "member", actor);
           await actor.route(xml("presence", { to: `${room}/${owner.user}`, type: "unavailable" }));
         } finally {
