@@ -119,10 +119,15 @@ describe("server API for app backends (OpenAPI 3.1, RFC 6749 §4.4)", function (
     assert.equal(login.jid, `${user}@localhost/mobile-phone-1`);
     await c.syncComplete();
 
+    const listed = await api("GET", `/users/${user}/tokens`);
+    assert.deepEqual(listed.body.tokens.map((t: any) => [t.deviceId, t.platform, t.expired]), [["phone-1", "ios", false]]);
+    assert.ok(!JSON.stringify(listed.body).includes(issued.body.token), "the token itself is not shown");
+
     // Revoking the device's tokens logs that device out, and the token no longer logs in.
     const revoked = await api("DELETE", `/users/${user}/tokens/phone-1`);
     assert.equal(revoked.status, 200);
     assert.equal(revoked.body.revoked, 1);
+    assert.deepEqual((await api("GET", `/users/${user}/tokens`)).body.tokens, []);
     await c.closed();
     const again = await MobileClient.connect(ts.mobileUrl);
     await rejectsWith(again.login({ username: user, token: issued.body.token, deviceId: "phone-1", platform: Platform.IOS }), ErrorCode.TOKEN_INVALID);

@@ -149,6 +149,19 @@ export function apiRoutes(api: ModuleApi<unknown>): Route[] {
       },
     },
     {
+      method: "GET", path: "/users/{user}/tokens", scope: "tokens",
+      async handle(c) {
+        const name = await account(c.params.user!);
+        const names = Object.fromEntries(Object.entries(PLATFORMS).map(([k, v]) => [v, k]));
+        const now = Date.now();
+        const tokens = (await api.accounts.login.tokens.list(name.bare)).flatMap((t) => t.record.kind !== "device" ? [] : [{
+          deviceId: t.record.device, platform: names[t.record.platform] ?? "unspecified",
+          createdAt: t.record.created, expiresAt: t.record.expires, expired: t.record.expires < now,
+        }]).sort((a, b) => a.createdAt - b.createdAt);
+        return { status: 200, body: { jid: name.bare, tokens } };
+      },
+    },
+    {
       method: "DELETE", path: "/users/{user}/tokens/{deviceId}", scope: "tokens",
       async handle(c) {
         const name = await account(c.params.user!);
