@@ -14,8 +14,9 @@ import type { StreamErrorCondition } from "../xml/stanza.js";
 let iqCounter = 0;
 
 export class ApiActor extends SessionState implements Session {
-  // Not a transport clients use; the type lists the real ones only (metrics label by them).
-  readonly protocol = "api" as Transport;
+  /** Not a transport clients use; the Transport type lists the real ones only (metrics label by them). */
+  static readonly PROTOCOL = "api" as Transport;
+  readonly protocol = ApiActor.PROTOCOL;
   readonly remoteAddress = "127.0.0.1";
   readonly secure = true;
   readonly host: string;

@@ -118,7 +118,8 @@ export function apiRoutes(api: ModuleApi<unknown>): Route[] {
       method: "GET", path: "/users/{user}/presence", scope: "presence",
       async handle(c) {
         const name = await account(c.params.user!);
-        const resources = api.sessions.resources(name.bare).filter((s) => !(s instanceof ApiActor)).map((s) => ({
+        // Not the API's own short-lived actors (also when another node of a cluster holds one).
+        const resources = api.sessions.resources(name.bare).filter((s) => s.protocol !== ApiActor.PROTOCOL).map((s) => ({
           resource: s.jid?.resource ?? "",
           transport: s.protocol,
           available: s.presence !== null,
