@@ -22,6 +22,9 @@ function compile(route: Route): CompiledRoute {
 
 export const apiModule = defineModule({
   name: "api",
+  xep: [
+    { spec: "RFC 6749", title: "The OAuth 2.0 Authorization Framework", status: "partial", note: "client credentials grant (§4.4) for the server API" },
+  ],
   setup(api) {
     const cfg = api.config.api;
     const auth = new ApiAuth(cfg, cfg);
