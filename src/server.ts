@@ -16,6 +16,7 @@ import { startListeners, type ListenerSet } from "./c2s/listeners.js";
 import type { C2sSession } from "./c2s/session.js";
 import { coreModules } from "./im/index.js";
 import { mobileModule } from "./mobile/index.js";
+import { apiModule } from "./api/index.js";
 import { startS2s, type S2s } from "./s2s/index.js";
 import type { Store } from "./storage/types.js";
 import { startOps, type Ops } from "./ops/index.js";
@@ -38,9 +39,9 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** Every module a server loads: core IM, the mobile adapter, then the given extensions. */
+/** Every module a server loads: core IM, the mobile adapter, the server API, then the given extensions. */
 export function serverModules(extensions: ModuleDefinition<any>[]): ModuleDefinition<any>[] {
-  return [...coreModules, mobileModule, ...extensions];
+  return [...coreModules, mobileModule, apiModule, ...extensions];
 }
 
 export interface StartOptions {

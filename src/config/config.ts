@@ -58,6 +58,11 @@ export interface Config {
     bosh: { enabled: boolean; path: string; maxWait: number; maxHold: number; inactivitySeconds: number };
   };
   ops: { metrics: boolean; networks: string[] };
+  /** The server API (src/api). `keys`: name → "sha256:<hex>" or the key; `scopes`: name → "users,tokens,…". */
+  api: {
+    keys: Record<string, string>; scopes: Record<string, string>; maxBodyBytes: number;
+    requestsPerSecond: number; requestBurst: number; tokenTtlSeconds: number;
+  };
   /** Paths are absolute. */
   tls: { cert: string | null; key: string | null; certs: Record<string, { cert: string; key: string }> };
   /** `sqlite.path` is absolute, or ":memory:". `postgres.url` is set when the driver is postgres. */
@@ -318,7 +323,7 @@ function parseEnvValue(leaf: Leaf, text: string): Checked {
       try {
         raw = trimmed === "" ? null : (parseYaml(text) as unknown);
       } catch {
-        return { ok: false, problem: `must be ${expectation(leaf, "env")}, got ${describeValue(text)}` };
+        return { ok: false, problem: `must be ${expectation(leaf, "env")}, got ${leaf.kind === "map" && leaf.secret ? "text that is no YAML (not shown: it holds secrets)" : describeValue(text)}` };
       }
       break;
   }
@@ -439,6 +444,9 @@ function checkCombinations(config: Config): void {
     const missing = config.tls.cert === null ? "tls.cert" : "tls.key";
     const other = missing === "tls.cert" ? "tls.key" : "tls.cert";
     throw new ConfigError(missing, `${missing}: must be set together with ${other}`);
+  }
+  for (const name of Object.keys(config.api.scopes)) {
+    if (config.api.keys[name] === undefined) throw new ConfigError(`api.scopes.${name}`, `api.scopes.${name}: no key of that name in api.keys`);
   }
   if (config.cluster.deadAfterSeconds <= config.cluster.heartbeatSeconds) {
     throw new ConfigError("cluster.deadAfterSeconds", "cluster.deadAfterSeconds: must be greater than cluster.heartbeatSeconds");

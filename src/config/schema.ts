@@ -74,6 +74,8 @@ export interface MapLeaf extends LeafBase<Record<string, string>> {
   acceptValue: (value: string) => string | undefined;
   /** Commented example lines for the rendered YAML. */
   example: string[];
+  /** The values are secrets (api.keys): an error names the key, never the value. */
+  secret?: boolean;
 }
 
 export type Leaf = StringLeaf | IntegerLeaf | NumberLeaf | BooleanLeaf | EnumLeaf | ListLeaf | CertMapLeaf | MapLeaf;
@@ -208,6 +210,26 @@ function nodeName(value: string): string | undefined {
 
 function moduleName(value: string): string | undefined {
   return /^[A-Za-z0-9_.-]+$/.test(value) ? value : undefined;
+}
+
+/** The scopes of the server API (src/api): what an API key may do. */
+export const API_SCOPES = ["users", "tokens", "messages", "groups", "presence"] as const;
+
+function apiKeyName(value: string): string | undefined {
+  return /^[A-Za-z0-9_.-]{1,64}$/.test(value) ? value : undefined;
+}
+
+/** "sha256:<hex>" (normalized to lower case) or a literal key of at least 32 printable characters. */
+function apiKeySpec(value: string): string | undefined {
+  const v = value.trim();
+  if (/^sha256:[0-9a-fA-F]{64}$/.test(v)) return v.toLowerCase();
+  return /^[\x21-\x7e]{32,512}$/.test(v) && !v.startsWith("sha256:") ? v : undefined;
+}
+
+function apiScopeList(value: string): string | undefined {
+  const items = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (items.length === 0 || !items.every((s) => (API_SCOPES as readonly string[]).includes(s))) return undefined;
+  return [...new Set(items)].join(",");
 }
 
 const port = (def: number | null, description: string): IntegerLeaf => ({
@@ -396,6 +418,63 @@ export const schema: Section = {
         networks: networks(
           "Client networks allowed to read /metrics (others get 403); add your Prometheus server's. The health checks answer everyone: they tell nothing but up or down.",
         ),
+      },
+    },
+    api: {
+      kind: "section",
+      description:
+        "The server API for app backends: an HTTP JSON API under /api/v1/ on the HTTP port (schemas/openapi/hearth-api.yaml), on when at least one key is configured.",
+      fields: {
+        keys: {
+          kind: "map",
+          default: {},
+          keyExpect: "key names (letters, digits, _ . -)",
+          acceptKey: apiKeyName,
+          valueExpect: '"sha256:" and the 64 hex digits of the key\'s SHA-256, or the key itself (at least 32 characters)',
+          acceptValue: apiKeySpec,
+          secret: true,
+          example: ['backend: "sha256:<hex of: printf %s KEY | sha256sum>"'],
+          description:
+            "API keys by name. A client sends the key as `Authorization: Bearer KEY` (or uses it as the client secret of the OAuth2 token endpoint). Prefer the SHA-256 form: the config then holds no usable secret.",
+        },
+        scopes: {
+          kind: "map",
+          default: {},
+          keyExpect: "key names of api.keys",
+          acceptKey: apiKeyName,
+          valueExpect: `a comma-separated list of scopes (${API_SCOPES.join(", ")})`,
+          acceptValue: apiScopeList,
+          example: ["backend: users,tokens,messages"],
+          description: "What each key may do; a key without an entry has every scope.",
+        },
+        maxBodyBytes: {
+          kind: "integer",
+          min: 256,
+          max: 16 * 1024 * 1024,
+          default: 65_536,
+          description: "Largest request body accepted (413 above).",
+        },
+        requestsPerSecond: {
+          kind: "number",
+          min: 0,
+          max: 1_000_000,
+          default: 20,
+          description: "Requests per second per key (token bucket; 429 with Retry-After above it). 0: no limit.",
+        },
+        requestBurst: {
+          kind: "integer",
+          min: 1,
+          max: 1_000_000,
+          default: 100,
+          description: "Requests a key may make in a burst above requestsPerSecond.",
+        },
+        tokenTtlSeconds: {
+          kind: "integer",
+          min: 0,
+          max: 86_400,
+          default: 3600,
+          description: "Lifetime of an OAuth2 client-credentials access token (POST /api/v1/oauth/token, RFC 6749 §4.4); 0 turns the token endpoint off.",
+        },
       },
     },
     tls: {
@@ -994,7 +1073,10 @@ function checkMap(leaf: MapLeaf, value: unknown, style: Style): Checked {
     const key = leaf.acceptKey(rawKey);
     if (key === undefined) return { ok: false, at: [rawKey], problem: `must be keyed by ${leaf.keyExpect}` };
     const accepted = typeof entry === "string" ? leaf.acceptValue(entry) : undefined;
-    if (accepted === undefined) return { ok: false, at: [rawKey], problem: `must be ${leaf.valueExpect}, got ${describeValue(entry)}` };
+    if (accepted === undefined) {
+      const got = leaf.secret ? (typeof entry === "string" ? "another string (not shown: a secret)" : describeValue(typeof entry === "object" ? entry : typeof entry)) : describeValue(entry);
+      return { ok: false, at: [rawKey], problem: `must be ${leaf.valueExpect}, got ${got}` };
+    }
     if (out[key] !== undefined) return { ok: false, at: [rawKey], problem: `duplicate entry for ${JSON.stringify(key)}` };
     out[key] = accepted;
   }

@@ -32,6 +32,11 @@ import { conversationPayload, mirror } from "./conversation.js";
 
 type RoomsService = ServiceMap["rooms"];
 
+declare module "../modules/module.js" {
+  /** The mobile group directory, for the server API (src/api). */
+  interface ServiceMap { mobileGroups: Groups }
+}
+
 const unsupported = () => new MobileError(ErrorCode.UNSUPPORTED, "this server runs no group (MUC) service");
 const ROLES: Record<string, GroupRoleType> = { owner: GroupRole.OWNER, admin: GroupRole.ADMIN, member: GroupRole.MEMBER };
 const MAX_MEMBERS = 1000;
@@ -593,6 +598,46 @@ export class Groups {
       group: room,
       members: Object.entries(rec.members).sort().map(([jid, role]) => ({ jid, role: ROLES[role] ?? GroupRole.MEMBER, nick: tryParseJid(jid)?.local ?? "" })),
     };
+  }
+
+  // ---- the server API (src/api): groups made and changed by an app backend, not by a device ----
+
+  /** The directory entry of a group (name and members by bare JID), null when it is none. */
+  async directoryEntry(room: string): Promise<{ name: string; members: Record<string, "owner" | "admin" | "member"> } | null> {
+    const r = await this.record(room);
+    return r ? { name: r.name, members: { ...r.members } } : null;
+  }
+
+  /** A room the API created for `owner`: recorded as a group of that user. */
+  async adoptGroup(room: string, name: string, owner: string): Promise<void> {
+    await this.saveRecord(room, { name, members: { [owner]: "owner" }, created: Date.now() });
+    await this.setMine(owner, room, true);
+  }
+
+  /** The room made `jid` a member: the directory says so, and devices of the group hear of it. False: it was a member. */
+  async memberAdded(room: string, jid: string, by: string): Promise<boolean> {
+    const rec = await this.record(room);
+    if (!rec || rec.members[jid]) return false;
+    const existing = Object.keys(rec.members);
+    rec.members[jid] = "member";
+    await this.saveRecord(room, rec);
+    await this.setMine(jid, room, true);
+    this.event([jid], room, GroupEventKind.INVITED, jid, by, rec.name);
+    this.event(existing, room, GroupEventKind.MEMBER_JOINED, jid, by, rec.name);
+    return true;
+  }
+
+  /** The room took `jid`'s membership away. False: it was no member. */
+  async memberRemoved(room: string, jid: string, by: string): Promise<boolean> {
+    const rec = await this.record(room);
+    if (!rec || !rec.members[jid]) return false;
+    delete rec.members[jid];
+    await this.saveRecord(room, rec);
+    await this.setMine(jid, room, false);
+    await this.ctx().conversations.remove(jid, room);
+    this.event([jid], room, GroupEventKind.REMOVED, jid, by, rec.name);
+    this.event(Object.keys(rec.members), room, GroupEventKind.MEMBER_LEFT, jid, by, rec.name);
+    return true;
   }
 
   async getGroups(s: MobileSession, _req: GetGroups): Promise<GroupList> {

@@ -50,6 +50,7 @@ export const mobileModule = defineModule<MobileOptions>({
       devicesOf,
     };
     const { groups } = ctx;
+    api.provide("mobileGroups", groups);
 
     // ---- timeline rows reach every device of both users ----
 
