@@ -5,9 +5,11 @@ import type { Config } from "./config/config.js";
 
 export type Logger = pino.Logger;
 
-export function createLogger(config: Config["log"], dest?: pino.DestinationStream): Logger {
+/** `tap` sees every JSON line written (the admin console keeps the recent warnings and errors from it). */
+export function createLogger(config: Config["log"], dest?: pino.DestinationStream, tap?: (line: string) => void): Logger {
   const options: pino.LoggerOptions = { level: config.level, timestamp: pino.stdTimeFunctions.isoTime };
-  const out = dest ?? pino.destination({ dest: 1, sync: true });
+  const base = dest ?? pino.destination({ dest: 1, sync: true });
+  const out: pino.DestinationStream = tap === undefined ? base : { write(chunk: string) { base.write(chunk); tap(chunk); } };
   const pretty = config.format === "pretty" || (config.format === "auto" && dest === undefined && process.stdout.isTTY === true);
   if (!pretty) return pino(options, out);
   const color = dest === undefined && process.stdout.isTTY === true && !process.env.NO_COLOR;

@@ -58,6 +58,8 @@ export interface Config {
     bosh: { enabled: boolean; path: string; maxWait: number; maxHold: number; inactivitySeconds: number };
   };
   ops: { metrics: boolean; networks: string[] };
+  /** `accounts` are bare JIDs, lower-cased. */
+  admin: { accounts: string[]; networks: string[]; sampleSeconds: number; sessionMinutes: number };
   /** Paths are absolute. */
   tls: { cert: string | null; key: string | null; certs: Record<string, { cert: string; key: string }> };
   /** `sqlite.path` is absolute, or ":memory:". `postgres.url` is set when the driver is postgres. */
@@ -439,6 +441,10 @@ function checkCombinations(config: Config): void {
     const missing = config.tls.cert === null ? "tls.cert" : "tls.key";
     const other = missing === "tls.cert" ? "tls.key" : "tls.cert";
     throw new ConfigError(missing, `${missing}: must be set together with ${other}`);
+  }
+  for (const admin of config.admin.accounts) {
+    const host = admin.slice(admin.indexOf("@") + 1);
+    if (!config.hosts.includes(host)) throw new ConfigError("admin.accounts", `admin.accounts: ${admin} is not on a served host (${config.hosts.join(", ")})`);
   }
   if (config.cluster.deadAfterSeconds <= config.cluster.heartbeatSeconds) {
     throw new ConfigError("cluster.deadAfterSeconds", "cluster.deadAfterSeconds: must be greater than cluster.heartbeatSeconds");
