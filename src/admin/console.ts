@@ -200,7 +200,10 @@ export function createConsole(api: ModuleApi<unknown>, admin: AdminService): Con
     token,
     handle(req, res) {
       const path = (req.url ?? "/").split("?")[0]!;
-      if (!allowed.has(req.socket.remoteAddress ?? "")) {
+      const remote = req.socket.remoteAddress ?? "";
+      // The CLI on the server's own machine connects from the address it reaches (http.bind): let its
+      // token in from there even when admin.networks does not list that address.
+      if (!allowed.has(remote) && !(remote === req.socket.localAddress && bearer(req))) {
         send(res, 403, "text/plain", "Forbidden: this address is not in admin.networks\n");
         return;
       }
