@@ -5,6 +5,9 @@ import { xml, type Element } from "../src/xml/element.js";
 import { RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
 import { ErrorCode, MobileClient, MobileRequestError, Platform, startMobileServer, type MobileTestServer } from "./helpers/mobile-client.js";
 import { jsClient, rawTokenLogin, type Token } from "./helpers/sasl2-client.js";
+import { createLogger } from "../src/log.js";
+import { RecentErrors } from "../src/admin/service.js";
+import { ConfigError, loadConfig } from "../src/config/config.js";
 
 const COMMANDS = "http://jabber.org/protocol/commands";
 const ADMIN = "http://jabber.org/protocol/admin";
@@ -133,7 +136,7 @@ describe("XEP-0133 service administration over XEP-0050 ad-hoc commands", functi
     }
   });
 
-  it("disables an account: its sessions end and no login path lets it in until it is re-enabled", async () => {
+  it("disables an account: its sessions end and no login path lets it in until it is re-enabled; a reset revokes its tokens", async () => {
     const user = fresh("romeo");
     const agent = "b7a6f1f2-2f61-4b39-9f4b-2f2d3a1c0aa1";
     await ts.accounts.create("localhost", user, "password");
@@ -171,6 +174,10 @@ describe("XEP-0133 service administration over XEP-0050 ad-hoc commands", functi
     await run(root, "reenable-user", { accountjids: `${user}@localhost` });
     assert.equal(await saslRefusal(ts, user, "password"), "success");
     assert.equal((await rawTokenLogin(ts, user, token.token, agent)).name, "success", "tokens survive a disable");
+    // A password reset revokes the account's tokens, like any password change (XEP-0484 §6).
+    await run(root, "change-user-password", { accountjid: `${user}@localhost`, password: "a-new-password" });
+    assert.equal((await rawTokenLogin(ts, user, token.token, agent)).name, "failure", "the FAST token is revoked");
+    assert.deepEqual(await ts.server.context.accounts.login.tokens.list(`${user}@localhost`), [], "the device token too");
   });
 
   it("applies a disable written straight to the store (CLI without a server, another node) to live sessions", async () => {
@@ -178,5 +185,23 @@ describe("XEP-0133 service administration over XEP-0050 ad-hoc commands", functi
     const online = await onlineUser(ts, user);
     await ts.server.context.accounts.login.setDisabled("localhost", user, true);
     assert.equal(errorCondition(await online.closed(5000)), "policy-violation");
+  });
+});
+
+describe("admin: configuration and recent errors", () => {
+  it("refuses an admin account on a host the server does not serve", () => {
+    assert.throws(() => loadConfig({ file: null, env: {}, overrides: { hosts: ["example.org"], admin: { accounts: ["root@example.com"] } } }),
+      (err: unknown) => err instanceof ConfigError && /admin\.accounts: root@example\.com is not on a served host/.test(err.message));
+  });
+
+  it("keeps warnings and errors from the log, not info lines or refused logins (those come from the login service)", () => {
+    const recent = new RecentErrors();
+    const log = createLogger({ level: "info", format: "json", stanzas: false }, { write() {} }, (line) => recent.fromLogLine(line));
+    log.info("ordinary");
+    log.warn({ peer: "192.0.2.1" }, "a connection limit was hit");
+    log.warn({ peer: "192.0.2.1" }, "login refused: too many failed attempts");
+    log.error({ err: new Error("disk full") }, "archiving failed");
+    const seen = recent.toArray().map((e) => `${e.level}: ${e.message}`);
+    assert.deepEqual(seen, ["warn: a connection limit was hit peer 192.0.2.1", "error: archiving failed (disk full)"]);
   });
 });

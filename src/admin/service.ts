@@ -79,6 +79,7 @@ export interface AdminAttachment {
 }
 
 const SAMPLES = 60;
+const ACCOUNT_COUNT_TTL_MS = 30_000;
 const CAPS = "http://jabber.org/protocol/caps";
 
 export class AdminService {
@@ -88,10 +89,15 @@ export class AdminService {
   private attachment: AdminAttachment | null = null;
   /** Errors and refusals seen before the composition root attached its ring (and in tests without one). */
   private readonly ownRecent = new RecentErrors();
+  /** Accounts per host: the store can only list them, and the console asks every few seconds. */
+  private readonly accountCounts = new Map<string, { n: number; until: number }>();
 
   constructor(private readonly api: ModuleApi<unknown>) {
     this.last = this.counters();
     api.observe("resource-bind", ({ session }) => { this.boundAt.set(session, Date.now()); });
+    const forget = ({ host }: { host: string }) => { this.accountCounts.delete(host); };
+    api.observe("account-created", forget);
+    api.observe("account-deleted", forget);
     api.setInterval(() => this.sample(), api.config.admin.sampleSeconds * 1000);
   }
 
@@ -135,11 +141,20 @@ export class AdminService {
     }
     return Promise.all(this.api.hosts.map(async (host) => ({
       host,
-      accounts: (await this.api.accounts.list(host)).length,
+      accounts: await this.accountCount(host),
       online: online.get(host)?.size ?? 0,
       sessions: sessions.get(host) ?? 0,
       disabled: (await this.api.accounts.login.disabledAccounts(host)).length,
     })));
+  }
+
+  private async accountCount(host: string): Promise<number> {
+    const now = Date.now();
+    const cached = this.accountCounts.get(host);
+    if (cached && cached.until > now) return cached.n;
+    const n = (await this.api.accounts.list(host)).length;
+    this.accountCounts.set(host, { n, until: now + ACCOUNT_COUNT_TTL_MS });
+    return n;
   }
 
   async nodes(): Promise<{ count: number | null; nodes: NodeInfo[] }> {
