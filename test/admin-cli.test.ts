@@ -36,7 +36,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-describe("hearth CLI admin commands (XEP-0133 actions from the command line)", function () {
+describe("hearth CLI admin commands against a running server", function () {
   this.timeout(60_000);
   let dir: string, config: string, c2sPort: number;
   let server: ChildProcess | null = null;
