@@ -3,6 +3,7 @@
 // The HTTP API under it refuses what it must: no session, no CSRF token, a non-admin, another network.
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, statSync } from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser } from "playwright-core";
@@ -108,6 +109,16 @@ describe("admin console (Chromium)", function () {
     assert.equal(state.status, 200);
     const wrong = await fetch(new URL("api/state", info.url), { headers: { authorization: `Bearer ${info.token.slice(1)}x` } });
     assert.equal(wrong.status, 401);
+  });
+
+  it("answers 421 to a request for another site's name (DNS rebinding)", async () => {
+    const status = (host: string) => new Promise<number>((resolve, reject) => {
+      http.get({ host: "127.0.0.1", port: ts.httpPort, path: "/admin/", headers: { host } }, (res) => { res.resume(); resolve(res.statusCode!); }).on("error", reject);
+    });
+    assert.equal(await status("attacker.example:5280"), 421);
+    assert.equal(await status(`localhost:${ts.httpPort}`), 200);
+    assert.equal(await status("admin.localhost"), 200, "a subdomain of a served domain (a reverse proxy)");
+    assert.equal(await status(`[::1]:${ts.httpPort}`), 200);
   });
 
   it("answers 403 to an address outside admin.networks", async () => {

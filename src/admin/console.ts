@@ -9,6 +9,7 @@
 //     (mode 0600), so whoever may read the data directory may run admin commands.
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { isIP } from "node:net";
 import { NetworkList } from "../auth/networks.js";
 import { AccountDisabled, LoginThrottled } from "../auth/login.js";
 import { tryParseJid } from "../jid/jid.js";
@@ -39,6 +40,13 @@ export function createConsole(api: ModuleApi<unknown>, admin: AdminService): Con
   const token = randomBytes(32).toString("base64url");
   const log = api.log;
 
+  /** An IP literal, localhost, a served domain or a subdomain of one (a reverse proxy's admin.example.com). */
+  const knownHost = (header: string | undefined): boolean => {
+    if (header === undefined) return false;
+    const name = (header.startsWith("[") ? header.slice(1, header.indexOf("]")) : header.replace(/:\d+$/, "")).toLowerCase().replace(/\.$/, "");
+    if (isIP(name) !== 0 || name === "localhost") return true;
+    return api.config.hosts.some((h) => name === h || name.endsWith(`.${h}`));
+  };
   const send = (res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}) => {
     res.writeHead(status, {
       "content-type": type, "cache-control": "no-store", "x-content-type-options": "nosniff", "x-frame-options": "DENY",
@@ -205,6 +213,12 @@ export function createConsole(api: ModuleApi<unknown>, admin: AdminService): Con
       // token in from there even when admin.networks does not list that address.
       if (!allowed.has(remote) && !(remote === req.socket.localAddress && bearer(req))) {
         send(res, 403, "text/plain", "Forbidden: this address is not in admin.networks\n");
+        return;
+      }
+      // DNS rebinding: a page of another site whose name now resolves to this server is same-origin to
+      // itself; its Host header still names that site. The console answers only its own names.
+      if (!bearer(req) && !knownHost(req.headers.host)) {
+        send(res, 421, "text/plain", "Misdirected request: use the server's address or one of its domains\n");
         return;
       }
       route(req, res, path).catch((err: unknown) => {
