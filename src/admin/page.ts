@@ -25,7 +25,8 @@ export const CONSOLE_PAGE = `<!doctype html>
   #login input { width: 100%; box-sizing: border-box; margin: 4px 0 10px; }
   .muted { color: #6b7688; }
   .error { color: #c0392b; }
-  #status { padding: 0 20px; min-height: 20px; }
+  #status { padding: 0 20px; margin: 10px 0 0; }
+  #status:empty { display: none; }
   .legend span { margin-right: 12px; }
   .legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; }
   ul.errors { margin: 0; padding-left: 18px; max-height: 220px; overflow: auto; font-size: 13px; }
@@ -92,6 +93,12 @@ function fill(id, rows, build) {
 function chart(rates) {
   var svg = $("chart"), ns = "http://www.w3.org/2000/svg";
   svg.replaceChildren();
+  [10, 82.5, 155].forEach(function (y) {
+    var g = document.createElementNS(ns, "line");
+    g.setAttribute("x1", "0"); g.setAttribute("x2", "600"); g.setAttribute("y1", String(y)); g.setAttribute("y2", String(y));
+    g.setAttribute("stroke", "#e3e7ee"); g.setAttribute("stroke-width", "1");
+    svg.appendChild(g);
+  });
   var s = rates.samples, max = 1;
   s.forEach(function (p) { max = Math.max(max, p.messages, p.logins, p.loginFailures); });
   $("rate-note").textContent = "per " + rates.intervalSeconds + " s, last " + s.length + " samples, peak " + max;
