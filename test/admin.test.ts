@@ -6,6 +6,7 @@ import { RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
 import { ErrorCode, MobileClient, MobileRequestError, Platform, startMobileServer, type MobileTestServer } from "./helpers/mobile-client.js";
 import { jsClient, rawTokenLogin, type Token } from "./helpers/sasl2-client.js";
 import { createLogger } from "../src/log.js";
+import { KickReason } from "../src/mobile/schema.js";
 import { RecentErrors } from "../src/admin/service.js";
 import { ConfigError, loadConfig } from "../src/config/config.js";
 
@@ -151,11 +152,12 @@ describe("XEP-0133 service administration over XEP-0050 ad-hoc commands", functi
     const phone = await MobileClient.connect(ts.mobileUrl);
     await phone.login({ username: user, password: "password", deviceId: "dev-admin", platform: Platform.ANDROID });
     const device = await phone.request("issueToken", { ttlSeconds: 3600 });
-    phone.close();
     const online = await onlineUser(ts, user);
 
     await run(root, "disable-user", { accountjids: `${user}@localhost` });
     assert.equal(errorCondition(await online.closed()), "policy-violation", "the live session was ended");
+    assert.equal((await phone.nextPush("kicked")).reason, KickReason.POLICY_VIOLATION, "the live mobile session too");
+    phone.close();
     assert.equal(await saslRefusal(ts, user, "password"), "account-disabled", "SASL refuses the right password");
     assert.equal(await saslRefusal(ts, user, "wrong"), "not-authorized", "a wrong password learns nothing");
     const fast = await rawTokenLogin(ts, user, token.token, agent);
