@@ -157,6 +157,8 @@ describe("XEP-0133 service administration over XEP-0050 ad-hoc commands", functi
     await run(root, "disable-user", { accountjids: `${user}@localhost` });
     assert.equal(errorCondition(await online.closed()), "policy-violation", "the live session was ended");
     assert.equal((await phone.nextPush("kicked")).reason, KickReason.POLICY_VIOLATION, "the live mobile session too");
+    const disabled = await run(root, "get-disabled-users-list", { max_items: "none" });
+    assert.ok(field(disabled, "disableduserjids").includes(`${user}@localhost`));
     phone.close();
     assert.equal(await saslRefusal(ts, user, "password"), "account-disabled", "SASL refuses the right password");
     assert.equal(await saslRefusal(ts, user, "wrong"), "not-authorized", "a wrong password learns nothing");

@@ -51,6 +51,13 @@ export function adminCommands(admin: AdminService): Map<string, Command> {
     if (failed.length === list.length) throw new StanzaError(failed.length === 1 && /no account|no session/.test(failed[0]!) ? "item-not-found" : "bad-request", failed.join("; "));
     return failed.length === 0 ? "" : ` Failed: ${failed.join("; ")}`;
   };
+  const maxItems: Field = { var: "max_items", type: "list-single", label: "Maximum number of items to report", value: "100", options: ["25", "50", "75", "100", "150", "200", "none"] };
+  const limitOf = (v: Values): number => {
+    const max = one(v, "max_items", false);
+    const limit = max === "" || max === "none" ? Infinity : Number(max);
+    if (!(limit > 0)) throw new StanzaError("bad-request", "max_items must be a number or none");
+    return limit;
+  };
   const accountjids: Field = { var: "accountjids", type: "jid-multi", label: "The Jabber ID(s)", required: true };
   const accountjid: Field = { var: "accountjid", type: "jid-single", label: "The Jabber ID", required: true };
   const commands = new Map<string, Command>([
@@ -112,13 +119,25 @@ export function adminCommands(admin: AdminService): Map<string, Command> {
         return { note: "", result: [{ var: "registeredusersnum", type: "text-single", label: "The number of registered users", value: String(n) }] };
       },
     }],
+    ["get-disabled-users-num", {
+      name: "Get Number of Disabled Users", form: null,
+      async run(_v, host) {
+        const n = (await admin.hostCounts()).find((c) => c.host === host)?.disabled ?? 0;
+        return { note: "", result: [{ var: "disabledusersnum", type: "text-single", label: "The number of disabled users", value: String(n) }] };
+      },
+    }],
+    ["get-disabled-users-list", {
+      name: "Get List of Disabled Users", form: [maxItems],
+      async run(v, host) {
+        const users = (await admin.accounts.login.disabledAccounts(host)).map((u) => `${u}@${host}`);
+        return { note: "", result: [{ var: "disableduserjids", type: "jid-multi", label: "The list of all disabled users", value: users.slice(0, limitOf(v)) }] };
+      },
+    }],
     ["get-online-users-list", {
       name: "Get List of Online Users",
-      form: [{ var: "max_items", type: "list-single", label: "Maximum number of items to report", value: "100", options: ["25", "50", "75", "100", "150", "200", "none"] }],
+      form: [maxItems],
       async run(v, host) {
-        const max = one(v, "max_items", false);
-        const limit = max === "" || max === "none" ? Infinity : Number(max);
-        if (!(limit > 0)) throw new StanzaError("bad-request", "max_items must be a number or none");
+        const limit = limitOf(v);
         const bare = [...new Set(admin.sessions().filter((s) => s.jid.endsWith(`@${host}`) || s.jid.includes(`@${host}/`)).map((s) => s.jid.split("/")[0]!))];
         return { note: "", result: [{ var: "onlineuserjids", type: "jid-multi", label: "The list of all online users", value: bare.slice(0, limit) }] };
       },

@@ -25,7 +25,7 @@ export const adminModule = defineModule({
     { spec: "XEP-0050", title: "Ad-Hoc Commands", version: "1.3.0", status: "partial", note: "the XEP-0133 commands on the server domain: one form step, complete or cancel (no prev/next)" },
     {
       spec: "XEP-0133", title: "Service Administration", version: "1.3.1", status: "partial",
-      note: "add-user, delete-user, disable-user, reenable-user, change-user-password, end-user-session, announce, get-online-users-num, get-online-users-list, get-registered-users-num; admins from admin.accounts",
+      note: "add-user, delete-user, disable-user, reenable-user, change-user-password, end-user-session, announce, get-online-users-num, get-online-users-list, get-registered-users-num, get-disabled-users-num, get-disabled-users-list; admins from admin.accounts",
     },
   ],
   setup(api) {
