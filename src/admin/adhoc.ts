@@ -58,6 +58,14 @@ export function adminCommands(admin: AdminService): Map<string, Command> {
     if (!(limit > 0)) throw new StanzaError("bad-request", "max_items must be a number or none");
     return limit;
   };
+  /** A report of one number of the host's counts, completed at once. */
+  const count = (name: string, key: "online" | "accounts" | "disabled", field: string, label: string): Command => ({
+    name, form: null,
+    async run(_v, host) {
+      const n = (await admin.hostCounts()).find((c) => c.host === host)?.[key] ?? 0;
+      return { note: "", result: [{ var: field, type: "text-single", label, value: String(n) }] };
+    },
+  });
   const accountjids: Field = { var: "accountjids", type: "jid-multi", label: "The Jabber ID(s)", required: true };
   const accountjid: Field = { var: "accountjid", type: "jid-single", label: "The Jabber ID", required: true };
   const commands = new Map<string, Command>([
@@ -105,27 +113,9 @@ export function adminCommands(admin: AdminService): Map<string, Command> {
         return { note: `The announcement was sent to the online users of ${host}.${n}` };
       },
     }],
-    ["get-online-users-num", {
-      name: "Get Number of Online Users", form: null,
-      async run(_v, host) {
-        const online = (await admin.hostCounts()).find((c) => c.host === host)?.online ?? 0;
-        return { note: "", result: [{ var: "onlineusersnum", type: "text-single", label: "The number of online users", value: String(online) }] };
-      },
-    }],
-    ["get-registered-users-num", {
-      name: "Get Number of Registered Users", form: null,
-      async run(_v, host) {
-        const n = (await admin.hostCounts()).find((c) => c.host === host)?.accounts ?? 0;
-        return { note: "", result: [{ var: "registeredusersnum", type: "text-single", label: "The number of registered users", value: String(n) }] };
-      },
-    }],
-    ["get-disabled-users-num", {
-      name: "Get Number of Disabled Users", form: null,
-      async run(_v, host) {
-        const n = (await admin.hostCounts()).find((c) => c.host === host)?.disabled ?? 0;
-        return { note: "", result: [{ var: "disabledusersnum", type: "text-single", label: "The number of disabled users", value: String(n) }] };
-      },
-    }],
+    ["get-online-users-num", count("Get Number of Online Users", "online", "onlineusersnum", "The number of online users")],
+    ["get-registered-users-num", count("Get Number of Registered Users", "accounts", "registeredusersnum", "The number of registered users")],
+    ["get-disabled-users-num", count("Get Number of Disabled Users", "disabled", "disabledusersnum", "The number of disabled users")],
     ["get-disabled-users-list", {
       name: "Get List of Disabled Users", form: [maxItems],
       async run(v, host) {
