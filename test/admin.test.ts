@@ -207,5 +207,11 @@ describe("admin: configuration and recent errors", () => {
     log.error({ err: new Error("disk full") }, "archiving failed");
     const seen = recent.toArray().map((e) => `${e.level}: ${e.message}`);
     assert.deepEqual(seen, ["warn: a connection limit was hit peer 192.0.2.1", "error: archiving failed (disk full)"]);
+    // The same from a human-readable log (log.format: pretty): the tap reads the JSON before it is reformatted.
+    const fromPretty = new RecentErrors();
+    const lines: string[] = [];
+    createLogger({ level: "info", format: "pretty", stanzas: false }, { write(l: string) { lines.push(l); } }, (line) => fromPretty.fromLogLine(line)).error("store unreachable");
+    assert.match(lines.join(""), /ERROR store unreachable/);
+    assert.deepEqual(fromPretty.toArray().map((e) => e.message), ["store unreachable"]);
   });
 });

@@ -156,7 +156,8 @@ export class LoginService {
 
   /**
    * One attempt with a secret other protocols check themselves (a password, a device token): admitted,
-   * checked against the account (null when unknown), counted. Throws LoginThrottled, or AccountDisabled after a right secret.
+   * checked against the account (null when unknown), counted. Throws LoginThrottled, or AccountDisabled
+   * after a right secret.
    */
   async attempt(address: string, host: string, user: string, check: (account: Account | null) => Promise<boolean>, mechanism = "other"): Promise<boolean> {
     const account = `${user}@${host}`;
@@ -172,7 +173,7 @@ export class LoginService {
     return true;
   }
 
-  /** A password login (PLAIN semantics, RFC 4616 §2 preparation). Throws LoginThrottled. */
+  /** A password login (PLAIN semantics, RFC 4616 §2 preparation). Throws LoginThrottled or AccountDisabled. */
   password(address: string, host: string, user: string, password: string, mechanism = "mobile-password"): Promise<boolean> {
     return this.attempt(address, host, user, (account) => checkPassword(account?.credentials ?? null, user, password, this.opts.unknownUserIterations), mechanism);
   }
