@@ -8,7 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser } from "playwright-core";
 import { xml } from "../src/xml/element.js";
-import { errorCondition, onlineUser, type RawClient } from "./helpers/raw-client.js";
+import { RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { adminFile, type AdminFile } from "../src/admin/index.js";
 
@@ -75,7 +75,7 @@ describe("admin console (Chromium)", function () {
     await page.close();
   });
 
-  it("refuses requests without a session, without the CSRF token, and from a non-admin", async () => {
+  it("refuses requests without a session, without the CSRF token, and from a non-admin; resets a password and announces", async () => {
     assert.equal((await fetch(`http://127.0.0.1:${ts.httpPort}/admin/api/state`)).status, 401);
     const login = await post(ts, "/admin/login", { jid: "root@localhost", password: "root-password" });
     assert.equal(login.status, 200);
@@ -95,6 +95,22 @@ describe("admin console (Chromium)", function () {
     assert.deepEqual(await ok.json(), { changed: true });
     assert.equal(errorCondition(await carol.closed()), "policy-violation");
     await post(ts, "/admin/api/enable", { jid: "carol@localhost" }, { cookie: session, "x-csrf-token": csrf });
+
+    // Password reset and announcement through the same API.
+    const dave = await onlineUser(ts, "dave");
+    clients.push(dave);
+    const reset = await post(ts, "/admin/api/password", { jid: "dave@localhost", password: "brand-new-pw" }, { cookie: session, "x-csrf-token": csrf });
+    assert.equal(reset.status, 200);
+    const again = await RawClient.connect(ts);
+    clients.push(again);
+    await again.login("dave", "brand-new-pw");
+    const weak = await post(ts, "/admin/api/password", { jid: "dave@localhost", password: "x" }, { cookie: session, "x-csrf-token": csrf });
+    assert.equal(weak.status, 400);
+    assert.match((await weak.json() as { error: string }).error, /at least/);
+    const sent = await post(ts, "/admin/api/announce", { host: "localhost", subject: "Hello", body: "from the console" }, { cookie: session, "x-csrf-token": csrf });
+    assert.ok((await sent.json() as { sent: number }).sent >= 2);
+    const msg = await dave.receive((el) => el.name === "message" && el.attrs.from === "localhost");
+    assert.equal(msg.getChildText("body"), "from the console");
 
     await ts.accounts.create("localhost", "eve", "eve-password");
     const notAdmin = await post(ts, "/admin/login", { jid: "eve@localhost", password: "eve-password" });
