@@ -5,13 +5,15 @@ import type { Config } from "./config/config.js";
 
 export type Logger = pino.Logger;
 
-export function createLogger(config: Config["log"], dest?: pino.DestinationStream): Logger {
+/** `tap` sees every JSON line written (the admin console keeps the recent warnings and errors from it). */
+export function createLogger(config: Config["log"], dest?: pino.DestinationStream, tap?: (line: string) => void): Logger {
   const options: pino.LoggerOptions = { level: config.level, timestamp: pino.stdTimeFunctions.isoTime };
   const out = dest ?? pino.destination({ dest: 1, sync: true });
   const pretty = config.format === "pretty" || (config.format === "auto" && dest === undefined && process.stdout.isTTY === true);
-  if (!pretty) return pino(options, out);
   const color = dest === undefined && process.stdout.isTTY === true && !process.env.NO_COLOR;
-  return pino(options, prettyStream(out, color));
+  const sink = pretty ? prettyStream(out, color) : out;
+  // The tap reads what pino writes (JSON), before a pretty stream reformats it.
+  return pino(options, tap === undefined ? sink : { write(chunk: string) { sink.write(chunk); tap(chunk); } });
 }
 
 /** A logger that discards everything, for tests. */

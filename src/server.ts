@@ -21,6 +21,8 @@ import { startS2s, type S2s } from "./s2s/index.js";
 import type { Store } from "./storage/types.js";
 import { startOps, type Ops } from "./ops/index.js";
 import { HEARTH_VERSION } from "./ops/version.js";
+import { adminModule } from "./admin/index.js";
+import { RecentErrors } from "./admin/service.js";
 
 export interface Server {
   readonly context: ServerContext;
@@ -39,9 +41,9 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** Every module a server loads: core IM, the mobile adapter, the server API, then the given extensions. */
+/** Every module a server loads: core IM, the mobile adapter, the server API, administration, then the given extensions. */
 export function serverModules(extensions: ModuleDefinition<any>[]): ModuleDefinition<any>[] {
-  return [...coreModules, mobileModule, apiModule, ...extensions];
+  return [...coreModules, mobileModule, apiModule, adminModule, ...extensions];
 }
 
 export interface StartOptions {
@@ -51,7 +53,9 @@ export interface StartOptions {
 }
 
 export async function startServer(config: Config, extensions: ModuleDefinition<any>[], opts: StartOptions = {}): Promise<Server> {
-  const log = opts.log ?? createLogger(config.log);
+  // Warnings, errors and refused logins of the last while, for the admin console.
+  const recent = new RecentErrors();
+  const log = opts.log ?? createLogger(config.log, undefined, (line) => recent.fromLogLine(line));
   const opened = await openStore(config);
   const store: Store = opts.wrapStore ? opts.wrapStore(opened) : opened;
   const hooks = new HookBuses((event, err) => log.error({ err, event }, "an observer failed"));
@@ -59,6 +63,7 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   const sessions = cluster.sessions;
   const router = new Router(hooks, sessions, new Set(config.hosts), log);
   const login = createLoginService(store, config.auth, log);
+  login.refusals.add((r) => recent.fromRefusal(r));
   const accounts = new AccountService(store, hooks, sessions, {
     hosts: config.hosts, iterations: config.auth.scramIterations, minPasswordLength: config.registration.minPasswordLength,
   }, login);
@@ -73,6 +78,7 @@ export async function startServer(config: Config, extensions: ModuleDefinition<a
   try {
     await modules.loadAll(serverModules(extensions));
     await cluster.start({ hooks, router });
+    modules.service("admin")?.attach({ nodeId: () => cluster.nodeId, probe: () => cluster.probe(), recent });
     tlsMaterial = await loadTls(config, log);
     tlsOptions = buildSniOptions(tlsMaterial, config.hosts[0]);
     const tracker = new Set<C2sSession>();

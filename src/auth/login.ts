@@ -3,7 +3,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { checkPassword, SaslError, type CredentialLookup } from "../c2s/sasl/index.js";
 import { nodeprep } from "../jid/jid.js";
-import type { Account, Store } from "../storage/types.js";
+import type { Account, MapStore, Store } from "../storage/types.js";
 import type { Config } from "../config/config.js";
 import { AuthThrottle } from "./throttle.js";
 import { NetworkList } from "./networks.js";
@@ -18,6 +18,20 @@ export class LoginThrottled extends Error {
   }
 }
 
+/**
+ * The account is disabled by an administrator (src/admin): refused by every login path (SASL, SASL2, FAST
+ * tokens, mobile passwords and device tokens) whatever the credentials. Not counted as a failure.
+ */
+export class AccountDisabled extends Error {
+  override readonly name = "AccountDisabled";
+  constructor(readonly account: string) {
+    super("the account is disabled");
+  }
+}
+
+/** A refused login, for the admin console's recent errors (never the secret). */
+export interface LoginRefusal { time: number; peer: string; account: string | null; reason: string; mechanism?: string }
+
 /** Logins by mechanism since start: plain integers the metrics read when scraped (src/ops/metrics.ts). */
 export interface LoginCounts { succeeded: number; failed: number }
 
@@ -26,6 +40,10 @@ export class LoginService {
   readonly tokens: TokenStore;
   /** By mechanism: a SASL name (c2s), "mobile-password" or "mobile-token". */
   readonly counts = new Map<string, LoginCounts>();
+  /** Told of every refused login (wrong credentials, throttled, disabled account). */
+  readonly refusals = new Set<(r: LoginRefusal) => void>();
+  /** Disabled accounts: owner = host, key = localpart, value = JSON { since }. */
+  private readonly disabledMap: MapStore;
 
   constructor(
     private readonly store: Store,
@@ -35,6 +53,43 @@ export class LoginService {
     private readonly log: Logger = nullLogger,
   ) {
     this.tokens = new TokenStore(store);
+    this.disabledMap = store.map("auth:disabled");
+  }
+
+  private refused(r: Omit<LoginRefusal, "time">): void {
+    for (const fn of this.refusals) {
+      try { fn({ time: Date.now(), ...r }); } catch { /* a listener never stops a login */ }
+    }
+  }
+
+  /** Whether an administrator disabled the account (one indexed read; asked once per login). */
+  async isDisabled(host: string, user: string): Promise<boolean> {
+    return (await this.disabledMap.get(host, user)) !== null;
+  }
+
+  /** Disables or re-enables the account; resolves to whether that changed anything. */
+  async setDisabled(host: string, user: string, disabled: boolean): Promise<boolean> {
+    if (!disabled) return this.disabledMap.delete(host, user);
+    let changed = false;
+    await this.disabledMap.update(host, user, (cur) => {
+      if (cur !== null) return undefined;
+      changed = true;
+      return JSON.stringify({ since: Date.now() });
+    });
+    return changed;
+  }
+
+  /** The disabled localparts of a host, ascending. */
+  async disabledAccounts(host: string): Promise<string[]> {
+    return [...(await this.disabledMap.list(host)).keys()];
+  }
+
+  /** Throws AccountDisabled (and reports the refusal) when the account is disabled. */
+  async checkEnabled(address: string, host: string, user: string, mechanism: string): Promise<void> {
+    if (!(await this.isDisabled(host, user))) return;
+    this.log.info({ peer: address, account: `${user}@${host}`, mechanism }, "login refused: the account is disabled");
+    this.refused({ peer: address, account: `${user}@${host}`, reason: "account disabled", mechanism });
+    throw new AccountDisabled(`${user}@${host}`);
   }
 
   /** Throws LoginThrottled when the address is refused as a whole (before any account is named). */
@@ -56,6 +111,7 @@ export class LoginService {
 
   private throttled(peer: string, account: string | null, retryAfterMs: number): LoginThrottled {
     this.log.warn({ peer, account, retryAfterMs }, "login refused: too many failed attempts");
+    this.refused({ peer, account, reason: "too many failed attempts" });
     return new LoginThrottled(retryAfterMs);
   }
 
@@ -64,6 +120,7 @@ export class LoginService {
     this.throttle.failed(address, account);
     this.countOf(mechanism).failed++;
     this.log.info({ peer: address, account, mechanism }, "login refused: wrong credentials");
+    this.refused({ peer: address, account, reason: "wrong credentials", mechanism });
   }
 
   succeeded(address: string, account: string, mechanism = "other"): void {
@@ -99,18 +156,24 @@ export class LoginService {
 
   /**
    * One attempt with a secret other protocols check themselves (a password, a device token): admitted,
-   * checked against the account (null when unknown), counted. Throws LoginThrottled.
+   * checked against the account (null when unknown), counted. Throws LoginThrottled, or AccountDisabled
+   * after a right secret.
    */
   async attempt(address: string, host: string, user: string, check: (account: Account | null) => Promise<boolean>, mechanism = "other"): Promise<boolean> {
     const account = `${user}@${host}`;
     await this.admit(address, account);
     const ok = await check(await this.store.accounts.get(host, user));
-    if (ok) this.succeeded(address, account, mechanism);
-    else this.failed(address, account, mechanism);
-    return ok;
+    if (!ok) {
+      this.failed(address, account, mechanism);
+      return false;
+    }
+    // Only after the secret was proven: a wrong guess must not learn that the account is disabled.
+    await this.checkEnabled(address, host, user, mechanism);
+    this.succeeded(address, account, mechanism);
+    return true;
   }
 
-  /** A password login (PLAIN semantics, RFC 4616 §2 preparation). Throws LoginThrottled. */
+  /** A password login (PLAIN semantics, RFC 4616 §2 preparation). Throws LoginThrottled or AccountDisabled. */
   password(address: string, host: string, user: string, password: string, mechanism = "mobile-password"): Promise<boolean> {
     return this.attempt(address, host, user, (account) => checkPassword(account?.credentials ?? null, user, password, this.opts.unknownUserIterations), mechanism);
   }

@@ -14,6 +14,7 @@ import type { ModuleDefinition } from "../modules/module.js";
 import { SchemaOutdatedError, SchemaTooNewError } from "../storage/migrate.js";
 import { federationReport } from "../s2s/report.js";
 import { importCertificates } from "./cert.js";
+import { AdminCommandError, announceCommand, disableCommand, kickCommand, sessionsCommand } from "./admin.js";
 
 const USAGE = `Usage: hearth <command> [--config FILE] [options]
 
@@ -25,6 +26,12 @@ Commands:
   users [HOST]                list the accounts of a host (default: the first configured host)
   check-config                validate the configuration and print the effective values
   migrate                     apply the database schema migrations this version brings (start does too)
+  sessions                    list the online sessions of a running server (JID, transport, client, address)
+  kick JID                    end a session (full JID) or all sessions of an account (bare JID)
+  disable USER@HOST           refuse every login of the account and end its sessions (also without a
+                              running server: written to the store, applied by running servers in seconds)
+  enable USER@HOST            allow the account to log in again
+  announce HOST TEXT          send TEXT to every online user of HOST (a headline from the server domain)
   cert import DIR             copy certificates from a certbot directory (/etc/letsencrypt), chosen per
                               served domain by subjectAltName; a running server takes them on SIGHUP
 
@@ -96,6 +103,22 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
           return 0;
         });
       }
+      case "sessions": {
+        if (rest.length !== 0) throw new UsageError("sessions takes no arguments");
+        return await sessionsCommand(config(), out);
+      }
+      case "kick": {
+        if (rest.length !== 1) throw new UsageError("kick takes exactly one JID");
+        return await kickCommand(config(), rest[0]!, out);
+      }
+      case "disable": case "enable": {
+        if (rest.length !== 1) throw new UsageError(`${command} takes exactly one USER@HOST`);
+        return await disableCommand(config(), rest[0]!, command === "disable", out, err);
+      }
+      case "announce": {
+        if (rest.length < 2) throw new UsageError("usage: announce HOST TEXT");
+        return await announceCommand(config(), rest[0]!, rest.slice(1).join(" "), out);
+      }
       case "cert": {
         if (rest[0] !== "import" || rest.length !== 2) throw new UsageError("usage: cert import DIR");
         const { imported, missing } = importCertificates(rest[1], config());
@@ -109,7 +132,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     }
   } catch (e) {
     if (e instanceof UsageError) { err.write(`hearth: ${e.message}\n\n${USAGE}\n`); return 2; }
-    if (e instanceof ConfigError || e instanceof AccountError || e instanceof SchemaTooNewError || e instanceof SchemaOutdatedError) { err.write(`hearth: ${e.message}\n`); return 1; }
+    if (e instanceof ConfigError || e instanceof AccountError || e instanceof AdminCommandError || e instanceof SchemaTooNewError || e instanceof SchemaOutdatedError) { err.write(`hearth: ${e.message}\n`); return 1; }
     err.write(`hearth: ${(e as Error).stack ?? e}\n`);
     return 1;
   }

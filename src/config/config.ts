@@ -63,6 +63,8 @@ export interface Config {
     keys: Record<string, string>; scopes: Record<string, string>; maxBodyBytes: number;
     requestsPerSecond: number; requestBurst: number; tokenTtlSeconds: number;
   };
+  /** `accounts` are bare JIDs, lower-cased. */
+  admin: { accounts: string[]; networks: string[]; sampleSeconds: number; sessionMinutes: number };
   /** Paths are absolute. */
   tls: { cert: string | null; key: string | null; certs: Record<string, { cert: string; key: string }> };
   /** `sqlite.path` is absolute, or ":memory:". `postgres.url` is set when the driver is postgres. */
@@ -447,6 +449,10 @@ function checkCombinations(config: Config): void {
   }
   for (const name of Object.keys(config.api.scopes)) {
     if (config.api.keys[name] === undefined) throw new ConfigError(`api.scopes.${name}`, `api.scopes.${name}: no key of that name in api.keys`);
+  }
+  for (const admin of config.admin.accounts) {
+    const host = admin.slice(admin.indexOf("@") + 1);
+    if (!config.hosts.includes(host)) throw new ConfigError("admin.accounts", `admin.accounts: ${admin} is not on a served host (${config.hosts.join(", ")})`);
   }
   if (config.cluster.deadAfterSeconds <= config.cluster.heartbeatSeconds) {
     throw new ConfigError("cluster.deadAfterSeconds", "cluster.deadAfterSeconds: must be greater than cluster.heartbeatSeconds");

@@ -208,6 +208,14 @@ function nodeName(value: string): string | undefined {
   return /^[A-Za-z0-9_.-]{1,64}$/.test(value) ? value : undefined;
 }
 
+/** user@host, lower-cased (the hosts list decides whether the host is served). */
+function bareJid(value: string): string | undefined {
+  const m = /^([^@/\s]+)@([^@/\s]+)$/.exec(value.trim());
+  if (!m) return undefined;
+  const domain = normalizeDomain(m[2]!);
+  return domain === undefined ? undefined : `${m[1]!.toLowerCase()}@${domain}`;
+}
+
 function moduleName(value: string): string | undefined {
   return /^[A-Za-z0-9_.-]+$/.test(value) ? value : undefined;
 }
@@ -474,6 +482,39 @@ export const schema: Section = {
           max: 86_400,
           default: 3600,
           description: "Lifetime of an OAuth2 client-credentials access token (POST /api/v1/oauth/token, RFC 6749 §4.4); 0 turns the token endpoint off.",
+        },
+      },
+    },
+    admin: {
+      kind: "section",
+      description:
+        "Administration: the admin console at /admin/ on the HTTP port, XEP-0133 ad-hoc commands and the CLI commands that act on a running server (sessions, kick, disable, enable, announce).",
+      fields: {
+        accounts: {
+          kind: "list",
+          default: [],
+          minItems: 0,
+          itemExpect: "a bare JID (user@host) of a served host",
+          acceptItem: bareJid,
+          description:
+            "Accounts allowed to administer the server: log in to the console with their XMPP password and run the XEP-0133 commands. Empty: nobody (the CLI still works for whoever can read the data directory).",
+        },
+        networks: networks(
+          "Client networks allowed to reach the admin console and its API (others get 403). Loopback only by default; put the console behind a TLS reverse proxy before opening it wider.",
+        ),
+        sampleSeconds: {
+          kind: "integer",
+          min: 1,
+          max: 300,
+          default: 10,
+          description: "Interval of the message and login rate samples the console charts (the last 60 samples are kept).",
+        },
+        sessionMinutes: {
+          kind: "integer",
+          min: 1,
+          max: 1440,
+          default: 60,
+          description: "A console login ends after this long without a request.",
         },
       },
     },

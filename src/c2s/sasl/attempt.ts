@@ -2,7 +2,7 @@
 // address gate of the failure throttle, the offered-mechanism policy (PLAIN only over TLS), the mechanism's
 // steps, and the count of the outcome through the one login path (src/auth/login.ts).
 import { nodeprep } from "../../jid/jid.js";
-import type { LoginService, LoginThrottled } from "../../auth/login.js";
+import { AccountDisabled, type LoginService, type LoginThrottled } from "../../auth/login.js";
 import type { Config } from "../../config/config.js";
 import { createMechanism, offeredMechanisms, SaslError, type SaslCondition, type SaslMechanism } from "./index.js";
 import { HtMechanism, HT_SHA_256_NONE, type TokenCheck } from "./ht.js";
@@ -71,6 +71,14 @@ export class SaslAttempt {
       if (step.kind === "challenge") return step;
       let user: string;
       try { user = nodeprep(step.username); } catch { return { kind: "failure", condition: "not-authorized" }; }
+      // RFC 6120 §6.5.1: a disabled account is refused after its credentials were proven (every mechanism,
+      // FAST tokens included), so a wrong guess does not learn that it is disabled.
+      try {
+        await this.login.checkEnabled(this.stream.remoteAddress, this.stream.host, user, this.name);
+      } catch (err) {
+        if (err instanceof AccountDisabled) return { kind: "failure", condition: "account-disabled", text: err.message };
+        throw err;
+      }
       this.login.succeeded(this.stream.remoteAddress, `${user}@${this.stream.host}`, this.name);
       return { kind: "success", user, data: step.data };
     } catch (err) {

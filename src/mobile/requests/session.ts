@@ -1,6 +1,6 @@
 // Login (password against the stored SCRAM keys, or a device token), tokens, logout, background mode.
 import { randomBytes } from "node:crypto";
-import { LoginThrottled } from "../../auth/login.js";
+import { AccountDisabled, LoginThrottled } from "../../auth/login.js";
 import { deviceTokenKey, type DeviceTokenRecord } from "../../auth/tokens.js";
 import { claimResource } from "../../sessions/bind.js";
 import { jid as makeJid, nodeprep, tryParseJid } from "../../jid/jid.js";
@@ -148,6 +148,7 @@ async function authenticate(s: MobileSession, req: LoginRequest, user: string, h
     return hash;
   } catch (err) {
     if (err instanceof LoginThrottled) throw new MobileError(ErrorCode.AUTH_THROTTLED, "too many failed logins; try again later", err.retryAfterMs);
+    if (err instanceof AccountDisabled) throw new MobileError(ErrorCode.AUTH_FAILED, "the account is disabled");
     throw err;
   }
 }
