@@ -26,6 +26,7 @@ export const streamLayer: ModuleDefinition<undefined> = {
     { spec: "XEP-0388", title: "Extensible SASL Profile", version: "1.0.4", status: "partial", note: "SCRAM-SHA-1/256, PLAIN and HT-SHA-256-NONE; user agents recorded; no <continue/> tasks (2FA), no inline SM resumption" },
     { spec: "XEP-0386", title: "Bind 2", version: "1.0.1", status: "complete", note: "inline stream management, client state and module features (carbons); no MAM catch-up metadata" },
     { spec: "XEP-0484", title: "Fast Authentication Streamlining Tokens", version: "0.2.0", status: "partial", note: "HT-SHA-256-NONE (no -ENDP/-EXPR); stored hashed per account and user agent, rotation, count, invalidate; revoked by a password change" },
+    { spec: "RFC 7590", title: "Use of TLS in XMPP", status: "complete", note: "TLS 1.2 or later; STARTTLS and direct TLS, certificates checked for s2s" },
     { spec: "XEP-0478", title: "Stream Limits Advertisement", version: "0.2.0", status: "complete", note: "max-bytes; idle-seconds after authentication" },
   ],
   setup() {},

@@ -1,0 +1,60 @@
+// Mocha root hook plugin (.mocharc `require`): at the end of the run, records which scenarios passed in
+// test/results/compliance.json and regenerates the README's compliance tables from it.
+//
+// A run of every test file (`npm test`) rewrites the file. A run of some files writes nothing, unless
+// HEARTH_COMPLIANCE_MERGE=1: then those files' results replace theirs in the file, the others stay.
+// A test that did not run because a before/beforeEach hook of its block failed counts as failed.
+// HEARTH_COMPLIANCE_RESULTS=path writes the results there instead and leaves the README alone.
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import type { Context, Hook, Suite } from "mocha";
+import { allTestFiles, mergeResults, readResults, repoRoot, resultsPath, sourceFile, writeResults, type Outcome } from "./compliance-results.js";
+import { renderReadme } from "./readme-sections.js";
+
+/** Mocha keeps a block's hooks in these (undocumented, stable since mocha 1) fields. */
+interface SuiteHooks { _beforeAll: Hook[]; _beforeEach: Hook[] }
+
+function outcomes(suite: Suite, hookFailed: boolean, out: Outcome[]): Outcome[] {
+  const s = suite as unknown as SuiteHooks;
+  const failedHere = hookFailed || [...s._beforeAll, ...s._beforeEach].some((h) => h.state === "failed");
+  for (const t of suite.tests) {
+    if (!t.file) continue;
+    if (t.state === "passed" || t.state === "failed") out.push({ file: sourceFile(t.file), title: t.fullTitle(), passed: t.state === "passed" });
+    else if (failedHere && t.state !== "pending") out.push({ file: sourceFile(t.file), title: t.fullTitle(), passed: false });
+  }
+  for (const child of suite.suites) outcomes(child, failedHere, out);
+  return out;
+}
+
+export const mochaHooks = {
+  afterAll(this: Context) {
+    try {
+      const root = this.test?.parent;
+      if (!root) return;
+      const results = outcomes(root, false, []);
+      const ran = new Set(results.map((o) => o.file));
+      const complete = allTestFiles().every((f) => ran.has(f));
+      if (!complete && process.env.HEARTH_COMPLIANCE_MERGE !== "1") {
+        process.stdout.write("compliance: not every test file ran; test/results/compliance.json left as it was\n");
+        return;
+      }
+      const date = new Date().toISOString().slice(0, 10);
+      const store = process.env.HEARTH_TEST_STORE === "postgres" ? "PostgreSQL" : "SQLite";
+      const target = process.env.HEARTH_COMPLIANCE_RESULTS ?? resultsPath;
+      const previous = readResults(target);
+      const command = complete
+        ? `\`npm test\` (${store} store)`
+        : `${previous.command.replace(/ and re-runs of some files$/, "") || "mocha"} and re-runs of some files`;
+      writeResults(mergeResults(complete ? { ...previous, files: {}, specs: {} } : previous, results, date, command), target);
+      // A results file elsewhere (the hook's own test) leaves the README alone.
+      if (target !== resultsPath) return;
+      const readmePath = path.join(repoRoot, "README.md");
+      const before = readFileSync(readmePath, "utf8");
+      const after = renderReadme(before);
+      if (after !== before) writeFileSync(readmePath, after);
+      process.stdout.write(`compliance: ${results.length} scenarios recorded in test/results/compliance.json${after !== before ? "; README regenerated" : ""}\n`);
+    } catch (err) {
+      process.stderr.write(`compliance: could not record results: ${(err as Error).stack}\n`);
+    }
+  },
+};
