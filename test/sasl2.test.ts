@@ -5,11 +5,38 @@ import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawClient, onlineUser } from "./helpers/raw-client.js";
 import { xml } from "../src/xml/element.js";
 import { BIND2, CARBONS, SASL2, jsClient, rawTokenLogin, stanza, type Token } from "./helpers/sasl2-client.js";
+import { ScramClient } from "./helpers/scram-client.js";
+import type { Element } from "../src/xml/element.js";
 
 const SM = "urn:xmpp:sm:3";
 
 let n = 0;
 const fresh = (name: string) => `${name}${++n}`;
+const body = (text: string) => (el: Element) => el.name === "message" && el.getChildText("body") === text;
+
+/** A raw SASL2 SCRAM-SHA-256 login with `inline` in `<authenticate/>`: the `<success/>`. */
+async function scramLogin(c: RawClient, user: string, inline: Element[]): Promise<Element> {
+  const features = await c.open();
+  assert.ok(features.getChild("authentication", SASL2)!.getChild("inline")!.getChild("sm", SM), "XEP-0198 is offered inline in SASL2");
+  const scram = new ScramClient("SHA-256", user, "password");
+  c.send(xml("authenticate", { xmlns: SASL2, mechanism: "SCRAM-SHA-256" },
+    xml("initial-response", null, Buffer.from(scram.first()).toString("base64")), xml("user-agent", { id: "d1b5c0de-0000-4000-8000-00000000f00d" }), ...inline));
+  const challenge = await c.receive((el) => el.attrs.xmlns === SASL2);
+  assert.equal(challenge.name, "challenge", challenge.toString());
+  c.send(xml("response", { xmlns: SASL2 }, Buffer.from(scram.final(Buffer.from(challenge.getText(), "base64").toString())).toString("base64")));
+  const success = await c.receive((el) => el.attrs.xmlns === SASL2);
+  assert.equal(success.name, "success", success.toString());
+  assert.ok(scram.verify(Buffer.from(success.getChildText("additional-data")!, "base64").toString()));
+  return success;
+}
+
+/** Collects what arrives until `ms` pass without anything new. */
+async function drain(c: RawClient, match: (el: Element) => boolean, ms = 300): Promise<Element[]> {
+  const out: Element[] = [];
+  for (;;) {
+    try { out.push(await c.receive(match, ms)); } catch { return out; }
+  }
+}
 
 describe("SASL2, Bind2 and FAST", function () {
   this.timeout(30000);
@@ -75,6 +102,80 @@ describe("SASL2, Bind2 and FAST", function () {
       assert.ok((await c.receive((e) => e.attrs.xmlns === SASL2)).getChild("malformed-request"));
       const end = await c.closed();
       assert.equal(end?.getChild("policy-violation")?.name, "policy-violation");
+    } finally {
+      c.close();
+    }
+  });
+
+  it("XEP-0198 resumption inline in <authenticate/>: <resumed/> in the success, the unacknowledged stanzas resent, no Bind2", async () => {
+    const user = fresh("mercutio");
+    await ts.accounts.create("localhost", user, "password");
+    const juliet = await onlineUser(ts, fresh("juliet"));
+    const first = await RawClient.connect(ts);
+    const back = await RawClient.connect(ts);
+    try {
+      const success = await scramLogin(first, user, [xml("bind", { xmlns: BIND2 }, xml("tag", null, "phone"), xml("enable", { xmlns: SM, resume: "true" }))]);
+      const jid = success.getChildText("authorization-identifier")!;
+      const enabled = success.getChild("bound", BIND2)!.getChild("enabled", SM)!;
+      assert.equal(enabled.attrs.resume, "true");
+      first.send(xml("presence"));
+      await first.receive((el) => el.name === "presence" && el.attrs.from === jid);
+      for (const text of ["one", "two"]) juliet.send(xml("message", { to: jid, type: "chat" }, xml("body", null, text)));
+      await first.receive(body("two"));
+      // The client acknowledges its own presence and "one" (stanzas 1 and 2), then its network changes.
+      first.send(xml("a", { xmlns: SM, h: "2" }));
+      first.send(xml("r", { xmlns: SM }));
+      await first.receive((el) => el.name === "a" && el.attrs.xmlns === SM);
+      first.destroy();
+      await new Promise((res) => setTimeout(res, 50));
+      juliet.send(xml("message", { to: jid, type: "chat" }, xml("body", null, "three")));
+      await juliet.nothing((el) => el.name === "message" && el.attrs.type === "error", 150);
+
+      // One SASL2 exchange on the new connection: authentication and resumption together. The Bind2
+      // request a client sends in case resumption fails is not acted on.
+      const resumedSuccess = await scramLogin(back, user, [
+        xml("resume", { xmlns: SM, previd: enabled.attrs.id, h: "2" }),
+        xml("bind", { xmlns: BIND2 }, xml("tag", null, "phone")),
+      ]);
+      const resumed = resumedSuccess.getChild("resumed", SM)!;
+      assert.ok(resumed, resumedSuccess.toString());
+      assert.equal(resumed.attrs.previd, enabled.attrs.id);
+      assert.equal(resumed.attrs.h, "1", "the server had handled the initial presence");
+      assert.equal(resumedSuccess.getChildText("authorization-identifier"), jid, "the resumed session's full JID");
+      assert.equal(resumedSuccess.getChild("bound", BIND2), undefined);
+      assert.deepEqual((await drain(back, (el) => el.name === "message")).map((m) => m.getChildText("body")), ["two", "three"]);
+      // The same session goes on: same full JID both ways, counters continued.
+      juliet.send(xml("message", { to: jid, type: "chat" }, xml("body", null, "four")));
+      await back.receive(body("four"));
+      back.send(xml("message", { to: juliet.jid.split("/")[0], type: "chat" }, xml("body", null, "back")));
+      assert.equal((await juliet.receive(body("back"))).attrs.from, jid);
+      back.send(xml("r", { xmlns: SM }));
+      assert.equal((await back.receive((el) => el.name === "a" && el.attrs.xmlns === SM)).attrs.h, "2");
+      assert.equal(ts.server.context.sessions.resources(`${user}@localhost`).length, 1);
+    } finally {
+      first.close();
+      back.close();
+      juliet.close();
+    }
+  });
+
+  it("XEP-0198 inline resumption that fails: <failed/> in the success, then Bind2 makes a fresh session", async () => {
+    const user = fresh("benvolio");
+    await ts.accounts.create("localhost", user, "password");
+    const c = await RawClient.connect(ts);
+    try {
+      const success = await scramLogin(c, user, [
+        xml("resume", { xmlns: SM, previd: "no-such-session", h: "0" }),
+        xml("bind", { xmlns: BIND2 }, xml("tag", null, "phone"), xml("enable", { xmlns: SM, resume: "true" })),
+      ]);
+      const failed = success.getChild("failed", SM)!;
+      assert.ok(failed?.getChild("item-not-found"), success.toString());
+      assert.equal(success.getChild("resumed", SM), undefined);
+      assert.equal(success.getChild("bound", BIND2)!.getChild("enabled", SM)!.attrs.resume, "true");
+      const jid = success.getChildText("authorization-identifier")!;
+      assert.match(jid, new RegExp(`^${user}@localhost/phone\\.`));
+      const pong = await c.iq(xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+      assert.equal(pong.attrs.type, "result");
     } finally {
       c.close();
     }
