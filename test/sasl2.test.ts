@@ -44,7 +44,7 @@ describe("SASL2, Bind2 and FAST", function () {
   before(async () => { ts = await startTestServer(); });
   after(() => ts.stop());
 
-  it("logs in, binds, enables stream management and carbons in one exchange (xmpp.js), and the carbon arrives", async () => {
+  it("logs in, binds (XEP-0386), enables stream management and carbons in one exchange (xmpp.js), and the carbon arrives", async () => {
     const user = fresh("romeo");
     await ts.accounts.create("localhost", user, "password");
     const juliet = await onlineUser(ts, fresh("juliet"));
@@ -159,7 +159,7 @@ describe("SASL2, Bind2 and FAST", function () {
     }
   });
 
-  it("XEP-0198 inline resumption that fails: <failed/> in the success, then Bind2 makes a fresh session", async () => {
+  it("XEP-0198 inline resumption that fails: <failed/> in the success, then Bind2 (XEP-0386) makes a fresh session", async () => {
     const user = fresh("benvolio");
     await ts.accounts.create("localhost", user, "password");
     const c = await RawClient.connect(ts);
