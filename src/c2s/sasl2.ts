@@ -51,7 +51,7 @@ export function sasl2Feature(ctx: C2sContext, stream: Sasl2Stream): Element {
     xml("bind", { xmlns: NS_BIND2 }, xml("inline", null, ...bindFeatures.map((v) => xml("feature", { var: v })))),
     // XEP-0198 with SASL2: `<resume/>` may ride in `<authenticate/>`.
     xml("sm", { xmlns: NS_SM }),
-    ctx.config.auth.fastTokenTtlSeconds > 0 ? fastFeature() : null,
+    ctx.config.auth.fastTokenTtlSeconds > 0 ? fastFeature(stream.channel) : null,
   );
   return xml("authentication", { xmlns: NS_SASL2 }, ...mechs.map((m) => xml("mechanism", null, m)), inline);
 }
