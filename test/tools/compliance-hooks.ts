@@ -12,18 +12,28 @@ import { allTestFiles, mergeResults, readResults, repoRoot, resultsPath, sourceF
 import { renderReadme } from "./readme-sections.js";
 
 /** Mocha keeps a block's hooks in these (undocumented, stable since mocha 1) fields. */
-interface SuiteHooks { _beforeAll: Hook[]; _beforeEach: Hook[] }
+interface SuiteHooks { _beforeAll: Hook[]; _beforeEach: Hook[]; _afterEach: Hook[]; _afterAll: Hook[] }
 
-function outcomes(suite: Suite, hookFailed: boolean, out: Outcome[]): Outcome[] {
+interface Walk { outcomes: Outcome[]; loaded: Set<string>; unrun: number }
+
+/**
+ * Every test of the tree: passed or failed as it ran; one that did not run because a hook of its block
+ * failed (mocha skips the rest of a block then) counts as failed; any other that did not run (--grep,
+ * --bail) is `unrun`.
+ */
+function walk(suite: Suite, hookFailed: boolean, w: Walk): Walk {
   const s = suite as unknown as SuiteHooks;
-  const failedHere = hookFailed || [...s._beforeAll, ...s._beforeEach].some((h) => h.state === "failed");
+  const failedHere = hookFailed || [...s._beforeAll, ...s._beforeEach, ...s._afterEach, ...s._afterAll].some((h) => h.state === "failed");
   for (const t of suite.tests) {
     if (!t.file) continue;
-    if (t.state === "passed" || t.state === "failed") out.push({ file: sourceFile(t.file), title: t.fullTitle(), passed: t.state === "passed" });
-    else if (failedHere && t.state !== "pending") out.push({ file: sourceFile(t.file), title: t.fullTitle(), passed: false });
+    const file = sourceFile(t.file);
+    w.loaded.add(file);
+    if (t.state === "passed" || t.state === "failed") w.outcomes.push({ file, title: t.fullTitle(), passed: t.state === "passed" });
+    else if (failedHere) w.outcomes.push({ file, title: t.fullTitle(), passed: false });
+    else if (t.state !== "pending") w.unrun++;
   }
-  for (const child of suite.suites) outcomes(child, failedHere, out);
-  return out;
+  for (const child of suite.suites) walk(child, failedHere, w);
+  return w;
 }
 
 export const mochaHooks = {
@@ -31,9 +41,9 @@ export const mochaHooks = {
     try {
       const root = this.test?.parent;
       if (!root) return;
-      const results = outcomes(root, false, []);
-      const ran = new Set(results.map((o) => o.file));
-      const complete = allTestFiles().every((f) => ran.has(f));
+      const { outcomes: results, loaded, unrun } = walk(root, false, { outcomes: [], loaded: new Set(), unrun: 0 });
+      // The whole suite (.mocharc's files) ran, every test of it.
+      const complete = unrun === 0 && allTestFiles().every((f) => loaded.has(f));
       if (!complete && process.env.HEARTH_COMPLIANCE_MERGE !== "1") {
         process.stdout.write("compliance: not every test file ran; test/results/compliance.json left as it was\n");
         return;
@@ -42,9 +52,10 @@ export const mochaHooks = {
       const store = process.env.HEARTH_TEST_STORE === "postgres" ? "PostgreSQL" : "SQLite";
       const target = process.env.HEARTH_COMPLIANCE_RESULTS ?? resultsPath;
       const previous = readResults(target);
+      const base = previous.command.replace(/ and re-runs of some files$/, "");
       const command = complete
         ? `\`npm test\` (${store} store)`
-        : `${previous.command.replace(/ and re-runs of some files$/, "") || "mocha"} and re-runs of some files`;
+        : base.startsWith("`npm test`") ? `${base} and re-runs of some files` : "re-runs of some test files";
       writeResults(mergeResults(complete ? { ...previous, files: {}, specs: {} } : previous, results, date, command), target);
       // A results file elsewhere (the hook's own test) leaves the README alone.
       if (target !== resultsPath) return;
