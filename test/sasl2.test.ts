@@ -159,6 +159,43 @@ describe("SASL2, Bind2 and FAST", function () {
     }
   });
 
+  it("XEP-0198 inline resumption with xmpp.js: its dropped connection comes back in one round trip (FAST token and resume in one message), with what it missed (XEP-0484)", async () => {
+    const user = fresh("paris");
+    await ts.accounts.create("localhost", user, "password");
+    const juliet = await onlineUser(ts, fresh("juliet"));
+    const { xmpp, sent, received } = jsClient(ts, user, "password", "b7a6f1f2-2f61-4b39-9f4b-2f2d3a1c0003");
+    try {
+      await xmpp.start();
+      const sm = (xmpp as unknown as { streamManagement: { id: string; once(ev: string, f: () => void): void } }).streamManagement;
+      const previd = sm.id;
+      assert.ok(previd, "stream management was enabled with resumption through Bind2");
+      const one = stanza(xmpp, (el) => el.getChildText("body") === "one");
+      juliet.send(xml("message", { to: xmpp.jid!.toString(), type: "chat" }, xml("body", null, "one")));
+      await one;
+      sent.length = 0;
+      received.length = 0;
+      const resumed = new Promise<void>((res) => sm.once("resumed", res));
+      const two = stanza(xmpp, (el) => el.getChildText("body") === "two", 10_000);
+      // The network goes; a message arrives for the session meanwhile; xmpp.js reconnects a second later.
+      (xmpp as unknown as { socket: { destroy(): void } }).socket.destroy();
+      await new Promise((res) => setTimeout(res, 100));
+      juliet.send(xml("message", { to: xmpp.jid!.toString(), type: "chat" }, xml("body", null, "two")));
+      await resumed;
+      await two;
+      // xmpp.js took a FAST token at the first login, so authentication and resumption are one message.
+      const negotiation = sent.filter((el) => el.name !== "a" && el.name !== "r");
+      assert.deepEqual(negotiation.map((el) => `${el.name} ${el.attrs.mechanism ?? ""}`), ["authenticate HT-SHA-256-NONE"], "one round trip, no <resume/> after it");
+      assert.equal(negotiation[0].getChild("resume", SM)?.attrs.previd, previd);
+      const success = received.find((el) => el.name === "success" && el.attrs.xmlns === SASL2)!;
+      assert.equal(success.getChild("resumed", SM)?.attrs.previd, previd);
+      assert.equal(received.filter((el) => el.name === "stream:features").length, 1, "no stream restart");
+      assert.equal(ts.server.context.sessions.resources(`${user}@localhost`).length, 1, "the same session, not a second one");
+    } finally {
+      await xmpp.stop().catch(() => {});
+      juliet.close();
+    }
+  });
+
   it("XEP-0198 inline resumption that fails: <failed/> in the success, then Bind2 (XEP-0386) makes a fresh session", async () => {
     const user = fresh("benvolio");
     await ts.accounts.create("localhost", user, "password");
