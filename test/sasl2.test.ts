@@ -6,6 +6,7 @@ import { RawClient, onlineUser } from "./helpers/raw-client.js";
 import { xml } from "../src/xml/element.js";
 import { BIND2, CARBONS, SASL2, jsClient, rawTokenLogin, stanza, type Token } from "./helpers/sasl2-client.js";
 import { ScramClient } from "./helpers/scram-client.js";
+import { ServerProcess, bodiesUntilQuiet, plainLogin } from "./helpers/server-process.js";
 import type { Element } from "../src/xml/element.js";
 
 const SM = "urn:xmpp:sm:3";
@@ -224,5 +225,48 @@ describe("SASL2, Bind2 and FAST", function () {
     const { xmpp } = jsClient(ts, user, "wrong-password", "b7a6f1f2-2f61-4b39-9f4b-2f2d3a1c0002");
     await assert.rejects(xmpp.start(), (err: { condition?: string }) => err.condition === "not-authorized");
     await xmpp.stop().catch(() => {});
+  });
+});
+
+describe("XEP-0198 inline resumption (SASL2) after the server process was killed (SIGKILL) and restarted", function () {
+  this.timeout(90_000);
+  let server: ServerProcess;
+  const clients: RawClient[] = [];
+  const connect = async () => { const c = await RawClient.connect(server as unknown as TestServer); clients.push(c); return c; };
+  before(async () => { server = await ServerProcess.create("sasl2-resume-kill", []); });
+  after(async () => {
+    for (const c of clients) c.destroy();
+    await server?.dispose();
+  });
+
+  it("resumes from the durable record inside the SASL2 success and resends what was not acknowledged", async () => {
+    await server.addUser("tybalt@localhost", "password");
+    await server.addUser("romeo@localhost", "password");
+    await server.start();
+    const first = await connect();
+    const success = await scramLogin(first, "tybalt", [xml("bind", { xmlns: BIND2 }, xml("tag", null, "phone"), xml("enable", { xmlns: SM, resume: "true" }))]);
+    const jid = success.getChildText("authorization-identifier")!;
+    const id = success.getChild("bound", BIND2)!.getChild("enabled", SM)!.attrs.id;
+    first.send(xml("presence"));
+    await first.receive((el) => el.name === "presence" && el.attrs.from === jid);
+    const romeo = await plainLogin(server, "romeo", "pc");
+    clients.push(romeo);
+    for (const text of ["m1", "m2", "m3"]) romeo.send(xml("message", { to: jid, type: "chat" }, xml("body", null, text)));
+    await first.receive(body("m3"), 5000);
+    // Acknowledged: the presence and m1. Then the node dies.
+    first.send(xml("a", { xmlns: SM, h: "2" }));
+    await new Promise((r) => setTimeout(r, 200));
+    await server.kill("SIGKILL");
+    first.destroy();
+    romeo.destroy();
+    await server.start();
+
+    const back = await connect();
+    const resumedSuccess = await scramLogin(back, "tybalt", [xml("resume", { xmlns: SM, previd: id, h: "2" })]);
+    const resumed = resumedSuccess.getChild("resumed", SM);
+    assert.ok(resumed, resumedSuccess.toString());
+    assert.equal(resumed.attrs.previd, id);
+    assert.equal(resumedSuccess.getChildText("authorization-identifier"), jid);
+    assert.deepEqual((await bodiesUntilQuiet(back)).map((m) => m.getChildText("body")), ["m2", "m3"]);
   });
 });
