@@ -38,10 +38,10 @@ describe("measured compliance table", function () {
       const fixture = path.join(repoRoot, "dist", "test", "fixtures", "compliance", "sample.fixture.js");
       const args = ["--no-config", "--require", path.join(repoRoot, "dist", "test", "tools", "compliance-hooks.js"), "--exit", fixture];
       // A run of some files records nothing unless asked to merge.
-      const partial = await runMocha(args, { HEARTH_COMPLIANCE_MERGE: "", HEARTH_COMPLIANCE_RESULTS: file });
+      const partial = await runMocha(args, { HEARTH_TEST_COMPLIANCE_MERGE: "", HEARTH_TEST_COMPLIANCE_RESULTS: file });
       assert.match(partial.out, /not every test file ran/);
       assert.equal(existsSync(file), false);
-      const { code, out } = await runMocha(args, { HEARTH_COMPLIANCE_MERGE: "1", HEARTH_COMPLIANCE_RESULTS: file });
+      const { code, out } = await runMocha(args, { HEARTH_TEST_COMPLIANCE_MERGE: "1", HEARTH_TEST_COMPLIANCE_RESULTS: file });
       assert.equal(code, 2, out); // mocha exits with the number of failures
       const r = JSON.parse(readFileSync(file, "utf8")) as ComplianceResults;
       const src = "test/fixtures/compliance/sample.fixture.ts";

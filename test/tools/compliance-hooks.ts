@@ -2,9 +2,9 @@
 // test/results/compliance.json and regenerates the README's compliance tables from it.
 //
 // A run of every test file (`npm test`) rewrites the file. A run of some files writes nothing, unless
-// HEARTH_COMPLIANCE_MERGE=1: then those files' results replace theirs in the file, the others stay.
+// HEARTH_TEST_COMPLIANCE_MERGE=1: then those files' results replace theirs in the file, the others stay.
 // A test that did not run because a before/beforeEach hook of its block failed counts as failed.
-// HEARTH_COMPLIANCE_RESULTS=path writes the results there instead and leaves the README alone.
+// HEARTH_TEST_COMPLIANCE_RESULTS=path writes the results there instead and leaves the README alone.
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Context, Hook, Suite } from "mocha";
@@ -44,13 +44,13 @@ export const mochaHooks = {
       const { outcomes: results, loaded, unrun } = walk(root, false, { outcomes: [], loaded: new Set(), unrun: 0 });
       // The whole suite (.mocharc's files) ran, every test of it.
       const complete = unrun === 0 && allTestFiles().every((f) => loaded.has(f));
-      if (!complete && process.env.HEARTH_COMPLIANCE_MERGE !== "1") {
+      if (!complete && process.env.HEARTH_TEST_COMPLIANCE_MERGE !== "1") {
         process.stdout.write("compliance: not every test file ran; test/results/compliance.json left as it was\n");
         return;
       }
       const date = new Date().toISOString().slice(0, 10);
       const store = process.env.HEARTH_TEST_STORE === "postgres" ? "PostgreSQL" : "SQLite";
-      const target = process.env.HEARTH_COMPLIANCE_RESULTS ?? resultsPath;
+      const target = process.env.HEARTH_TEST_COMPLIANCE_RESULTS ?? resultsPath;
       const previous = readResults(target);
       const base = previous.command.replace(/ and re-runs of some files$/, "");
       const command = complete
