@@ -21,6 +21,11 @@ export interface HtVerifier {
   /** base64 HMAC-SHA-256(token, "Responder"): the server's proof in <additional-data/>. */
   responder: string;
   expires: number;
+  /**
+   * Channel-bound tokens (HT-SHA-256-ENDP/-EXPR) only, whose proofs depend on the TLS channel: the random
+   * id the token is derived from with a server key (src/c2s/fast.ts); initiator and responder are empty.
+   */
+  id?: string;
 }
 
 /** The FAST token of one user agent (XEP-0484), keyed by the SHA-256 of the user-agent id. */

@@ -1,6 +1,7 @@
 // SASL2 (XEP-0388) with its inline features: Bind2 (XEP-0386: the resource, stream management, client
-// state and whatever modules add, e.g. carbons) and FAST tokens (XEP-0484). The whole login is one
-// round trip for a token, two for SCRAM, and the stream is never restarted. The password policies are
+// state and whatever modules add, e.g. carbons), XEP-0198 resumption and FAST tokens (XEP-0484). The
+// whole login, or the resumption of a session after a network change, is one round trip for a token,
+// two for SCRAM, and the stream is never restarted. The password policies are
 // those of RFC 6120 SASL (sasl/attempt.ts): the same mechanisms, throttle and TLS rule.
 import { randomBytes } from "node:crypto";
 import { xml, type Element } from "../xml/element.js";
@@ -35,6 +36,8 @@ export interface Sasl2Stream extends AttemptStream, Session {
   sendFeatures(): void;
   /** After Bind2: the resource-bind observers. */
   announceBound(): unknown;
+  /** XEP-0198 `<resume/>` inline: resumed (`announce` writes the success), or the `<failed/>` for the success. */
+  resumeInline(el: Element, announce: (resumed: Element, jid: string) => string): Promise<{ failed: Element } | { done: Promise<void> | undefined }>;
 }
 
 const AGENT_ID = /^[\x21-\x7e]{1,128}$/;
@@ -46,7 +49,9 @@ export function sasl2Feature(ctx: C2sContext, stream: Sasl2Stream): Element {
   const bindFeatures = [NS_SM, NS_CSI, ...ctx.hooks.runFold(stream.host, "bind2-features", [], { session: stream })];
   const inline = xml("inline", null,
     xml("bind", { xmlns: NS_BIND2 }, xml("inline", null, ...bindFeatures.map((v) => xml("feature", { var: v })))),
-    ctx.config.auth.fastTokenTtlSeconds > 0 ? fastFeature() : null,
+    // XEP-0198 with SASL2: `<resume/>` may ride in `<authenticate/>`.
+    xml("sm", { xmlns: NS_SM }),
+    ctx.config.auth.fastTokenTtlSeconds > 0 ? fastFeature(stream.channel) : null,
   );
   return xml("authentication", { xmlns: NS_SASL2 }, ...mechs.map((m) => xml("mechanism", null, m)), inline);
 }
@@ -137,6 +142,23 @@ export class Sasl2Negotiation {
     // XEP-0484: tokens are issued, rotated or invalidated once the login itself succeeded.
     const token = this.fast ? await this.fast.afterSuccess(user) : null;
     if (stream.closed) return;
+    // XEP-0198 with SASL2: a resumed session needs no Bind2; a failed resumption is reported in the
+    // success and the login goes on (with Bind2 when asked), as a fresh session.
+    const resume = el.getChild("resume", NS_SM);
+    if (resume) {
+      const out = await stream.resumeInline(resume, (resumed, jid) => {
+        aid.children = [jid];
+        success.cnode(resumed);
+        if (token) success.cnode(token);
+        return success.toString();
+      });
+      if ("done" in out) {
+        this.ctx.log.debug({ session: stream.id, user, agent: this.agent?.id }, "SASL2 login resumed a session");
+        return out.done;
+      }
+      if (stream.closed) return;
+      success.cnode(out.failed);
+    }
     const bind = el.getChild("bind", NS_BIND2);
     let bound: Element | null = null;
     if (bind) {

@@ -706,25 +706,44 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
 
   /** XEP-0198 §5: a new stream (authenticated, not bound) takes over a session that lost its connection. */
   private handleResume(el: Element): unknown {
-    if (this.jid) return this.send(smFailed("unexpected-request"));
+    const out = this.tryResume(el, (resumed) => resumed.toString());
+    const finish = (o: ResumeOutcome) => ("failed" in o ? this.send(o.failed) : o.done);
+    return isThenable(out) ? out.then(finish) : finish(out);
+  }
+
+  /**
+   * @internal SASL2 (sasl2.ts): XEP-0198 resumption inline in `<authenticate/>`. Either `failed`, the
+   * `<failed/>` that goes into the success, or the session is resumed (`announce` wrote `<resumed/>` inside
+   * the `<success/>`, before the resent stanzas; `done` when they are written) or the stream closed.
+   */
+  async resumeInline(el: Element, announce: Announce): Promise<ResumeOutcome> {
+    return this.tryResume(el, announce);
+  }
+
+  /** Resumes the session `el` names, or the `<failed/>` (not sent) why not. */
+  private tryResume(el: Element, announce: Announce): ResumeOutcome | Promise<ResumeOutcome> {
+    if (this.jid) return { failed: smFailed("unexpected-request") };
     const previd = el.attrs.previd ?? "";
     const h = parseH(el.attrs.h);
-    if (h === null) return this.send(smFailed("bad-request"));
+    if (h === null) return { failed: smFailed("bad-request") };
     const registry = resumeRegistry<C2sSession>(this.ctx);
     const old = registry.live.get(previd);
-    if ((!old || old.closed) && this.ctx.config.c2s.smDurable) return this.resumeFromRecord(previd, h);
+    if ((!old || old.closed) && this.ctx.config.c2s.smDurable) return this.resumeFromRecord(previd, h, announce);
     // Another user's session is as unknown to this stream as one that never existed.
     if (!old || old.closed || old.username !== this.username || old.host !== this.host) {
-      return this.send(smFailed("item-not-found", registry.expiredH(previd, `${this.username}@${this.host}`)));
+      return { failed: smFailed("item-not-found", registry.expiredH(previd, `${this.username}@${this.host}`)) };
     }
-    return old.resumeOn(this, h);
+    return old.resumeOn(this, h, announce);
   }
 
   /** Moves `stream`'s connection under this session, then resends what the client did not acknowledge. */
-  private resumeOn(stream: C2sSession, h: number): unknown {
+  private resumeOn(stream: C2sSession, h: number, announce: Announce): ResumeOutcome {
     const sm = this.sm!;
     const n = sm.newlyAcked(h);
-    if (n < 0) return stream.close("undefined-condition", "h acknowledges stanzas never sent", handledCountTooHigh(h, sm.sent));
+    if (n < 0) {
+      stream.close("undefined-condition", "h acknowledges stanzas never sent", handledCountTooHigh(h, sm.sent));
+      return { done: undefined };
+    }
     sm.ack(h, n);
     if (sm.hibernateTimer) { clearTimeout(sm.hibernateTimer); sm.hibernateTimer = null; }
     sm.journal?.dropHeld();
@@ -742,9 +761,9 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     stream.ctx.tracker.delete(stream);
     this.lastActivity = Date.now();
     this.pingSentAt = 0;
-    this.writeRaw(`<resumed xmlns='${NS_SM}' h='${sm.inbound}' previd='${sm.id}'/>`);
+    this.writeRaw(announce(resumedElement(sm.inbound, sm.id!), this.jid!.toString()));
     sm.journal?.touch();
-    return this.resend(sm, this.transport);
+    return { done: this.resend(sm, this.transport) };
   }
 
   // ---- XEP-0198: durable resumption (the record in the store, see sm.ts) ----
@@ -775,14 +794,17 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
    * node): the record is claimed, this stream becomes the session with the record's resource, counters and
    * unacknowledged rows, and the client's last presence is sent again.
    */
-  private async resumeFromRecord(previd: string, h: number): Promise<unknown> {
+  private async resumeFromRecord(previd: string, h: number, announce: Announce): Promise<ResumeOutcome> {
     const user = `${this.username}@${this.host}`;
     const claim = await claimRecord(this.ctx.store.map(SM_STORE), this.ctx.store.timeline, this.host, previd, user, h);
-    if (this.closed || this.jid) return undefined;
-    if (claim.kind === "unknown") return this.send(smFailed("item-not-found", resumeRegistry<C2sSession>(this.ctx).expiredH(previd, user)));
-    if (claim.kind === "ended") return this.send(smFailed("item-not-found", claim.h));
+    if (this.closed || this.jid) return { done: undefined };
+    if (claim.kind === "unknown") return { failed: smFailed("item-not-found", resumeRegistry<C2sSession>(this.ctx).expiredH(previd, user)) };
+    if (claim.kind === "ended") return { failed: smFailed("item-not-found", claim.h) };
     const r = claim.record;
-    if (!ackable(r, h)) return this.close("undefined-condition", "h acknowledges stanzas never sent", handledCountTooHigh(h, r.sent));
+    if (!ackable(r, h)) {
+      this.close("undefined-condition", "h acknowledges stanzas never sent", handledCountTooHigh(h, r.sent));
+      return { done: undefined };
+    }
     const full = makeJid(this.username!, this.host, r.resource);
     // The resumed session is the newest claim on its resource, whatever c2s.resourceConflict says.
     claimResource(this.ctx.sessions, this, full, "kick-old");
@@ -797,7 +819,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     resumeRegistry<C2sSession>(this.ctx).live.set(previd, this);
     this.ctx.sessions.add(this);
     this.startJournal(sm, h);
-    this.writeRaw(`<resumed xmlns='${NS_SM}' h='${sm.inbound}' previd='${previd}'/>`);
+    this.writeRaw(announce(resumedElement(sm.inbound, previd), full.toString()));
     await this.ctx.hooks.notify(this.host, "resource-bind", { session: this });
     if (r.presence !== null && !this.closed) {
       // Contacts saw the session go with its node: the presence is broadcast again (and offline delivery
@@ -806,7 +828,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
         this.ctx.log.warn({ err, session: this.id }, "could not re-establish presence after a resumption");
       }
     }
-    return this.resend(sm, this.transport);
+    return { done: this.resend(sm, this.transport) };
   }
 
   /** Writes the queue again, in order, once; what arrives meanwhile queues behind it. */
@@ -842,6 +864,16 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     if (!this.transport.framed) return text;
     try { return this.serialize(parseFramedElement(text)); } catch { return text; }
   }
+}
+
+/** Writes a successful resumption's answer: `<resumed/>` itself, or a SASL2 `<success/>` holding it. */
+export type Announce = (resumed: Element, jid: string) => string;
+
+/** How a resume ended: `failed` (not sent yet), or resumed or the stream closed (`done`: the resend). */
+export type ResumeOutcome = { failed: Element } | { done: Promise<void> | undefined };
+
+function resumedElement(h: number, previd: string): Element {
+  return xml("resumed", { xmlns: NS_SM, h: String(h), previd });
 }
 
 function isLegacySession(el: Element): boolean {

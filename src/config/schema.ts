@@ -662,7 +662,7 @@ export const schema: Section = {
           max: 31_536_000,
           default: 2_592_000,
           description:
-            "Lifetime of a FAST token (XEP-0484, HT-SHA-256-NONE over SASL2); 0 = FAST is not offered. Tokens are stored hashed, one per account and user agent, and revoked by a password change.",
+            "Lifetime of a FAST token (XEP-0484 over SASL2: HT-SHA-256-NONE, and -EXPR/-ENDP on TLS); 0 = FAST is not offered. Tokens are never stored usable, one per account and user agent, and revoked by a password change.",
         },
         maxFailures: {
           kind: "integer",
@@ -843,7 +843,7 @@ export const schema: Section = {
           expect: "a string of at least 16 characters",
           accept: (v) => (v.length >= 16 ? v : undefined),
           description:
-            "Secret from which dialback keys are derived (XEP-0185); every node of a cluster needs the same one.",
+            "Secret from which dialback keys (XEP-0185) and channel-bound FAST tokens (XEP-0484) are derived; every node of a cluster needs the same one.",
         },
         allow: {
           kind: "list",

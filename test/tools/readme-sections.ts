@@ -1,6 +1,8 @@
-// The generated parts of the README: compliance table (module metadata) and configuration reference.
+// The generated parts of the README: compliance tables (measured test results joined with module
+// metadata) and configuration reference.
 import { describeConfig, renderDefaultYaml } from "../../src/config/config.js";
-import { complianceTable } from "../../src/modules/compliance.js";
+import { complianceTable, measuredLine, suitesTable } from "../../src/modules/compliance.js";
+import { readResults } from "./compliance-results.js";
 import { streamLayer } from "../../src/c2s/specs.js";
 import { serverModules } from "../../src/server.js";
 import { extensions } from "../../extensions/index.js";
@@ -18,7 +20,13 @@ export function generatedSections(): Record<string, string> {
   for (const k of describeConfig(shippedModules)) {
     config.push(`| \`${k.key}\` | \`${k.default}\` | \`${(k as { env?: string }).env ?? ""}\` | ${k.description.replace(/\|/g, "\\|").replace(/\n/g, " ")} |`);
   }
-  return { compliance: complianceTable([streamLayer, ...shippedModules]), config: config.join("\n") };
+  const results = readResults();
+  const defs = [streamLayer, ...shippedModules];
+  return {
+    compliance: `${measuredLine(results)}\n\n${complianceTable(defs, results)}`,
+    suites: suitesTable(defs, results),
+    config: config.join("\n"),
+  };
 }
 
 /** Replaces `<!-- BEGIN name -->…<!-- END name -->` blocks with the generated text. */

@@ -5,7 +5,7 @@ import { nodeprep } from "../../jid/jid.js";
 import { AccountDisabled, type LoginService, type LoginThrottled } from "../../auth/login.js";
 import type { Config } from "../../config/config.js";
 import { createMechanism, offeredMechanisms, SaslError, type SaslCondition, type SaslMechanism } from "./index.js";
-import { HtMechanism, HT_SHA_256_NONE, type TokenCheck } from "./ht.js";
+import { HtMechanism, HT_BINDINGS, htBindingData, type TokenCheck } from "./ht.js";
 import { downgradeProtectionInput } from "./channel-binding.js";
 import type { ChannelBinding } from "./scram.js";
 
@@ -44,8 +44,11 @@ export class SaslAttempt {
       return { kind: "failure", condition: "temporary-auth-failure", text: (err as LoginThrottled).message };
     }
     let attempt: SaslAttempt;
-    if (mech === HT_SHA_256_NONE && tokens) {
-      attempt = new SaslAttempt(new HtMechanism(tokens((user) => { attempt.tried = user; })), login, stream, mech);
+    if (HT_BINDINGS.has(mech) && tokens) {
+      // -ENDP and -EXPR only on a TLS channel that gives their binding data (XEP-0484 with XEP-0440).
+      const cb = htBindingData(mech, stream.channel);
+      if (cb === null) return { kind: "failure", condition: "invalid-mechanism", text: `${mech} needs channel binding this connection does not offer` };
+      attempt = new SaslAttempt(new HtMechanism(mech, tokens((user) => { attempt.tried = user; }), cb), login, stream, mech);
       return attempt;
     }
     const offered = streamMechanisms(auth, stream);
