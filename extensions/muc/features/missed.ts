@@ -1,0 +1,58 @@
+// Who misses a group chat message and should hear of it (XEP-0357 push, the mobile webhook): told to the
+// user's host as "groupchat-missed", which the push module turns into notifications.
+// - An occupant whose every room session is hibernated (XEP-0198: the occupant stays while its client is
+//   away), when the message names its nick, or on every message of a members-only room;
+// - a member (owner, admin) of a members-only room who is not in it and has no online resource at all.
+// Only messages with a body, never to their sender. An occupant session on another cluster node counts as
+// reachable (its node knows better and delivers there).
+import type { Session } from "../../../src/sessions/session.js";
+import { affiliationRank } from "../room.js";
+import type { MucService } from "../service.js";
+
+const reachable = (s: Session | null): boolean => s === null || (!s.closed && !(s as { hibernating?: boolean }).hibernating);
+
+/** Whether `body` names `nick` as a word of its own (case-insensitive), as clients highlight mentions. */
+export function mentions(body: string, nick: string): boolean {
+  const text = body.toLowerCase(), name = nick.toLowerCase();
+  if (name === "") return false;
+  for (let at = text.indexOf(name); at >= 0; at = text.indexOf(name, at + 1)) {
+    const before = at === 0 ? "" : text[at - 1], after = text[at + name.length] ?? "";
+    if (!/[\p{L}\p{N}_]/u.test(before) && !/[\p{L}\p{N}_]/u.test(after)) return true;
+  }
+  return false;
+}
+
+export function missed(muc: MucService): void {
+  const hosts = new Set(muc.api.config.hosts);
+  const hostOf = (bare: string): string | null => {
+    const at = bare.indexOf("@");
+    const host = at > 0 ? bare.slice(at + 1) : "";
+    return hosts.has(host) ? host : null;
+  };
+  muc.bus.observe("room-message-archived", ({ room, occupant, message, stanzaId, seq }) => {
+    const body = message.getChildText("body");
+    if (!body) return;
+    const from = message.attrs.from ?? room.bare;
+    const tell = (user: string, mention: boolean) => {
+      const host = hostOf(user);
+      if (host) void muc.api.notify(host, "groupchat-missed", { user, room: room.bare, from, stanza: message, stanzaId, seq, mention });
+    };
+    // Occupants by bare JID: reachable when any of their room sessions is.
+    const present = new Map<string, { reachable: boolean; mention: boolean }>();
+    for (const occ of room.occupants.values()) {
+      const cur = present.get(occ.bare) ?? { reachable: false, mention: false };
+      for (const s of occ.sessions.values()) if (reachable(s.session)) cur.reachable = true;
+      if (!cur.mention && mentions(body, occ.nick)) cur.mention = true;
+      present.set(occ.bare, cur);
+    }
+    for (const [bare, p] of present) {
+      if (bare !== occupant.bare && !p.reachable && (p.mention || room.config.membersOnly)) tell(bare, p.mention);
+    }
+    if (!room.config.membersOnly) return;
+    for (const [bare, entry] of room.affiliations) {
+      if (bare === occupant.bare || present.has(bare) || affiliationRank(entry.affiliation) < affiliationRank("member")) continue;
+      if (muc.api.sessions.resources(bare).some((s) => reachable(s))) continue;
+      tell(bare, false);
+    }
+  });
+}
