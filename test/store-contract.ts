@@ -740,6 +740,24 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.equal(await map.get(alice, "n"), "5", "a failed update writes nothing");
       });
 
+      it("updates many keys at once, each atomically, resolving to the stored values in order", async function () {
+        const map = store.map("batch");
+        await map.set(alice, "a", "1");
+        await map.set(alice, "c", "gone soon");
+        const out = await map.updateMany([
+          { owner: alice, key: "a", fn: (v) => String(Number(v) + 1) },
+          { owner: alice, key: "b", fn: (v) => (v === null ? "new" : "old") },
+          { owner: alice, key: "c", fn: () => null },
+          { owner: bob, key: "a", fn: () => undefined },
+        ]);
+        assert.deepEqual(out, ["2", "new", null, null]);
+        assert.deepEqual([...await map.list(alice)], [["a", "2"], ["b", "new"]]);
+        assert.equal(await map.get(bob, "a"), null);
+        assert.deepEqual(await map.updateMany([]), []);
+        await assert.rejects(map.updateMany([{ owner: alice, key: "a", fn: () => { throw new Error("no"); } }]), /no/);
+        assert.equal(await map.get(alice, "a"), "2");
+      });
+
       it("loses no update when two store clients race on one key, 50 updates each", async function () {
         const other = await open();
         try {

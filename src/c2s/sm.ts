@@ -237,18 +237,67 @@ export function snapshot(sm: StreamManagement, user: string, resource: string, p
 }
 
 /**
- * The store side of one resumable session: coalesced writes of its record, and output held until the
- * write that makes its rows durable is done.
+ * The record writes of one node, batched: every journal that changed in a tick is written in the next
+ * one, all of them in one store call (one transaction on SQLite) rather than one write per session. The
+ * writes of a busy node cost about one commit per tick, whatever the number of sessions.
+ */
+export class JournalWriter {
+  private readonly dirty = new Set<SmJournal>();
+  private scheduled = false;
+
+  constructor(private readonly store: MapStore, private readonly log: Logger) {}
+
+  add(journal: SmJournal): void {
+    this.dirty.add(journal);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.flush);
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const batch = [...this.dirty];
+    this.dirty.clear();
+    const entries = batch.map((j) => j.begin());
+    this.store.updateMany(entries).then(
+      (stored) => { for (let i = 0; i < batch.length; i++) batch[i].complete(stored[i], false); },
+      (err: unknown) => {
+        // The store failed: the output goes out anyway (it is in the archive); a resumption from the record
+        // may then miss it, as it would have without durable resumption.
+        this.log.error({ err, sessions: batch.length }, "could not write the stream management records");
+        for (const j of batch) j.complete(null, true);
+      },
+    );
+  };
+}
+
+const writers = new WeakMap<MapStore, JournalWriter>();
+
+/** The batched writer of the records in `store` (one per store, so per node). */
+export function journalWriter(store: MapStore, log: Logger): JournalWriter {
+  let w = writers.get(store);
+  if (!w) writers.set(store, (w = new JournalWriter(store, log)));
+  return w;
+}
+
+/**
+ * The store side of one resumable session: coalesced writes of its record (batched with the other
+ * sessions' by the node's JournalWriter), and output held until the write that makes its rows durable is done.
  */
 export class SmJournal {
   private scheduled = false;
   private writing: Promise<void> | null = null;
+  private written: (() => void) | null = null;
   private again = false;
   private lazy: NodeJS.Timeout | null = null;
   private held: string[] = [];
   /** Bumped when held output is dropped (the connection went): a running write must not release it. */
   private generation = 0;
   private last: SmRecord | null = null;
+  /** The text of the record last written: the stored value is still ours when it is exactly this. */
+  private lastText: string | null = null;
+  /** The write under way: its record and text, the output it releases and the generation it belongs to. */
+  private inFlight: { record: SmRecord; text: string; out: string[]; generation: number } | null = null;
   /** Another node resumed the session from its record: this copy must end without touching it. */
   lost = false;
   /** `sent` as of the last record written: rows numbered above it are in no record. */
@@ -265,6 +314,7 @@ export class SmJournal {
     private readonly onLost: () => void,
     private readonly log: Logger,
     persistedSent = 0,
+    private readonly writer: JournalWriter = journalWriter(store, log),
   ) {
     this.persistedSent = persistedSent;
   }
@@ -306,42 +356,53 @@ export class SmJournal {
     if (this.writing) { this.again = true; return; }
     if (this.lazy) { clearTimeout(this.lazy); this.lazy = null; }
     this.scheduled = true;
-    setImmediate(() => { this.scheduled = false; this.writing = this.write(); });
+    this.writing = new Promise((resolve) => { this.written = resolve; });
+    this.writer.add(this);
   }
 
   /** Resolves once no write is pending or running. */
   async idle(): Promise<void> {
-    while (this.writing || this.scheduled) {
-      if (this.writing) await this.writing;
-      else await new Promise((r) => setImmediate(r));
-    }
+    while (this.writing) await this.writing;
   }
 
-  private async write(): Promise<void> {
-    const out = this.held;
-    const generation = this.generation;
-    this.held = [];
+  /** The writer starts this journal's write: the entry for the batch. */
+  begin(): { owner: string; key: string; fn: (cur: string | null) => string | undefined } {
+    this.scheduled = false;
     const record = this.current(this.last);
     const text = JSON.stringify(record);
-    try {
-      const stored = await this.store.update(this.host, this.id, (cur) => {
+    this.inFlight = { record, text, out: this.held, generation: this.generation };
+    this.held = [];
+    const ours = this.lastText;
+    return {
+      owner: this.host, key: this.id,
+      fn: (cur) => {
+        // Still ours when it is what we wrote last (the common case, no parse); else when no other node claimed it.
+        if (cur !== null && cur === ours) return text;
         const r = parseRecord(cur);
         return r === null || (r.epoch === this.epoch && !r.ended) ? text : undefined;
-      });
-      if (stored !== text) {
-        this.lost = true;
-        this.writing = null;
-        return this.onLost();
-      }
-      this.last = record;
-      this.persistedSent = record.sent;
-    } catch (err) {
-      // The store failed: the output goes out anyway (it is in the archive); a resumption from the record
-      // may then miss it, as it would have without durable resumption.
-      this.log.error({ err, id: this.id }, "could not write the stream management record");
-    }
+      },
+    };
+  }
+
+  /** The batch is done: `stored` is the value now in the store (`failed`: the store failed). */
+  complete(stored: string | null, failed: boolean): void {
+    const { record, text, out, generation } = this.inFlight!;
+    this.inFlight = null;
+    const done = this.written!;
+    this.written = null;
     this.writing = null;
+    if (!failed && stored !== text) {
+      this.lost = true;
+      done();
+      return this.onLost();
+    }
+    if (!failed) {
+      this.last = record;
+      this.lastText = text;
+      this.persistedSent = record.sent;
+    }
     if (out.length && generation === this.generation) this.release(out);
+    done();
     if (this.again) { this.again = false; this.touch(); }
   }
 

@@ -172,6 +172,12 @@ export interface MapStore extends KeyValueStore {
    * independent and have no order between them.
    */
   update(owner: string, key: string, fn: MapUpdate): Promise<string | null>;
+  /**
+   * Many `update`s at once, each as atomic as one `update`; resolves to the values now stored, in order.
+   * A driver may commit them together (SQLite: one transaction), so a batch costs about one write. When
+   * one `fn` throws the promise rejects, and the other entries may or may not have been written.
+   */
+  updateMany(entries: ReadonlyArray<{ owner: string; key: string; fn: MapUpdate }>): Promise<Array<string | null>>;
 }
 
 /**

@@ -21,13 +21,16 @@ export function mapStore(db: Db, storeName: string, statements: ReturnType<typeo
     (value === null ? statements.delete.run(owner, storeName, key) : statements.upsert.run(owner, storeName, key, value)).changes === 1;
   // IMMEDIATE: the write lock is taken before the read, so another connection to the file cannot write the
   // key between the two.
-  const update = db.transaction((owner: string, key: string, fn: MapUpdate): string | null => {
+  const updateOne = (owner: string, key: string, fn: MapUpdate): string | null => {
     const current = statements.select.get(owner, storeName, key) ?? null;
     const next = checkMapValue(fn(current));
     if (next === undefined || next === current) return current;
     write(owner, key, next);
     return next;
-  });
+  };
+  const update = db.transaction(updateOne);
+  const updateMany = db.transaction((entries: ReadonlyArray<{ owner: string; key: string; fn: MapUpdate }>): Array<string | null> =>
+    entries.map((e) => updateOne(e.owner, e.key, e.fn)));
   return {
     get: (owner, key) => settle(() => statements.select.get(owner, storeName, key) ?? null),
     set: (owner, key, value) => settle(() => {
@@ -43,6 +46,10 @@ export function mapStore(db: Db, storeName: string, statements: ReturnType<typeo
     update: (owner, key, fn) => settle(() => {
       checkStrings("map", owner, key);
       return update.immediate(owner, key, fn);
+    }),
+    updateMany: (entries) => settle(() => {
+      for (const e of entries) checkStrings("map", e.owner, e.key);
+      return updateMany.immediate(entries);
     }),
   };
 }
