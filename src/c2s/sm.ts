@@ -10,6 +10,8 @@ import type { DeliveryMeta } from "../sessions/session.js";
 import type { MapStore, TimelineStore } from "../storage/types.js";
 import type { Logger } from "../log.js";
 import type { C2sContext } from "./context.js";
+import { AuthThrottle } from "../auth/throttle.js";
+import { NetworkList } from "../auth/networks.js";
 
 export const NS_SM = "urn:xmpp:sm:3";
 
@@ -86,10 +88,31 @@ export function handledCountTooHigh(h: number, sent: number): Element {
 
 interface Expired { owner: string; h: number }
 
+/**
+ * Resumes naming an id that is not a session of the user (a guessed previd) one address may make in
+ * `RESUME_WINDOW_MS`; further resumes from it are answered `<failed>` with policy-violation, without a lookup.
+ */
+export const MAX_RESUME_FAILURES = 10;
+const RESUME_WINDOW_MS = 10 * 60_000;
+
 /** The resumable sessions of one server, by resumption id. */
 export class ResumeRegistry<S> {
   readonly live = new Map<string, S>();
   private readonly expired = new Map<string, Expired>();
+  private readonly guesses = new AuthThrottle({
+    perPair: 0, perAddress: MAX_RESUME_FAILURES, windowMs: RESUME_WINDOW_MS, delayMs: 0, maxDelayMs: 0, exempt: new NetworkList([]), maxKeys: 10_000,
+  });
+
+  /** Whether `address` made too many resumes of unknown ids lately: ms until it may try again, else 0. */
+  refusedFor(address: string): number {
+    const v = this.guesses.addressVerdict(address);
+    return v.allowed ? 0 : Math.max(1, v.retryAfterMs);
+  }
+
+  /** A resume from `address` named an id that is no session of its user. */
+  unknownId(address: string): void {
+    this.guesses.failed(address, null);
+  }
 
   newId(): string {
     return randomBytes(18).toString("base64url");
