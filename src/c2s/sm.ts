@@ -264,6 +264,7 @@ export function snapshot(sm: StreamManagement, user: string, resource: string, p
  * one, all of them in one store call (one transaction on SQLite) rather than one write per session. The
  * writes of a busy node cost about one commit per tick, whatever the number of sessions.
  */
+const BATCH_MS = Number(process.env.HEARTH_SM_BATCH_MS ?? 0);
 export class JournalWriter {
   private readonly dirty = new Set<SmJournal>();
   private scheduled = false;
@@ -274,7 +275,8 @@ export class JournalWriter {
     this.dirty.add(journal);
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(this.flush);
+    if (BATCH_MS > 0) setTimeout(this.flush, BATCH_MS);
+    else setImmediate(this.flush);
   }
 
   private readonly flush = (): void => {
