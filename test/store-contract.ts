@@ -740,21 +740,21 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.equal(await map.get(alice, "n"), "5", "a failed update writes nothing");
       });
 
-      it("updates many keys at once, each atomically, resolving to the stored values in order", async function () {
+      it("compare-and-sets many keys at once, resolving to the stored values in order", async function () {
         const map = store.map("batch");
         await map.set(alice, "a", "1");
-        await map.set(alice, "c", "gone soon");
-        const out = await map.updateMany([
-          { owner: alice, key: "a", fn: (v) => String(Number(v) + 1) },
-          { owner: alice, key: "b", fn: (v) => (v === null ? "new" : "old") },
-          { owner: alice, key: "c", fn: () => null },
-          { owner: bob, key: "a", fn: () => undefined },
+        await map.set(alice, "c", "theirs");
+        const out = await map.putIfMany([
+          { owner: alice, key: "a", value: "2", expect: "1" },
+          { owner: alice, key: "b", value: "new", expect: null },
+          { owner: alice, key: "c", value: "mine", expect: "what I wrote" },
+          { owner: bob, key: "a", value: "x", expect: "not there" },
         ]);
-        assert.deepEqual(out, ["2", "new", null, null]);
-        assert.deepEqual([...await map.list(alice)], [["a", "2"], ["b", "new"]]);
+        assert.deepEqual(out, ["2", "new", "theirs", null]);
+        assert.deepEqual([...await map.list(alice)], [["a", "2"], ["b", "new"], ["c", "theirs"]]);
         assert.equal(await map.get(bob, "a"), null);
-        assert.deepEqual(await map.updateMany([]), []);
-        await assert.rejects(map.updateMany([{ owner: alice, key: "a", fn: () => { throw new Error("no"); } }]), /no/);
+        assert.deepEqual(await map.putIfMany([]), []);
+        await assert.rejects(map.putIfMany([{ owner: alice, key: "a", value: 6 as unknown as string, expect: "2" }]), TypeError);
         assert.equal(await map.get(alice, "a"), "2");
       });
 

@@ -261,10 +261,10 @@ export function snapshot(sm: StreamManagement, user: string, resource: string, p
 
 /**
  * The record writes of one node, batched: every journal that changed in a tick is written in the next
- * one, all of them in one store call (one transaction on SQLite) rather than one write per session. The
- * writes of a busy node cost about one commit per tick, whatever the number of sessions.
+ * one, all of them in one compare-and-set call to the store (on SQLite committed by the timeline's writer
+ * thread with that turn's appends: the event loop never waits for SQLite's write lock). The writes of a
+ * busy node cost about one share of a commit per tick, whatever the number of sessions.
  */
-const BATCH_MS = Number(process.env.HEARTH_SM_BATCH_MS ?? 0);
 export class JournalWriter {
   private readonly dirty = new Set<SmJournal>();
   private scheduled = false;
@@ -275,8 +275,7 @@ export class JournalWriter {
     this.dirty.add(journal);
     if (this.scheduled) return;
     this.scheduled = true;
-    if (BATCH_MS > 0) setTimeout(this.flush, BATCH_MS);
-    else setImmediate(this.flush);
+    setImmediate(this.flush);
   }
 
   private readonly flush = (): void => {
@@ -284,7 +283,7 @@ export class JournalWriter {
     const batch = [...this.dirty];
     this.dirty.clear();
     const entries = batch.map((j) => j.begin());
-    this.store.updateMany(entries).then(
+    this.store.putIfMany(entries).then(
       (stored) => { for (let i = 0; i < batch.length; i++) batch[i].complete(stored[i], false); },
       (err: unknown) => {
         // The store failed: the output goes out anyway (it is in the archive); a resumption from the record
@@ -390,38 +389,46 @@ export class SmJournal {
     while (this.writing) await this.writing;
   }
 
-  /** The writer starts this journal's write: the entry for the batch. */
-  begin(): { owner: string; key: string; fn: (cur: string | null) => string | undefined } {
+  /** The writer starts this journal's write: the entry for the batch (set if the stored record is the one we wrote last). */
+  begin(): { owner: string; key: string; value: string; expect: string | null } {
     this.scheduled = false;
     const record = this.current(this.last);
     const text = JSON.stringify(record);
     this.inFlight = { record, text, out: this.held, generation: this.generation };
     this.held = [];
-    const ours = this.lastText;
-    return {
-      owner: this.host, key: this.id,
-      fn: (cur) => {
-        // Still ours when it is what we wrote last (the common case, no parse); else when no other node claimed it.
-        if (cur !== null && cur === ours) return text;
-        const r = parseRecord(cur);
-        return r === null || (r.epoch === this.epoch && !r.ended) ? text : undefined;
-      },
-    };
+    return { owner: this.host, key: this.id, value: text, expect: this.lastText };
   }
 
   /** The batch is done: `stored` is the value now in the store (`failed`: the store failed). */
   complete(stored: string | null, failed: boolean): void {
+    const text = this.inFlight!.text;
+    if (failed || stored === text) return this.finish(failed ? "failed" : "written");
+    // The stored record is not the one we wrote last (our first write over a claimed record, or another
+    // node's claim): written when it is still ours, by its epoch.
+    this.store.update(this.host, this.id, (cur) => {
+      const r = parseRecord(cur);
+      return r === null || (r.epoch === this.epoch && !r.ended) ? text : undefined;
+    }).then(
+      (now) => this.finish(now === text ? "written" : "lost"),
+      (err: unknown) => {
+        this.log.error({ err, id: this.id }, "could not write the stream management record");
+        this.finish("failed");
+      },
+    );
+  }
+
+  private finish(outcome: "written" | "lost" | "failed"): void {
     const { record, text, out, generation } = this.inFlight!;
     this.inFlight = null;
     const done = this.written!;
     this.written = null;
     this.writing = null;
-    if (!failed && stored !== text) {
+    if (outcome === "lost") {
       this.lost = true;
       done();
       return this.onLost();
     }
-    if (!failed) {
+    if (outcome === "written") {
       this.last = record;
       this.lastText = text;
       this.persistedSent = record.sent;

@@ -173,11 +173,12 @@ export interface MapStore extends KeyValueStore {
    */
   update(owner: string, key: string, fn: MapUpdate): Promise<string | null>;
   /**
-   * Many `update`s at once, each as atomic as one `update`; resolves to the values now stored, in order.
-   * A driver may commit them together (SQLite: one transaction), so a batch costs about one write. When
-   * one `fn` throws the promise rejects, and the other entries may or may not have been written.
+   * Compare-and-set of many keys: each `value` is written where the key's current value is `expect` (null:
+   * absent); resolves to the value now stored for each, in order (the new value, or what was there instead).
+   * A driver may commit them with its other writes, off the event loop (SQLite: by the timeline's writer
+   * thread, with the appends of the same turn), so a batch costs about one share of a commit.
    */
-  updateMany(entries: ReadonlyArray<{ owner: string; key: string; fn: MapUpdate }>): Promise<Array<string | null>>;
+  putIfMany(entries: ReadonlyArray<{ owner: string; key: string; value: string; expect: string | null }>): Promise<Array<string | null>>;
 }
 
 /**

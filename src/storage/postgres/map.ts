@@ -52,7 +52,7 @@ export function mapStore(pool: pg.Pool, storeName: string, order: LocalLocks): M
       }));
     },
     // One transaction per key on the pool's connections in parallel: a row lock per key, as `update`.
-    updateMany: (entries) => Promise.all(entries.map((e) => store.update(e.owner, e.key, e.fn))),
+    putIfMany: (entries) => Promise.all(entries.map((e) => store.update(e.owner, e.key, (cur) => (cur === e.expect ? e.value : undefined)))),
   };
   return store;
 }
