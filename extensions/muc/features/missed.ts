@@ -6,14 +6,23 @@
 // Only messages with a body, never to their sender. An occupant session on another cluster node counts as
 // reachable (its node knows better and delivers there).
 import type { Session } from "../../../src/sessions/session.js";
-import { affiliationRank } from "../room.js";
+import { affiliationRank, type Occupant } from "../room.js";
 import type { MucService } from "../service.js";
 
 const reachable = (s: Session | null): boolean => s === null || (!s.closed && !(s as { hibernating?: boolean }).hibernating);
 
+function someReachable(occ: Occupant): boolean {
+  for (const s of occ.sessions.values()) if (reachable(s.session)) return true;
+  return false;
+}
+
 /** Whether `body` names `nick` as a word of its own (case-insensitive), as clients highlight mentions. */
 export function mentions(body: string, nick: string): boolean {
-  const text = body.toLowerCase(), name = nick.toLowerCase();
+  return mentionsLower(body.toLowerCase(), nick);
+}
+
+function mentionsLower(text: string, nick: string): boolean {
+  const name = nick.toLowerCase();
   if (name === "") return false;
   for (let at = text.indexOf(name); at >= 0; at = text.indexOf(name, at + 1)) {
     const before = at === 0 ? "" : text[at - 1], after = text[at + name.length] ?? "";
@@ -37,16 +46,26 @@ export function missed(muc: MucService): void {
       const host = hostOf(user);
       if (host) void muc.api.notify(host, "groupchat-missed", { user, room: room.bare, from, stanza: message, stanzaId, seq, mention });
     };
-    // Occupants by bare JID: reachable when any of their room sessions is.
-    const present = new Map<string, { reachable: boolean; mention: boolean }>();
+    // The common case, every other occupant reachable in an open room, costs one pass and no allocation.
+    let away = false;
     for (const occ of room.occupants.values()) {
-      const cur = present.get(occ.bare) ?? { reachable: false, mention: false };
-      for (const s of occ.sessions.values()) if (reachable(s.session)) cur.reachable = true;
-      if (!cur.mention && mentions(body, occ.nick)) cur.mention = true;
-      present.set(occ.bare, cur);
+      if (occ.bare !== occupant.bare && !someReachable(occ)) { away = true; break; }
     }
+    if (!away && !room.config.membersOnly) return;
+    // Occupants by bare JID: reachable when any of their room sessions is.
+    const present = new Map<string, { reachable: boolean; nicks: string[] }>();
+    for (const occ of room.occupants.values()) {
+      let cur = present.get(occ.bare);
+      if (!cur) present.set(occ.bare, (cur = { reachable: false, nicks: [] }));
+      cur.nicks.push(occ.nick);
+      if (!cur.reachable && someReachable(occ)) cur.reachable = true;
+    }
+    let lower: string | null = null;
     for (const [bare, p] of present) {
-      if (bare !== occupant.bare && !p.reachable && (p.mention || room.config.membersOnly)) tell(bare, p.mention);
+      if (bare === occupant.bare || p.reachable) continue;
+      lower ??= body.toLowerCase();
+      const mention = p.nicks.some((nick) => mentionsLower(lower!, nick));
+      if (mention || room.config.membersOnly) tell(bare, mention);
     }
     if (!room.config.membersOnly) return;
     for (const [bare, entry] of room.affiliations) {
