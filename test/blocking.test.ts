@@ -43,10 +43,12 @@ describe("XEP-0191 blocking (mobile adapter disabled)", () => {
   before(async () => { ts = await startTestServer({ hosts: ["localhost", "montague.example"], modules: { disabled: ["mobile"] } }); });
   after(async () => { await ts?.stop(); });
 
-  it("announces urn:xmpp:blocking on the account", async () => {
+  it("announces urn:xmpp:blocking on the account and on the server (XEP-0191 §3.1)", async () => {
     const c = await onlineUser(ts, fresh("disco"));
     const info = await c.iq(xml("iq", { type: "get", to: c.jid.split("/")[0] }, xml("query", { xmlns: INFO })));
     assert.ok(info.getChild("query", INFO)!.getChildren("feature").some((f) => f.attrs.var === BLOCKING));
+    const server = await c.iq(xml("iq", { type: "get", to: ts.host }, xml("query", { xmlns: INFO })));
+    assert.ok(server.getChild("query", INFO)!.getChildren("feature").some((f) => f.attrs.var === BLOCKING));
     c.close();
   });
 

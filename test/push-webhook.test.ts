@@ -11,7 +11,10 @@ import { xml } from "../src/xml/element.js";
 
 const SECRET = "gateway-shared-secret";
 
-interface Hit { body: string; signature: string | undefined; json: { user: string; devices: string[]; from: string; body?: string } }
+interface Hit {
+  body: string; signature: string | undefined;
+  json: { event: string; user: string; devices: string[]; from: string; body?: string; room?: string; mention?: boolean };
+}
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
@@ -48,7 +51,7 @@ describe("push webhook for mobile-protocol users", function () {
       "registration: { policy: open }",
       `modules: { mobile: { port: ${mobilePort}, bind: 127.0.0.1 }, push: { webhook: { url: "${url}", secret: ${SECRET}, attempts: 3, backoffMs: 200, includeBody: true } } }`,
     ]);
-    for (const u of ["mina", "broken", "romeo"]) await server.addUser(`${u}@localhost`, "password");
+    for (const u of ["mina", "broken", "romeo", "nadia"]) await server.addUser(`${u}@localhost`, "password");
     await server.start();
   });
   after(async () => {
@@ -83,6 +86,31 @@ describe("push webhook for mobile-protocol users", function () {
     const expected = Buffer.from(`sha256=${createHmac("sha256", SECRET).update(hit.body).digest("hex")}`);
     assert.ok(hit.signature && hit.signature.length === expected.length && timingSafeEqual(Buffer.from(hit.signature), expected), "HMAC-SHA256 of the body with the shared secret");
     assert.notEqual(hit.signature, `sha256=${createHmac("sha256", "another secret").update(hit.body).digest("hex")}`);
+  });
+
+  it("posts a groupchat event for a message of a members-only room to an offline mobile member (XEP-0045)", async () => {
+    await deviceSeenThenOffline("nadia", "tablet");
+    const romeo = await plainLogin(server, "romeo", "muc");
+    clients.push(romeo);
+    const room = "garden@conference.localhost";
+    romeo.send(xml("presence", { to: `${room}/romeo` }, xml("x", { xmlns: "http://jabber.org/protocol/muc" })));
+    await romeo.receive((el) => el.name === "message" && el.getChild("subject") !== undefined);
+    const form = (fields: Record<string, string>) => xml("x", { xmlns: "jabber:x:data", type: "submit" },
+      xml("field", { var: "FORM_TYPE" }, xml("value", null, "http://jabber.org/protocol/muc#roomconfig")),
+      ...Object.entries(fields).map(([k, v]) => xml("field", { var: k }, xml("value", null, v))));
+    const configured = await romeo.iq(xml("iq", { type: "set", to: room }, xml("query", { xmlns: "http://jabber.org/protocol/muc#owner" }, form({ "muc#roomconfig_membersonly": "1" }))));
+    assert.equal(configured.attrs.type, "result", configured.toString());
+    const member = await romeo.iq(xml("iq", { type: "set", to: room }, xml("query", { xmlns: "http://jabber.org/protocol/muc#admin" }, xml("item", { jid: "nadia@localhost", affiliation: "member" }))));
+    assert.equal(member.attrs.type, "result", member.toString());
+    romeo.send(xml("message", { to: room, type: "groupchat" }, xml("body", null, "picnic on sunday")));
+    await until(() => hits.some((h) => h.json.user === "nadia@localhost"), 10_000, "the webhook");
+    const hit = hits.find((h) => h.json.user === "nadia@localhost")!;
+    assert.equal(hit.json.event, "groupchat");
+    assert.equal(hit.json.room, room);
+    assert.equal(hit.json.from, `${room}/romeo`);
+    assert.equal(hit.json.mention, false);
+    assert.deepEqual(hit.json.devices, ["tablet"]);
+    assert.equal(hit.json.body, "picnic on sunday");
   });
 
   it("retries a failing webhook with backoff, then logs a dead letter", async () => {

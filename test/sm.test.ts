@@ -4,7 +4,7 @@ import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
 import { WireClient } from "./helpers/wire-client.js";
 import { xml, type Element } from "../src/xml/element.js";
-import { StreamManagement, ackable, parseH, queueAfter, snapshot } from "../src/c2s/sm.js";
+import { MAX_RESUME_FAILURES, StreamManagement, ackable, parseH, queueAfter, snapshot } from "../src/c2s/sm.js";
 
 const SM = "urn:xmpp:sm:3";
 const CSI = "urn:xmpp:csi:0";
@@ -363,6 +363,43 @@ describe("XEP-0198 stream management", function () {
     juliet.close();
   });
 });
+
+for (const smDurable of [false, true]) {
+  describe(`XEP-0198 resumption ids cannot be guessed (${smDurable ? "durable" : "in-memory"} resumption)`, function () {
+    this.timeout(30_000);
+    let ts: TestServer;
+    before(async () => { ts = await startTestServer({ c2s: { smDurable } }); });
+    after(() => ts?.stop());
+
+    it(`answers policy-violation, without a lookup, after ${MAX_RESUME_FAILURES} unknown ids from one address`, async () => {
+      const r = fresh("target");
+      const { c: victim, id } = await smUser(ts, r);
+      victim.destroy();
+      const guesser = fresh("guesser");
+      await ts.accounts.create(ts.host, guesser, "password");
+      const c = await RawClient.connect(ts);
+      await c.open();
+      await c.authenticate(guesser, "password");
+      await c.open();
+      const attempt = async (previd: string) => {
+        c.send(xml("resume", { xmlns: SM, previd, h: "0" }));
+        return c.receive(isSm("failed"));
+      };
+      for (let i = 0; i < MAX_RESUME_FAILURES; i++) {
+        const failed = await attempt(`guess-${i}`);
+        assert.ok(failed.getChild("item-not-found", STANZAS), failed.toString());
+      }
+      // The next one is refused whatever it names, even a real id (of another user, so no use to it anyway).
+      const refused = await attempt(id);
+      assert.ok(refused.getChild("policy-violation", STANZAS), refused.toString());
+      c.close();
+      // The same address is refused on a new stream too, the owner included: the count is per address.
+      const { c: owner, answer } = await resume(ts, r, id, 0);
+      assert.ok(answer.getChild("policy-violation", STANZAS), answer.toString());
+      owner.close();
+    });
+  });
+}
 
 describe("XEP-0198: a connection that went silent", function () {
   let ts: TestServer;

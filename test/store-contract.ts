@@ -740,6 +740,24 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.equal(await map.get(alice, "n"), "5", "a failed update writes nothing");
       });
 
+      it("compare-and-sets many keys at once, resolving to the stored values in order", async function () {
+        const map = store.map("batch");
+        await map.set(alice, "a", "1");
+        await map.set(alice, "c", "theirs");
+        const out = await map.putIfMany([
+          { owner: alice, key: "a", value: "2", expect: "1" },
+          { owner: alice, key: "b", value: "new", expect: null },
+          { owner: alice, key: "c", value: "mine", expect: "what I wrote" },
+          { owner: bob, key: "a", value: "x", expect: "not there" },
+        ]);
+        assert.deepEqual(out, ["2", "new", "theirs", null]);
+        assert.deepEqual([...await map.list(alice)], [["a", "2"], ["b", "new"], ["c", "theirs"]]);
+        assert.equal(await map.get(bob, "a"), null);
+        assert.deepEqual(await map.putIfMany([]), []);
+        await assert.rejects(map.putIfMany([{ owner: alice, key: "a", value: 6 as unknown as string, expect: "2" }]), TypeError);
+        assert.equal(await map.get(alice, "a"), "2");
+      });
+
       it("loses no update when two store clients race on one key, 50 updates each", async function () {
         const other = await open();
         try {

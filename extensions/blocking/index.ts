@@ -138,6 +138,8 @@ export const blocking = defineModule({
       },
     };
     api.provide("blocking", service);
+    // XEP-0191 §3.1: a client asks its server (Conversations, Dino); some ask their own account (slixmpp).
+    api.addFeature(NS_BLOCKING);
     api.addFeature(NS_BLOCKING, "account");
 
     // ---- the protocol (XEP-0191 §3) ----

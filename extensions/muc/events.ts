@@ -40,6 +40,8 @@ export interface RoomNotices {
   "room-left": { room: Room; occupant: Occupant; session: OccupantSession; gone: boolean };
   /** The message as it will be archived and broadcast: decorate it. `stanzaId` is null when it is not archived. */
   "room-message": { room: Room; occupant: Occupant; message: Element; stanzaId: string | null };
+  /** A groupchat message was archived (as row `seq` of the room timeline) and broadcast. */
+  "room-message-archived": { room: Room; occupant: Occupant; message: Element; stanzaId: string; seq: number };
   "room-config-changed": { room: Room; before: RoomConfig; after: RoomConfig };
   "room-affiliation-changed": { room: Room; jid: string; before: Affiliation; after: Affiliation; actor: Occupant | undefined; reason: string | undefined };
   "room-destroyed": { room: Room };

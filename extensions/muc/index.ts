@@ -29,11 +29,12 @@ import { selfPing } from "./features/self-ping.js";
 import { occupantId } from "./features/occupant-id.js";
 import { stanzaId } from "./features/stanza-id.js";
 import { disco } from "./features/disco.js";
+import { missed } from "./features/missed.js";
 
 /** In this order: it is the order of the configuration form's fields. */
 const FEATURES = [
   ownerConfig, anonymity, membersOnly, password, moderated, maxUsers, history, mam, subject, invitations, privateMessages,
-  nickChange, admin, destroy, occupantIq, selfPing, occupantId, stanzaId, disco,
+  nickChange, admin, destroy, occupantIq, selfPing, occupantId, stanzaId, disco, missed,
 ];
 
 /** The <status/> children of a leaving occupant's presence, passed on (XEP-0045 §7.14). */

@@ -501,6 +501,7 @@ export class MucService {
       }
     } else {
       this.broadcast(room, fanout, row.seq);
+      void this.bus.notify("room-message-archived", { room, occupant, message: msg, stanzaId: row.stanzaId, seq: row.seq });
     }
     return { sender: { seq: row.seq, stanzaId: row.stanzaId, ts: row.ts }, recipient: null, duplicate: row.duplicate };
   }

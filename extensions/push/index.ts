@@ -4,6 +4,8 @@
 // - each XEP-0357 registration (app server JID + node) of the user gets a pubsub publish with the summary
 //   form, at most one per registration per `minIntervalSeconds` (later ones coalesce into one);
 // - a user with mobile devices is announced to `webhook.url` (webhook.ts).
+// A group chat message is a push event for the users the MUC service names in "groupchat-missed" (a
+// mention while hibernated, a members-only room's message for an offline member); same rate limit.
 import { moduleOptions, nonEmpty, type OptionsOf } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
 import { tryParseJid } from "../../src/jid/jid.js";
@@ -71,7 +73,7 @@ interface Pace { lastAt: number; count: number; timer: NodeJS.Timeout | null; se
 
 export const push = defineModule({
   name: "push",
-  xep: [{ spec: "XEP-0357", title: "Push Notifications", version: "0.4.1", status: "partial", note: "summary form; 1:1 messages to users offline or hibernated (XEP-0198); not MUC" }],
+  xep: [{ spec: "XEP-0357", title: "Push Notifications", version: "0.4.1", status: "complete", note: "summary form; 1:1 messages to users offline or hibernated (XEP-0198); MUC mentions and members-only room messages" }],
   options: pushOptions,
   setup(api) {
     const o = api.options;
@@ -160,6 +162,21 @@ export const push = defineModule({
         if (ids.length) {
           webhook.post({
             event: "message", user: owner, devices: ids, from: ev.from.bareString(), stanzaId: ev.meta.stanzaId, seq: ev.meta.seq, ts: ev.meta.ts,
+            ...(o.webhook.includeBody && body !== null ? { body } : {}),
+          });
+        }
+      }
+    });
+
+    // Group chat (MUC): the room tells the user's host who misses a message (extensions/muc/features/missed.ts).
+    api.observe("groupchat-missed", async (ev) => {
+      const body = ev.stanza.getChildText("body");
+      for (const text of (await registrations.list(ev.user)).values()) schedule(ev.user, JSON.parse(text) as Registration, ev.from, body);
+      if (webhook) {
+        const ids = [...(await devices.list(ev.user)).values()];
+        if (ids.length) {
+          webhook.post({
+            event: "groupchat", user: ev.user, devices: ids, room: ev.room, from: ev.from, mention: ev.mention, stanzaId: ev.stanzaId, seq: ev.seq,
             ...(o.webhook.includeBody && body !== null ? { body } : {}),
           });
         }

@@ -727,13 +727,28 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     const h = parseH(el.attrs.h);
     if (h === null) return { failed: smFailed("bad-request") };
     const registry = resumeRegistry<C2sSession>(this.ctx);
+    // Guessing resumption ids is throttled per address, before any lookup.
+    const wait = registry.refusedFor(this.remoteAddress);
+    if (wait > 0) {
+      this.ctx.log.warn({ session: this.id, peer: this.remoteAddress, retryAfterMs: wait }, "resume refused: too many unknown resumption ids");
+      return { failed: smFailed("policy-violation") };
+    }
     const old = registry.live.get(previd);
     if ((!old || old.closed) && this.ctx.config.c2s.smDurable) return this.resumeFromRecord(previd, h, announce);
     // Another user's session is as unknown to this stream as one that never existed.
-    if (!old || old.closed || old.username !== this.username || old.host !== this.host) {
-      return { failed: smFailed("item-not-found", registry.expiredH(previd, `${this.username}@${this.host}`)) };
-    }
+    if (!old || old.closed || old.username !== this.username || old.host !== this.host) return { failed: this.resumeUnknown(previd) };
     return old.resumeOn(this, h, announce);
+  }
+
+  /**
+   * XEP-0198 §5 `<failed/>` with item-not-found (and the h, when the session is known to have ended); an id
+   * never seen counts against the address.
+   */
+  private resumeUnknown(previd: string): Element {
+    const registry = resumeRegistry<C2sSession>(this.ctx);
+    const h = registry.expiredH(previd, `${this.username}@${this.host}`);
+    if (h === undefined) registry.unknownId(this.remoteAddress);
+    return smFailed("item-not-found", h);
   }
 
   /** Moves `stream`'s connection under this session, then resends what the client did not acknowledge. */
@@ -798,7 +813,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     const user = `${this.username}@${this.host}`;
     const claim = await claimRecord(this.ctx.store.map(SM_STORE), this.ctx.store.timeline, this.host, previd, user, h);
     if (this.closed || this.jid) return { done: undefined };
-    if (claim.kind === "unknown") return { failed: smFailed("item-not-found", resumeRegistry<C2sSession>(this.ctx).expiredH(previd, user)) };
+    if (claim.kind === "unknown") return { failed: this.resumeUnknown(previd) };
     if (claim.kind === "ended") return { failed: smFailed("item-not-found", claim.h) };
     const r = claim.record;
     if (!ackable(r, h)) {

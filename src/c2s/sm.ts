@@ -10,6 +10,8 @@ import type { DeliveryMeta } from "../sessions/session.js";
 import type { MapStore, TimelineStore } from "../storage/types.js";
 import type { Logger } from "../log.js";
 import type { C2sContext } from "./context.js";
+import { AuthThrottle } from "../auth/throttle.js";
+import { NetworkList } from "../auth/networks.js";
 
 export const NS_SM = "urn:xmpp:sm:3";
 
@@ -86,10 +88,31 @@ export function handledCountTooHigh(h: number, sent: number): Element {
 
 interface Expired { owner: string; h: number }
 
+/**
+ * Resumes naming an id that is not a session of the user (a guessed previd) one address may make in
+ * `RESUME_WINDOW_MS`; further resumes from it are answered `<failed>` with policy-violation, without a lookup.
+ */
+export const MAX_RESUME_FAILURES = 10;
+const RESUME_WINDOW_MS = 10 * 60_000;
+
 /** The resumable sessions of one server, by resumption id. */
 export class ResumeRegistry<S> {
   readonly live = new Map<string, S>();
   private readonly expired = new Map<string, Expired>();
+  private readonly guesses = new AuthThrottle({
+    perPair: 0, perAddress: MAX_RESUME_FAILURES, windowMs: RESUME_WINDOW_MS, delayMs: 0, maxDelayMs: 0, exempt: new NetworkList([]), maxKeys: 10_000,
+  });
+
+  /** Whether `address` made too many resumes of unknown ids lately: ms until it may try again, else 0. */
+  refusedFor(address: string): number {
+    const v = this.guesses.addressVerdict(address);
+    return v.allowed ? 0 : Math.max(1, v.retryAfterMs);
+  }
+
+  /** A resume from `address` named an id that is no session of its user. */
+  unknownId(address: string): void {
+    this.guesses.failed(address, null);
+  }
 
   newId(): string {
     return randomBytes(18).toString("base64url");
@@ -237,18 +260,68 @@ export function snapshot(sm: StreamManagement, user: string, resource: string, p
 }
 
 /**
- * The store side of one resumable session: coalesced writes of its record, and output held until the
- * write that makes its rows durable is done.
+ * The record writes of one node, batched: every journal that changed in a tick is written in the next
+ * one, all of them in one compare-and-set call to the store (on SQLite committed by the timeline's writer
+ * thread with that turn's appends: the event loop never waits for SQLite's write lock). The writes of a
+ * busy node cost about one share of a commit per tick, whatever the number of sessions.
+ */
+export class JournalWriter {
+  private readonly dirty = new Set<SmJournal>();
+  private scheduled = false;
+
+  constructor(private readonly store: MapStore, private readonly log: Logger) {}
+
+  add(journal: SmJournal): void {
+    this.dirty.add(journal);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.flush);
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const batch = [...this.dirty];
+    this.dirty.clear();
+    const entries = batch.map((j) => j.begin());
+    this.store.putIfMany(entries).then(
+      (stored) => { for (let i = 0; i < batch.length; i++) batch[i].complete(stored[i], false); },
+      (err: unknown) => {
+        // The store failed: the output goes out anyway (it is in the archive); a resumption from the record
+        // may then miss it, as it would have without durable resumption.
+        this.log.error({ err, sessions: batch.length }, "could not write the stream management records");
+        for (const j of batch) j.complete(null, true);
+      },
+    );
+  };
+}
+
+const writers = new WeakMap<MapStore, JournalWriter>();
+
+/** The batched writer of the records in `store` (one per store, so per node). */
+export function journalWriter(store: MapStore, log: Logger): JournalWriter {
+  let w = writers.get(store);
+  if (!w) writers.set(store, (w = new JournalWriter(store, log)));
+  return w;
+}
+
+/**
+ * The store side of one resumable session: coalesced writes of its record (batched with the other
+ * sessions' by the node's JournalWriter), and output held until the write that makes its rows durable is done.
  */
 export class SmJournal {
   private scheduled = false;
   private writing: Promise<void> | null = null;
+  private written: (() => void) | null = null;
   private again = false;
   private lazy: NodeJS.Timeout | null = null;
   private held: string[] = [];
   /** Bumped when held output is dropped (the connection went): a running write must not release it. */
   private generation = 0;
   private last: SmRecord | null = null;
+  /** The text of the record last written: the stored value is still ours when it is exactly this. */
+  private lastText: string | null = null;
+  /** The write under way: its record and text, the output it releases and the generation it belongs to. */
+  private inFlight: { record: SmRecord; text: string; out: string[]; generation: number } | null = null;
   /** Another node resumed the session from its record: this copy must end without touching it. */
   lost = false;
   /** `sent` as of the last record written: rows numbered above it are in no record. */
@@ -265,6 +338,7 @@ export class SmJournal {
     private readonly onLost: () => void,
     private readonly log: Logger,
     persistedSent = 0,
+    private readonly writer: JournalWriter = journalWriter(store, log),
   ) {
     this.persistedSent = persistedSent;
   }
@@ -306,42 +380,61 @@ export class SmJournal {
     if (this.writing) { this.again = true; return; }
     if (this.lazy) { clearTimeout(this.lazy); this.lazy = null; }
     this.scheduled = true;
-    setImmediate(() => { this.scheduled = false; this.writing = this.write(); });
+    this.writing = new Promise((resolve) => { this.written = resolve; });
+    this.writer.add(this);
   }
 
   /** Resolves once no write is pending or running. */
   async idle(): Promise<void> {
-    while (this.writing || this.scheduled) {
-      if (this.writing) await this.writing;
-      else await new Promise((r) => setImmediate(r));
-    }
+    while (this.writing) await this.writing;
   }
 
-  private async write(): Promise<void> {
-    const out = this.held;
-    const generation = this.generation;
-    this.held = [];
+  /** The writer starts this journal's write: the entry for the batch (set if the stored record is the one we wrote last). */
+  begin(): { owner: string; key: string; value: string; expect: string | null } {
+    this.scheduled = false;
     const record = this.current(this.last);
     const text = JSON.stringify(record);
-    try {
-      const stored = await this.store.update(this.host, this.id, (cur) => {
-        const r = parseRecord(cur);
-        return r === null || (r.epoch === this.epoch && !r.ended) ? text : undefined;
-      });
-      if (stored !== text) {
-        this.lost = true;
-        this.writing = null;
-        return this.onLost();
-      }
-      this.last = record;
-      this.persistedSent = record.sent;
-    } catch (err) {
-      // The store failed: the output goes out anyway (it is in the archive); a resumption from the record
-      // may then miss it, as it would have without durable resumption.
-      this.log.error({ err, id: this.id }, "could not write the stream management record");
-    }
+    this.inFlight = { record, text, out: this.held, generation: this.generation };
+    this.held = [];
+    return { owner: this.host, key: this.id, value: text, expect: this.lastText };
+  }
+
+  /** The batch is done: `stored` is the value now in the store (`failed`: the store failed). */
+  complete(stored: string | null, failed: boolean): void {
+    const text = this.inFlight!.text;
+    if (failed || stored === text) return this.finish(failed ? "failed" : "written");
+    // The stored record is not the one we wrote last (our first write over a claimed record, or another
+    // node's claim): written when it is still ours, by its epoch.
+    this.store.update(this.host, this.id, (cur) => {
+      const r = parseRecord(cur);
+      return r === null || (r.epoch === this.epoch && !r.ended) ? text : undefined;
+    }).then(
+      (now) => this.finish(now === text ? "written" : "lost"),
+      (err: unknown) => {
+        this.log.error({ err, id: this.id }, "could not write the stream management record");
+        this.finish("failed");
+      },
+    );
+  }
+
+  private finish(outcome: "written" | "lost" | "failed"): void {
+    const { record, text, out, generation } = this.inFlight!;
+    this.inFlight = null;
+    const done = this.written!;
+    this.written = null;
     this.writing = null;
+    if (outcome === "lost") {
+      this.lost = true;
+      done();
+      return this.onLost();
+    }
+    if (outcome === "written") {
+      this.last = record;
+      this.lastText = text;
+      this.persistedSent = record.sent;
+    }
     if (out.length && generation === this.generation) this.release(out);
+    done();
     if (this.again) { this.again = false; this.touch(); }
   }
 

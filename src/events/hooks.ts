@@ -89,6 +89,12 @@ export interface ObserveMap {
    * tombstones) is in the store before the recipient can see the message and ask for history.
    */
   "message-archived": { stanza: Element; from: Jid; to: Jid; meta: DeliveryMeta; senderMeta: DeliveryMeta | null };
+  /**
+   * On the bus of `user`'s host: a group chat (MUC) message was archived that `user` cannot take now and
+   * should hear of (XEP-0357 push): it names the user's nick while every room session of theirs is
+   * hibernated (XEP-0198), or the room is members-only and the user is a member with no online resource.
+   */
+  "groupchat-missed": { user: string; room: string; from: string; stanza: Element; stanzaId: string; seq: number; mention: boolean };
 }
 
 /** Fold events thread a value through every handler (ejabberd's "fold"; e.g. collecting stream features). */

@@ -172,6 +172,13 @@ export interface MapStore extends KeyValueStore {
    * independent and have no order between them.
    */
   update(owner: string, key: string, fn: MapUpdate): Promise<string | null>;
+  /**
+   * Compare-and-set of many keys: each `value` is written where the key's current value is `expect` (null:
+   * absent); resolves to the value now stored for each, in order (the new value, or what was there instead).
+   * A driver may commit them with its other writes, off the event loop (SQLite: by the timeline's writer
+   * thread, with the appends of the same turn), so a batch costs about one share of a commit.
+   */
+  putIfMany(entries: ReadonlyArray<{ owner: string; key: string; value: string; expect: string | null }>): Promise<Array<string | null>>;
 }
 
 /**

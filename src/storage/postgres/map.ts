@@ -22,7 +22,7 @@ const replace = statement("kv-replace", "UPDATE key_value SET value = $4 WHERE o
  */
 export function mapStore(pool: pg.Pool, storeName: string, order: LocalLocks): MapStore {
   const inOrder = <T>(owner: string, key: string, op: () => Promise<T>): Promise<T> => order.run(`${storeName}\0${owner}\0${key}`, op);
-  return {
+  const store: MapStore = {
     get: (owner, key) => inOrder(owner, key, async () => (await pool.query<{ value: string }>(select([owner, storeName, key]))).rows[0]?.value ?? null),
     async set(owner, key, value) {
       checkStrings("map", owner, key);
@@ -51,5 +51,8 @@ export function mapStore(pool: pg.Pool, storeName: string, order: LocalLocks): M
         return next;
       }));
     },
+    // One transaction per key on the pool's connections in parallel: a row lock per key, as `update`.
+    putIfMany: (entries) => Promise.all(entries.map((e) => store.update(e.owner, e.key, (cur) => (cur === e.expect ? e.value : undefined)))),
   };
+  return store;
 }

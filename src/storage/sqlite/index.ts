@@ -98,7 +98,7 @@ function createStore(db: Db, file: string | null, lock: LockRunner): Store {
   const maps = new Map<string, MapStore>();
   const map = (storeName: string): MapStore => {
     let store = maps.get(storeName);
-    if (store === undefined) maps.set(storeName, store = mapStore(db, storeName, mapStatements));
+    if (store === undefined) maps.set(storeName, store = mapStore(db, storeName, mapStatements, timeline.putIf));
     return store;
   };
   let closed = false;

@@ -5,11 +5,12 @@
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
 import type { NewTimelineEntry } from "../types.js";
-import { timelineWriter } from "./timeline-write.js";
+import { timelineWriter, type KvPut, type WrittenBatch } from "./timeline-write.js";
 
-export interface WriterRequest { id: number; batch: NewTimelineEntry[][] }
+/** Timeline appends, and compare-and-sets of map stores (committed in the same transaction). */
+export interface WriterRequest { id: number; batch: NewTimelineEntry[][]; kv: KvPut[] }
 export type WriterAnswer =
-  | { id: number; results: ReturnType<ReturnType<typeof timelineWriter>> }
+  | { id: number; results: WrittenBatch; kv: Array<string | null> }
   | { id: number; error: string };
 
 /** How often the checkpointer looks at the writer's progress. */
@@ -65,7 +66,8 @@ if (role === "checkpointer") {
     }
     let answer: WriterAnswer;
     try {
-      answer = { id: msg.id, results: write(msg.batch) };
+      const written = write(msg.batch, msg.kv);
+      answer = { id: msg.id, results: written.results, kv: written.kv };
       let rows = 0;
       for (const entries of msg.batch) rows += entries.length;
       Atomics.add(rowsCommitted, 0, rows);

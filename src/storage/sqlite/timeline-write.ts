@@ -14,7 +14,8 @@ export type TimelineRow = Row<number>;
  */
 export type WrittenBatch = (number | TimelineRow)[][];
 
-export function timelineWriter(db: Db): (batch: NewTimelineEntry[][]) => WrittenBatch {
+export function timelineWriter(db: Db): (batch: NewTimelineEntry[][], kv?: KvPut[]) => { results: WrittenBatch; kv: Array<string | null> } {
+  const put = kvPutter(db);
   const insert = db.prepare<[string, number, string, number, string, string | null, number, string, number, number, string | null]>(
     `INSERT INTO timeline (${TIMELINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (owner, peer, origin_id) WHERE outgoing = 1 AND origin_id IS NOT NULL DO NOTHING
@@ -38,7 +39,7 @@ export function timelineWriter(db: Db): (batch: NewTimelineEntry[][]) => Written
 
   // The new last seqs become the cached counters only once the transaction has committed: a failed batch
   // leaves them untouched.
-  const writeBatch = db.transaction((batch: NewTimelineEntry[][]) => {
+  const writeBatch = db.transaction((batch: NewTimelineEntry[][], kv: KvPut[]) => {
     const allocated = new Map<string, number>();
     const results: WrittenBatch = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
@@ -65,12 +66,30 @@ export function timelineWriter(db: Db): (batch: NewTimelineEntry[][]) => Written
       results[i] = out;
     }
     for (const [owner, seq] of allocated) upsertCounter.run(owner, seq);
-    return { results, allocated };
+    return { results, allocated, kv: kv.map(put) };
   });
 
-  return (batch) => {
-    const written = writeBatch.immediate(batch);
+  return (batch, kv = []) => {
+    const written = writeBatch.immediate(batch, kv);
     for (const [owner, seq] of written.allocated) lastSeqs.set(owner, seq);
-    return written.results;
+    return { results: written.results, kv: written.kv };
+  };
+}
+
+/** A compare-and-set of one key of a map store (MapStore.putIfMany), run by the writer with the timeline's commits. */
+export interface KvPut { store: string; owner: string; key: string; value: string; expect: string | null }
+
+/** One compare-and-set (inside the writer's transaction): answers the value now stored. */
+function kvPutter(db: Db): (p: KvPut) => string | null {
+  const select = db.prepare<[string, string, string], string>(
+    "SELECT value FROM key_value WHERE owner = ? AND store = ? AND key = ?").pluck();
+  const upsert = db.prepare<[string, string, string, string]>(
+    "INSERT INTO key_value (owner, store, key, value) VALUES (?, ?, ?, ?) " +
+    "ON CONFLICT (owner, store, key) DO UPDATE SET value = excluded.value");
+  return (p) => {
+    const current = select.get(p.owner, p.store, p.key) ?? null;
+    if (current !== p.expect) return current;
+    upsert.run(p.owner, p.store, p.key, p.value);
+    return p.value;
   };
 }

@@ -11,7 +11,7 @@ import {
 import { Worker } from "node:worker_threads";
 import { settle, type Db } from "./db.js";
 import type { WriterAnswer, WriterRequest } from "./timeline-worker.js";
-import { timelineWriter, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
+import { timelineWriter, type KvPut, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
 
 // Bits of a query's shape: each combination of filters gets its own statement, prepared on first use.
 const WITH = 1, AFTER = 2, BEFORE = 4, START = 8, END = 16, REVERSE = 32, ARCHIVED = 64, FULLTEXT = 128, IDS = 256,
@@ -21,6 +21,11 @@ export interface TimelineStoreHandle {
   store: TimelineStore;
   /** Resolves once every append issued so far is committed (or failed). */
   drain(): Promise<void>;
+  /**
+   * Compare-and-sets of map stores, committed by the timeline's writer in the transaction of the appends
+   * of the same turn: off the event loop, and without contending with it for SQLite's write lock.
+   */
+  putIf(puts: KvPut[]): Promise<Array<string | null>>;
   close(): Promise<void>;
 }
 
@@ -55,6 +60,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
   const commits = path === null ? directCommits(db) : workerCommits(path);
 
   let queue: QueuedAppend[] = [];
+  let kvQueue: Array<{ puts: KvPut[]; resolve(v: Array<string | null>): void; reject(err: Error): void }> = [];
   let scheduled: NodeJS.Immediate | null = null;
   let closed = false;
   let issued = 0; // batches handed to `commits`
@@ -73,20 +79,28 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
       clearImmediate(scheduled);
       scheduled = null;
     }
-    if (queue.length === 0 || issued !== answered) return;
+    if ((queue.length === 0 && kvQueue.length === 0) || issued !== answered) return;
     const calls = queue;
     queue = [];
+    const kvCalls = kvQueue;
+    kvQueue = [];
     issued++;
     const started = monitor.onCommit === null ? 0 : performance.now();
-    commits.submit(calls.map((c) => c.entries), (err, results) => {
+    const puts: KvPut[] = [];
+    for (const c of kvCalls) for (const p of c.puts) puts.push(p);
+    commits.submit(calls.map((c) => c.entries), puts, (err, results, kv) => {
       answered++;
-      if (err !== null) for (const call of calls) call.reject(err);
-      else {
-        monitor.onCommit?.(calls.length, (performance.now() - started) / 1000);
+      if (err !== null) {
+        for (const call of calls) call.reject(err);
+        for (const call of kvCalls) call.reject(err);
+      } else {
+        if (calls.length) monitor.onCommit?.(calls.length, (performance.now() - started) / 1000);
         for (let i = 0; i < calls.length; i++) calls[i].resolve(toResults(calls[i].entries, results![i]));
+        let at = 0;
+        for (const call of kvCalls) { call.resolve(kv!.slice(at, at + call.puts.length)); at += call.puts.length; }
       }
       while (waiters.length !== 0 && waiters[0].batch <= answered) waiters.shift()!.wake();
-      if (queue.length !== 0 && scheduled === null) scheduled = setImmediate(onImmediate);
+      if ((queue.length !== 0 || kvQueue.length !== 0) && scheduled === null) scheduled = setImmediate(onImmediate);
     });
   }
   function onImmediate(): void {
@@ -195,6 +209,14 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
   return {
     store,
     drain,
+    putIf(puts) {
+      if (closed) return Promise.reject(new Error("timeline: the store is closed"));
+      if (puts.length === 0) return Promise.resolve([]);
+      return new Promise((resolve, reject) => {
+        kvQueue.push({ puts, resolve, reject });
+        if (scheduled === null && issued === answered) scheduled = setImmediate(onImmediate);
+      });
+    },
     async close() {
       closed = true;
       await drain();
@@ -223,8 +245,10 @@ function toResults(entries: NewTimelineEntry[], written: (number | TimelineRow)[
   return out;
 }
 
+type Done = (err: Error | null, results: WrittenBatch | null, kv: Array<string | null> | null) => void;
+
 interface Commits {
-  submit(batch: NewTimelineEntry[][], done: (err: Error | null, results: WrittenBatch | null) => void): void;
+  submit(batch: NewTimelineEntry[][], kv: KvPut[], done: Done): void;
   close(): Promise<void>;
 }
 
@@ -232,15 +256,15 @@ interface Commits {
 function directCommits(db: Db): Commits {
   const write = timelineWriter(db);
   return {
-    submit(batch, done) {
-      let results: WrittenBatch;
+    submit(batch, kv, done) {
+      let written: ReturnType<typeof write>;
       try {
-        results = write(batch);
+        written = write(batch, kv);
       } catch (err) {
-        done(err instanceof Error ? err : new Error(String(err)), null);
+        done(err instanceof Error ? err : new Error(String(err)), null, null);
         return;
       }
-      done(null, results);
+      done(null, written.results, written.kv);
     },
     close: () => Promise.resolve(),
   };
@@ -261,14 +285,14 @@ function workerCommits(path: string): Commits {
   checkpointer.unref();
   const checkpointerExit = new Promise<void>((resolve) => checkpointer.once("exit", () => resolve()));
   checkpointer.on("error", () => { /* checkpoints are an optimisation; the WAL keeps every commit */ });
-  const out = new Map<number, (err: Error | null, results: WrittenBatch | null) => void>();
+  const out = new Map<number, Done>();
   let nextId = 0;
   let dead: Error | null = null;
   let exited = false;
   const exit = new Promise<void>((resolve) => worker.once("exit", () => { exited = true; resolve(); }));
   const fail = (err: Error): void => {
     if (dead === null) dead = err;
-    for (const done of out.values()) done(dead, null);
+    for (const done of out.values()) done(dead, null, null);
     out.clear();
     worker.unref();
   };
@@ -277,21 +301,21 @@ function workerCommits(path: string): Commits {
     if (done === undefined) return;
     out.delete(answer.id);
     if (out.size === 0) worker.unref();
-    if ("error" in answer) done(new Error(answer.error), null);
-    else done(null, answer.results);
+    if ("error" in answer) done(new Error(answer.error), null, null);
+    else done(null, answer.results, answer.kv);
   });
   worker.on("error", (err) => fail(err));
   worker.on("exit", (code) => fail(new Error(`timeline: the writer thread exited (code ${code})`)));
   return {
-    submit(batch, done) {
+    submit(batch, kv, done) {
       if (dead !== null) {
-        done(dead, null);
+        done(dead, null, null);
         return;
       }
       const id = nextId++;
       out.set(id, done);
       worker.ref();
-      worker.postMessage({ id, batch } satisfies WriterRequest);
+      worker.postMessage({ id, batch, kv } satisfies WriterRequest);
     },
     async close() {
       checkpointer.postMessage("close");
