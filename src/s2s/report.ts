@@ -63,7 +63,7 @@ export function federationReport(config: Config, now = new Date()): FederationRe
   }
   if (!s2s.requireTls) warnings.push("s2s: requireTls is false: server connections may carry stanzas in clear text");
   if (config.cluster.redisUrl !== null && s2s.dialbackSecret === null) {
-    warnings.push("s2s: a cluster without s2s.dialbackSecret: each node generates its own secret, so a node cannot verify the dialback keys of another; set the same secret on every node");
+    warnings.push("s2s: a cluster without s2s.dialbackSecret: each node generates its own secret, so a node cannot verify the dialback keys of another, nor accept the channel-bound FAST tokens (HT-SHA-256-EXPR/-ENDP) another issued; set the same secret on every node");
   }
   for (const d of s2s.allow.filter((d) => s2s.deny.includes(d))) warnings.push(`s2s: ${d} is in both s2s.allow and s2s.deny: it is denied`);
   for (const d of Object.keys(s2s.routes).filter((d) => config.hosts.includes(d))) warnings.push(`s2s: s2s.routes names ${d}, a domain served here: the route is never used`);
