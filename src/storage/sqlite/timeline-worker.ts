@@ -4,10 +4,9 @@
 // checkpoint.
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
-import type { NewTimelineEntry } from "../types.js";
-import { timelineWriter } from "./timeline-write.js";
+import { timelineWriter, type PackedBatch } from "./timeline-write.js";
 
-export interface WriterRequest { id: number; batch: NewTimelineEntry[][] }
+export interface WriterRequest { id: number; batch: PackedBatch }
 export type WriterAnswer =
   | { id: number; results: ReturnType<ReturnType<typeof timelineWriter>> }
   | { id: number; error: string };
@@ -67,7 +66,7 @@ if (role === "checkpointer") {
     try {
       answer = { id: msg.id, results: write(msg.batch) };
       let rows = 0;
-      for (const entries of msg.batch) rows += entries.length;
+      for (const n of msg.batch.sizes) rows += n;
       Atomics.add(rowsCommitted, 0, rows);
     } catch (err) {
       answer = { id: msg.id, error: err instanceof Error ? err.message : String(err) };

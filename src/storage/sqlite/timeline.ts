@@ -11,7 +11,7 @@ import {
 import { Worker } from "node:worker_threads";
 import { settle, type Db } from "./db.js";
 import type { WriterAnswer, WriterRequest } from "./timeline-worker.js";
-import { timelineWriter, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
+import { packBatch, timelineWriter, type PackedBatch, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
 
 // Bits of a query's shape: each combination of filters gets its own statement, prepared on first use.
 const WITH = 1, AFTER = 2, BEFORE = 4, START = 8, END = 16, REVERSE = 32, ARCHIVED = 64, FULLTEXT = 128, IDS = 256,
@@ -78,7 +78,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
     queue = [];
     issued++;
     const started = monitor.onCommit === null ? 0 : performance.now();
-    commits.submit(calls.map((c) => c.entries), (err, results) => {
+    commits.submit(packBatch(calls.map((c) => c.entries)), (err, results) => {
       answered++;
       if (err !== null) for (const call of calls) call.reject(err);
       else {
@@ -224,7 +224,7 @@ function toResults(entries: NewTimelineEntry[], written: (number | TimelineRow)[
 }
 
 interface Commits {
-  submit(batch: NewTimelineEntry[][], done: (err: Error | null, results: WrittenBatch | null) => void): void;
+  submit(batch: PackedBatch, done: (err: Error | null, results: WrittenBatch | null) => void): void;
   close(): Promise<void>;
 }
 
