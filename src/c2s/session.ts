@@ -1,7 +1,7 @@
 // One client stream (RFC 6120): header, STARTTLS, SASL, restart, bind, then stanzas to the router.
 // The same state machine serves TCP, direct TLS and WebSocket (RFC 7395); only framing differs.
 import { isThenable } from "../events/hooks.js";
-import { Element, xml } from "../xml/element.js";
+import { Element, textOf, xml } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 import { StreamParser, parseFramedElement, type XmlError } from "../xml/parser.js";
 import { errorReply, iqPayload, reply, streamError, type StreamErrorCondition } from "../xml/stanza.js";
@@ -197,7 +197,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
       delete stanza.attrs.xmlns;
       return s;
     }
-    return stanza.toString();
+    return textOf(stanza);
   }
 
   /** XEP-0198 §4: every stanza is counted and kept until acknowledged; a message by its timeline row. */

@@ -3,7 +3,7 @@
 // before it is delivered. Offline storage (XEP-0160) is the recipient's pending part of that timeline.
 import { randomUUID } from "node:crypto";
 import { defineModule } from "../modules/module.js";
-import { xml, type Element } from "../xml/element.js";
+import { textWithLastChild, withText, xml, type Element } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 import type { StanzaEvent } from "../events/hooks.js";
 import type { Delivered, DeliveryMeta, Session } from "../sessions/session.js";
@@ -76,7 +76,7 @@ export const messageModule = defineModule({
       return deliverArchived(ev, targets, await archive(ev, recipient, pending));
     };
 
-    interface Archived { sender: DeliveryMeta | null; recipient: DeliveryMeta; duplicate: boolean }
+    interface Archived { sender: DeliveryMeta | null; recipient: DeliveryMeta; duplicate: boolean; xml: string }
     const metaOf = (r: { seq: number; stanzaId: string; ts: number }): DeliveryMeta => ({ seq: r.seq, stanzaId: r.stanzaId, ts: r.ts });
 
     /** Writes the sender's and the recipient's rows in one transaction (DESIGN.md write fan-out). */
@@ -95,15 +95,19 @@ export const messageModule = defineModule({
       await api.notify(ev.to.domain, "message-archiving", { stanza, from: ev.from, to: ev.to, entries });
       const rows = await store.timeline.append(entries);
       const last = rows[rows.length - 1];
-      return { sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(last), duplicate: senderLocal && rows[0].duplicate };
+      return { sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(last), duplicate: senderLocal && rows[0].duplicate, xml: xmlText };
     };
 
     const deliverArchived = (ev: StanzaEvent, targets: Session[], rows: Archived): Delivered => {
       // A resend of a stored message (same origin-id): answered from the first write, delivered once.
       if (rows.duplicate) return delivered(ev, [], null, rows.sender, true);
       const meta = rows.recipient;
-      ev.stanza.cnode(xml("stanza-id", { xmlns: NS.sid, id: meta.stanzaId, by: ev.to.bareString() }));
-      for (const s of targets) s.send(ev.stanza, meta);
+      const stanzaId = xml("stanza-id", { xmlns: NS.sid, id: meta.stanzaId, by: ev.to.bareString() });
+      ev.stanza.cnode(stanzaId);
+      // The text archived plus the stanza-id is what goes out: the stanza is not serialised again per resource.
+      const text = targets.length === 0 ? null : textWithLastChild(ev.stanza, rows.xml, stanzaId);
+      if (text === null) for (const s of targets) s.send(ev.stanza, meta);
+      else withText(ev.stanza, text, () => { for (const s of targets) s.send(ev.stanza, meta); });
       return delivered(ev, targets, meta, rows.sender);
     };
 
