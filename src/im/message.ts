@@ -1,7 +1,6 @@
 // RFC 6121 §8.5 message delivery rules on top of the timeline (DESIGN.md): every 1:1 message with
 // content is written once to the sender's and once to the recipient's timeline, in one transaction,
 // before it is delivered. Offline storage (XEP-0160) is the recipient's pending part of that timeline.
-import { randomUUID } from "node:crypto";
 import { defineModule } from "../modules/module.js";
 import { textWithLastChild, withText, xml, type Element } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
@@ -89,9 +88,9 @@ export const messageModule = defineModule({
       const entries: NewTimelineEntry[] = [];
       const senderLocal = hosts.has(ev.from.domain) && ev.from.local !== "" && sender !== recipient;
       if (senderLocal) {
-        entries.push({ owner: sender, peer: recipient, outgoing: true, stanzaId: randomUUID(), originId, ts, xml: xmlText, pending: false });
+        entries.push({ owner: sender, peer: recipient, outgoing: true, originId, ts, xml: xmlText, pending: false });
       }
-      entries.push({ owner: recipient, peer: sender, outgoing: false, stanzaId: randomUUID(), originId, ts, xml: xmlText, pending });
+      entries.push({ owner: recipient, peer: sender, outgoing: false, originId, ts, xml: xmlText, pending });
       await api.notify(ev.to.domain, "message-archiving", { stanza, from: ev.from, to: ev.to, entries });
       const rows = await store.timeline.append(entries);
       const last = rows[rows.length - 1];
@@ -132,7 +131,7 @@ export const messageModule = defineModule({
       const sender = ev.from.bareString();
       const originId = ev.stanza.getChild("origin-id", NS.sid)?.attrs.id ?? null;
       const entries: NewTimelineEntry[] = [{
-        owner: sender, peer: ev.to.bareString(), outgoing: true, stanzaId: randomUUID(), originId, ts: Date.now(), xml: ev.stanza.toString(), pending: false,
+        owner: sender, peer: ev.to.bareString(), outgoing: true, originId, ts: Date.now(), xml: ev.stanza.toString(), pending: false,
       }];
       await api.notify(ev.from.domain, "message-archiving", { stanza: ev.stanza, from: ev.from, to: ev.to, entries });
       const [row] = await store.timeline.append(entries);

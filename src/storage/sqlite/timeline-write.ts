@@ -21,9 +21,9 @@ const SAME = 0;
 
 /**
  * A batch as it crosses to the writer thread: the entries of every append() call as one flat array of
- * primitives (owner, peer, outgoing, stanza-id, origin-id, ts, xml, pending, archived, search text), and the
- * number of entries of each call. Cloning primitives costs far less than cloning an object per entry, and
- * the stanza text both rows of a message share is sent once.
+ * primitives (owner, peer, outgoing, stanza-id or "" for one derived from the seq, origin-id, ts, xml,
+ * pending, archived, search text), and the number of entries of each call. Cloning primitives costs far
+ * less than cloning an object per entry, and the stanza text both rows of a message share is sent once.
  */
 export interface PackedBatch { sizes: number[]; values: unknown[] }
 
@@ -37,7 +37,7 @@ export function packBatch(batch: NewTimelineEntry[][]): PackedBatch {
     for (let j = 0; j < entries.length; j++) {
       const e = entries[j];
       const searchText = e.searchText ?? null;
-      values.push(e.owner, e.peer, e.outgoing, e.stanzaId, e.originId ?? null, e.ts,
+      values.push(e.owner, e.peer, e.outgoing, e.stanzaId ?? "", e.originId ?? null, e.ts,
         prev !== null && prev.xml === e.xml ? SAME : e.xml, e.pending, e.archived ?? true,
         prev !== null && searchText !== null && (prev.searchText ?? null) === searchText ? SAME : searchText);
       prev = e;

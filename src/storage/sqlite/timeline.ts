@@ -4,6 +4,7 @@
 import type Database from "better-sqlite3";
 import { fulltextTerms, matchesFulltext } from "../fulltext.js";
 import { TIMELINE_COLUMNS, toTimelineEntry } from "../rows.js";
+import { splitStanzaIds, stanzaIds, type StanzaIds } from "../stanza-ids.js";
 import type { NewTimelineEntry, StoreMonitor, TimelineFilter, TimelineQuery, TimelineStore } from "../types.js";
 import {
   EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, type AppendResult, type QueuedAppend,
@@ -40,8 +41,13 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
     "UPDATE timeline SET pending = 1 WHERE owner = ? AND seq = ? AND pending = 0");
   const queries = new Map<number, Database.Statement<unknown[], TimelineRow>>();
   const counts = new Map<number, Database.Statement<unknown[], number>>();
+  // A derived stanza-id names its row by seq; a stored one is found through the (partial) stanza-id index.
+  const ids = stanzaIds(db.prepare<[], Buffer>("SELECT value FROM server_secrets WHERE name = 'stanza-id'").pluck().get()!);
+  const toEntry = (row: TimelineRow) => toTimelineEntry(row, ids);
+  const selectDerived = db.prepare<[string, number], TimelineRow>(
+    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND seq = ? AND stanza_id = ''`);
   const selectByStanzaId = db.prepare<[string, string], TimelineRow>(
-    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND stanza_id = ?`);
+    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND stanza_id = ? AND stanza_id <> ''`);
   const expireBatch = (unarchivedOnly: boolean) => db.prepare<[number, number]>(
     `DELETE FROM timeline WHERE (owner, seq) IN (SELECT owner, seq FROM timeline
        INDEXED BY ${unarchivedOnly ? "timeline_unarchived" : "timeline_ts"}
@@ -83,7 +89,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
       if (err !== null) for (const call of calls) call.reject(err);
       else {
         monitor.onCommit?.(calls.length, (performance.now() - started) / 1000);
-        for (let i = 0; i < calls.length; i++) calls[i].resolve(toResults(calls[i].entries, results![i]));
+        for (let i = 0; i < calls.length; i++) calls[i].resolve(toResults(calls[i].entries, results![i], ids));
       }
       while (waiters.length !== 0 && waiters[0].batch <= answered) waiters.shift()!.wake();
       if (queue.length !== 0 && scheduled === null) scheduled = setImmediate(onImmediate);
@@ -120,7 +126,10 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
     if (shape & START) sql += " AND ts >= ?";
     if (shape & END) sql += " AND ts <= ?";
     if (shape & ARCHIVED) sql += " AND archived = 1";
-    if (shape & IDS) sql += " AND stanza_id IN (SELECT value FROM json_each(?))";
+    if (shape & IDS) {
+      sql += ` AND seq IN (SELECT seq FROM timeline WHERE owner = ? AND stanza_id <> '' AND stanza_id IN (SELECT value FROM json_each(?))
+        UNION ALL SELECT value FROM json_each(?))`;
+    }
     if (shape & FULLTEXT) sql += " AND hearth_fulltext(search_text, ?)";
     if (shape & COUNT) {
       const statement = db.prepare<unknown[], number>(sql).pluck();
@@ -143,7 +152,11 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
     if (q.start != null) { shape |= START; params.push(q.start); }
     if (q.end != null) { shape |= END; params.push(q.end); }
     if (q.archivedOnly === true) shape |= ARCHIVED;
-    if (q.stanzaIds != null) { shape |= IDS; params.push(JSON.stringify(q.stanzaIds)); }
+    if (q.stanzaIds != null) {
+      const { seqs, stored } = splitStanzaIds(ids, owner, q.stanzaIds);
+      shape |= IDS;
+      params.push(owner, JSON.stringify(stored), JSON.stringify(seqs));
+    }
     if (q.fulltext != null && fulltextTerms(q.fulltext).length !== 0) { shape |= FULLTEXT; params.push(q.fulltext); }
     return { shape, params };
   }
@@ -164,7 +177,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
         if (scheduled === null && issued === answered) scheduled = setImmediate(onImmediate);
       });
     },
-    pending: (owner, limit) => read(() => selectPending.all(owner, queryLimit(limit)).map(toTimelineEntry)),
+    pending: (owner, limit) => read(() => selectPending.all(owner, queryLimit(limit)).map(toEntry)),
     countPending: (owner) => read(() => countPending.get(owner) ?? 0),
     markDelivered: (owner, seqs) => read(() => {
       if (seqs.length !== 0) markDelivered.immediate(owner, seqs);
@@ -176,7 +189,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
       let { shape, params } = filterOf(owner, q);
       if (q.reverse === true) shape |= REVERSE;
       params.push(queryLimit(q.limit));
-      return (queries.get(shape) ?? prepareQuery(shape)).all(...params).map(toTimelineEntry);
+      return (queries.get(shape) ?? prepareQuery(shape)).all(...params).map(toEntry);
     }),
     count: (owner, filter) => read(() => {
       const { shape, params } = filterOf(owner, filter);
@@ -184,8 +197,9 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
       return statement.get(...params) ?? 0;
     }),
     byStanzaId: (owner, stanzaId) => read(() => {
-      const row = selectByStanzaId.get(owner, stanzaId);
-      return row === undefined ? null : toTimelineEntry(row);
+      const seq = ids.decode(owner, stanzaId);
+      const row = (seq === null ? undefined : selectDerived.get(owner, seq)) ?? selectByStanzaId.get(owner, stanzaId);
+      return row === undefined ? null : toEntry(row);
     }),
     lastSeq: (owner) => read(() => selectCounter.get(owner) ?? 0),
     expire: (retention) => read(() => expireInBatches(retention, (before, unarchivedOnly) =>
@@ -204,19 +218,19 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
 }
 
 /** The new rows' results from the entries and their seqs, or the stored rows that resends matched. */
-function toResults(entries: NewTimelineEntry[], written: (number | TimelineRow)[]): AppendResult[] {
+function toResults(entries: NewTimelineEntry[], written: (number | TimelineRow)[], ids: StanzaIds): AppendResult[] {
   const out: AppendResult[] = new Array(entries.length);
   for (let j = 0; j < entries.length; j++) {
     const w = written[j];
     if (typeof w !== "number") {
-      const existing = toTimelineEntry(w) as AppendResult;
+      const existing = toTimelineEntry(w, ids) as AppendResult;
       existing.duplicate = true;
       out[j] = existing;
       continue;
     }
     const e = entries[j];
     out[j] = {
-      owner: e.owner, peer: e.peer, outgoing: e.outgoing, stanzaId: e.stanzaId, originId: e.originId ?? null, ts: e.ts,
+      owner: e.owner, peer: e.peer, outgoing: e.outgoing, stanzaId: e.stanzaId ?? ids.encode(e.owner, w), originId: e.originId ?? null, ts: e.ts,
       xml: e.xml, pending: e.pending, archived: e.archived ?? true, searchText: e.searchText ?? null, seq: w, duplicate: false,
     };
   }
