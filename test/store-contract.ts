@@ -526,6 +526,39 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.equal(await store.timeline.byStanzaId(alice, "no-such-id"), null);
       });
 
+      describe("XEP-0359 stanza ids derived from the seq", function () {
+        it("gives a row written without an id an opaque one, the same on every read, found by id and in id filters", async function () {
+          const derived = (owner: string, peer: string) => entry(owner, peer, { stanzaId: undefined });
+          const rows = await store.timeline.append([derived(alice, bob), derived(bob, alice), entry(alice, bob), derived(alice, carol)]);
+          const [a1, b1, explicit, a2] = rows;
+          // One encrypted block (base64url), not the seq: XEP-0359 §5.
+          for (const r of [a1, b1, a2]) assert.match(r.stanzaId, /^[A-Za-z0-9_-]{22}$/);
+          assert.equal(new Set([a1.stanzaId, b1.stanzaId, a2.stanzaId]).size, 3);
+          // Stable: reads give the id the append answered.
+          const read = await store.timeline.query(alice, { limit: 10 });
+          assert.deepEqual(read.map((e) => e.stanzaId), [a1.stanzaId, explicit.stanzaId, a2.stanzaId]);
+          const { duplicate: _, ...stored } = a2;
+          assert.deepEqual(await store.timeline.byStanzaId(alice, a2.stanzaId), stored);
+          assert.equal((await store.timeline.byStanzaId(bob, b1.stanzaId))?.seq, b1.seq);
+          assert.equal(await store.timeline.byStanzaId(bob, a1.stanzaId), null, "alice's id names nothing in bob's timeline");
+          assert.equal(await store.timeline.byStanzaId(alice, b1.stanzaId), null, "bob's id names nothing in alice's timeline");
+          // A made-up id of the same shape names nothing.
+          assert.equal(await store.timeline.byStanzaId(alice, "A".repeat(22)), null);
+          const ids = [a2.stanzaId, explicit.stanzaId, b1.stanzaId, "unknown"];
+          assert.deepEqual((await store.timeline.query(alice, { stanzaIds: ids, limit: 10 })).map((e) => e.seq), [explicit.seq, a2.seq]);
+          assert.equal(await store.timeline.count(alice, { stanzaIds: ids }), 2);
+          assert.deepEqual((await store.timeline.query(alice, { stanzaIds: ids, with: carol, limit: 10 })).map((e) => e.seq), [a2.seq]);
+        });
+
+        it("answers a resend of a row with a derived id with that row's id", async function () {
+          const [first] = await store.timeline.append([entry(alice, bob, { stanzaId: undefined, originId: "derived-resend" })]);
+          const [again] = await store.timeline.append([entry(alice, bob, { stanzaId: undefined, originId: "derived-resend" })]);
+          assert.equal(again.duplicate, true);
+          assert.equal(again.seq, first.seq);
+          assert.equal(again.stanzaId, first.stanzaId);
+        });
+      });
+
       it("filters by stanza ids, in seq order", async function () {
         const rows = await store.timeline.append([entry(alice, bob), entry(alice, carol), entry(alice, bob), entry(bob, alice)]);
         const ids = [rows[2].stanzaId, rows[0].stanzaId, rows[3].stanzaId, "unknown"];

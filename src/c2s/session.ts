@@ -1,7 +1,7 @@
 // One client stream (RFC 6120): header, STARTTLS, SASL, restart, bind, then stanzas to the router.
 // The same state machine serves TCP, direct TLS and WebSocket (RFC 7395); only framing differs.
 import { isThenable } from "../events/hooks.js";
-import { Element, xml } from "../xml/element.js";
+import { Element, textOf, xml } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 import { StreamParser, parseFramedElement, type XmlError } from "../xml/parser.js";
 import { errorReply, iqPayload, reply, streamError, type StreamErrorCondition } from "../xml/stanza.js";
@@ -15,7 +15,7 @@ import { Backpressure } from "../sessions/backpressure.js";
 import { SessionState, type DeliveryMeta, type Session, type Transport } from "../sessions/session.js";
 import { claimResource } from "../sessions/bind.js";
 import type { C2sContext } from "./context.js";
-import { randomBytes } from "node:crypto";
+import { randomString } from "./random.js";
 import { contain } from "../log.js";
 import { NS_SM, MAX_UNACKED, SM_STORE, SmJournal, StreamManagement, ackable, claimRecord, handledCountTooHigh, materialize, numberedRows, parseH, queueAfter, resumeRegistry, seqsAbove, smFailed, snapshot, type QueuedStanza } from "./sm.js";
 import { NS_CSI, MAX_HELD, InactiveBuffer, isUrgent } from "./csi.js";
@@ -197,7 +197,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
       delete stanza.attrs.xmlns;
       return s;
     }
-    return stanza.toString();
+    return textOf(stanza);
   }
 
   /** XEP-0198 §4: every stanza is counted and kept until acknowledged; a message by its timeline row. */
@@ -329,7 +329,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
 
   private sendHeader(id: string | null): void {
     this.headerSent = true;
-    const sid = id ?? randomBytes(8).toString("hex");
+    const sid = id ?? randomString(8, "hex");
     if (this.transport.framed) {
       this.writeRaw(`<open xmlns='${NS.framing}' from='${this.host}' id='${sid}' version='1.0' xml:lang='en'/>`);
     } else {
@@ -623,7 +623,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     let resource: string;
     if (requested) {
       try { resource = resourceprep(requested); } catch { return this.send(errorReply(el, "bad-request", "invalid resource")); }
-    } else resource = randomBytes(6).toString("hex");
+    } else resource = randomString(6, "hex");
     let full: Jid;
     try { full = makeJid(this.username!, this.host, resource); } catch { return this.send(errorReply(el, "bad-request", "invalid resource")); }
     if (!this.claim(full)) return this.send(errorReply(el, "conflict", "the resource is in use"));

@@ -1,9 +1,8 @@
 // RFC 6121 §8.5 message delivery rules on top of the timeline (DESIGN.md): every 1:1 message with
 // content is written once to the sender's and once to the recipient's timeline, in one transaction,
 // before it is delivered. Offline storage (XEP-0160) is the recipient's pending part of that timeline.
-import { randomUUID } from "node:crypto";
 import { defineModule } from "../modules/module.js";
-import { xml, type Element } from "../xml/element.js";
+import { textWithLastChild, withText, xml, type Element } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 import type { StanzaEvent } from "../events/hooks.js";
 import type { Delivered, DeliveryMeta, Session } from "../sessions/session.js";
@@ -76,7 +75,7 @@ export const messageModule = defineModule({
       return deliverArchived(ev, targets, await archive(ev, recipient, pending));
     };
 
-    interface Archived { sender: DeliveryMeta | null; recipient: DeliveryMeta; duplicate: boolean }
+    interface Archived { sender: DeliveryMeta | null; recipient: DeliveryMeta; duplicate: boolean; xml: string }
     const metaOf = (r: { seq: number; stanzaId: string; ts: number }): DeliveryMeta => ({ seq: r.seq, stanzaId: r.stanzaId, ts: r.ts });
 
     /** Writes the sender's and the recipient's rows in one transaction (DESIGN.md write fan-out). */
@@ -89,22 +88,26 @@ export const messageModule = defineModule({
       const entries: NewTimelineEntry[] = [];
       const senderLocal = hosts.has(ev.from.domain) && ev.from.local !== "" && sender !== recipient;
       if (senderLocal) {
-        entries.push({ owner: sender, peer: recipient, outgoing: true, stanzaId: randomUUID(), originId, ts, xml: xmlText, pending: false });
+        entries.push({ owner: sender, peer: recipient, outgoing: true, originId, ts, xml: xmlText, pending: false });
       }
-      entries.push({ owner: recipient, peer: sender, outgoing: false, stanzaId: randomUUID(), originId, ts, xml: xmlText, pending });
+      entries.push({ owner: recipient, peer: sender, outgoing: false, originId, ts, xml: xmlText, pending });
       await api.notify(ev.to.domain, "message-archiving", { stanza, from: ev.from, to: ev.to, entries });
       const rows = await store.timeline.append(entries);
       const last = rows[rows.length - 1];
-      return { sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(last), duplicate: senderLocal && rows[0].duplicate };
+      return { sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(last), duplicate: senderLocal && rows[0].duplicate, xml: xmlText };
     };
 
     const deliverArchived = (ev: StanzaEvent, targets: Session[], rows: Archived): Delivered | Promise<Delivered> => {
       // A resend of a stored message (same origin-id): answered from the first write, delivered once.
       if (rows.duplicate) return delivered(ev, [], null, rows.sender, true);
       const meta = rows.recipient;
-      ev.stanza.cnode(xml("stanza-id", { xmlns: NS.sid, id: meta.stanzaId, by: ev.to.bareString() }));
+      const stanzaId = xml("stanza-id", { xmlns: NS.sid, id: meta.stanzaId, by: ev.to.bareString() });
+      ev.stanza.cnode(stanzaId);
       const send = (): Delivered => {
-        for (const s of targets) s.send(ev.stanza, meta);
+        // The text archived plus the stanza-id is what goes out: the stanza is not serialised again per resource.
+        const text = targets.length === 0 ? null : textWithLastChild(ev.stanza, rows.xml, stanzaId);
+        if (text === null) for (const s of targets) s.send(ev.stanza, meta);
+        else withText(ev.stanza, text, () => { for (const s of targets) s.send(ev.stanza, meta); });
         return delivered(ev, targets, meta, rows.sender);
       };
       // Observers return a promise only for the messages they record something for (retractions).
@@ -133,7 +136,7 @@ export const messageModule = defineModule({
       const sender = ev.from.bareString();
       const originId = ev.stanza.getChild("origin-id", NS.sid)?.attrs.id ?? null;
       const entries: NewTimelineEntry[] = [{
-        owner: sender, peer: ev.to.bareString(), outgoing: true, stanzaId: randomUUID(), originId, ts: Date.now(), xml: ev.stanza.toString(), pending: false,
+        owner: sender, peer: ev.to.bareString(), outgoing: true, originId, ts: Date.now(), xml: ev.stanza.toString(), pending: false,
       }];
       await api.notify(ev.from.domain, "message-archiving", { stanza: ev.stanza, from: ev.from, to: ev.to, entries });
       const [row] = await store.timeline.append(entries);

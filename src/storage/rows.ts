@@ -1,6 +1,7 @@
 // Rows as both drivers read them, and their mapping to the contract's objects. `B` is how an engine returns
 // a boolean column: SQLite as 0/1, PostgreSQL as a boolean; Boolean() reads both.
 import type { Conversation, TimelineEntry } from "./types.js";
+import type { StanzaIds } from "./stanza-ids.js";
 
 export interface TimelineRow<B extends number | boolean> {
   owner: string; seq: number; peer: string; outgoing: B; stanza_id: string; origin_id: string | null;
@@ -8,9 +9,11 @@ export interface TimelineRow<B extends number | boolean> {
 }
 export const TIMELINE_COLUMNS = "owner, seq, peer, outgoing, stanza_id, origin_id, ts, xml, pending, archived, search_text";
 
-export function toTimelineEntry(row: TimelineRow<number | boolean>): TimelineEntry {
+/** A row as the contract's entry; a row stored without a stanza-id (empty) gets the one derived from its seq. */
+export function toTimelineEntry(row: TimelineRow<number | boolean>, ids: StanzaIds): TimelineEntry {
   return {
-    owner: row.owner, peer: row.peer, outgoing: Boolean(row.outgoing), stanzaId: row.stanza_id, originId: row.origin_id,
+    owner: row.owner, peer: row.peer, outgoing: Boolean(row.outgoing),
+    stanzaId: row.stanza_id === "" ? ids.encode(row.owner, row.seq) : row.stanza_id, originId: row.origin_id,
     ts: row.ts, xml: row.xml, pending: Boolean(row.pending), seq: row.seq, archived: Boolean(row.archived),
     searchText: row.search_text,
   };

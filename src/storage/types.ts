@@ -62,7 +62,12 @@ export interface NewTimelineEntry {
   owner: string;             // bare JID whose timeline this is
   peer: string;              // bare JID of the other party
   outgoing: boolean;         // owner sent it
-  stanzaId: string;          // XEP-0359 id given by the server
+  /**
+   * XEP-0359 id given by the server. Left out, the store derives it from the row's seq (an encrypted
+   * (owner, seq): unpredictable, and no index entry per row); give one only when it must be known before
+   * the row is written (MUC broadcasts it first).
+   */
+  stanzaId?: string;
   originId: string | null;   // client message id (XEP-0359 origin-id); deduplicates resends, see append()
   ts: number;                // ms since epoch
   xml: string;               // the stanza as routed
@@ -72,7 +77,7 @@ export interface NewTimelineEntry {
   /** The text that full-text search matches (the body), or null (default): never matched. */
   searchText?: string | null;
 }
-export interface TimelineEntry extends NewTimelineEntry { seq: number; archived: boolean; searchText: string | null }
+export interface TimelineEntry extends NewTimelineEntry { stanzaId: string; seq: number; archived: boolean; searchText: string | null }
 
 export interface TimelineQuery {
   with?: string;

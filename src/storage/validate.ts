@@ -24,7 +24,9 @@ function invalidEntry(entry: NewTimelineEntry): string | null {
   if (typeof entry !== "object" || entry === null) return "not an object";
   if (typeof entry.owner !== "string") return "owner must be a string";
   if (typeof entry.peer !== "string") return "peer must be a string";
-  if (typeof entry.stanzaId !== "string") return "stanzaId must be a string";
+  if (entry.stanzaId !== undefined && (typeof entry.stanzaId !== "string" || entry.stanzaId === "")) {
+    return "stanzaId must be a non-empty string or left out";
+  }
   if (entry.originId != null && typeof entry.originId !== "string") return "originId must be a string or null";
   if (typeof entry.ts !== "number" || !Number.isFinite(entry.ts)) return "ts must be a finite number";
   if (typeof entry.xml !== "string") return "xml must be a string";

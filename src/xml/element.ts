@@ -35,3 +35,35 @@ export function shallowCopy(el: Element): Element {
   copy.children = el.children;
   return copy;
 }
+
+/**
+ * Serialisations known to be what `el.toString()` would give, so that a stanza sent to several resources,
+ * or one whose text the archive already made, is not serialised again. Set only right before the element is
+ * sent and dropped right after (see `withText`): an element changed later never goes out stale.
+ */
+const texts = new WeakMap<Element, string>();
+
+/** The stanza as text: the remembered serialisation while `withText` runs, else `el.toString()`. */
+export function textOf(el: Element): string {
+  return texts.get(el) ?? el.toString();
+}
+
+/** Runs `send` with `text` taken as the serialisation of `el` (it must be exactly `el.toString()`). */
+export function withText(el: Element, text: string, send: () => void): void {
+  texts.set(el, text);
+  try {
+    send();
+  } finally {
+    texts.delete(el);
+  }
+}
+
+/**
+ * What `el.toString()` gives after `child` was appended as its last child, from `before`, its serialisation
+ * before that (the element had children, so it ends with its end tag): only the child is serialised.
+ */
+export function textWithLastChild(el: Element, before: string, child: Element): string | null {
+  const end = `</${el.name}>`;
+  if (el.children.length < 2 || el.children[el.children.length - 1] !== child || !before.endsWith(end)) return null;
+  return before.slice(0, before.length - end.length) + child.toString() + end;
+}

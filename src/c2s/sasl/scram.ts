@@ -6,6 +6,7 @@
 // the caller's JID preparation: nodeprep() folds case, and a lookup keyed by localpart applies it
 // itself (returning null on JidError).
 import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomString } from "../random.js";
 import { createRequire } from "node:module";
 import { promisify } from "node:util";
 import { JidError, nodeprep } from "../../jid/jid.js";
@@ -355,7 +356,7 @@ export class ScramMechanism implements SaslMechanism {
     this.#authzid = checkAuthzid(authzid, username);
     this.#username = username;
 
-    const serverNonce = this.opts.nonce ?? randomBytes(24).toString("base64");
+    const serverNonce = this.opts.nonce ?? randomString(24, "base64");
     if (!PRINTABLE.test(serverNonce)) throw new TypeError("server nonce must be printable ASCII without ','");
     this.#nonce = clientNonce + serverNonce;
 

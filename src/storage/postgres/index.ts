@@ -6,6 +6,7 @@
 // Timeline appends are group-committed like in the SQLite driver: the append() calls of one event-loop turn
 // become one statement (one round trip, one commit), and up to `maxInFlight` such batches run at once on
 // different pooled connections.
+import { stanzaIds, type StanzaIds } from "../stanza-ids.js";
 import type pg from "pg";
 import { listMigrations, migrationsToApply, SchemaOutdatedError } from "../migrate.js";
 import type { MapStore, MigrationReport, Store, StoreMonitor } from "../types.js";
@@ -38,7 +39,15 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
     await pool.end();
     throw err;
   }
-  return createStore(pool, opts.url, Math.max(1, opts.maxInFlight ?? Math.floor(poolSize / 2)));
+  let key: Buffer;
+  try {
+    // The key of derived stanza-ids (schemas/sql/postgres/0006): the same for every node on this database.
+    key = (await pool.query<{ value: Buffer }>("SELECT value FROM server_secrets WHERE name = 'stanza-id'")).rows[0]!.value;
+  } catch (err) {
+    await pool.end();
+    throw err;
+  }
+  return createStore(pool, opts.url, Math.max(1, opts.maxInFlight ?? Math.floor(poolSize / 2)), stanzaIds(key));
 }
 
 /** Applies the pending migrations without opening a store (`hearth migrate`). */
@@ -97,12 +106,12 @@ async function applyMigrations(pool: pg.Pool, allowed: boolean): Promise<Migrati
   }
 }
 
-function createStore(pool: pg.Pool, url: string, maxInFlight: number): Store {
+function createStore(pool: pg.Pool, url: string, maxInFlight: number, ids: StanzaIds): Store {
   const monitor: StoreMonitor = {
     onCommit: null,
     pool: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
   };
-  const timeline = timelineStore(pool, maxInFlight, monitor);
+  const timeline = timelineStore(pool, maxInFlight, monitor, ids);
   const locks = postgresLockRunner(url);
   const maps = new Map<string, MapStore>();
   const mapOrder = new LocalLocks();

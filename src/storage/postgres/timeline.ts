@@ -3,6 +3,7 @@
 import type pg from "pg";
 import { fulltextTerms } from "../fulltext.js";
 import { TIMELINE_COLUMNS, toTimelineEntry, type TimelineRow as Row } from "../rows.js";
+import { splitStanzaIds, type StanzaIds } from "../stanza-ids.js";
 import type { NewTimelineEntry, TimelineEntry, TimelineFilter, TimelineQuery, TimelineStore, StoreMonitor } from "../types.js";
 import {
   EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, type AppendResult, type QueuedAppend,
@@ -61,7 +62,7 @@ const RETRIED_CONSTRAINTS = new Set(["timeline_outgoing_origin", "timeline_incom
 const originKey = (e: NewTimelineEntry): string | null =>
   e.originId == null ? null : `${e.outgoing ? "o" : "i"}\0${e.owner}\0${e.peer}\0${e.originId}`;
 
-async function writeBatch(pool: pg.Pool, batch: QueuedAppend[]): Promise<AppendResult[][]> {
+async function writeBatch(pool: pg.Pool, batch: QueuedAppend[], ids: StanzaIds): Promise<AppendResult[][]> {
   // Flatten; an entry repeating the origin-id of an earlier one in the same batch is answered from it.
   const flat: NewTimelineEntry[] = [];
   const firstOf: number[] = [];            // per flat entry: index of the unique entry it maps to
@@ -89,7 +90,7 @@ async function writeBatch(pool: pg.Pool, batch: QueuedAppend[]): Promise<AppendR
   };
   for (let u = 0; u < n; u++) {
     const e = flat[unique[u]];
-    cols.owner[u] = e.owner; cols.peer[u] = e.peer; cols.outgoing[u] = e.outgoing; cols.stanzaId[u] = e.stanzaId;
+    cols.owner[u] = e.owner; cols.peer[u] = e.peer; cols.outgoing[u] = e.outgoing; cols.stanzaId[u] = e.stanzaId ?? "";
     cols.originId[u] = e.originId ?? null; cols.ts[u] = e.ts; cols.xml[u] = e.xml; cols.pending[u] = e.pending;
     cols.archived[u] = e.archived ?? true; cols.searchText[u] = e.searchText ?? null; cols.k[u] = u;
   }
@@ -114,7 +115,7 @@ async function writeBatch(pool: pg.Pool, batch: QueuedAppend[]): Promise<AppendR
   const lastOf = new Map<string, number>();
   for (const row of rows) {
     if (row.kind === 0) lastOf.set(row.owner, row.seq);
-    else uniqueResults[row.k!] = { ...toTimelineEntry(row), duplicate: true };
+    else uniqueResults[row.k!] = { ...toTimelineEntry(row, ids), duplicate: true };
   }
   const freshCount = new Map<string, number>();
   for (let u = 0; u < n; u++) if (uniqueResults[u] === undefined) freshCount.set(cols.owner[u], (freshCount.get(cols.owner[u]) ?? 0) + 1);
@@ -126,7 +127,7 @@ async function writeBatch(pool: pg.Pool, batch: QueuedAppend[]): Promise<AppendR
     const seq = nextSeq.get(owner)!;
     nextSeq.set(owner, seq + 1);
     uniqueResults[u] = {
-      owner, peer: cols.peer[u], outgoing: cols.outgoing[u], stanzaId: cols.stanzaId[u], originId: cols.originId[u],
+      owner, peer: cols.peer[u], outgoing: cols.outgoing[u], stanzaId: cols.stanzaId[u] === "" ? ids.encode(owner, seq) : cols.stanzaId[u], originId: cols.originId[u],
       ts: cols.ts[u], xml: cols.xml[u], pending: cols.pending[u], archived: cols.archived[u], searchText: cols.searchText[u],
       seq, duplicate: false,
     };
@@ -154,7 +155,7 @@ function tsquery(fulltext: string | undefined): string | null {
 }
 
 /** The WHERE clause of a query's filters; pushes their parameters. */
-function filterSql(owner: string, q: TimelineFilter, params: unknown[]): string {
+function filterSql(owner: string, q: TimelineFilter, params: unknown[], ids: StanzaIds): string {
   const p = (value: unknown): string => { params.push(value); return `$${params.length}`; };
   let sql = `owner = ${p(owner)}`;
   if (q.with != null) sql += ` AND peer = ${p(q.with)}`;
@@ -163,7 +164,11 @@ function filterSql(owner: string, q: TimelineFilter, params: unknown[]): string 
   if (q.start != null) sql += ` AND ts >= ${p(q.start)}`;
   if (q.end != null) sql += ` AND ts <= ${p(q.end)}`;
   if (q.archivedOnly === true) sql += " AND archived";
-  if (q.stanzaIds != null) sql += ` AND stanza_id = ANY(${p(q.stanzaIds)}::text[])`;
+  if (q.stanzaIds != null) {
+    // Derived ids name rows by seq; stored ones are in the (partial) stanza-id index.
+    const { seqs, stored } = splitStanzaIds(ids, owner, q.stanzaIds);
+    sql += ` AND (stanza_id <> '' AND stanza_id = ANY(${p(stored)}::text[]) OR stanza_id = '' AND seq = ANY(${p(seqs)}::bigint[]))`;
+  }
   const words = tsquery(q.fulltext);
   if (words !== null) {
     sql += ` AND search_text IS NOT NULL AND hearth_search_vector(search_text) @@ to_tsquery('simple', ${p(words)})`;
@@ -171,7 +176,7 @@ function filterSql(owner: string, q: TimelineFilter, params: unknown[]): string 
   return sql;
 }
 
-export function timelineStore(pool: pg.Pool, maxInFlight: number, monitor: StoreMonitor): { store: TimelineStore; written(): Promise<void>; close(): Promise<void> } {
+export function timelineStore(pool: pg.Pool, maxInFlight: number, monitor: StoreMonitor, ids: StanzaIds): { store: TimelineStore; written(): Promise<void>; close(): Promise<void> } {
   const selectPending = statement("timeline-pending",
     `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = $1 AND pending ORDER BY seq LIMIT $2`);
   const countPending = statement("timeline-count-pending", "SELECT count(*) AS n FROM timeline WHERE owner = $1 AND pending");
@@ -180,7 +185,9 @@ export function timelineStore(pool: pg.Pool, maxInFlight: number, monitor: Store
   const setPending = statement("timeline-undelivered",
     "UPDATE timeline SET pending = true WHERE owner = $1 AND seq = ANY($2::bigint[]) AND NOT pending");
   const selectByStanzaId = statement("timeline-by-stanza-id",
-    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = $1 AND stanza_id = $2`);
+    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = $1 AND stanza_id = $2 AND stanza_id <> ''`);
+  const selectDerived = statement("timeline-by-derived-stanza-id",
+    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = $1 AND seq = $2 AND stanza_id = ''`);
   const selectLastSeq = statement("timeline-last-seq", "SELECT last_seq FROM timeline_seq WHERE owner = $1");
   const expireSql = (unarchivedOnly: boolean): string =>
     `DELETE FROM timeline WHERE ctid = ANY(ARRAY(SELECT ctid FROM timeline WHERE ts < $1 AND NOT pending` +
@@ -208,7 +215,7 @@ export function timelineStore(pool: pg.Pool, maxInFlight: number, monitor: Store
     queue = [];
     queueDone = null;
     const started = monitor.onCommit === null ? 0 : performance.now();
-    const writing = writeBatch(pool, batch).then(
+    const writing = writeBatch(pool, batch, ids).then(
       (results) => {
         monitor.onCommit?.(batch.length, (performance.now() - started) / 1000);
         for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
@@ -240,7 +247,7 @@ export function timelineStore(pool: pg.Pool, maxInFlight: number, monitor: Store
   };
 
   const rowsOf = async (q: pg.QueryConfig): Promise<TimelineEntry[]> =>
-    (await pool.query<TimelineRow>(q)).rows.map(toTimelineEntry);
+    (await pool.query<TimelineRow>(q)).rows.map((row) => toTimelineEntry(row, ids));
 
   const store: TimelineStore = {
     append(entries) {
@@ -265,7 +272,7 @@ export function timelineStore(pool: pg.Pool, maxInFlight: number, monitor: Store
     }),
     query: (owner, q: TimelineQuery) => read(() => {
       const params: unknown[] = [];
-      const where = filterSql(owner, q, params);
+      const where = filterSql(owner, q, params, ids);
       params.push(queryLimit(q.limit));
       return rowsOf({
         text: `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE ${where} ORDER BY seq${q.reverse === true ? " DESC" : ""} LIMIT $${params.length}`,
@@ -274,10 +281,14 @@ export function timelineStore(pool: pg.Pool, maxInFlight: number, monitor: Store
     }),
     count: (owner, filter) => read(async () => {
       const params: unknown[] = [];
-      const where = filterSql(owner, filter, params);
+      const where = filterSql(owner, filter, params, ids);
       return (await pool.query<{ n: number }>({ text: `SELECT count(*) AS n FROM timeline WHERE ${where}`, values: params })).rows[0].n;
     }),
-    byStanzaId: (owner, stanzaId) => read(async () => (await rowsOf(selectByStanzaId([owner, stanzaId])))[0] ?? null),
+    byStanzaId: (owner, stanzaId) => read(async () => {
+      const seq = ids.decode(owner, stanzaId);
+      const derived = seq === null ? undefined : (await rowsOf(selectDerived([owner, seq])))[0];
+      return derived ?? (await rowsOf(selectByStanzaId([owner, stanzaId])))[0] ?? null;
+    }),
     lastSeq: (owner) => read(async () => (await pool.query<{ last_seq: number }>(selectLastSeq([owner]))).rows[0]?.last_seq ?? 0),
     expire: (retention) => read(() => expireInBatches(retention, async (before, unarchivedOnly) =>
       (await pool.query((unarchivedOnly ? expireUnarchived : expireAll)([before]))).rowCount ?? 0)),

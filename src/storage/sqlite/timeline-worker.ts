@@ -4,11 +4,10 @@
 // checkpoint.
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
-import type { NewTimelineEntry } from "../types.js";
-import { timelineWriter, type KvPut, type WrittenBatch } from "./timeline-write.js";
+import { timelineWriter, type KvPut, type PackedBatch, type WrittenBatch } from "./timeline-write.js";
 
 /** Timeline appends, and compare-and-sets of map stores (committed in the same transaction). */
-export interface WriterRequest { id: number; batch: NewTimelineEntry[][]; kv: KvPut[] }
+export interface WriterRequest { id: number; batch: PackedBatch; kv: KvPut[] }
 export type WriterAnswer =
   | { id: number; results: WrittenBatch; kv: Array<string | null> }
   | { id: number; error: string };
@@ -69,7 +68,7 @@ if (role === "checkpointer") {
       const written = write(msg.batch, msg.kv);
       answer = { id: msg.id, results: written.results, kv: written.kv };
       let rows = 0;
-      for (const entries of msg.batch) rows += entries.length;
+      for (const n of msg.batch.sizes) rows += n;
       Atomics.add(rowsCommitted, 0, rows);
     } catch (err) {
       answer = { id: msg.id, error: err instanceof Error ? err.message : String(err) };

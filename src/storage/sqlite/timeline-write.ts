@@ -14,7 +14,39 @@ export type TimelineRow = Row<number>;
  */
 export type WrittenBatch = (number | TimelineRow)[][];
 
-export function timelineWriter(db: Db): (batch: NewTimelineEntry[][], kv?: KvPut[]) => { results: WrittenBatch; kv: Array<string | null> } {
+/** Values per entry in a packed batch. */
+const STRIDE = 10;
+/** In a packed batch: the same text as the previous entry's (the two rows of a message share it). */
+const SAME = 0;
+
+/**
+ * A batch as it crosses to the writer thread: the entries of every append() call as one flat array of
+ * primitives (owner, peer, outgoing, stanza-id or "" for one derived from the seq, origin-id, ts, xml,
+ * pending, archived, search text), and the number of entries of each call. Cloning primitives costs far
+ * less than cloning an object per entry, and the stanza text both rows of a message share is sent once.
+ */
+export interface PackedBatch { sizes: number[]; values: unknown[] }
+
+export function packBatch(batch: NewTimelineEntry[][]): PackedBatch {
+  const sizes: number[] = new Array(batch.length);
+  const values: unknown[] = [];
+  let prev: NewTimelineEntry | null = null;
+  for (let i = 0; i < batch.length; i++) {
+    const entries = batch[i];
+    sizes[i] = entries.length;
+    for (let j = 0; j < entries.length; j++) {
+      const e = entries[j];
+      const searchText = e.searchText ?? null;
+      values.push(e.owner, e.peer, e.outgoing, e.stanzaId ?? "", e.originId ?? null, e.ts,
+        prev !== null && prev.xml === e.xml ? SAME : e.xml, e.pending, e.archived ?? true,
+        prev !== null && searchText !== null && (prev.searchText ?? null) === searchText ? SAME : searchText);
+      prev = e;
+    }
+  }
+  return { sizes, values };
+}
+
+export function timelineWriter(db: Db): (batch: PackedBatch, kv?: KvPut[]) => { results: WrittenBatch; kv: Array<string | null> } {
   const put = kvPutter(db);
   const insert = db.prepare<[string, number, string, number, string, string | null, number, string, number, number, string | null]>(
     `INSERT INTO timeline (${TIMELINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -39,27 +71,31 @@ export function timelineWriter(db: Db): (batch: NewTimelineEntry[][], kv?: KvPut
 
   // The new last seqs become the cached counters only once the transaction has committed: a failed batch
   // leaves them untouched.
-  const writeBatch = db.transaction((batch: NewTimelineEntry[][], kv: KvPut[]) => {
+  const writeBatch = db.transaction(({ sizes, values }: PackedBatch, kv: KvPut[]) => {
     const allocated = new Map<string, number>();
-    const results: WrittenBatch = new Array(batch.length);
-    for (let i = 0; i < batch.length; i++) {
-      const entries = batch[i];
-      const out: (number | TimelineRow)[] = new Array(entries.length);
-      for (let j = 0; j < entries.length; j++) {
-        const e = entries[j];
-        const originId = e.originId ?? null;
-        const seq = (allocated.get(e.owner) ?? lastAllocated(e.owner)) + 1;
-        const written = insert.run(e.owner, seq, e.peer, e.outgoing ? 1 : 0, e.stanzaId, originId, e.ts, e.xml,
-          e.pending ? 1 : 0, e.archived ?? true ? 1 : 0, e.searchText ?? null).changes === 1;
+    const results: WrittenBatch = new Array(sizes.length);
+    let v = 0;
+    let xml = "", searchText: string | null = null;
+    for (let i = 0; i < sizes.length; i++) {
+      const out: (number | TimelineRow)[] = new Array(sizes[i]);
+      for (let j = 0; j < out.length; j++, v += STRIDE) {
+        const owner = values[v] as string, peer = values[v + 1] as string, outgoing = values[v + 2] as boolean;
+        const originId = values[v + 4] as string | null;
+        const x = values[v + 6], t = values[v + 9];
+        if (x !== SAME) xml = x as string;
+        if (t !== SAME) searchText = t as string | null;
+        const seq = (allocated.get(owner) ?? lastAllocated(owner)) + 1;
+        const written = insert.run(owner, seq, peer, outgoing ? 1 : 0, values[v + 3] as string, originId, values[v + 5] as number,
+          xml, values[v + 7] ? 1 : 0, values[v + 8] ? 1 : 0, searchText).changes === 1;
         if (written) {
-          allocated.set(e.owner, seq);
+          allocated.set(owner, seq);
           out[j] = seq;
         } else {
           // A resend: this (owner, peer, origin-id) is stored already, by an earlier batch or earlier in this one.
-          const row = e.outgoing
-            ? selectOutgoingByOrigin.get(e.owner, e.peer, originId)
-            : selectIncomingByOrigin.get(e.owner, e.peer, originId);
-          if (row === undefined) throw new Error(`timeline: insert for ${e.owner} ignored, but no row has its origin-id`);
+          const row = outgoing
+            ? selectOutgoingByOrigin.get(owner, peer, originId)
+            : selectIncomingByOrigin.get(owner, peer, originId);
+          if (row === undefined) throw new Error(`timeline: insert for ${owner} ignored, but no row has its origin-id`);
           out[j] = row;
         }
       }
@@ -93,3 +129,4 @@ function kvPutter(db: Db): (p: KvPut) => string | null {
     return p.value;
   };
 }
+

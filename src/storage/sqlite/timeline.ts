@@ -4,6 +4,7 @@
 import type Database from "better-sqlite3";
 import { fulltextTerms, matchesFulltext } from "../fulltext.js";
 import { TIMELINE_COLUMNS, toTimelineEntry } from "../rows.js";
+import { splitStanzaIds, stanzaIds, type StanzaIds } from "../stanza-ids.js";
 import type { NewTimelineEntry, StoreMonitor, TimelineFilter, TimelineQuery, TimelineStore } from "../types.js";
 import {
   EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, type AppendResult, type QueuedAppend,
@@ -11,7 +12,7 @@ import {
 import { Worker } from "node:worker_threads";
 import { settle, type Db } from "./db.js";
 import type { WriterAnswer, WriterRequest } from "./timeline-worker.js";
-import { timelineWriter, type KvPut, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
+import { packBatch, timelineWriter, type KvPut, type PackedBatch, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
 
 // Bits of a query's shape: each combination of filters gets its own statement, prepared on first use.
 const WITH = 1, AFTER = 2, BEFORE = 4, START = 8, END = 16, REVERSE = 32, ARCHIVED = 64, FULLTEXT = 128, IDS = 256,
@@ -45,8 +46,13 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
     "UPDATE timeline SET pending = 1 WHERE owner = ? AND seq = ? AND pending = 0");
   const queries = new Map<number, Database.Statement<unknown[], TimelineRow>>();
   const counts = new Map<number, Database.Statement<unknown[], number>>();
+  // A derived stanza-id names its row by seq; a stored one is found through the (partial) stanza-id index.
+  const ids = stanzaIds(db.prepare<[], Buffer>("SELECT value FROM server_secrets WHERE name = 'stanza-id'").pluck().get()!);
+  const toEntry = (row: TimelineRow) => toTimelineEntry(row, ids);
+  const selectDerived = db.prepare<[string, number], TimelineRow>(
+    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND seq = ? AND stanza_id = ''`);
   const selectByStanzaId = db.prepare<[string, string], TimelineRow>(
-    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND stanza_id = ?`);
+    `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND stanza_id = ? AND stanza_id <> ''`);
   const expireBatch = (unarchivedOnly: boolean) => db.prepare<[number, number]>(
     `DELETE FROM timeline WHERE (owner, seq) IN (SELECT owner, seq FROM timeline
        INDEXED BY ${unarchivedOnly ? "timeline_unarchived" : "timeline_ts"}
@@ -88,14 +94,14 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
     const started = monitor.onCommit === null ? 0 : performance.now();
     const puts: KvPut[] = [];
     for (const c of kvCalls) for (const p of c.puts) puts.push(p);
-    commits.submit(calls.map((c) => c.entries), puts, (err, results, kv) => {
+    commits.submit(packBatch(calls.map((c) => c.entries)), puts, (err, results, kv) => {
       answered++;
       if (err !== null) {
         for (const call of calls) call.reject(err);
         for (const call of kvCalls) call.reject(err);
       } else {
         if (calls.length) monitor.onCommit?.(calls.length, (performance.now() - started) / 1000);
-        for (let i = 0; i < calls.length; i++) calls[i].resolve(toResults(calls[i].entries, results![i]));
+        for (let i = 0; i < calls.length; i++) calls[i].resolve(toResults(calls[i].entries, results![i], ids));
         let at = 0;
         for (const call of kvCalls) { call.resolve(kv!.slice(at, at + call.puts.length)); at += call.puts.length; }
       }
@@ -134,7 +140,10 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
     if (shape & START) sql += " AND ts >= ?";
     if (shape & END) sql += " AND ts <= ?";
     if (shape & ARCHIVED) sql += " AND archived = 1";
-    if (shape & IDS) sql += " AND stanza_id IN (SELECT value FROM json_each(?))";
+    if (shape & IDS) {
+      sql += ` AND seq IN (SELECT seq FROM timeline WHERE owner = ? AND stanza_id <> '' AND stanza_id IN (SELECT value FROM json_each(?))
+        UNION ALL SELECT value FROM json_each(?))`;
+    }
     if (shape & FULLTEXT) sql += " AND hearth_fulltext(search_text, ?)";
     if (shape & COUNT) {
       const statement = db.prepare<unknown[], number>(sql).pluck();
@@ -157,7 +166,11 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
     if (q.start != null) { shape |= START; params.push(q.start); }
     if (q.end != null) { shape |= END; params.push(q.end); }
     if (q.archivedOnly === true) shape |= ARCHIVED;
-    if (q.stanzaIds != null) { shape |= IDS; params.push(JSON.stringify(q.stanzaIds)); }
+    if (q.stanzaIds != null) {
+      const { seqs, stored } = splitStanzaIds(ids, owner, q.stanzaIds);
+      shape |= IDS;
+      params.push(owner, JSON.stringify(stored), JSON.stringify(seqs));
+    }
     if (q.fulltext != null && fulltextTerms(q.fulltext).length !== 0) { shape |= FULLTEXT; params.push(q.fulltext); }
     return { shape, params };
   }
@@ -178,7 +191,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
         if (scheduled === null && issued === answered) scheduled = setImmediate(onImmediate);
       });
     },
-    pending: (owner, limit) => read(() => selectPending.all(owner, queryLimit(limit)).map(toTimelineEntry)),
+    pending: (owner, limit) => read(() => selectPending.all(owner, queryLimit(limit)).map(toEntry)),
     countPending: (owner) => read(() => countPending.get(owner) ?? 0),
     markDelivered: (owner, seqs) => read(() => {
       if (seqs.length !== 0) markDelivered.immediate(owner, seqs);
@@ -190,7 +203,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
       let { shape, params } = filterOf(owner, q);
       if (q.reverse === true) shape |= REVERSE;
       params.push(queryLimit(q.limit));
-      return (queries.get(shape) ?? prepareQuery(shape)).all(...params).map(toTimelineEntry);
+      return (queries.get(shape) ?? prepareQuery(shape)).all(...params).map(toEntry);
     }),
     count: (owner, filter) => read(() => {
       const { shape, params } = filterOf(owner, filter);
@@ -198,8 +211,9 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
       return statement.get(...params) ?? 0;
     }),
     byStanzaId: (owner, stanzaId) => read(() => {
-      const row = selectByStanzaId.get(owner, stanzaId);
-      return row === undefined ? null : toTimelineEntry(row);
+      const seq = ids.decode(owner, stanzaId);
+      const row = (seq === null ? undefined : selectDerived.get(owner, seq)) ?? selectByStanzaId.get(owner, stanzaId);
+      return row === undefined ? null : toEntry(row);
     }),
     lastSeq: (owner) => read(() => selectCounter.get(owner) ?? 0),
     expire: (retention) => read(() => expireInBatches(retention, (before, unarchivedOnly) =>
@@ -226,19 +240,19 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
 }
 
 /** The new rows' results from the entries and their seqs, or the stored rows that resends matched. */
-function toResults(entries: NewTimelineEntry[], written: (number | TimelineRow)[]): AppendResult[] {
+function toResults(entries: NewTimelineEntry[], written: (number | TimelineRow)[], ids: StanzaIds): AppendResult[] {
   const out: AppendResult[] = new Array(entries.length);
   for (let j = 0; j < entries.length; j++) {
     const w = written[j];
     if (typeof w !== "number") {
-      const existing = toTimelineEntry(w) as AppendResult;
+      const existing = toTimelineEntry(w, ids) as AppendResult;
       existing.duplicate = true;
       out[j] = existing;
       continue;
     }
     const e = entries[j];
     out[j] = {
-      owner: e.owner, peer: e.peer, outgoing: e.outgoing, stanzaId: e.stanzaId, originId: e.originId ?? null, ts: e.ts,
+      owner: e.owner, peer: e.peer, outgoing: e.outgoing, stanzaId: e.stanzaId ?? ids.encode(e.owner, w), originId: e.originId ?? null, ts: e.ts,
       xml: e.xml, pending: e.pending, archived: e.archived ?? true, searchText: e.searchText ?? null, seq: w, duplicate: false,
     };
   }
@@ -248,7 +262,7 @@ function toResults(entries: NewTimelineEntry[], written: (number | TimelineRow)[
 type Done = (err: Error | null, results: WrittenBatch | null, kv: Array<string | null> | null) => void;
 
 interface Commits {
-  submit(batch: NewTimelineEntry[][], kv: KvPut[], done: Done): void;
+  submit(batch: PackedBatch, kv: KvPut[], done: Done): void;
   close(): Promise<void>;
 }
 

@@ -1,0 +1,11 @@
+-- Stanza-ids derived from the seq (src/storage/stanza-ids.ts): a row written without an id of its own stores
+-- an empty stanza_id and gets no entry in the stanza-id index, which keeps only the rows with a stored id (older
+-- rows, MUC rows). The key that encrypts (owner, seq) into an id is made here, once per database, so every
+-- node of a cluster derives the same ids (gen_random_uuid: 122 bits from the server's CSPRNG).
+DROP INDEX timeline_stanza_id;
+CREATE UNIQUE INDEX timeline_stanza_id ON timeline (owner, stanza_id) WHERE stanza_id <> '';
+CREATE TABLE server_secrets (
+  name  text  NOT NULL PRIMARY KEY,
+  value bytea NOT NULL
+);
+INSERT INTO server_secrets (name, value) VALUES ('stanza-id', decode(replace(gen_random_uuid()::text, '-', ''), 'hex'));
