@@ -5,6 +5,13 @@
 // filtering, XEP-0163 §4.2) read the features of a full JID and hear when they become known.
 // Remote contacts' resources are learned the same way from the presence they send to local users over
 // federation: the server asks the remote full JID over s2s, and the answer is cached by the same hash.
+// In a cluster, that presence is routed (and these hooks run) on the node whose s2s stream it arrived on,
+// which may not be where the user's sessions are, nor where the user publishes. So the node that hands
+// such a presence to a local session of the user (the cluster's `presence-relayed` event) remembers the
+// remote resource as well, without asking it anything (the answer would come back to the routing node):
+// its features come from the verified-hash cache in the shared store, read when PEP needs them. The
+// table lives where the user's sessions are, as on one node, and dies with its node; a user whose
+// session moves to another node sends probes from there, and the answers teach that node.
 import { randomBytes } from "node:crypto";
 import { moduleOptions } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
@@ -14,6 +21,7 @@ import type { Session } from "../../src/sessions/session.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
 import { capsVer, NS_CAPS, type CapsIdentity } from "../disco/caps.js";
 import { subscribedTo } from "../../src/im/roster-util.js";
+import { parseJid, type Jid } from "../../src/jid/jid.js";
 
 /** A session's features became known or changed (`initial`: with its initial presence). */
 export type CapsListener = (session: Session, features: ReadonlySet<string>, previous: ReadonlySet<string> | null, initial: boolean) => void;
@@ -31,6 +39,11 @@ export interface CapsService {
   /** The available resources of a remote bare JID (seen through presence to local users), with their features (null while unknown). */
   remoteResources(bare: string): Array<{ jid: string; features: ReadonlySet<string> | null }>;
   onRemoteFeatures(listener: RemoteCapsListener): () => void;
+  /**
+   * remoteResources with the features of a verified hash that another cluster node learned read from the
+   * shared cache (what PEP notifications use).
+   */
+  remoteRecipients(bare: string): Promise<Array<{ jid: string; features: ReadonlySet<string> | null }>>;
 }
 
 declare module "../../src/modules/module.js" {
@@ -78,6 +91,12 @@ interface SessionCaps { ver: string; features: ReadonlySet<string> | null }
 interface RemoteCaps { bare: string; ver: string | null; features: ReadonlySet<string> | null; seenBy: Set<string>; announced: Set<string>; queries: number }
 
 /**
+ * In a cluster: an available remote resource whose presence another node routed to local sessions of the
+ * users `seenBy`. `ver`: its verified caps hash (null: none, or one only the routing node can ask about).
+ */
+interface RelayedCaps { bare: string; ver: string | null; features: ReadonlySet<string> | null; seenBy: Set<string> }
+
+/**
  * A disco#info question in flight: the sessions waiting for it, each with whether its presence was
  * initial, and the remote full JIDs waiting for it.
  */
@@ -112,6 +131,9 @@ export const caps = defineModule({
     /** Remote resources by full JID, and their full JIDs by bare JID; bounded by cacheSize (oldest first out). */
     const remotes = new Map<string, RemoteCaps>();
     const remotesByBare = new Map<string, Set<string>>();
+    /** The same for remote resources heard of through other nodes (`presence-relayed`), bounded alike. */
+    const relayed = new Map<string, RelayedCaps>();
+    const relayedByBare = new Map<string, Set<string>>();
 
     const remember = (ver: string, features: ReadonlySet<string>) => {
       if (known.size >= api.options.cacheSize) known.delete(known.keys().next().value!);
@@ -282,6 +304,80 @@ export const caps = defineModule({
     };
     api.on("presence/bare", remotePresence, "annotate");
 
+    // ---- in a cluster: remote contacts' presence another node routed to a user's session here ----
+
+    const forgetRelayed = (full: string) => {
+      const r = relayed.get(full);
+      if (!r) return;
+      relayed.delete(full);
+      const set = relayedByBare.get(r.bare);
+      set?.delete(full);
+      if (set?.size === 0) relayedByBare.delete(r.bare);
+    };
+
+    const relayedAvailable = (bare: string, full: string, user: string, stanza: Element): void => {
+      let r = relayed.get(full);
+      if (!r) {
+        if (relayed.size >= api.options.cacheSize) forgetRelayed(relayed.keys().next().value!);
+        r = { bare, ver: null, features: null, seenBy: new Set() };
+        relayed.set(full, r);
+        let set = relayedByBare.get(bare);
+        if (!set) relayedByBare.set(bare, set = new Set());
+        set.add(full);
+      }
+      r.seenBy.add(user);
+      const c = stanza.getChild("c", NS_CAPS);
+      const ver = c?.attrs.ver;
+      // Only a verified hash is in the shared cache; the routing node asks about the others for itself.
+      if (!c || !ver || c.attrs.hash !== "sha-1" || ver.length > 128) { r.ver = null; r.features = null; return; }
+      if (r.ver === ver) return;
+      r.ver = ver;
+      r.features = known.get(ver) ?? null;
+    };
+
+    api.observe("presence-relayed", ({ session, stanza }) => {
+      let from: Jid, to: Jid;
+      try { from = parseJid(stanza.attrs.from ?? ""); to = parseJid(stanza.attrs.to ?? ""); } catch { return; }
+      // As presence/bare above: a remote contact's resource to the user's bare JID.
+      if (!from.resource || from.local === "" || to.resource || to.local === "" || api.router.isLocalDomain(from.domain)) return;
+      const user = to.bareString();
+      if (session.jid?.bareString() !== user) return;
+      const full = from.toString();
+      const type = stanza.attrs.type;
+      if (type === "unavailable" || type === "error") {
+        const r = relayed.get(full);
+        if (r) { r.seenBy.delete(user); if (r.seenBy.size === 0) forgetRelayed(full); }
+        return;
+      }
+      if (type !== undefined) return;
+      // Every session of the user on this node gets the same presence: the roster is read once.
+      if (relayed.get(full)?.seenBy.has(user)) { relayedAvailable(from.bareString(), full, user, stanza); return; }
+      return api.store.roster.getItem(user, from.bareString()).then((item) => {
+        if (subscribedTo(item)) relayedAvailable(from.bareString(), full, user, stanza);
+      }, (err) => api.log.warn({ err }, "reading the roster for a remote contact's caps failed"));
+    });
+
+    const remoteResources = (bare: string): Array<{ jid: string; features: ReadonlySet<string> | null }> => {
+      const out = new Map<string, ReadonlySet<string> | null>();
+      for (const jid of remotesByBare.get(bare) ?? []) out.set(jid, remotes.get(jid)?.features ?? null);
+      for (const jid of relayedByBare.get(bare) ?? []) {
+        if (!out.get(jid)) out.set(jid, relayed.get(jid)?.features ?? null);
+      }
+      return [...out].map(([jid, features]) => ({ jid, features }));
+    };
+
+    const remoteRecipients = async (bare: string): Promise<Array<{ jid: string; features: ReadonlySet<string> | null }>> => {
+      const list = remoteResources(bare);
+      for (const entry of list) {
+        const r = entry.features === null ? relayed.get(entry.jid) : undefined;
+        if (!r || r.ver === null) continue;
+        const ver = r.ver;
+        const features = await lookup(ver).catch((err) => { api.log.warn({ err }, "reading the caps cache failed"); return null; });
+        if (features && r.ver === ver) r.features = entry.features = features;
+      }
+      return list;
+    };
+
     // The client's answer comes to the server's address (iq results are never answered).
     api.on("iq/host", (ev) => {
       const id = ev.stanza.attrs.id;
@@ -325,8 +421,9 @@ export const caps = defineModule({
     api.provide("caps", {
       featuresOf: (s) => stateOf(s)?.features ?? null,
       onFeatures: (l) => { listeners.add(l); return () => listeners.delete(l); },
-      remoteResources: (bare) => [...(remotesByBare.get(bare) ?? [])].map((jid) => ({ jid, features: remotes.get(jid)?.features ?? null })),
+      remoteResources,
       onRemoteFeatures: (l) => { remoteListeners.add(l); return () => remoteListeners.delete(l); },
+      remoteRecipients,
     });
   },
 });

@@ -192,7 +192,7 @@ export const pep = defineModule({
       for (const item of roster.items) {
         if (!subscribedFrom(item) || !mayAccess(n, owner, item.jid, item)) continue;
         if (isRemote(item.jid)) {
-          for (const r of caps.remoteResources(item.jid)) if (r.features?.has(`${node}+notify`)) out.push(r.jid);
+          for (const r of await caps.remoteRecipients(item.jid)) if (r.features?.has(`${node}+notify`)) out.push(r.jid);
           continue;
         }
         for (const s of sessions.resources(item.jid)) if (interested(s, node)) out.push(s);

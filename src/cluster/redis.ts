@@ -469,6 +469,7 @@ export class RedisCluster implements Cluster, DirectoryLink {
       return;
     }
     session.send(el, metaOf(e));
+    if (el.name === "presence") void this.ctx?.hooks.notify(session.host, "presence-relayed", { session, stanza: el });
   }
 
   // ---- the replica ----

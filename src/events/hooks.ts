@@ -58,6 +58,11 @@ export interface ObserveMap {
    * pending again: an available resource of the owner, if any, takes them now rather than at the next login.
    */
   "messages-requeued": { owner: string };
+  /**
+   * In a cluster: a presence another node routed was handed to a local session (the routing node ran the
+   * presence hooks; this is how the session's node hears of it, e.g. a remote contact's caps for PEP).
+   */
+  "presence-relayed": { session: Session; stanza: Element };
   "account-created": { host: string; username: string };
   "account-deleted": { host: string; username: string };
   /** On the server bus. */
