@@ -5,7 +5,10 @@
 // capabilities (XEP-0115, the caps module) carry `<node>+notify` (XEP-0163 §4.3.2 filtered notifications).
 // The last item goes to such a resource when it comes online (§4.3.3). Remote contacts are served the same
 // way over s2s, their +notify learned from the caps of the presence they send here; events their servers
-// send to a local bare JID go to the resources with +notify only. Publish-options (XEP-0060 §7.1.5) are
+// send to a local bare JID go to the resources with +notify only. In a cluster, a remote contact's resource
+// is known on the node that routed its presence and on the node holding the user's session it was relayed
+// to (the caps module), so a publish from the owner's session notifies it whichever node the session is
+// on (remoteRecipients reads the features from the shared cache). Publish-options (XEP-0060 §7.1.5) are
 // preconditions, which OMEMO, avatars and bookmarks rely on. The owner may name members (who read a
 // whitelist node) and outcasts (who read none).
 import { randomUUID } from "node:crypto";
