@@ -64,6 +64,12 @@ describe("XEP-0163 PEP from a two-node cluster to a contact on another server (s
     // Node 1 knows the resource from the relayed presence (its features come from the shared cache on publish).
     const caps1 = n1.server.modules.service("caps")!;
     await until(() => caps1.remoteResources("xavier@x.test").some((r) => r.jid === xavier.jid), "node 1 to hear of xavier's resource", LINK_MS);
+    // Node 2 writes the verified hash to the shared store right after learning it: wait for the write.
+    const end = Date.now() + LINK_MS;
+    while (!(await caps1.remoteRecipients("xavier@x.test")).some((r) => r.jid === xavier.jid && r.features?.has(`${DEVICELIST}+notify`))) {
+      assert.ok(Date.now() < end, "node 1 to read xavier's features from the shared cache");
+      await new Promise((r) => setTimeout(r, 20));
+    }
 
     const open = publishOptions({ "pubsub#access_model": "open" });
     assert.equal((await publish(carol, DEVICELIST, "current", devicelist(7, 8), open)).attrs.type, "result");
