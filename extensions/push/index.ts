@@ -8,11 +8,11 @@
 // mention while hibernated, a members-only room's message for an offline member); same rate limit.
 import { moduleOptions, nonEmpty, type OptionsOf } from "../../src/config/schema.js";
 import { defineModule } from "../../src/modules/module.js";
-import { tryParseJid } from "../../src/jid/jid.js";
+import { tryParseJid, type Jid } from "../../src/jid/jid.js";
 import { xml, type Element } from "../../src/xml/element.js";
 import { NS } from "../../src/xml/ns.js";
 import { StanzaError } from "../../src/xml/stanza.js";
-import type { Session } from "../../src/sessions/session.js";
+import type { DeliveryMeta, Session } from "../../src/sessions/session.js";
 import { Webhook } from "./webhook.js";
 
 export const NS_PUSH = "urn:xmpp:push:0";
@@ -147,9 +147,26 @@ export const push = defineModule({
 
     const reachable = (s: Session) => !s.closed && !(s as { hibernating?: boolean }).hibernating;
 
-    api.observe("message-delivered", async (ev) => {
+    /**
+     * Per user, one message's work at a time, in the order the messages came: the store reads of two
+     * messages may answer out of order (PostgreSQL pool), and the count and last body must not.
+     */
+    const queues = new Map<string, Promise<void>>();
+    const inOrder = (owner: string, work: () => Promise<void>): Promise<void> => {
+      const run = (queues.get(owner) ?? Promise.resolve()).then(work);
+      const tail = run.catch(() => undefined);
+      queues.set(owner, tail);
+      void tail.then(() => { if (queues.get(owner) === tail) queues.delete(owner); });
+      return run;
+    };
+
+    api.observe("message-delivered", (ev) => {
       // Only stored 1:1 messages to a local account, not a resend, and nobody can take them now.
       if (ev.meta === null || ev.duplicate || ev.to.local === "" || ev.delivered.some(reachable)) return;
+      const meta = ev.meta;
+      return inOrder(ev.to.bareString(), () => onMissed(ev, meta));
+    });
+    const onMissed = async (ev: { stanza: Element; from: Jid; to: Jid }, meta: DeliveryMeta): Promise<void> => {
       const owner = ev.to.bareString();
       const body = ev.stanza.getChildText("body");
       const sender = ev.from.toString();
@@ -161,15 +178,15 @@ export const push = defineModule({
         const ids = [...(await devices.list(owner)).values()];
         if (ids.length) {
           webhook.post({
-            event: "message", user: owner, devices: ids, from: ev.from.bareString(), stanzaId: ev.meta.stanzaId, seq: ev.meta.seq, ts: ev.meta.ts,
+            event: "message", user: owner, devices: ids, from: ev.from.bareString(), stanzaId: meta.stanzaId, seq: meta.seq, ts: meta.ts,
             ...(o.webhook.includeBody && body !== null ? { body } : {}),
           });
         }
       }
-    });
+    };
 
     // Group chat (MUC): the room tells the user's host who misses a message (extensions/muc/features/missed.ts).
-    api.observe("groupchat-missed", async (ev) => {
+    api.observe("groupchat-missed", (ev) => inOrder(ev.user, async () => {
       const body = ev.stanza.getChildText("body");
       for (const text of (await registrations.list(ev.user)).values()) schedule(ev.user, JSON.parse(text) as Registration, ev.from, body);
       if (webhook) {
@@ -181,7 +198,7 @@ export const push = defineModule({
           });
         }
       }
-    });
+    }));
 
     /** Counts the message for `reg` and notifies now or, within the interval, once when it ends. */
     const schedule = (owner: string, reg: Registration, sender: string, body: string | null): void => {
