@@ -5,6 +5,7 @@ import net from "node:net";
 import { client } from "@xmpp/client";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { onlineUser } from "./helpers/raw-client.js";
+import { federatedPair } from "./helpers/s2s-peer.js";
 import { StreamParser } from "../src/xml/parser.js";
 import { xml, type Element } from "../src/xml/element.js";
 import { handshakeDigest } from "../src/component/stream.js";
@@ -193,6 +194,14 @@ describe("XEP-0114 Jabber Component Protocol", function () {
     juliet.close();
   });
 
+  it("an element larger than a handshake before the handshake ends the stream with policy-violation", async () => {
+    const c = await RawComponent.connect(port);
+    await c.open(GATEWAY);
+    c.send(xml("handshake", null, "0".repeat(8192)));
+    assert.equal(streamErrorOf(await c.receive((el) => el.name === "stream:error")), "policy-violation");
+    await c.closed;
+  });
+
   it("stanzas before the handshake are refused with not-authorized", async () => {
     const c = await RawComponent.connect(port);
     await c.open(GATEWAY);
@@ -213,5 +222,37 @@ describe("XEP-0114 Jabber Component Protocol", function () {
     assert.equal(bounced.attrs.type, "error");
     assert.ok(bounced.getChild("error")?.getChild("service-unavailable"), bounced.toString());
     juliet.close();
+  });
+});
+
+describe("XEP-0114 components over federation", function () {
+  this.timeout(30_000);
+  let a: TestServer;
+  let b: TestServer;
+  before(async () => {
+    [a, b] = await federatedPair((domain) => (domain === "a.test" ? { components: { bind: "127.0.0.1", port: 0, secrets: { "gw.a.test": SECRET } } } : {}));
+    // What the SRV record of gw.a.test would say: the component domain is reached at a.test's listener.
+    b.config.s2s.routes["gw.a.test"] = b.config.s2s.routes["a.test"]!;
+  });
+  after(() => Promise.all([a?.stop(), b?.stop()]));
+
+  it("a component of one server and a user of another server talk over s2s", async () => {
+    const { c: gateway, answer } = await RawComponent.login(a.server.modules.service("components")!.port!, "gw.a.test");
+    assert.equal(answer.name, "handshake");
+    const bob = await onlineUser(b, "bob");
+    try {
+      gateway.send(xml("message", { from: "bot@gw.a.test", to: bob.jid, type: "chat" }, xml("body", null, "from the gateway")));
+      const got = await bob.receive((el) => el.name === "message", 10_000);
+      assert.equal(got.attrs.from, "bot@gw.a.test");
+      assert.equal(got.getChildText("body"), "from the gateway");
+      bob.send(xml("message", { to: "bot@gw.a.test", type: "chat" }, xml("body", null, "back to the gateway")));
+      const back = await gateway.receive((el) => el.name === "message", 10_000);
+      assert.equal(back.attrs.from, bob.jid);
+      assert.equal(back.getChildText("body"), "back to the gateway");
+    } finally {
+      bob.close();
+      gateway.close();
+      await gateway.closed;
+    }
   });
 });
