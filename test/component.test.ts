@@ -156,6 +156,10 @@ describe("XEP-0114 Jabber Component Protocol", function () {
     }
   });
 
+  it("a served host cannot be a component domain (config error)", async () => {
+    await assert.rejects(startTestServer({ components: { secrets: { localhost: SECRET } } }), /components\.secrets\.localhost: localhost is a served host/);
+  });
+
   it("a wrong secret is refused with not-authorized and the domain stays unserved", async () => {
     const { c, answer } = await RawComponent.login(port, GATEWAY, "not the secret at all, no");
     assert.equal(streamErrorOf(answer), "not-authorized");

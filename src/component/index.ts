@@ -22,6 +22,8 @@ declare module "../modules/module.js" {
   interface ServiceMap { components: ComponentsService }
 }
 
+const isLoopback = (addr: string) => addr === "::1" || addr === "localhost" || /^127\./.test(addr);
+
 const KINDS = ["message", "presence", "iq"] as const;
 const TARGETS = ["full", "bare", "host"] as const;
 
@@ -90,6 +92,7 @@ export const componentModule = defineModule({
       server.listen(cfg.port!, cfg.bind, () => { server.off("error", reject); resolve(); });
     });
     const port = (server.address() as AddressInfo).port;
+    if (!isLoopback(cfg.bind)) log.warn({ bind: cfg.bind }, "the component port is not on loopback: the protocol has no TLS, keep it on a private network");
     api.onUnload(() => {
       server.close();
       for (const s of [...streams]) s.close("system-shutdown");
