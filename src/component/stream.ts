@@ -48,6 +48,7 @@ export class ComponentStream extends S2sStream<ComponentContext> {
   get peerName(): string | undefined { return this.domain; }
 
   protected override get contentNamespace(): string { return NS_COMPONENT; }
+  protected override get kind(): string { return "component"; }
 
   /** Read by the base constructor, before `authenticated` is set. */
   protected override get stanzaLimit(): number {

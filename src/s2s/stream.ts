@@ -84,6 +84,9 @@ export abstract class S2sStream<C extends StreamContext = S2sContext> {
     }, { limits: { maxStanzaBytes: this.stanzaLimit } });
   }
 
+  /** What log lines call the stream. */
+  protected get kind(): string { return "s2s"; }
+
   /** The content namespace the peer's header must declare (RFC 6120 §4.8.2). */
   protected get contentNamespace(): string { return NS.server; }
 
@@ -135,13 +138,13 @@ export abstract class S2sStream<C extends StreamContext = S2sContext> {
     try {
       r = this.onElement(el, ns, name);
     } catch (err) {
-      this.ctx.log.error({ err, stream: this.id }, "s2s element handler failed");
+      this.ctx.log.error({ err, stream: this.id }, `${this.kind} element handler failed`);
       return this.close("internal-server-error");
     }
     if (r && typeof (r as Promise<unknown>).then === "function") {
       this.inputQueue = [];
       (r as Promise<unknown>).then(() => this.drain(), (err) => {
-        this.ctx.log.error({ err, stream: this.id }, "s2s element handler failed");
+        this.ctx.log.error({ err, stream: this.id }, `${this.kind} element handler failed`);
         this.drain();
       });
     }
@@ -212,8 +215,8 @@ export abstract class S2sStream<C extends StreamContext = S2sContext> {
       this.writeRaw(streamError(error, text).toString());
       // The one line per refused or misbehaving peer: why, from where, claiming which domain.
       const fields = { stream: this.id, reason: error, text, ip: this.remoteAddress, domain: this.peerName };
-      if (error === "system-shutdown") this.ctx.log.debug(fields, "s2s stream closed for shutdown");
-      else this.ctx.log.warn(fields, "s2s stream closed with an error");
+      if (error === "system-shutdown") this.ctx.log.debug(fields, `${this.kind} stream closed for shutdown`);
+      else this.ctx.log.warn(fields, `${this.kind} stream closed with an error`);
     }
     this.writeRaw("</stream:stream>");
     this.closed = true;
