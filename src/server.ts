@@ -22,6 +22,7 @@ import type { Store } from "./storage/types.js";
 import { startOps, type Ops } from "./ops/index.js";
 import { HEARTH_VERSION } from "./ops/version.js";
 import { adminModule } from "./admin/index.js";
+import { componentModule } from "./component/index.js";
 import { RecentErrors } from "./admin/service.js";
 
 export interface Server {
@@ -41,9 +42,9 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** Every module a server loads: core IM, the mobile adapter, the server API, administration, then the given extensions. */
+/** Every module a server loads: core IM, the mobile adapter, the server API, administration, external components, then the given extensions. */
 export function serverModules(extensions: ModuleDefinition<any>[]): ModuleDefinition<any>[] {
-  return [...coreModules, mobileModule, apiModule, adminModule, ...extensions];
+  return [...coreModules, mobileModule, apiModule, adminModule, componentModule, ...extensions];
 }
 
 export interface StartOptions {

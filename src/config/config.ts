@@ -120,6 +120,8 @@ export interface Config {
     maxStreamsPerIp: number;
     maxStreamsPerDomain: number;
   };
+  /** External components (XEP-0114): `secrets` is component domain → shared secret. */
+  components: { bind: string; port: number | null; secrets: Record<string, string>; stanzasPerSecond: number; stanzaBurst: number };
   cluster: { redisUrl: string | null; nodeId: string | null; heartbeatSeconds: number; deadAfterSeconds: number };
   modules: { disabled: string[]; [moduleName: string]: unknown };
 }
@@ -454,6 +456,9 @@ function checkCombinations(config: Config): void {
     const host = admin.slice(admin.indexOf("@") + 1);
     if (!config.hosts.includes(host)) throw new ConfigError("admin.accounts", `admin.accounts: ${admin} is not on a served host (${config.hosts.join(", ")})`);
   }
+  for (const domain of Object.keys(config.components.secrets)) {
+    if (config.hosts.includes(domain)) throw new ConfigError(`components.secrets.${domain}`, `components.secrets.${domain}: ${domain} is a served host, not a component domain`);
+  }
   if (config.cluster.deadAfterSeconds <= config.cluster.heartbeatSeconds) {
     throw new ConfigError("cluster.deadAfterSeconds", "cluster.deadAfterSeconds: must be greater than cluster.heartbeatSeconds");
   }
@@ -463,6 +468,7 @@ function checkCombinations(config: Config): void {
     { key: "http.port", bind: config.http.bind, port: config.http.port },
     { key: "s2s.port", bind: config.s2s.bind, port: config.s2s.port },
     { key: "s2s.directTlsPort", bind: config.s2s.bind, port: config.s2s.directTlsPort },
+    { key: "components.port", bind: config.components.bind, port: config.components.port },
   ];
   for (const [i, a] of listeners.entries()) {
     for (const b of listeners.slice(i + 1)) {

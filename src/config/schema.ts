@@ -929,6 +929,41 @@ export const schema: Section = {
         },
       },
     },
+    components: {
+      kind: "section",
+      description:
+        "External components (XEP-0114, jabber:component:accept): a gateway or bot process connects, proves the shared secret of its domain and then serves that domain.",
+      fields: {
+        bind: { ...bind("Address to listen on for component connections; keep it on a private interface (the protocol has no TLS)."), default: "127.0.0.1" },
+        port: port(null, "Port for component connections (5347 is the usual port); off by default."),
+        secrets: {
+          kind: "map",
+          default: {},
+          keyExpect: "domain names (not a served host)",
+          acceptKey: normalizeDomain,
+          valueExpect: "a shared secret of at least 16 characters",
+          acceptValue: (v) => (v.length >= 16 ? v : undefined),
+          secret: true,
+          example: ['gateway.example.com: "a long random secret"'],
+          description:
+            "Component domains and their shared secrets. While its component is connected a domain is served by it; when not, stanzas to it get service-unavailable.",
+        },
+        stanzasPerSecond: {
+          kind: "integer",
+          min: 0,
+          max: 10_000_000,
+          default: 1000,
+          description: "Sustained stanzas per second read from one component (token bucket; a faster component is read more slowly, nothing is dropped); 0 = unlimited.",
+        },
+        stanzaBurst: {
+          kind: "integer",
+          min: 1,
+          max: 10_000_000,
+          default: 5000,
+          description: "Stanzas a component may send in a burst above components.stanzasPerSecond.",
+        },
+      },
+    },
     cluster: {
       kind: "section",
       description:

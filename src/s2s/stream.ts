@@ -1,5 +1,6 @@
 // What inbound and outbound server streams share: the socket (and its switch to TLS), the parser with
-// the c2s limits, namespaces of the stream header, one element at a time, stream errors.
+// the c2s limits, namespaces of the stream header, one element at a time, stream errors. External
+// components (XEP-0114, src/component) use the same base with their own content namespace.
 import { randomBytes } from "node:crypto";
 import type net from "node:net";
 import tls from "node:tls";
@@ -10,12 +11,15 @@ import { streamError, type StreamErrorCondition } from "../xml/stanza.js";
 import { NS_DIALBACK } from "./dialback.js";
 import type { S2sContext } from "./context.js";
 
+/** What the base of a stream needs: the config, a logger, and TLS for the streams that negotiate it. */
+export type StreamContext = Pick<S2sContext, "config" | "log"> & { readonly tls?: S2sContext["tls"] };
+
 export const STANZAS = new Set(["message", "presence", "iq"]);
 const MAX_QUEUED = 64;
 /** A peer that does not read what we write is dropped rather than buffered forever. */
 const MAX_PENDING_OUTPUT = 8 * 1024 * 1024;
 
-export abstract class S2sStream {
+export abstract class S2sStream<C extends StreamContext = S2sContext> {
   readonly id = randomBytes(6).toString("hex");
   closed = false;
   secure = false;
@@ -36,7 +40,7 @@ export abstract class S2sStream {
   /** Unset while an outgoing stream is still connecting. */
   protected socket!: net.Socket;
 
-  constructor(protected readonly ctx: S2sContext, socket: net.Socket | null) {
+  constructor(protected readonly ctx: C, socket: net.Socket | null) {
     this.parser = this.newParser();
     if (socket) this.attach(socket);
   }
@@ -80,6 +84,12 @@ export abstract class S2sStream {
     }, { limits: { maxStanzaBytes: this.stanzaLimit } });
   }
 
+  /** What log lines call the stream. */
+  protected get kind(): string { return "s2s"; }
+
+  /** The content namespace the peer's header must declare (RFC 6120 §4.8.2). */
+  protected get contentNamespace(): string { return NS.server; }
+
   /** The parser's stanza size limit for the stream's current state. */
   protected get stanzaLimit(): number { return this.ctx.config.limits.maxStanzaBytes; }
 
@@ -96,7 +106,7 @@ export abstract class S2sStream {
   private checkStreamStart(name: string, attrs: Record<string, string>): void {
     // RFC 6120 §4.8.1, §4.8.2: the stream namespace, and jabber:server as the content namespace.
     if (name !== "stream:stream" || attrs["xmlns:stream"] !== NS.stream) return this.close("invalid-namespace", "not an XMPP stream");
-    if (attrs.xmlns !== NS.server) return this.close("invalid-namespace", "server streams are jabber:server");
+    if (attrs.xmlns !== this.contentNamespace) return this.close("invalid-namespace", `this stream's content namespace is ${this.contentNamespace}`);
     this.header = attrs;
     this.onStreamStart(attrs);
   }
@@ -128,13 +138,13 @@ export abstract class S2sStream {
     try {
       r = this.onElement(el, ns, name);
     } catch (err) {
-      this.ctx.log.error({ err, stream: this.id }, "s2s element handler failed");
+      this.ctx.log.error({ err, stream: this.id }, `${this.kind} element handler failed`);
       return this.close("internal-server-error");
     }
     if (r && typeof (r as Promise<unknown>).then === "function") {
       this.inputQueue = [];
       (r as Promise<unknown>).then(() => this.drain(), (err) => {
-        this.ctx.log.error({ err, stream: this.id }, "s2s element handler failed");
+        this.ctx.log.error({ err, stream: this.id }, `${this.kind} element handler failed`);
         this.drain();
       });
     }
@@ -205,8 +215,8 @@ export abstract class S2sStream {
       this.writeRaw(streamError(error, text).toString());
       // The one line per refused or misbehaving peer: why, from where, claiming which domain.
       const fields = { stream: this.id, reason: error, text, ip: this.remoteAddress, domain: this.peerName };
-      if (error === "system-shutdown") this.ctx.log.debug(fields, "s2s stream closed for shutdown");
-      else this.ctx.log.warn(fields, "s2s stream closed with an error");
+      if (error === "system-shutdown") this.ctx.log.debug(fields, `${this.kind} stream closed for shutdown`);
+      else this.ctx.log.warn(fields, `${this.kind} stream closed with an error`);
     }
     this.writeRaw("</stream:stream>");
     this.closed = true;
@@ -239,7 +249,7 @@ export abstract class S2sStream {
   protected upgradeAsServer(): void {
     const raw = this.detach();
     raw.on("error", () => raw.destroy());
-    this.ctx.tls.accept(raw, (secure) => {
+    this.ctx.tls!.accept(raw, (secure) => {
       if (this.closed) return secure?.destroy();
       if (!secure) {
         this.closed = true;
