@@ -30,11 +30,13 @@ import { occupantId } from "./features/occupant-id.js";
 import { stanzaId } from "./features/stanza-id.js";
 import { disco } from "./features/disco.js";
 import { missed } from "./features/missed.js";
+import { voiceRequests } from "./features/voice-requests.js";
+import { registration } from "./features/registration.js";
 
 /** In this order: it is the order of the configuration form's fields. */
 const FEATURES = [
   ownerConfig, anonymity, membersOnly, password, moderated, maxUsers, history, mam, subject, invitations, privateMessages,
-  nickChange, admin, destroy, occupantIq, selfPing, occupantId, stanzaId, disco, missed,
+  nickChange, admin, destroy, occupantIq, selfPing, occupantId, stanzaId, disco, missed, voiceRequests, registration,
 ];
 
 /** The <status/> children of a leaving occupant's presence, passed on (XEP-0045 §7.14). */

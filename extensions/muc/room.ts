@@ -76,6 +76,8 @@ export interface RoomRecord {
   floor: number;
   creator: string;
   createdAt: number;
+  /** XEP-0045 §7.10 registered nicks: [bare JID, nick] (absent in records written before registration existed). */
+  nicks?: Array<[string, string]>;
 }
 
 export interface OccupantSession {
@@ -132,6 +134,8 @@ export class Room {
   subject: Subject | null = null;
   /** The seq of the last groupchat message sent out; history on join stops there (later ones arrive live). */
   lastBroadcastSeq: number;
+  /** XEP-0045 §7.10 registered (reserved) nicks: bare JID → nick. */
+  nicks = new Map<string, string>();
   /** Per-feature state, keyed by the feature. */
   readonly data = new Map<string, unknown>();
 
@@ -157,6 +161,7 @@ export class Room {
     const room = new Room(jid, { ...defaults, ...rec.config }, rec.secret, rec.floor, rec.creator, rec.createdAt);
     room.affiliations = new Map(rec.affiliations);
     room.subject = rec.subject;
+    room.nicks = new Map(rec.nicks ?? []);
     room.lastBroadcastSeq = Math.max(lastSeq, rec.floor);
     return room;
   }
@@ -164,7 +169,7 @@ export class Room {
   toRecord(): RoomRecord {
     return {
       v: 1, config: this.config, affiliations: [...this.affiliations], subject: this.subject,
-      secret: this.secret, floor: this.floor, creator: this.creator, createdAt: this.createdAt,
+      secret: this.secret, floor: this.floor, creator: this.creator, createdAt: this.createdAt, nicks: [...this.nicks],
     };
   }
 
@@ -197,6 +202,12 @@ export class Room {
 
   *allSessions(): IterableIterator<[Occupant, OccupantSession]> {
     for (const o of this.occupants.values()) for (const s of o.sessions.values()) yield [o, s];
+  }
+
+  /** The bare JID that registered `nick`, if any. */
+  nickOwner(nick: string): string | undefined {
+    for (const [bare, n] of this.nicks) if (n === nick) return bare;
+    return undefined;
   }
 
   /** The occupant JID of a nick: room@service/nick. */
