@@ -43,13 +43,18 @@ export interface RoomConfig {
   changeSubject: boolean;
   /** The room answers MAM (XEP-0313) queries from its timeline. */
   mam: boolean;
+  /**
+   * muc#roomconfig_enablelogging: messages are kept in the room timeline (history, MAM, missed-message
+   * notices; status 170). Off: nothing is written, history comes from memory while the room is loaded.
+   */
+  logging: boolean;
 }
 
 export function defaultConfig(historyLength: number): RoomConfig {
   return {
     name: "", description: "", language: "", persistent: false, public: true, membersOnly: false,
     passwordProtected: false, password: "", moderated: false, maxUsers: 0, whois: "moderators",
-    historyLength, allowInvites: false, allowPm: "anyone", changeSubject: false, mam: true,
+    historyLength, allowInvites: false, allowPm: "anyone", changeSubject: false, mam: true, logging: true,
   };
 }
 

@@ -1,4 +1,5 @@
-// XEP-0045 voice requests (§7.13, §8.6) and nick registration (§7.10, §7.12) over real sockets.
+// XEP-0045 voice requests (§7.13, §8.6), nick registration (§7.10, §7.12) and rooms without logging
+// (muc#roomconfig_enablelogging, §10.2.1) over real sockets.
 import assert from "node:assert/strict";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
@@ -12,6 +13,9 @@ const INFO = "http://jabber.org/protocol/disco#info";
 const DATA = "jabber:x:data";
 const REGISTER = "jabber:iq:register";
 const REQUEST = "http://jabber.org/protocol/muc#request";
+const MAM = "urn:xmpp:mam:2";
+const SID = "urn:xmpp:sid:0";
+const DELAY = "urn:xmpp:delay";
 const SERVICE = "conference.localhost";
 
 let n = 0;
@@ -23,6 +27,7 @@ const itemOf = (el: Element) => el.getChild("x", USER)?.getChild("item");
 const presenceFrom = (from: string, type?: string) => (el: Element) => el.name === "presence" && el.attrs.from === from && el.attrs.type === type;
 const bodyIs = (body: string) => (el: Element) => el.name === "message" && el.getChildText("body") === body;
 const errorFrom = (from: string) => (el: Element) => el.attrs.type === "error" && el.attrs.from === from;
+const say = (c: RawClient, room: string, body: string) => c.send(xml("message", { to: room, type: "groupchat" }, xml("body", null, body)));
 const closeAll = (...cs: RawClient[]) => { for (const c of cs) c.close(); };
 
 /** The values of a data form by field var. */
@@ -38,12 +43,16 @@ function form(type: string, formType: string, fields: Record<string, string>): E
     ...Object.entries(fields).map(([k, v]) => xml("field", { var: k }, xml("value", null, v))));
 }
 
-async function join(c: RawClient, room: string, nick: string): Promise<Element> {
+async function join(c: RawClient, room: string, nick: string, history: Element[] = []): Promise<Element> {
   c.send(xml("presence", { to: `${room}/${nick}` }, xml("x", { xmlns: MUC })));
   const self = await c.receive((el) => el.name === "presence" && el.attrs.from?.startsWith(`${room}/`) && (el.attrs.type === "error" || codes(el).includes("110")));
   if (self.attrs.type === "error") throw Object.assign(new Error(`join failed: ${self.toString()}`), { stanza: self });
-  await c.receive((el) => el.name === "message" && el.attrs.from?.startsWith(room) && el.getChild("subject") !== undefined && !el.getChild("body"));
-  return self;
+  // History (collected into `history`), then the subject.
+  for (;;) {
+    const m = await c.receive((el) => el.name === "message" && el.attrs.from?.startsWith(room) === true);
+    if (m.getChild("subject") && !m.getChild("body")) return self;
+    history.push(m);
+  }
 }
 
 async function joinError(c: RawClient, room: string, nick: string): Promise<string | undefined> {
@@ -51,11 +60,15 @@ async function joinError(c: RawClient, room: string, nick: string): Promise<stri
   return errorCondition(await c.receive((e) => e.name === "presence" && e.attrs.from === `${room}/${nick}` && e.attrs.type === "error"));
 }
 
+async function configure(owner: RawClient, room: string, fields: Record<string, string>): Promise<void> {
+  const res = await owner.iq(xml("iq", { type: "set", to: room }, xml("query", { xmlns: OWNER }, form("submit", "http://jabber.org/protocol/muc#roomconfig", fields))));
+  assert.equal(res.attrs.type, "result", res.toString());
+}
+
 async function createRoom(owner: RawClient, nick: string, fields: Record<string, string> = {}): Promise<string> {
   const room = roomOf(fresh("room"));
   await join(owner, room, nick);
-  const res = await owner.iq(xml("iq", { type: "set", to: room }, xml("query", { xmlns: OWNER }, form("submit", "http://jabber.org/protocol/muc#roomconfig", fields))));
-  assert.equal(res.attrs.type, "result", res.toString());
+  await configure(owner, room, fields);
   return room;
 }
 
@@ -73,7 +86,7 @@ const reservedNick = async (c: RawClient, room: string) => {
 
 const isVoiceRequest = (room: string) => (el: Element) => el.name === "message" && el.attrs.from === room && el.getChild("x", DATA) !== undefined;
 
-describe("XEP-0045 voice requests and nick registration", function () {
+describe("XEP-0045 voice requests, nick registration and logging", function () {
   let ts: TestServer;
   before(async () => { ts = await startTestServer(); });
   after(() => ts.stop());
@@ -211,6 +224,52 @@ describe("XEP-0045 voice requests and nick registration", function () {
       assert.equal(await joinError(romeo, room, "jules"), "conflict");
       await join(romeo, room, "cat");
       closeAll(romeo, juliet, tybalt);
+    });
+  });
+
+  describe("XEP-0045 §10.2.1 muc#roomconfig_enablelogging", () => {
+    it("keeps nothing of an unlogged room: no 170, no stanza-id, no archive; history from memory; 171/170 on the change", async () => {
+      const [romeo, juliet, nurse] = await Promise.all(["romeo", "juliet", "nurse"].map((u) => onlineUser(ts, fresh(u))));
+      const room = await createRoom(romeo, "romeo");
+      const formReply = await romeo.iq(xml("iq", { type: "get", to: room }, xml("query", { xmlns: OWNER })));
+      assert.deepEqual(fieldsOf(formReply.getChild("query", OWNER)!.getChild("x", DATA)!)["muc#roomconfig_enablelogging"], ["1"], "logged by default");
+      say(romeo, room, "on the record");
+      await romeo.receive(bodyIs("on the record"));
+
+      await configure(romeo, room, { "muc#roomconfig_enablelogging": "0" });
+      const change = await romeo.receive((el) => el.name === "message" && el.attrs.from === room && codes(el).length > 0);
+      assert.deepEqual(codes(change), ["104", "171"]);
+      const info = await romeo.iq(xml("iq", { type: "get", to: room }, xml("query", { xmlns: INFO })));
+      assert.ok(!info.getChild("query")!.getChildren("feature").some((f) => f.attrs.var === MAM));
+
+      const self = await join(juliet, room, "juliet");
+      assert.ok(!codes(self).includes("170"), self.toString());
+      say(romeo, room, "off the record");
+      const live = await juliet.receive(bodyIs("off the record"));
+      assert.equal(live.getChildren("stanza-id", SID).find((s) => s.attrs.by === room), undefined);
+
+      // A newcomer gets history from the room's memory (not the earlier, logged message: that is on disk).
+      const history: Element[] = [];
+      await join(nurse, room, "nurse", history);
+      assert.deepEqual(history.map((m) => m.getChildText("body")), ["off the record"]);
+      assert.equal(history[0].getChild("delay", DELAY)?.attrs.from, room);
+      const mam = await juliet.iq(xml("iq", { type: "set", to: room }, xml("query", { xmlns: MAM, queryid: "q1" })));
+      assert.equal(errorCondition(mam), "service-unavailable");
+
+      // Logging on again (170): the archive holds the logged message and nothing of the unlogged one.
+      await configure(romeo, room, { "muc#roomconfig_enablelogging": "1" });
+      const back = await juliet.receive((el) => el.name === "message" && el.attrs.from === room && codes(el).includes("170"));
+      assert.deepEqual(codes(back), ["104", "170"]);
+      juliet.send(xml("iq", { type: "set", to: room, id: "mam2" }, xml("query", { xmlns: MAM, queryid: "q2" })));
+      const bodies: string[] = [];
+      for (;;) {
+        const el = await juliet.receive((e) => (e.name === "message" && e.getChild("result", MAM)?.attrs.queryid === "q2") || (e.name === "iq" && e.attrs.id === "mam2"));
+        if (el.name === "iq") { assert.equal(el.attrs.type, "result", el.toString()); break; }
+        const fwd = el.getChild("result", MAM)!.getChild("forwarded", "urn:xmpp:forward:0")!;
+        bodies.push(fwd.getChild("message")!.getChildText("body")!);
+      }
+      assert.deepEqual(bodies, ["on the record"]);
+      closeAll(romeo, juliet, nurse);
     });
   });
 });
