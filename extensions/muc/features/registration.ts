@@ -12,11 +12,14 @@ import { RoomError } from "../events.js";
 import { formElement, formValues } from "../forms.js";
 import { affiliationRank, type Room } from "../room.js";
 import type { MucService } from "../service.js";
+import { NS_REGISTER } from "../../register/index.js";
 
-export const NS_REGISTER = "jabber:iq:register";
 export const NS_MUC_REGISTER = "http://jabber.org/protocol/muc#register";
 /** XEP-0045 §7.12: the disco#info node that answers the asker's registered nick. */
 export const NODE_ROOMUSER_ITEM = "x-roomuser-item";
+
+/** Registered nicks one room keeps at most (the room record is read and written whole). */
+export const MAX_REGISTERED_NICKS = 5000;
 
 /** The nick as the room would use it (resourceprep), or null when it cannot be a nick. */
 function normalisedNick(room: Room, nick: string): string | null {
@@ -73,6 +76,7 @@ export function registration(muc: MucService): void {
     if ((owner !== undefined && owner !== bare) || (holder !== undefined && holder.bare !== bare)) {
       throw new StanzaError("conflict", "that nickname is reserved by someone else");
     }
+    if (!room.nicks.has(bare) && room.nicks.size >= MAX_REGISTERED_NICKS) throw new StanzaError("resource-constraint", "this room has too many registered nicknames");
     room.nicks.set(bare, nick);
     await muc.registry.save(room);
     return true;

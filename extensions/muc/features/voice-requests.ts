@@ -2,7 +2,8 @@
 // message to the room's bare JID. A visitor of a moderated room submits the form; every moderator gets it
 // to fill in (with the visitor's nick, and real JID where moderators see JIDs); a moderator who submits it
 // back with muc#request_allow true grants voice (role participant), which everyone sees as a presence.
-// A visitor's request is forwarded once until it is answered or a minute has passed (no flooding moderators).
+// A visitor's request is forwarded once until it is answered, the visitor leaves or a minute has passed
+// (no flooding moderators, also not by changing nick).
 import { xml, type Element } from "../../../src/xml/element.js";
 import { NS } from "../../../src/xml/ns.js";
 import { RoomError } from "../events.js";
@@ -13,7 +14,7 @@ import type { MucService } from "../service.js";
 export const NS_MUC_REQUEST = "http://jabber.org/protocol/muc#request";
 const RESEND_AFTER_MS = 60_000;
 
-/** Nick → when its request was last forwarded, per room. */
+/** Bare JID of the visitor → when its request was last forwarded, per room (a nick change does not reset it). */
 function pendingOf(room: Room): Map<string, number> {
   let m = room.data.get("voice-requests") as Map<string, number> | undefined;
   if (!m) room.data.set("voice-requests", (m = new Map()));
@@ -43,9 +44,9 @@ export function voiceRequests(muc: MucService): void {
     if (!room.config.moderated) return new RoomError("not-allowed", "this room is not moderated: everyone has voice");
     if (occupant.role !== "visitor") return true; // has voice already: nothing to ask
     const pending = pendingOf(room);
-    const last = pending.get(occupant.nick);
+    const last = pending.get(occupant.bare);
     if (last !== undefined && Date.now() - last < RESEND_AFTER_MS) return true;
-    pending.set(occupant.nick, Date.now());
+    pending.set(occupant.bare, Date.now());
     const showJid = muc.jidVisibleTo(room, "moderator");
     const form = formElement("form", NS_MUC_REQUEST, [
       { var: "muc#role", type: "list-single", label: "Requested role", values: ["participant"], options: [{ value: "participant", label: "Participant" }] },
@@ -65,16 +66,16 @@ export function voiceRequests(muc: MucService): void {
     if (actor.role !== "moderator") return new RoomError("forbidden", "only moderators answer voice requests");
     if (allow === undefined) return new RoomError("bad-request", "muc#request_allow: expected a boolean");
     if (nick === undefined) return new RoomError("bad-request", "muc#roomnick is required");
-    pendingOf(room).delete(nick);
-    if (!allow) return true; // denied: the visitor stays a visitor
     const target = room.occupants.get(nick);
     if (!target) return new RoomError("item-not-found", "no occupant has that nickname");
+    pendingOf(room).delete(target.bare);
+    if (!allow) return true; // denied: the visitor stays a visitor
     if (target.role === "visitor") muc.setRole(room, target, "participant", actor);
     return true;
   };
 
   muc.bus.observe("room-left", ({ room, occupant, gone }) => {
-    if (gone) pendingOf(room).delete(occupant.nick);
+    if (gone && room.occupantsOf(occupant.bare).length === 0) pendingOf(room).delete(occupant.bare);
   });
   muc.bus.fold("room-disco-features", (features, { room }) => {
     if (room.config.moderated) features.push(NS_MUC_REQUEST);
