@@ -30,11 +30,13 @@ import { occupantId } from "./features/occupant-id.js";
 import { stanzaId } from "./features/stanza-id.js";
 import { disco } from "./features/disco.js";
 import { missed } from "./features/missed.js";
+import { voiceRequests } from "./features/voice-requests.js";
+import { registration } from "./features/registration.js";
 
 /** In this order: it is the order of the configuration form's fields. */
 const FEATURES = [
   ownerConfig, anonymity, membersOnly, password, moderated, maxUsers, history, mam, subject, invitations, privateMessages,
-  nickChange, admin, destroy, occupantIq, selfPing, occupantId, stanzaId, disco, missed,
+  nickChange, admin, destroy, occupantIq, selfPing, occupantId, stanzaId, disco, missed, voiceRequests, registration,
 ];
 
 /** The <status/> children of a leaving occupant's presence, passed on (XEP-0045 §7.14). */
@@ -43,7 +45,7 @@ const statusOf = (stanza: Element): Element[] => stanza.getChildren("status");
 export const muc = defineModule({
   name: "muc",
   xep: [
-    { spec: "XEP-0045", title: "Multi-User Chat", version: "1.34", status: "partial", note: "no voice requests or nick registration; rooms are always logged (status 170)" },
+    { spec: "XEP-0045", title: "Multi-User Chat", version: "1.34", status: "complete", note: "voice requests, nick registration (reserves the nick, grants no membership); logging on by default (muc#roomconfig_enablelogging)" },
     { spec: "XEP-0249", title: "Direct MUC Invitations", version: "1.2", status: "complete", note: "client to client; the room needs no support" },
     { spec: "XEP-0410", title: "MUC Self-Ping (Schrödinger's Chat)", version: "1.1.0", status: "complete", note: "answered by the room" },
     { spec: "XEP-0421", title: "Anonymous unique occupant identifiers for MUCs", version: "0.2.0", status: "complete" },

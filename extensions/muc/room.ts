@@ -43,13 +43,18 @@ export interface RoomConfig {
   changeSubject: boolean;
   /** The room answers MAM (XEP-0313) queries from its timeline. */
   mam: boolean;
+  /**
+   * muc#roomconfig_enablelogging: messages are kept in the room timeline (history, MAM, missed-message
+   * notices; status 170). Off: nothing is written, history comes from memory while the room is loaded.
+   */
+  logging: boolean;
 }
 
 export function defaultConfig(historyLength: number): RoomConfig {
   return {
     name: "", description: "", language: "", persistent: false, public: true, membersOnly: false,
     passwordProtected: false, password: "", moderated: false, maxUsers: 0, whois: "moderators",
-    historyLength, allowInvites: false, allowPm: "anyone", changeSubject: false, mam: true,
+    historyLength, allowInvites: false, allowPm: "anyone", changeSubject: false, mam: true, logging: true,
   };
 }
 
@@ -76,6 +81,8 @@ export interface RoomRecord {
   floor: number;
   creator: string;
   createdAt: number;
+  /** XEP-0045 §7.10 registered nicks: [bare JID, nick] (absent in records written before registration existed). */
+  nicks?: Array<[string, string]>;
 }
 
 export interface OccupantSession {
@@ -132,6 +139,8 @@ export class Room {
   subject: Subject | null = null;
   /** The seq of the last groupchat message sent out; history on join stops there (later ones arrive live). */
   lastBroadcastSeq: number;
+  /** XEP-0045 §7.10 registered (reserved) nicks: bare JID → nick. */
+  nicks = new Map<string, string>();
   /** Per-feature state, keyed by the feature. */
   readonly data = new Map<string, unknown>();
 
@@ -157,6 +166,7 @@ export class Room {
     const room = new Room(jid, { ...defaults, ...rec.config }, rec.secret, rec.floor, rec.creator, rec.createdAt);
     room.affiliations = new Map(rec.affiliations);
     room.subject = rec.subject;
+    room.nicks = new Map(rec.nicks ?? []);
     room.lastBroadcastSeq = Math.max(lastSeq, rec.floor);
     return room;
   }
@@ -164,7 +174,7 @@ export class Room {
   toRecord(): RoomRecord {
     return {
       v: 1, config: this.config, affiliations: [...this.affiliations], subject: this.subject,
-      secret: this.secret, floor: this.floor, creator: this.creator, createdAt: this.createdAt,
+      secret: this.secret, floor: this.floor, creator: this.creator, createdAt: this.createdAt, nicks: [...this.nicks],
     };
   }
 
@@ -197,6 +207,12 @@ export class Room {
 
   *allSessions(): IterableIterator<[Occupant, OccupantSession]> {
     for (const o of this.occupants.values()) for (const s of o.sessions.values()) yield [o, s];
+  }
+
+  /** The bare JID that registered `nick`, if any. */
+  nickOwner(nick: string): string | undefined {
+    for (const [bare, n] of this.nicks) if (n === nick) return bare;
+    return undefined;
   }
 
   /** The occupant JID of a nick: room@service/nick. */

@@ -62,8 +62,8 @@ function isRoomControlled(c: Element): boolean {
   return (c.name === "x" && (ns === NS.muc || ns === NS.mucUser)) || (c.name === "occupant-id" && ns === NS_OCCUPANT_ID);
 }
 
-/** Whether a message is kept in the room timeline (XEP-0334 hints as for 1:1 messages). */
-function storable(stanza: Element): boolean {
+/** Whether a message is kept in the room timeline (XEP-0334 hints as for 1:1 messages), or in an unlogged room's memory. */
+export function storable(stanza: Element): boolean {
   if (stanza.getChild("no-store", NS.hints) || stanza.getChild("no-permanent-store", NS.hints)) return false;
   return stanza.getChild("body") !== undefined || stanza.getChild("store", NS.hints) !== undefined;
 }
@@ -478,7 +478,8 @@ export class MucService {
     if (isThenable(pre)) pre = await pre;
     if (pre instanceof RoomError) return new StanzaError(pre.condition, pre.text);
     if (pre) return true;
-    const stanzaId = storable(ev.stanza) ? randomUUID() : null;
+    // A room with logging off writes nothing: no stanza-id, no archive (history.ts keeps recent messages in memory).
+    const stanzaId = room.config.logging && storable(ev.stanza) ? randomUUID() : null;
     const msg = this.fromOccupant(room, occupant, ev.stanza, "groupchat");
     void this.bus.notify("room-message", { room, occupant, message: msg, stanzaId });
     const fanout = new Fanout(msg);

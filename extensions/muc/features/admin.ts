@@ -27,7 +27,8 @@ export function admin(muc: MucService): void {
       // §9.5, §10.5: the lists are for admins and owners.
       if (affiliationRank(room.affiliationOf(bare)) < ADMIN) throw new StanzaError("forbidden", "only admins and owners may see this list");
       for (const [jid, e] of room.withAffiliation(affiliation)) {
-        q.cnode(xml("item", { affiliation, jid }, e.reason ? xml("reason", null, e.reason) : null));
+        // §9.5: with the nick the member registered (§7.10).
+        q.cnode(xml("item", { affiliation, jid, nick: room.nicks.get(jid) }, e.reason ? xml("reason", null, e.reason) : null));
       }
       return q;
     }

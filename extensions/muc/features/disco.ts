@@ -1,5 +1,6 @@
 // XEP-0045 §6 service discovery: the service among the server's items (identity conference/text), the
-// public rooms as the service's items, and each room's features and muc#roominfo form (§6.4).
+// public rooms as the service's items, and each room's features and muc#roominfo form (§6.4); the asker's
+// registered nick at node x-roomuser-item (§7.12, registration.ts).
 import { xml, type Element } from "../../../src/xml/element.js";
 import { NS } from "../../../src/xml/ns.js";
 import { StanzaError } from "../../../src/xml/stanza.js";
@@ -7,6 +8,7 @@ import { formElement, type FormField } from "../forms.js";
 import { NS_ROOMINFO } from "../ns.js";
 import type { Room } from "../room.js";
 import type { MucService } from "../service.js";
+import { NODE_ROOMUSER_ITEM, roomUserItem } from "./registration.js";
 
 const SERVICE_NAME = "Chatrooms";
 
@@ -47,7 +49,9 @@ export function disco(muc: MucService): void {
   const visible = (room: Room, bare: string) => !room.locked || room.affiliationOf(bare) === "owner";
 
   muc.onRoomIq("get", NS.discoInfo, "query", (room, ev) => {
-    if (!visible(room, ev.from.bareString()) || nodeOf(ev, NS.discoInfo)) throw new StanzaError("item-not-found");
+    const node = nodeOf(ev, NS.discoInfo);
+    if (!visible(room, ev.from.bareString()) || (node && node !== NODE_ROOMUSER_ITEM)) throw new StanzaError("item-not-found");
+    if (node === NODE_ROOMUSER_ITEM) return roomUserItem(room, ev.from.bareString());
     const c = room.config;
     const features = [NS.muc, NS.discoInfo, NS.discoItems, c.persistent ? "muc_persistent" : "muc_temporary", c.public ? "muc_public" : "muc_hidden"];
     const q = xml("query", { xmlns: NS.discoInfo }, xml("identity", { category: "conference", type: "text", name: room.title }));

@@ -7,7 +7,8 @@
 // Who may query (XEP-0313 §6.1.2: whoever may enter the room at the time of the query): in an open room
 // anyone but outcasts, occupants or not; in a members-only room members, admins and owners; in a
 // password-protected room its occupants and members. A locked room does not exist for anyone but its
-// owner (item-not-found), and a room configured without `mam` keeps no archive (service-unavailable).
+// owner (item-not-found), and a room configured without `mam` or without logging (muc#roomconfig_enablelogging,
+// history.ts) keeps no archive (service-unavailable).
 //
 // Anonymity: a result shows the sender's real (bare) JID, in the muc#user <x/> of XEP-0313 §6.1.2, only to
 // a requester who would see it live (whois: everyone in non-anonymous rooms, moderators in semi-anonymous
@@ -34,7 +35,7 @@ export function mam(muc: MucService): void {
 
   muc.addConfigField(booleanField("mam", "Keep a message archive (XEP-0313 MAM) of the room?", "mam"));
   muc.bus.fold("room-disco-features", (features, { room }) => {
-    if (room.config.mam) features.push(NS.mam, NS.mamExtended, NS.fulltext);
+    if (room.config.mam && room.config.logging) features.push(NS.mam, NS.mamExtended, NS.fulltext);
     return features;
   });
 
@@ -45,7 +46,7 @@ export function mam(muc: MucService): void {
     const bare = from.bareString();
     const affiliation = room.affiliationOf(bare);
     if (room.locked && affiliation !== "owner") throw new StanzaError("item-not-found", "no such room");
-    if (!room.config.mam) throw new StanzaError("service-unavailable", "this room keeps no message archive");
+    if (!room.config.mam || !room.config.logging) throw new StanzaError("service-unavailable", "this room keeps no message archive");
     if (affiliation === "outcast") throw new StanzaError("forbidden", "you are banned from this room");
     const member = affiliationRank(affiliation) >= affiliationRank("member");
     if (room.config.membersOnly && !member) throw new StanzaError("forbidden", "the archive of a members-only room is for its members");
