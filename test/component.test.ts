@@ -173,12 +173,28 @@ describe("XEP-0114 Jabber Component Protocol", function () {
     await c.closed;
   });
 
-  it("a second connection for a connected domain is refused with conflict; the first one keeps serving", async () => {
+  it("a second connection that knows the secret replaces the first (conflict) and serves from then on", async () => {
     const first = await RawComponent.login(port);
     assert.equal(first.answer.name, "handshake");
     const second = await RawComponent.login(port);
-    assert.equal(streamErrorOf(second.answer), "conflict");
+    assert.equal(second.answer.name, "handshake", "the newcomer with the secret is accepted");
+    assert.equal(streamErrorOf(await first.c.receive((el) => el.name === "stream:error")), "conflict");
+    await first.c.closed;
+    assert.deepEqual(ts.server.modules.service("components")!.connected(), [GATEWAY]);
+    const juliet = await onlineUser(ts, "juliet");
+    juliet.send(xml("message", { to: `bot@${GATEWAY}`, type: "chat" }, xml("body", null, "who is there?")));
+    const got = await second.c.receive((el) => el.name === "message");
+    assert.equal(got.getChildText("body"), "who is there?");
+    second.c.close();
     await second.c.closed;
+    juliet.close();
+  });
+
+  it("a wrong secret does not replace the connected component", async () => {
+    const first = await RawComponent.login(port);
+    const intruder = await RawComponent.login(port, GATEWAY, "not the secret at all, no");
+    assert.equal(streamErrorOf(intruder.answer), "not-authorized");
+    await intruder.c.closed;
     const juliet = await onlineUser(ts, "juliet");
     juliet.send(xml("message", { to: `bot@${GATEWAY}`, type: "chat" }, xml("body", null, "still there?")));
     const got = await first.c.receive((el) => el.name === "message");
@@ -258,5 +274,45 @@ describe("XEP-0114 components over federation", function () {
       gateway.close();
       await gateway.closed;
     }
+  });
+});
+
+describe("XEP-0114 component keepalive (XEP-0199 ping)", function () {
+  this.timeout(20_000);
+  let ts: TestServer;
+  let port: number;
+  before(async () => {
+    ts = await startTestServer({ components: { port: 0, secrets: { [GATEWAY]: SECRET }, keepaliveSeconds: 1, pingTimeoutSeconds: 1 } });
+    port = ts.server.modules.service("components")!.port!;
+  });
+  after(() => ts?.stop());
+
+  it("a silent component is pinged; one that answers stays connected", async () => {
+    const { c } = await RawComponent.login(port);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const ping = await c.receive((el) => el.name === "iq" && el.getChild("ping", "urn:xmpp:ping") !== undefined);
+        assert.equal(ping.attrs.to, GATEWAY);
+        assert.equal(ping.attrs.from, ts.host);
+        c.send(xml("iq", { type: "result", id: ping.attrs.id, from: GATEWAY, to: ping.attrs.from }));
+      }
+      assert.deepEqual(ts.server.modules.service("components")!.connected(), [GATEWAY]);
+    } finally {
+      c.close();
+      await c.closed;
+    }
+  });
+
+  it("a component that stops answering (its host died) is dropped with connection-timeout and the domain is free", async () => {
+    const { c } = await RawComponent.login(port);
+    await c.receive((el) => el.name === "iq" && el.getChild("ping", "urn:xmpp:ping") !== undefined);
+    assert.equal(streamErrorOf(await c.receive((el) => el.name === "stream:error", 5000)), "connection-timeout");
+    await c.closed;
+    assert.deepEqual(ts.server.modules.service("components")!.connected(), []);
+    const juliet = await onlineUser(ts, "juliet");
+    juliet.send(xml("message", { to: `bot@${GATEWAY}`, id: "m1", type: "chat" }, xml("body", null, "anyone?")));
+    const err = await juliet.receive((el) => el.name === "message" && el.attrs.type === "error");
+    assert.equal(err.getChild("error")?.children.some((x) => typeof x !== "string" && x.name === "service-unavailable"), true);
+    juliet.close();
   });
 });

@@ -31,7 +31,7 @@ export const componentModule = defineModule({
   name: "components",
   xep: [{
     spec: "XEP-0114", title: "Jabber Component Protocol", version: "1.6", status: "complete",
-    note: "components.secrets per domain; a second connection for a connected domain is refused with conflict; in a cluster a component serves the users of the node it is connected to",
+    note: "components.secrets per domain; a second connection that knows the secret replaces the first (conflict); a silent component is pinged and dropped; in a cluster a component serves the users of the node it is connected to",
   }],
   async setup(api) {
     const cfg = api.config.components;
@@ -74,9 +74,11 @@ export const componentModule = defineModule({
       secretOf: (domain) => (Object.hasOwn(cfg.secrets, domain) ? cfg.secrets[domain] : undefined),
       claim: (domain, stream) => {
         const current = connected.get(domain);
-        if (current && !current.closed) return false;
         connected.set(domain, stream);
-        return true;
+        if (current && current !== stream && !current.closed) {
+          log.info({ domain, ip: current.remoteAddress }, "a new component connection replaces the old one");
+          current.close("conflict", `a new connection for ${domain} replaced this one`);
+        }
       },
       release: (domain, stream) => {
         if (connected.get(domain) === stream) connected.delete(domain);
@@ -91,9 +93,19 @@ export const componentModule = defineModule({
       server.once("error", reject);
       server.listen(cfg.port!, cfg.bind, () => { server.off("error", reject); resolve(); });
     });
+    // One timer for every component stream (as for s2s): ping the silent ones, drop the dead ones.
+    const keepaliveMs = cfg.keepaliveSeconds * 1000;
+    const timeoutMs = cfg.pingTimeoutSeconds * 1000;
+    const pingFrom = api.config.hosts[0]!;
+    const sweep = setInterval(() => {
+      const now = Date.now();
+      for (const s of streams) s.checkAlive(now, keepaliveMs, timeoutMs, pingFrom);
+    }, Math.max(250, Math.min(keepaliveMs, timeoutMs) / 4));
+    sweep.unref();
     const port = (server.address() as AddressInfo).port;
     if (!isLoopback(cfg.bind)) log.warn({ bind: cfg.bind }, "the component port is not on loopback: the protocol has no TLS, keep it on a private network");
     api.onUnload(() => {
+      clearInterval(sweep);
       server.close();
       for (const s of [...streams]) s.close("system-shutdown");
     });

@@ -20,8 +20,8 @@ export interface ComponentContext extends StreamContext {
   readonly router: Router;
   /** The shared secret of a configured component domain, undefined for any other name. */
   secretOf(domain: string): string | undefined;
-  /** Makes `stream` the one serving `domain`; false when another stream serves it already. */
-  claim(domain: string, stream: ComponentStream): boolean;
+  /** Makes `stream` the one serving `domain`, in place of the stream that served it (which is closed). */
+  claim(domain: string, stream: ComponentStream): void;
   /** The stream ended: it no longer serves its domain. */
   release(domain: string, stream: ComponentStream): void;
 }
@@ -38,6 +38,9 @@ export class ComponentStream extends S2sStream<ComponentContext> {
   authenticated = false;
   private readonly rate = new TokenBucket(this.ctx.config.components.stanzasPerSecond, this.ctx.config.components.stanzaBurst);
   private readonly authTimer: NodeJS.Timeout;
+  /** The id of the ping (XEP-0199) waiting for its answer, and when it was sent. */
+  private pingId: string | null = null;
+  private pingSentAt = 0;
 
   constructor(ctx: ComponentContext, socket: net.Socket, private readonly onClosed: (s: ComponentStream) => void) {
     super(ctx, socket);
@@ -110,8 +113,9 @@ export class ComponentStream extends S2sStream<ComponentContext> {
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       return this.close("not-authorized", "the handshake does not match the shared secret");
     }
-    // Another connection serving the domain stays; the newcomer is refused (as Prosody and ejabberd do).
-    if (!this.ctx.claim(this.domain!, this)) return this.close("conflict", `a component for ${this.domain} is connected already`);
+    // A newcomer that knows the secret replaces the stream serving the domain: after a crash the old one
+    // may be a dead TCP connection, and refusing the restarted component would keep the domain down.
+    this.ctx.claim(this.domain!, this);
     clearTimeout(this.authTimer);
     this.authenticated = true;
     this.parser.setMaxStanzaBytes(this.ctx.config.limits.maxStanzaBytes);
@@ -119,8 +123,30 @@ export class ComponentStream extends S2sStream<ComponentContext> {
     this.ctx.log.info({ domain: this.domain, ip: this.remoteAddress }, "component connected");
   }
 
+  /**
+   * Called by the module's sweep: pings the component after `keepaliveMs` of silence and closes the stream
+   * when nothing came `timeoutMs` after the ping (the component's host died without closing TCP).
+   */
+  checkAlive(now: number, keepaliveMs: number, timeoutMs: number, from: string): void {
+    if (!this.authenticated || this.closed) return;
+    if (this.pingId !== null && this.lastRead > this.pingSentAt) this.pingId = null;
+    if (this.pingId !== null) {
+      if (now - this.pingSentAt > timeoutMs) this.close("connection-timeout", "the component did not answer a ping");
+      return;
+    }
+    if (now - this.lastRead < keepaliveMs) return;
+    this.pingId = `ping-${randomBytes(6).toString("hex")}`;
+    this.pingSentAt = now;
+    this.write(xml("iq", { type: "get", id: this.pingId, from, to: this.domain }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+  }
+
   private handleStanza(el: Element): unknown {
     if (!this.authenticated) return this.close("not-authorized", "send the handshake first");
+    // The answer to the server's ping (any answer, a result or an error, shows the component is alive).
+    if (el.name === "iq" && el.attrs.id !== undefined && el.attrs.id.startsWith("ping-") && (el.attrs.type === "result" || el.attrs.type === "error")) {
+      if (el.attrs.id === this.pingId) this.pingId = null;
+      if (el.attrs.to === undefined || this.ctx.config.hosts.includes(el.attrs.to)) return true;
+    }
     const from = tryParseJid(el.attrs.from);
     const to = tryParseJid(el.attrs.to);
     // XEP-0114 §3: a component sends only from its own domain, and addresses every stanza.

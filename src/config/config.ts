@@ -121,7 +121,7 @@ export interface Config {
     maxStreamsPerDomain: number;
   };
   /** External components (XEP-0114): `secrets` is component domain → shared secret. */
-  components: { bind: string; port: number | null; secrets: Record<string, string>; stanzasPerSecond: number; stanzaBurst: number };
+  components: { bind: string; port: number | null; secrets: Record<string, string>; stanzasPerSecond: number; stanzaBurst: number; keepaliveSeconds: number; pingTimeoutSeconds: number };
   cluster: { redisUrl: string | null; nodeId: string | null; heartbeatSeconds: number; deadAfterSeconds: number };
   modules: { disabled: string[]; [moduleName: string]: unknown };
 }

@@ -962,6 +962,20 @@ export const schema: Section = {
           default: 5000,
           description: "Stanzas a component may send in a burst above components.stanzasPerSecond.",
         },
+        keepaliveSeconds: {
+          kind: "integer",
+          min: 1,
+          max: 3600,
+          default: 60,
+          description: "Ping (XEP-0199) a component that sent nothing for this long, so a component whose host died is noticed.",
+        },
+        pingTimeoutSeconds: {
+          kind: "integer",
+          min: 1,
+          max: 3600,
+          default: 30,
+          description: "Close a component's stream (connection-timeout) when it sends nothing for this long after a ping.",
+        },
       },
     },
     cluster: {
