@@ -56,6 +56,13 @@ const CLAIM = `local o = redis.call('HGET', KEYS[1], ARGV[1])
 if o and redis.call('EXISTS', ARGV[3] .. o) == 1 then return o end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return ARGV[2]`;
+/** The owner of a held key (Router.hold) while that node is alive, else nil. KEYS[1] owners hash; ARGV key, alive-key prefix. */
+const HELD_BY = `local o = redis.call('HGET', KEYS[1], ARGV[1])
+if o and redis.call('EXISTS', ARGV[2] .. o) == 1 then return o end
+return false`;
+/** Drops a held key if this node still holds it (another node may have taken it since). ARGV key, node. */
+const RELEASE = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1`;
 /** Stanzas on the bus were accepted by the sending node already: only sanity limits here. */
 const BUS_LIMITS = { maxStanzaBytes: 64 * 1024 * 1024, maxDepth: 1000, maxAttributes: 10_000, maxNameLength: 10_000 };
 
@@ -140,7 +147,10 @@ export class RedisCluster implements Cluster, DirectoryLink {
     this.connected = true;
     this.running = true;
     await this.register();
-    ctx.router.setForwarder(this.forward);
+    ctx.router.setForwarder(this.forward, {
+      hold: async (key) => { await this.cmd.hSet(KEYS.owners, key, this.nodeId); },
+      release: async (key) => { await this.cmd.eval(RELEASE, { keys: [KEYS.owners], arguments: [key, this.nodeId] }); },
+    });
     await this.sub.subscribe(KEYS.events, (message) => this.onEvent(message));
     const members = (await this.cmd.sMembers(KEYS.nodes)).filter((n) => n !== this.nodeId);
     await this.resync(members, true);
@@ -242,7 +252,16 @@ export class RedisCluster implements Cluster, DirectoryLink {
 
   // ---- partitioned keys (Router.partition): each is handled on the node that owns it ----
 
-  private readonly forward = (key: string, stanza: Element, answer: boolean): false | HookResult | Promise<false | HookResult> => {
+  private readonly forward = (key: string, stanza: Element, answer: boolean, held: boolean): false | HookResult | Promise<false | HookResult> => {
+    // A held key moves with its holder (a component reconnecting to another node): asked every time, never
+    // cached; nobody holding it means this node answers (e.g. service-unavailable).
+    if (held) {
+      return (this.cmd.eval(HELD_BY, { keys: [KEYS.owners], arguments: [key, KEYS.alive("")] }) as Promise<string | null>)
+        .then((node) => (node === null ? false as const : this.toOwner(node, stanza, answer)), (err: unknown) => {
+          this.log.warn({ err, key }, "finding the node holding a key failed; handling the stanza here");
+          return false as const;
+        });
+    }
     const known = this.owners.get(key);
     if (typeof known === "string") return this.toOwner(known, stanza, answer);
     // Stanzas for a key whose owner is being asked wait on the same answer, so they keep their order.

@@ -31,7 +31,7 @@ export const componentModule = defineModule({
   name: "components",
   xep: [{
     spec: "XEP-0114", title: "Jabber Component Protocol", version: "1.6", status: "complete",
-    note: "components.secrets per domain; a second connection that knows the secret replaces the first (conflict); a silent component is pinged and dropped; in a cluster a component serves the users of the node it is connected to",
+    note: "components.secrets per domain; a second connection that knows the secret replaces the first (conflict); a silent component is pinged and dropped; in a cluster stanzas for the domain go to the node its component is connected to",
   }],
   async setup(api) {
     const cfg = api.config.components;
@@ -39,7 +39,14 @@ export const componentModule = defineModule({
     const connected = new Map<string, ComponentStream>();
     const log = api.log;
 
+    // In a cluster, stanzas for a component domain go to the node its component is connected to (a held
+    // key: recorded in the cluster when the component connects, dropped when it leaves).
+    const keyOf = (domain: string) => `component:${domain}`;
+    const hold = (domain: string, yes: boolean) => api.router.hold(keyOf(domain), yes)
+      .catch((err: unknown) => log.warn({ err, domain }, "recording the component's node in the cluster failed"));
     for (const domain of domains) {
+      const key = keyOf(domain);
+      api.onUnload(api.router.partition(domain, () => key, { held: true }));
       const bus = api.component(domain);
       const toComponent = (ev: StanzaEvent) => {
         const stream = connected.get(domain);
@@ -79,9 +86,12 @@ export const componentModule = defineModule({
           log.info({ domain, ip: current.remoteAddress }, "a new component connection replaces the old one");
           current.close("conflict", `a new connection for ${domain} replaced this one`);
         }
+        return hold(domain, true);
       },
       release: (domain, stream) => {
-        if (connected.get(domain) === stream) connected.delete(domain);
+        if (connected.get(domain) !== stream) return;
+        connected.delete(domain);
+        void hold(domain, false);
       },
     };
     const server = net.createServer((socket) => {

@@ -21,7 +21,7 @@ export interface ComponentContext extends StreamContext {
   /** The shared secret of a configured component domain, undefined for any other name. */
   secretOf(domain: string): string | undefined;
   /** Makes `stream` the one serving `domain`, in place of the stream that served it (which is closed). */
-  claim(domain: string, stream: ComponentStream): void;
+  claim(domain: string, stream: ComponentStream): Promise<void>;
   /** The stream ended: it no longer serves its domain. */
   release(domain: string, stream: ComponentStream): void;
 }
@@ -104,7 +104,7 @@ export class ComponentStream extends S2sStream<ComponentContext> {
     return this.close("unsupported-stanza-type", `<${el.name}/> is not supported on a component stream`);
   }
 
-  private handshake(el: Element): void {
+  private async handshake(el: Element): Promise<void> {
     if (this.authenticated) return this.close("not-authorized", "the handshake was done already");
     const secret = this.ctx.secretOf(this.domain!)!;
     const expected = Buffer.from(handshakeDigest(this.streamId, secret), "utf8");
@@ -115,9 +115,11 @@ export class ComponentStream extends S2sStream<ComponentContext> {
     }
     // A newcomer that knows the secret replaces the stream serving the domain: after a crash the old one
     // may be a dead TCP connection, and refusing the restarted component would keep the domain down.
-    this.ctx.claim(this.domain!, this);
     clearTimeout(this.authTimer);
     this.authenticated = true;
+    // In a cluster the other nodes learn where the domain is served before the component is told it may send.
+    await this.ctx.claim(this.domain!, this);
+    if (this.closed) return;
     this.parser.setMaxStanzaBytes(this.ctx.config.limits.maxStanzaBytes);
     this.write(xml("handshake"));
     this.ctx.log.info({ domain: this.domain, ip: this.remoteAddress }, "component connected");

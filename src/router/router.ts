@@ -19,7 +19,16 @@ type Result = HookResult | Promise<HookResult>;
  * running) and should handle the stanza itself. With `answer`, the owner's result comes back (what
  * `submit` needs); without, sending it is the result (true).
  */
-export type Forwarder = (key: string, stanza: Element, answer: boolean) => false | HookResult | Promise<false | HookResult>;
+export type Forwarder = (key: string, stanza: Element, answer: boolean, held: boolean) => false | HookResult | Promise<false | HookResult>;
+
+/**
+ * A held key (Router.hold, e.g. an external component's domain) is owned by the node where its holder is
+ * connected, not by the first node that asks: the cluster records and drops that node.
+ */
+export interface Ownership {
+  hold(key: string): Promise<void>;
+  release(key: string): Promise<void>;
+}
 
 export class Router {
   /** Stanzas from and to local clients, by kind (the sessions count what they send). */
@@ -39,7 +48,12 @@ export class Router {
 
   /** Per partitioned domain: the key whose owner node handles a stanza to `to` (null: any node). */
   private readonly partitions = new Map<string, (to: Jid) => string | null>();
+  /** Partitioned domains whose keys are held (see Ownership) rather than claimed by the first node asking. */
+  private readonly heldDomains = new Set<string>();
+  /** The held keys this node holds now. */
+  private readonly heldKeys = new Set<string>();
   private forwarder: Forwarder | null = null;
+  private ownership: Ownership | null = null;
   /** Stanzas that came from the owner check of another node: handled here, never sent on again. */
   private readonly pinned = new WeakSet<Element>();
   /** Stanzas whose sender waits for the result (`submit`): a forward brings the owner's result back. */
@@ -49,14 +63,30 @@ export class Router {
    * Makes every stanza to `domain` be handled on one node of a cluster per key (e.g. one MUC room lives on
    * one node): `keyOf` names the key of an address. Returns the undo.
    */
-  partition(domain: string, keyOf: (to: Jid) => string | null): () => void {
+  partition(domain: string, keyOf: (to: Jid) => string | null, opts: { held?: boolean } = {}): () => void {
     this.partitions.set(domain, keyOf);
-    return () => { if (this.partitions.get(domain) === keyOf) this.partitions.delete(domain); };
+    if (opts.held) this.heldDomains.add(domain);
+    return () => {
+      if (this.partitions.get(domain) !== keyOf) return;
+      this.partitions.delete(domain);
+      this.heldDomains.delete(domain);
+    };
   }
 
   /** The cluster's way to the owner of a key (set when the node joins a cluster). */
-  setForwarder(forwarder: Forwarder | null): void {
+  setForwarder(forwarder: Forwarder | null, ownership: Ownership | null = null): void {
     this.forwarder = forwarder;
+    this.ownership = ownership;
+    // Keys held before the node joined (a component connected early) are recorded now.
+    if (ownership) for (const key of this.heldKeys) ownership.hold(key).catch((err: unknown) => this.log.warn({ err, key }, "recording a held key failed"));
+  }
+
+  /** Records that this node holds `key` of a held partition (its component is connected here), or no longer does. */
+  hold(key: string, yes: boolean): Promise<void> {
+    if (yes) this.heldKeys.add(key);
+    else this.heldKeys.delete(key);
+    if (this.ownership === null) return Promise.resolve();
+    return yes ? this.ownership.hold(key) : this.ownership.release(key);
   }
 
   /** A stanza another node forwarded here because this node owns its key: handled here, as from a server. */
@@ -74,7 +104,7 @@ export class Router {
     const keyOf = this.partitions.get(ev.to.domain);
     const key = keyOf === undefined || this.pinned.has(ev.stanza) ? null : keyOf(ev.to);
     if (key === null) return here();
-    const sent = this.forwarder(key, ev.stanza, this.awaited.has(ev.stanza));
+    const sent = this.forwarder(key, ev.stanza, this.awaited.has(ev.stanza), this.heldDomains.has(ev.to.domain));
     if (sent === false) return here();
     if (!isThenable(sent)) return sent;
     return sent.then((away) => (away === false ? here() : away));
