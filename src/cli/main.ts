@@ -13,6 +13,7 @@ import { tryParseJid } from "../jid/jid.js";
 import type { ModuleDefinition } from "../modules/module.js";
 import { SchemaOutdatedError, SchemaTooNewError } from "../storage/migrate.js";
 import { federationReport } from "../s2s/report.js";
+import { componentsReport } from "../component/report.js";
 import { importCertificates } from "./cert.js";
 import { AdminCommandError, announceCommand, disableCommand, kickCommand, sessionsCommand } from "./admin.js";
 
@@ -75,10 +76,15 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       case "start": return await start(config(), deps, err);
       case "check-config": {
         const c = config();
-        out.write(JSON.stringify(c, null, 2) + "\n");
+        // The component secrets are not printed (the output gets pasted into bug reports).
+        const secrets = Object.fromEntries(Object.keys(c.components.secrets).map((d) => [d, "(not shown)"]));
+        out.write(JSON.stringify({ ...c, components: { ...c.components, secrets } }, null, 2) + "\n");
         const federation = federationReport(c);
         for (const line of federation.lines) out.write(line + "\n");
         for (const w of federation.warnings) out.write(`warning: ${w}\n`);
+        const components = componentsReport(c);
+        for (const line of components.lines) out.write(line + "\n");
+        for (const w of components.warnings) out.write(`warning: ${w}\n`);
         out.write("configuration OK\n");
         return 0;
       }

@@ -10,6 +10,7 @@ import { xml } from "../xml/element.js";
 import { StanzaError } from "../xml/stanza.js";
 import type { StanzaEvent } from "../events/hooks.js";
 import { ComponentStream, type ComponentContext } from "./stream.js";
+import { isLoopback } from "./report.js";
 
 export interface ComponentsService {
   /** The bound listener port; null when components.port is off. */
@@ -22,7 +23,6 @@ declare module "../modules/module.js" {
   interface ServiceMap { components: ComponentsService }
 }
 
-const isLoopback = (addr: string) => addr === "::1" || addr === "localhost" || /^127\./.test(addr);
 
 const KINDS = ["message", "presence", "iq"] as const;
 const TARGETS = ["full", "bare", "host"] as const;
