@@ -139,7 +139,7 @@ export class ComponentStream extends S2sStream<ComponentContext> {
     if (now - this.lastRead < keepaliveMs) return;
     this.pingId = `ping-${randomBytes(6).toString("hex")}`;
     this.pingSentAt = now;
-    this.write(xml("iq", { type: "get", id: this.pingId, from, to: this.domain }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+    this.write(xml("iq", { type: "get", id: this.pingId, from, to: this.domain }, xml("ping", { xmlns: NS.ping })));
   }
 
   private handleStanza(el: Element): unknown {
