@@ -29,7 +29,7 @@ import { parseFramedElement } from "../xml/parser.js";
 import { StanzaError, type StanzaErrorCondition, type StreamErrorCondition } from "../xml/stanza.js";
 import type { HookResult } from "../events/hooks.js";
 import type { Cluster, ClusterContext } from "./cluster.js";
-import type { Router } from "../router/router.js";
+import type { Ownership, Router } from "../router/router.js";
 import { ClusterRegistry, type DirectoryLink } from "./registry.js";
 import { RemoteSession } from "./remote-session.js";
 import { KEYS, VERSION_FIELD, itemsOf, metaOf, stanzaItem, type BusItem, type DirectoryEvent, type SessionRecord } from "./wire.js";
@@ -147,10 +147,7 @@ export class RedisCluster implements Cluster, DirectoryLink {
     this.connected = true;
     this.running = true;
     await this.register();
-    ctx.router.setForwarder(this.forward, {
-      hold: async (key) => { await this.cmd.hSet(KEYS.owners, key, this.nodeId); },
-      release: async (key) => { await this.cmd.eval(RELEASE, { keys: [KEYS.owners], arguments: [key, this.nodeId] }); },
-    });
+    ctx.router.setForwarder(this.forward, this.ownership);
     await this.sub.subscribe(KEYS.events, (message) => this.onEvent(message));
     const members = (await this.cmd.sMembers(KEYS.nodes)).filter((n) => n !== this.nodeId);
     await this.resync(members, true);
@@ -251,6 +248,12 @@ export class RedisCluster implements Cluster, DirectoryLink {
   }
 
   // ---- partitioned keys (Router.partition): each is handled on the node that owns it ----
+
+  /** Held keys (a component connected here) name this node as their owner until it lets them go. */
+  private readonly ownership: Ownership = {
+    hold: async (key) => { await this.cmd.hSet(KEYS.owners, key, this.nodeId); },
+    release: async (key) => { await this.cmd.eval(RELEASE, { keys: [KEYS.owners], arguments: [key, this.nodeId] }); },
+  };
 
   private readonly forward = (key: string, stanza: Element, answer: boolean, held: boolean): false | HookResult | Promise<false | HookResult> => {
     // A held key moves with its holder (a component reconnecting to another node): asked every time, never
@@ -699,6 +702,8 @@ export class RedisCluster implements Cluster, DirectoryLink {
     this.nodeId = newNodeId(this.nodeId.replace(/-[0-9a-f]{6}$/, ""));
     this.token = randomBytes(8).toString("hex");
     await this.register();
+    // The keys this node holds were recorded under its old id: record them under the new one.
+    this.ctx?.router.setForwarder(this.forward, this.ownership);
   }
 }
 
