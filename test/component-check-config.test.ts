@@ -10,7 +10,7 @@ import { componentsReport } from "../src/component/report.js";
 
 const SECRET = "a long random secret for the gateway";
 
-describe("XEP-0114 components: check-config", () => {
+describe("XEP-0114 components: check-config (and no secret in its output)", () => {
   let dir: string;
   before(() => { dir = mkdtempSync(path.join(tmpdir(), "hearth-component-check-")); });
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,5 +46,25 @@ describe("XEP-0114 components: check-config", () => {
     assert.match(stdout, /"irc\.example\.com": "\(not shown\)"/);
     assert.ok(!stdout.includes(SECRET), "the secret is not printed");
     assert.match(stdout, /configuration OK/);
+  });
+
+  it("prints no secret of any kind: API keys, the dialback secret, passwords in store and Redis URLs", async () => {
+    const file = path.join(dir, "secrets.yaml");
+    const apiKey = "k3y0123456789abcdef0123456789abcdef0123";
+    const dialback = "the dialback secret of this server";
+    writeFileSync(file, [
+      `dataDir: ${JSON.stringify(dir)}`,
+      `api: { keys: { backend: "${apiKey}" } }`,
+      `s2s: { dialbackSecret: "${dialback}" }`,
+      `storage: { driver: postgres, postgres: { url: "postgres://hearth:pg-password-123@127.0.0.1:5432/hearth" } }`,
+      `cluster: { redisUrl: "redis://:redis-password-456@127.0.0.1:6379" }`,
+    ].join("\n") + "\n");
+    let stdout = "";
+    const out = { write: (s: string) => { stdout += s; return true; } } as unknown as NodeJS.WritableStream;
+    const code = await main(["check-config", "--config", file], { extensions: [], stdout: out, stderr: out });
+    assert.equal(code, 0, stdout);
+    for (const secret of [apiKey, dialback, "pg-password-123", "redis-password-456"]) assert.ok(!stdout.includes(secret), `${secret} was printed`);
+    assert.match(stdout, /"backend": "\(not shown\)"/);
+    assert.match(stdout, /postgres:\/\/hearth:\(not%20shown\)@127\.0\.0\.1:5432\/hearth|postgres:\/\/hearth:%28not%20shown%29@127\.0\.0\.1:5432\/hearth/);
   });
 });
