@@ -24,6 +24,8 @@ const POLL_MS = 200;
  */
 const CHECKPOINT_ROWS = 2000;
 const CHECKPOINT_IDLE_MS = 10_000;
+/** At most this many checkpoints after one, for the frames committed while it ran. */
+const FOLLOW_UPS = 3;
 
 const port = parentPort!;
 const { path, role, progress } = workerData as { path: string; role: "writer" | "checkpointer"; progress: SharedArrayBuffer };
@@ -37,6 +39,12 @@ db.pragma("synchronous = NORMAL");
 // its fsyncs.
 db.pragma("wal_autocheckpoint = 0");
 
+/** Copies the WAL into the database as far as no reader needs it; answers the frames the WAL had. */
+const checkpoint = (): number => {
+  const [r] = db.pragma("wal_checkpoint(PASSIVE)") as Array<{ busy: number; log: number; checkpointed: number }>;
+  return r.log;
+};
+
 if (role === "checkpointer") {
   let rowsAtLast = Atomics.load(rowsCommitted, 0);
   let lastAt = Date.now();
@@ -46,7 +54,15 @@ if (role === "checkpointer") {
     rowsAtLast = rows;
     lastAt = Date.now();
     try {
-      db.pragma("wal_checkpoint(PASSIVE)");
+      // Commits made during a checkpoint leave frames after it: the WAL is then never wholly copied when a
+      // transaction starts, so SQLite never starts it over and under a steady load the file only grows.
+      // Short follow-ups copy what arrived meanwhile, so that the next commit can start it over.
+      let log = checkpoint();
+      for (let i = 0; i < FOLLOW_UPS; i++) {
+        const next = checkpoint();
+        if (next <= log) break;
+        log = next;
+      }
     } catch {
       // Busy (another checkpoint, or the database is being closed): the next round catches up.
     }
