@@ -217,6 +217,38 @@ describe("sqlite store", function () {
     assert.equal(await store.timeline.lastSeq("a@x"), 1);
   });
 
+  it("allocates seqs in order whether a batch commits on the event loop (small) or in the writer (large)", async function () {
+    store = openSqliteStore({ path });
+    const seqs: number[] = [];
+    const many = (n: number) => Array.from({ length: n }, () => entry("a@x", { stanzaId: undefined }));
+    // Small batches while the writer is idle commit on the main connection, large ones in the writer
+    // thread, which caches each owner's counter: each must see the seqs the other allocated.
+    for (const size of [1, 20, 1, 1, 20, 2, 20, 20, 1]) {
+      for (const row of await store.timeline.append(many(size))) seqs.push(row.seq);
+    }
+    assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1));
+    const stored = await store.timeline.query("a@x", { limit: 200 });
+    assert.deepEqual(stored.map((r) => r.seq), seqs);
+  });
+
+  it("does not block the event loop on another connection's write lock", async function () {
+    store = openSqliteStore({ path });
+    await store.timeline.append([entry("a@x")]);
+    const other = new Database(path);
+    other.pragma("busy_timeout = 5000");
+    other.exec("BEGIN IMMEDIATE");
+    let committed = false;
+    const appended = store.timeline.append([entry("a@x")]).then((rows) => { committed = true; return rows; });
+    // The append waits for the lock off the event loop: timers still fire meanwhile.
+    const loopStart = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(Date.now() - loopStart < 1000, "the event loop kept turning");
+    assert.equal(committed, false, "not answered before its commit");
+    other.exec("COMMIT");
+    other.close();
+    assert.equal((await appended)[0].seq, 2);
+  });
+
   it("returns one key-value object per store name", function () {
     store = openSqliteStore({ path });
     assert.equal(store.keyValue("a"), store.keyValue("a"));

@@ -6,8 +6,11 @@ import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
 import { timelineWriter, type KvPut, type PackedBatch, type WrittenBatch } from "./timeline-write.js";
 
-/** Timeline appends, and compare-and-sets of map stores (committed in the same transaction). */
-export interface WriterRequest { id: number; batch: PackedBatch; kv: KvPut[] }
+/**
+ * Timeline appends, and compare-and-sets of map stores (committed in the same transaction); `forget`: owners
+ * the main thread wrote rows for since the last request (their cached counters are stale).
+ */
+export interface WriterRequest { id: number; batch: PackedBatch; kv: KvPut[]; forget: string[] }
 export type WriterAnswer =
   | { id: number; results: WrittenBatch; kv: Array<string | null> }
   | { id: number; error: string };
@@ -21,6 +24,8 @@ const POLL_MS = 200;
  */
 const CHECKPOINT_ROWS = 2000;
 const CHECKPOINT_IDLE_MS = 10_000;
+/** At most this many checkpoints after one, for the frames committed while it ran. */
+const FOLLOW_UPS = 3;
 
 const port = parentPort!;
 const { path, role, progress } = workerData as { path: string; role: "writer" | "checkpointer"; progress: SharedArrayBuffer };
@@ -34,6 +39,12 @@ db.pragma("synchronous = NORMAL");
 // its fsyncs.
 db.pragma("wal_autocheckpoint = 0");
 
+/** Copies the WAL into the database as far as no reader needs it; answers the frames the WAL had. */
+const checkpoint = (): number => {
+  const [r] = db.pragma("wal_checkpoint(PASSIVE)") as Array<{ busy: number; log: number; checkpointed: number }>;
+  return r.log;
+};
+
 if (role === "checkpointer") {
   let rowsAtLast = Atomics.load(rowsCommitted, 0);
   let lastAt = Date.now();
@@ -43,7 +54,15 @@ if (role === "checkpointer") {
     rowsAtLast = rows;
     lastAt = Date.now();
     try {
-      db.pragma("wal_checkpoint(PASSIVE)");
+      // Commits made during a checkpoint leave frames after it: the WAL is then never wholly copied when a
+      // transaction starts, so SQLite never starts it over and under a steady load the file only grows.
+      // Short follow-ups copy what arrived meanwhile, so that the next commit can start it over.
+      let log = checkpoint();
+      for (let i = 0; i < FOLLOW_UPS; i++) {
+        const next = checkpoint();
+        if (next <= log) break;
+        log = next;
+      }
     } catch {
       // Busy (another checkpoint, or the database is being closed): the next round catches up.
     }
@@ -65,6 +84,7 @@ if (role === "checkpointer") {
     }
     let answer: WriterAnswer;
     try {
+      if (msg.forget.length !== 0) write.forget(msg.forget);
       const written = write(msg.batch, msg.kv);
       answer = { id: msg.id, results: written.results, kv: written.kv };
       let rows = 0;

@@ -27,6 +27,11 @@ const SAME = 0;
  */
 export interface PackedBatch { sizes: number[]; values: unknown[] }
 
+/** The owners a packed batch writes rows for. */
+export function ownersOf(batch: PackedBatch, into: Set<string>): void {
+  for (let v = 0; v < batch.values.length; v += STRIDE) into.add(batch.values[v] as string);
+}
+
 export function packBatch(batch: NewTimelineEntry[][]): PackedBatch {
   const sizes: number[] = new Array(batch.length);
   const values: unknown[] = [];
@@ -46,7 +51,17 @@ export function packBatch(batch: NewTimelineEntry[][]): PackedBatch {
   return { sizes, values };
 }
 
-export function timelineWriter(db: Db): (batch: PackedBatch, kv?: KvPut[]) => { results: WrittenBatch; kv: Array<string | null> } {
+export interface TimelineWriter {
+  (batch: PackedBatch, kv?: KvPut[]): { results: WrittenBatch; kv: Array<string | null> };
+  /** Drops the cached counters of owners another connection wrote rows for. */
+  forget(owners: Iterable<string>): void;
+}
+
+/**
+ * `cached`: keep each owner's last seq in memory after its first read, for a connection that is the only
+ * one allocating seqs; a connection that writes only now and then reads the counter row every time.
+ */
+export function timelineWriter(db: Db, cached = true): TimelineWriter {
   const put = kvPutter(db);
   const insert = db.prepare<[string, number, string, number, string, string | null, number, string, number, number, string | null]>(
     `INSERT INTO timeline (${TIMELINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -65,7 +80,10 @@ export function timelineWriter(db: Db): (batch: PackedBatch, kv?: KvPut[]) => { 
   const lastSeqs = new Map<string, number>();
   const lastAllocated = (owner: string): number => {
     let last = lastSeqs.get(owner);
-    if (last === undefined) lastSeqs.set(owner, last = selectCounter.get(owner) ?? 0);
+    if (last === undefined) {
+      last = selectCounter.get(owner) ?? 0;
+      if (cached) lastSeqs.set(owner, last);
+    }
     return last;
   };
 
@@ -105,11 +123,12 @@ export function timelineWriter(db: Db): (batch: PackedBatch, kv?: KvPut[]) => { 
     return { results, allocated, kv: kv.map(put) };
   });
 
-  return (batch, kv = []) => {
+  const write = (batch: PackedBatch, kv: KvPut[] = []) => {
     const written = writeBatch.immediate(batch, kv);
-    for (const [owner, seq] of written.allocated) lastSeqs.set(owner, seq);
+    if (cached) for (const [owner, seq] of written.allocated) lastSeqs.set(owner, seq);
     return { results: written.results, kv: written.kv };
   };
+  return Object.assign(write, { forget(owners: Iterable<string>) { for (const o of owners) lastSeqs.delete(o); } });
 }
 
 /** A compare-and-set of one key of a map store (MapStore.putIfMany), run by the writer with the timeline's commits. */
