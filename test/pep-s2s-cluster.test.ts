@@ -4,11 +4,9 @@
 // remote resource from the presence node 2 relays to the user's session, and its features from the
 // verified-hash cache node 2 filled, so the notification still goes out.
 import assert from "node:assert/strict";
-import { startTestServer, type TestServer } from "./helpers/server.js";
+import type { TestServer } from "./helpers/server.js";
 import type { RawClient } from "./helpers/raw-client.js";
-import { freePort } from "./helpers/s2s-peer.js";
-import { sharedPostgres } from "./helpers/postgres.js";
-import { startRedis, type PrivateRedis } from "./helpers/redis.js";
+import { startFederatedCluster, type FederatedCluster } from "./helpers/s2s-cluster.js";
 import { xml, type Element } from "../src/xml/element.js";
 import { EVENT, INFO, CAPS, DEVICELIST, publishOptions, publish, devicelist, eventFor, capsOf, login, online, friends, until } from "./helpers/pep.js";
 
@@ -19,7 +17,7 @@ const devices = (ev: Element) =>
 
 describe("XEP-0163 PEP from a two-node cluster to a contact on another server (s2s)", function () {
   this.timeout(90_000);
-  let redis: PrivateRedis;
+  let cluster: FederatedCluster;
   let n1: TestServer;
   let n2: TestServer;
   let x: TestServer;
@@ -27,25 +25,12 @@ describe("XEP-0163 PEP from a two-node cluster to a contact on another server (s
   const dbName = `pep_s2s_cluster_${process.pid}`;
 
   before(async () => {
-    const pg = await sharedPostgres();
-    const url = await pg.createDatabase(dbName);
-    redis = await startRedis();
-    const [p1, p2, px] = [await freePort("127.0.0.2"), await freePort("127.0.0.3"), await freePort("127.0.0.4")];
-    const node = (bind: string, port: number) => startTestServer({
-      hosts: ["c.test"],
-      storage: { driver: "postgres", postgres: { url, poolSize: 4 } },
-      cluster: { redisUrl: redis.url, heartbeatSeconds: 1, deadAfterSeconds: 3 },
-      s2s: { bind, port, routes: { "x.test": `127.0.0.4:${px}` }, dialbackSecret: SECRET, connectTimeoutSeconds: 8 },
-    });
-    n1 = await node("127.0.0.2", p1);
-    n2 = await node("127.0.0.3", p2);
-    x = await startTestServer({ hosts: ["x.test"], s2s: { bind: "127.0.0.4", port: px, routes: { "c.test": `127.0.0.3:${p2}` }, connectTimeoutSeconds: 8 } });
+    cluster = await startFederatedCluster(dbName, SECRET);
+    ({ n1, n2, x } = cluster);
   });
   after(async () => {
     for (const c of clients) c.close();
-    await Promise.all([n1?.stop(), n2?.stop(), x?.stop()]);
-    await redis?.stop();
-    await (await sharedPostgres()).dropDatabase(dbName).catch(() => {});
+    await cluster?.stop();
   });
 
   it("notifies the remote contact with +notify of a devicelist published on the node that did not get its presence", async () => {

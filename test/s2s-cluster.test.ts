@@ -3,11 +3,9 @@
 // incoming one lands on node 2 and still reaches a user on node 1; node 2 answers the dialback
 // verification of keys node 1 generated, because both derive them from the same s2s.dialbackSecret.
 import assert from "node:assert/strict";
-import { startTestServer, type TestServer } from "./helpers/server.js";
+import type { TestServer } from "./helpers/server.js";
 import { type RawClient, onlineUser } from "./helpers/raw-client.js";
-import { freePort } from "./helpers/s2s-peer.js";
-import { sharedPostgres } from "./helpers/postgres.js";
-import { startRedis, type PrivateRedis } from "./helpers/redis.js";
+import { startFederatedCluster, type FederatedCluster } from "./helpers/s2s-cluster.js";
 import { xml, type Element } from "../src/xml/element.js";
 
 const SECRET = "one secret for every node of c.test";
@@ -15,7 +13,7 @@ const isMessageWith = (body: string) => (el: Element) => el.name === "message" &
 
 describe("s2s: a two-node cluster federating with a third server", function () {
   this.timeout(60_000);
-  let redis: PrivateRedis;
+  let cluster: FederatedCluster;
   let n1: TestServer;
   let n2: TestServer;
   let x: TestServer;
@@ -25,28 +23,15 @@ describe("s2s: a two-node cluster federating with a third server", function () {
   const dbName = `s2s_cluster_${process.pid}`;
 
   before(async () => {
-    const pg = await sharedPostgres();
-    const url = await pg.createDatabase(dbName);
-    redis = await startRedis();
-    const [p1, p2, px] = [await freePort("127.0.0.2"), await freePort("127.0.0.3"), await freePort("127.0.0.4")];
-    const node = (bind: string, port: number) => startTestServer({
-      hosts: ["c.test"],
-      storage: { driver: "postgres", postgres: { url, poolSize: 4 } },
-      cluster: { redisUrl: redis.url, heartbeatSeconds: 1, deadAfterSeconds: 3 },
-      s2s: { bind, port, routes: { "x.test": `127.0.0.4:${px}` }, dialbackSecret: SECRET, connectTimeoutSeconds: 8 },
-    });
-    n1 = await node("127.0.0.2", p1);
-    n2 = await node("127.0.0.3", p2);
-    x = await startTestServer({ hosts: ["x.test"], s2s: { bind: "127.0.0.4", port: px, routes: { "c.test": `127.0.0.3:${p2}` }, connectTimeoutSeconds: 8 } });
+    cluster = await startFederatedCluster(dbName, SECRET);
+    ({ n1, n2, x } = cluster);
     carol = await onlineUser(n1, "carol");
     dave = await onlineUser(n2, "dave");
     xavier = await onlineUser(x, "xavier");
   });
   after(async () => {
     for (const c of [carol, dave, xavier]) c?.close();
-    await Promise.all([n1?.stop(), n2?.stop(), x?.stop()]);
-    await redis?.stop();
-    await (await sharedPostgres()).dropDatabase(dbName).catch(() => {});
+    await cluster?.stop();
   });
 
   it("sends a stanza for the remote domain from a session on either node, and it arrives once", async () => {
