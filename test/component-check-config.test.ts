@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { main } from "../src/cli/main.js";
+import { extensions } from "../extensions/index.js";
 import { loadConfig } from "../src/config/config.js";
 import { componentsReport } from "../src/component/report.js";
 
@@ -48,7 +49,7 @@ describe("XEP-0114 components: check-config (and no secret in its output)", () =
     assert.match(stdout, /configuration OK/);
   });
 
-  it("prints no secret of any kind: API keys, the dialback secret, passwords in store and Redis URLs", async () => {
+  it("prints no secret of any kind: API keys, the dialback secret, passwords in store and Redis URLs, module secrets", async () => {
     const file = path.join(dir, "secrets.yaml");
     const apiKey = "k3y0123456789abcdef0123456789abcdef0123";
     const dialback = "the dialback secret of this server";
@@ -58,13 +59,18 @@ describe("XEP-0114 components: check-config (and no secret in its output)", () =
       `s2s: { dialbackSecret: "${dialback}" }`,
       `storage: { driver: postgres, postgres: { url: "postgres://hearth:pg-password-123@127.0.0.1:5432/hearth" } }`,
       `cluster: { redisUrl: "redis://:redis-password-456@127.0.0.1:6379" }`,
+      `modules: { push: { webhook: { url: "http://127.0.0.1:9/hook", secret: "webhook-secret-789" } } }`,
     ].join("\n") + "\n");
     let stdout = "";
     const out = { write: (s: string) => { stdout += s; return true; } } as unknown as NodeJS.WritableStream;
-    const code = await main(["check-config", "--config", file], { extensions: [], stdout: out, stderr: out });
+    const code = await main(["check-config", "--config", file], { extensions, stdout: out, stderr: out });
     assert.equal(code, 0, stdout);
-    for (const secret of [apiKey, dialback, "pg-password-123", "redis-password-456"]) assert.ok(!stdout.includes(secret), `${secret} was printed`);
+    for (const secret of [apiKey, dialback, "pg-password-123", "redis-password-456", "webhook-secret-789"]) assert.ok(!stdout.includes(secret), `${secret} was printed`);
     assert.match(stdout, /"backend": "\(not shown\)"/);
     assert.match(stdout, /postgres:\/\/hearth:\(not%20shown\)@127\.0\.0\.1:5432\/hearth|postgres:\/\/hearth:%28not%20shown%29@127\.0\.0\.1:5432\/hearth/);
+  });
+
+  it("names a bad secret's key in the error, never its value", () => {
+    assert.throws(() => config({ s2s: { dialbackSecret: "too-short-9" } }), (err: Error) => /s2s\.dialbackSecret/.test(err.message) && !err.message.includes("too-short-9"));
   });
 });

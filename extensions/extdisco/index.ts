@@ -46,6 +46,7 @@ export const extdiscoOptions = moduleOptions("External service discovery (XEP-02
   },
   secret: {
     kind: "string",
+    secret: true,
     nullable: true,
     default: null,
     expect: "a string of at least 16 characters",

@@ -35,7 +35,7 @@ export const pushOptions = moduleOptions("Push notifications: XEP-0357 app serve
     fields: {
       url: { kind: "string", nullable: true, default: null, expect: "an http or https URL", accept: httpUrl, description: "POST target (http or https); null: no webhook." },
       secret: {
-        kind: "string", nullable: true, default: null, expect: "a non-empty string", accept: nonEmpty,
+        kind: "string", nullable: true, default: null, expect: "a non-empty string", accept: nonEmpty, secret: true,
         description: "Shared secret: each request carries `X-Hearth-Signature: sha256=<hex HMAC-SHA256 of the body>`. Required with a url.",
       },
       includeBody: { kind: "boolean", default: false, description: "Whether the JSON carries the message body (it passes through the operator's gateway)." },

@@ -91,6 +91,7 @@ export const uploadOptions = moduleOptions("HTTP File Upload (XEP-0363): one ser
   fileExpirySeconds: seconds(30 * 86_400, 0, "How long an uploaded file is served before it is deleted, in seconds; 0 keeps files."),
   secret: {
     kind: "string",
+    secret: true,
     nullable: true,
     default: null,
     defaultNote: "generated, kept in the store",

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { loadConfig, ConfigError, type Config } from "../config/config.js";
+import { schemaWithModules, withoutSecrets } from "../config/schema.js";
 import { serverModules, startServer } from "../server.js";
 import { migrateStore, openStore } from "../storage/open.js";
 import { AccountService, AccountError } from "../auth/accounts.js";
@@ -76,7 +77,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       case "start": return await start(config(), deps, err);
       case "check-config": {
         const c = config();
-        out.write(JSON.stringify(withoutSecrets(c), null, 2) + "\n");
+        out.write(JSON.stringify(withoutSecrets(c, schemaWithModules(serverModules(deps.extensions))), null, 2) + "\n");
         const federation = federationReport(c);
         for (const line of federation.lines) out.write(line + "\n");
         for (const w of federation.warnings) out.write(`warning: ${w}\n`);
@@ -239,32 +240,4 @@ async function readPassword(file: string | undefined, deps: CliDeps): Promise<st
   } finally {
     rl.close();
   }
-}
-
-const HIDDEN = "(not shown)";
-
-/**
- * The configuration as check-config prints it: the output gets pasted into bug reports, so shared
- * secrets, API keys and the passwords inside store and Redis URLs are not in it.
- */
-export function withoutSecrets(c: Config): unknown {
-  const hideAll = (m: Record<string, string>) => Object.fromEntries(Object.keys(m).map((k) => [k, HIDDEN]));
-  const hidePassword = (url: string | null) => {
-    if (url === null) return null;
-    try {
-      const u = new URL(url);
-      if (u.password !== "") u.password = HIDDEN;
-      return u.toString();
-    } catch {
-      return HIDDEN;
-    }
-  };
-  return {
-    ...c,
-    components: { ...c.components, secrets: hideAll(c.components.secrets) },
-    api: { ...c.api, keys: hideAll(c.api.keys) },
-    s2s: { ...c.s2s, dialbackSecret: c.s2s.dialbackSecret === null ? null : HIDDEN },
-    storage: { ...c.storage, postgres: { ...c.storage.postgres, url: hidePassword(c.storage.postgres.url) } },
-    cluster: { ...c.cluster, redisUrl: hidePassword(c.cluster.redisUrl) },
-  };
 }

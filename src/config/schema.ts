@@ -24,6 +24,10 @@ export interface StringLeaf extends LeafBase<string | null> {
   expect: string;
   /** Returns the normalized value, or undefined when the value is not acceptable. */
   accept: (value: string) => string | undefined;
+  /** The value is a secret: `hearth check-config` never prints it. */
+  secret?: boolean;
+  /** A URL that may carry a password (`user:password@`): printed without it. */
+  passwordInUrl?: boolean;
 }
 
 export interface IntegerLeaf extends LeafBase<number | null> {
@@ -74,7 +78,7 @@ export interface MapLeaf extends LeafBase<Record<string, string>> {
   acceptValue: (value: string) => string | undefined;
   /** Commented example lines for the rendered YAML. */
   example: string[];
-  /** The values are secrets (api.keys): an error names the key, never the value. */
+  /** The values are secrets (api.keys): an error names the key, never the value; check-config prints neither. */
   secret?: boolean;
 }
 
@@ -587,6 +591,7 @@ export const schema: Section = {
               default: null,
               expect: "a postgres:// or postgresql:// connection URL",
               accept: postgresUrl,
+              passwordInUrl: true,
               description:
                 "Connection URL, e.g. postgresql://hearth:secret@db.example.com:5432/hearth?sslmode=require; required with storage.driver: postgres.",
             },
@@ -842,6 +847,7 @@ export const schema: Section = {
           defaultNote: "generated, kept in <dataDir>/s2s-dialback.secret",
           expect: "a string of at least 16 characters",
           accept: (v) => (v.length >= 16 ? v : undefined),
+          secret: true,
           description:
             "Secret from which dialback keys (XEP-0185) and channel-bound FAST tokens (XEP-0484) are derived; every node of a cluster needs the same one.",
         },
@@ -989,6 +995,7 @@ export const schema: Section = {
           default: null,
           expect: "a redis:// or rediss:// URL",
           accept: redisUrl,
+          passwordInUrl: true,
           description:
             "Redis URL (redis://[user:password@]host:port[/db]); null runs a single node with the in-process session directory.",
         },
@@ -1117,7 +1124,8 @@ export function expectation(leaf: Leaf, style: Style): string {
 }
 
 function mismatch(leaf: Leaf, value: unknown, style: Style): Checked {
-  return { ok: false, problem: `must be ${expectation(leaf, style)}, got ${describeValue(value)}` };
+  const got = leaf.kind === "string" && leaf.secret && typeof value === "string" ? "another string (not shown: a secret)" : describeValue(value);
+  return { ok: false, problem: `must be ${expectation(leaf, style)}, got ${got}` };
 }
 
 /** Validates and normalizes a value for `leaf`; never mutates `value`. */
@@ -1276,4 +1284,40 @@ export const ENV_PREFIX = "HEARTH_";
 
 export function envName(path: readonly string[]): string {
   return ENV_PREFIX + path.map(envSegment).join("__");
+}
+
+const HIDDEN = "(not shown)";
+
+function hidePassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password === "") return url;
+    u.password = HIDDEN;
+    return u.toString();
+  } catch {
+    return HIDDEN;
+  }
+}
+
+/**
+ * A copy of a loaded configuration without the values its schema marks secret (leaves with `secret`,
+ * the password part of `passwordInUrl` URLs), for printing: `hearth check-config` output gets pasted
+ * into bug reports. Module options are covered when `section` is the schema with the modules.
+ */
+export function withoutSecrets(config: object, section: Section = schema): Record<string, unknown> {
+  const copy = JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
+  for (const { path, leaf } of leaves(section)) {
+    let parent: unknown = copy;
+    for (const key of path.slice(0, -1)) parent = isPlainObject(parent) ? parent[key] : undefined;
+    if (!isPlainObject(parent)) continue;
+    const key = path[path.length - 1];
+    const value = parent[key];
+    if (leaf.kind === "map" && leaf.secret && isPlainObject(value)) {
+      parent[key] = Object.fromEntries(Object.keys(value).map((k) => [k, HIDDEN]));
+    } else if (leaf.kind === "string" && typeof value === "string") {
+      if (leaf.secret) parent[key] = HIDDEN;
+      else if (leaf.passwordInUrl) parent[key] = hidePassword(value);
+    }
+  }
+  return copy;
 }
