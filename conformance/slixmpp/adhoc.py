@@ -21,15 +21,9 @@ PLUGINS = ("xep_0030", "xep_0004", "xep_0050", "xep_0133")
 class Client(TestClient):
     def __init__(self, jid):
         super().__init__(jid, password)
-        self.ready = asyncio.get_event_loop().create_future()
         self.add_event_handler("session_start", self.start)
         for name in PLUGINS:
             self.register_plugin(name)
-
-    def fail(self, why):
-        for f in (self.done, self.ready):
-            if not f.done():
-                f.set_exception(RuntimeError(why))
 
     async def start(self, _):
         self.send_presence()

@@ -7,20 +7,23 @@ import slixmpp
 
 
 class TestClient(slixmpp.ClientXMPP):
-    """A client for the test server: its self-signed development certificate is accepted, and `done` is the
-    future the scenario resolves when it has finished."""
+    """A client for the test server: its self-signed development certificate is accepted; `ready` is the
+    future a scenario's client resolves once its session has started, `done` the one the scenario resolves
+    when it has finished."""
 
     def __init__(self, jid, password):
         super().__init__(jid, password)
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
+        self.ready = asyncio.get_event_loop().create_future()
         self.done = asyncio.get_event_loop().create_future()
         self.add_event_handler("failed_auth", lambda _: self.fail("authentication failed"))
 
     def fail(self, why):
-        """Ends the scenario with `why` (once)."""
-        if not self.done.done():
-            self.done.set_exception(RuntimeError(why))
+        """Ends the scenario (and the wait for the session) with `why` (once)."""
+        for f in (self.done, self.ready):
+            if not f.done():
+                f.set_exception(RuntimeError(why))
 
 
 def run(xmpp, host, port, result, plugins=(), timeout=20):

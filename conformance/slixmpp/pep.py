@@ -25,16 +25,9 @@ PLUGINS = ("xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0084
 class Client(TestClient):
     def __init__(self, jid):
         super().__init__(jid, password)
-        self.ready = asyncio.get_event_loop().create_future()
         self.add_event_handler("session_start", self.start)
-        self.add_event_handler("failed_auth", lambda _: self.fail("authentication failed"))
         for name in PLUGINS:
             self.register_plugin(name)
-
-    def fail(self, why):
-        for f in (self.done, self.ready):
-            if not f.done():
-                f.set_exception(RuntimeError(why))
 
     async def start(self, _):
         self.send_presence()

@@ -31,7 +31,6 @@ class Client(TestClient):
     def __init__(self, jid, peer, heard, first):
         super().__init__(jid, password)
         self.peer, self.heard, self.first = peer, heard, first
-        self.ready = asyncio.get_event_loop().create_future()
         self.changed = asyncio.Event()
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("pubsub_publish", self.on_publish)
