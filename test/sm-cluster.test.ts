@@ -70,7 +70,7 @@ describe("XEP-0198 resumption on the other node of a cluster (PostgreSQL + Redis
     const record = async () => parseRecord(await store.map(SM_STORE).get("localhost", id));
     await until(async () => {
       const r = await record();
-      return r !== null && r.detachedAt !== null && r.rows.length === 3 && r.acked === 2;
+      return r !== null && r.detachedAt !== null && r.rows.length === 2 * 3 && r.acked === 2;
     }, 10_000, "node 1 to note the hibernation, the ack and m4");
 
     const { c: juliet2, answer } = await resumeOn(n2, "juliet", id, 2);

@@ -4,7 +4,7 @@ import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
 import { WireClient } from "./helpers/wire-client.js";
 import { xml, type Element } from "../src/xml/element.js";
-import { MAX_RESUME_FAILURES, StreamManagement, ackable, parseH, queueAfter, snapshot } from "../src/c2s/sm.js";
+import { MAX_RESUME_FAILURES, StreamManagement, ackable, parseH, parseRecord, queueAfter, snapshot } from "../src/c2s/sm.js";
 
 const SM = "urn:xmpp:sm:3";
 const CSI = "urn:xmpp:csi:0";
@@ -98,7 +98,9 @@ describe("XEP-0198 stream management", function () {
     const row = (seq: number) => ({ seq, stanzaId: `s${seq}`, ts: seq });
     sm.queue.push(row(10), "<presence/>", row(11), row(12));
     const record = snapshot(sm, "u@h", "r", null, false, null);
-    assert.deepEqual(record.rows.map(([n, seq]) => [n, seq]), [[2 ** 32 - 1, 10], [1, 11], [2, 12]]);
+    assert.deepEqual(record.rows, [2 ** 32 - 1, 10, 1, 11, 2, 12]);
+    const old = parseRecord(JSON.stringify({ ...record, rows: [[2 ** 32 - 1, 10, "s10", 10], [1, 11, "s11", 11]] }));
+    assert.deepEqual(old?.rows, [2 ** 32 - 1, 10, 1, 11], "a record in the earlier shape (one array per row) is read");
     assert.equal(record.sent, 2);
     assert.ok(ackable(record, 0) && ackable(record, 2) && !ackable(record, 3) && !ackable(record, 2 ** 32 - 3));
     assert.deepEqual(queueAfter(record, 0).map((q) => typeof q === "string" ? q : q.seq), [11, 12], "h=0 covers stanza 2^32-1 and 0");

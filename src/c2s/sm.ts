@@ -21,7 +21,8 @@ const MOD = 2 ** 32;
 export const MAX_UNACKED = 10_000;
 /** Expired resumption ids remembered, so that a late resume gets `<failed h=…/>` (XEP-0198 §5). */
 const MAX_EXPIRED = 10_000;
-const ID_QUERY_CHUNK = 500;
+/** The widest seq range one resend query reads. */
+const SEQ_SPAN = 2000;
 
 /** A stanza waiting for the client's ack: its timeline row, or the text as written. */
 export type QueuedStanza = DeliveryMeta | string;
@@ -141,27 +142,34 @@ export function resumeRegistry<S>(ctx: object): ResumeRegistry<S> {
 }
 
 /**
- * The queued stanzas as elements to resend, in order. Rows are read back from the owner's timeline and
- * carry their stanza-id and a XEP-0203 delay with the original time; a row that is gone (retention, a
+ * The queued stanzas as elements to resend, in order. Rows are read back from the owner's timeline by seq
+ * and carry their stanza-id and a XEP-0203 delay with the original time; a row that is gone (retention, a
  * deleted account) is left out, and so is a stored stanza that no longer parses.
  */
 export async function materialize(queue: readonly QueuedStanza[], timeline: TimelineStore, owner: string, host: string): Promise<Array<{ queued: QueuedStanza; stanza: Element | string }>> {
-  const ids: string[] = [];
-  for (const q of queue) if (typeof q !== "string") ids.push(q.stanzaId);
-  const rows = new Map<string, string>();
-  for (let i = 0; i < ids.length; i += ID_QUERY_CHUNK) {
-    const chunk = ids.slice(i, i + ID_QUERY_CHUNK);
-    for (const e of await timeline.query(owner, { stanzaIds: chunk, limit: chunk.length })) rows.set(e.stanzaId, e.xml);
+  const seqs: number[] = [];
+  for (const q of queue) if (typeof q !== "string") seqs.push(q.seq);
+  seqs.sort((a, b) => a - b);
+  const rows = new Map<number, { xml: string; stanzaId: string; ts: number }>();
+  // Seq ranges of at most SEQ_SPAN: a range query reads the rows between as well, a bounded number.
+  for (let i = 0; i < seqs.length;) {
+    let j = i;
+    while (j + 1 < seqs.length && seqs[j + 1] - seqs[i] < SEQ_SPAN) j++;
+    const from = seqs[i], to = seqs[j];
+    for (const e of await timeline.query(owner, { afterSeq: from - 1, beforeSeq: to + 1, limit: to - from + 1 })) {
+      rows.set(e.seq, { xml: e.xml, stanzaId: e.stanzaId, ts: e.ts });
+    }
+    i = j + 1;
   }
   const out: Array<{ queued: QueuedStanza; stanza: Element | string }> = [];
   for (const q of queue) {
     if (typeof q === "string") { out.push({ queued: q, stanza: q }); continue; }
-    const text = rows.get(q.stanzaId);
-    if (text === undefined) continue;
+    const row = rows.get(q.seq);
+    if (row === undefined) continue;
     let el: Element;
-    try { el = parseFramedElement(text); } catch { continue; }
-    el.cnode(xml("stanza-id", { xmlns: NS.sid, id: q.stanzaId, by: owner }));
-    el.cnode(xml("delay", { xmlns: NS.delay, from: host, stamp: new Date(q.ts).toISOString() }));
+    try { el = parseFramedElement(row.xml); } catch { continue; }
+    el.cnode(xml("stanza-id", { xmlns: NS.sid, id: row.stanzaId, by: owner }));
+    el.cnode(xml("delay", { xmlns: NS.delay, from: host, stamp: new Date(row.ts).toISOString() }));
     out.push({ queued: q, stanza: el });
   }
   return out;
@@ -172,7 +180,8 @@ export async function materialize(queue: readonly QueuedStanza[], timeline: Time
 // A resumable session keeps a small record in the store (map "sm-resume", owner = the host, key = the
 // resumption id), so that a client can resume it after the node died or on another node. The record holds
 // the counters, the bound resource, the presence to re-establish and the unacknowledged queue as timeline
-// rows numbered with their XEP-0198 stanza number; stanzas without a row (presence, iq, unstored messages)
+// seqs numbered with their XEP-0198 stanza number (flat pairs of numbers: the stanza-id and time are read
+// back from the timeline on a resumption, so a record stays small and cheap to write); stanzas without a row (presence, iq, unstored messages)
 // are counted but not kept, so they are not resent after a resumption from the record.
 //
 // When what must be durable is written:
@@ -189,8 +198,11 @@ export const SM_STORE = "sm-resume";
 /** How late an ack may reach the record. */
 const LAZY_MS = 1000;
 
-/** [stanza number, timeline seq, stanza id, time] of one unacknowledged message. */
-export type SmRow = [number, number, string, number];
+/**
+ * The unacknowledged messages of a record: stanza number and timeline seq of each, one pair after the other
+ * ([n0, seq0, n1, seq1, …]).
+ */
+export type SmRows = number[];
 
 export interface SmRecord {
   /** The owner's bare JID. */
@@ -203,7 +215,7 @@ export interface SmRecord {
   acked: number;
   /** Stanzas sent to the client, mod 2^32. */
   sent: number;
-  rows: SmRow[];
+  rows: SmRows;
   /** The client's last available presence, re-established on resumption from the record. */
   presence: string | null;
   /** Who holds the session: a resumption from the record claims it with a new epoch. */
@@ -225,16 +237,20 @@ export function parseRecord(text: string | null): SmRecord | null {
   if (text === null) return null;
   try {
     const r = JSON.parse(text) as SmRecord;
-    return typeof r === "object" && r !== null && typeof r.user === "string" && Array.isArray(r.rows) ? r : null;
+    if (typeof r !== "object" || r === null || typeof r.user !== "string" || !Array.isArray(r.rows)) return null;
+    // Records written before the pairs were flat: [[n, seq, stanzaId, ts], …].
+    if (r.rows.length > 0 && Array.isArray(r.rows[0])) r.rows = (r.rows as unknown as number[][]).flatMap(([n, seq]) => [n, seq]);
+    return r;
   } catch { return null; }
 }
 
 /** The queued rows of `sm` with their stanza numbers. */
-export function numberedRows(sm: StreamManagement): SmRow[] {
-  const rows: SmRow[] = [];
-  for (let i = 0; i < sm.queue.length; i++) {
-    const q = sm.queue[i];
-    if (typeof q !== "string") rows.push([(sm.acked + i + 1) % MOD, q.seq, q.stanzaId, q.ts]);
+export function numberedRows(sm: StreamManagement): SmRows {
+  const rows: SmRows = [];
+  const queue = sm.queue, base = sm.acked + 1;
+  for (let i = 0; i < queue.length; i++) {
+    const q = queue[i];
+    if (typeof q !== "string") rows.push((base + i) % MOD, q.seq);
   }
   return rows;
 }
@@ -496,7 +512,7 @@ export async function claimRecord(store: MapStore, timeline: TimelineStore, host
 /** Rows of an abandoned record that the client did not acknowledge go back to offline delivery. */
 async function settleRows(timeline: TimelineStore, r: SmRecord, h: number | null): Promise<void> {
   const acked = h !== null && ackable(r, h) ? h : r.acked;
-  const seqs = r.rows.filter(([n]) => after(n, acked, r)).map(([, seq]) => seq);
+  const seqs = seqsAbove(r.rows, acked, r.sent);
   if (seqs.length) await timeline.markPending(r.user, seqs);
 }
 
@@ -510,9 +526,12 @@ function after(n: number, h: number, r: Pick<SmRecord, "sent">): boolean {
   return (n - h + MOD) % MOD !== 0 && (n - h + MOD) % MOD <= (r.sent - h + MOD) % MOD;
 }
 
-/** The rows of a claimed record the client did not acknowledge with `h`, as a queue (acked = h). */
+/**
+ * The rows of a claimed record the client did not acknowledge with `h`, as a queue (acked = h). Their
+ * stanza-id and time are filled in from the timeline when they are resent (`materialize`).
+ */
 export function queueAfter(r: SmRecord, h: number): QueuedStanza[] {
-  return r.rows.filter(([n]) => after(n, h, r)).map(([, seq, stanzaId, ts]) => ({ seq, stanzaId, ts }));
+  return seqsAbove(r.rows, h, r.sent).map((seq) => ({ seq, stanzaId: "", ts: 0 }));
 }
 
 /**
@@ -542,9 +561,11 @@ export async function sweepRecords(store: MapStore, timeline: TimelineStore, hos
   }
 }
 
-/** The seqs of `rows` numbered above `h` (all of them when `h` is null), for offline delivery. */
-export function seqsAbove(rows: readonly SmRow[], h: number | null, sent: number): number[] {
-  return rows.filter(([n]) => h === null || after(n, h, { sent })).map(([, seq]) => seq);
+/** The seqs of `rows` numbered above `h` (all of them when `h` is null), in order. */
+export function seqsAbove(rows: SmRows, h: number | null, sent: number): number[] {
+  const seqs: number[] = [];
+  for (let i = 0; i + 1 < rows.length; i += 2) if (h === null || after(rows[i], h, { sent })) seqs.push(rows[i + 1]);
+  return seqs;
 }
 
 /**

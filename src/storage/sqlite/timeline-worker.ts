@@ -4,7 +4,7 @@
 // checkpoint.
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
-import { timelineWriter, type KvPut, type PackedBatch, type WrittenBatch } from "./timeline-write.js";
+import { timelineWriter, type KvPut, type KvResult, type PackedBatch, type WrittenBatch } from "./timeline-write.js";
 
 /**
  * Timeline appends, and compare-and-sets of map stores (committed in the same transaction); `forget`: owners
@@ -12,7 +12,7 @@ import { timelineWriter, type KvPut, type PackedBatch, type WrittenBatch } from 
  */
 export interface WriterRequest { id: number; batch: PackedBatch; kv: KvPut[]; forget: string[] }
 export type WriterAnswer =
-  | { id: number; results: WrittenBatch; kv: Array<string | null> }
+  | { id: number; results: WrittenBatch; kv: KvResult[] }
   | { id: number; error: string };
 
 /** How often the checkpointer looks at the writer's progress. */

@@ -52,7 +52,7 @@ export function packBatch(batch: NewTimelineEntry[][]): PackedBatch {
 }
 
 export interface TimelineWriter {
-  (batch: PackedBatch, kv?: KvPut[]): { results: WrittenBatch; kv: Array<string | null> };
+  (batch: PackedBatch, kv?: KvPut[]): { results: WrittenBatch; kv: KvResult[] };
   /** Drops the cached counters of owners another connection wrote rows for. */
   forget(owners: Iterable<string>): void;
 }
@@ -134,8 +134,14 @@ export function timelineWriter(db: Db, cached = true): TimelineWriter {
 /** A compare-and-set of one key of a map store (MapStore.putIfMany), run by the writer with the timeline's commits. */
 export interface KvPut { store: string; owner: string; key: string; value: string; expect: string | null }
 
-/** One compare-and-set (inside the writer's transaction): answers the value now stored. */
-function kvPutter(db: Db): (p: KvPut) => string | null {
+/**
+ * What a compare-and-set came to: `true` when the value given was stored (not copied back across threads),
+ * else the value that is stored.
+ */
+export type KvResult = string | null | true;
+
+/** One compare-and-set (inside the writer's transaction). */
+function kvPutter(db: Db): (p: KvPut) => KvResult {
   const select = db.prepare<[string, string, string], string>(
     "SELECT value FROM key_value WHERE owner = ? AND store = ? AND key = ?").pluck();
   const upsert = db.prepare<[string, string, string, string]>(
@@ -145,7 +151,7 @@ function kvPutter(db: Db): (p: KvPut) => string | null {
     const current = select.get(p.owner, p.store, p.key) ?? null;
     if (current !== p.expect) return current;
     upsert.run(p.owner, p.store, p.key, p.value);
-    return p.value;
+    return true;
   };
 }
 

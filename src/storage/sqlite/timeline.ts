@@ -12,7 +12,7 @@ import {
 import { Worker } from "node:worker_threads";
 import { settle, type Db } from "./db.js";
 import type { WriterAnswer, WriterRequest } from "./timeline-worker.js";
-import { ownersOf, packBatch, timelineWriter, type KvPut, type PackedBatch, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
+import { ownersOf, packBatch, timelineWriter, type KvPut, type KvResult, type PackedBatch, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
 
 // Bits of a query's shape: each combination of filters gets its own statement, prepared on first use.
 const WITH = 1, AFTER = 2, BEFORE = 4, START = 8, END = 16, REVERSE = 32, ARCHIVED = 64, FULLTEXT = 128, IDS = 256,
@@ -103,7 +103,10 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
         if (calls.length) monitor.onCommit?.(calls.length, (performance.now() - started) / 1000);
         for (let i = 0; i < calls.length; i++) calls[i].resolve(toResults(calls[i].entries, results![i], ids));
         let at = 0;
-        for (const call of kvCalls) { call.resolve(kv!.slice(at, at + call.puts.length)); at += call.puts.length; }
+        for (const call of kvCalls) {
+          call.resolve(call.puts.map((p, i) => { const r = kv![at + i]; return r === true ? p.value : r; }));
+          at += call.puts.length;
+        }
       }
       while (waiters.length !== 0 && waiters[0].batch <= answered) waiters.shift()!.wake();
       if ((queue.length !== 0 || kvQueue.length !== 0) && scheduled === null) scheduled = setImmediate(onImmediate);
@@ -265,7 +268,7 @@ function rowsOf(batch: PackedBatch): number {
   return rows;
 }
 
-type Done = (err: Error | null, results: WrittenBatch | null, kv: Array<string | null> | null) => void;
+type Done = (err: Error | null, results: WrittenBatch | null, kv: KvResult[] | null) => void;
 
 interface Commits {
   submit(batch: PackedBatch, kv: KvPut[], done: Done): void;
