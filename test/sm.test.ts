@@ -4,7 +4,7 @@ import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawClient, errorCondition, onlineUser } from "./helpers/raw-client.js";
 import { WireClient } from "./helpers/wire-client.js";
 import { xml, type Element } from "../src/xml/element.js";
-import { MAX_RESUME_FAILURES, StreamManagement, ackable, parseH, parseRecord, queueAfter, snapshot } from "../src/c2s/sm.js";
+import { MAX_RESUME_FAILURES, StreamManagement, ackable, parseH, parseRecord, queueAfter, snapshot, snapshotText } from "../src/c2s/sm.js";
 
 const SM = "urn:xmpp:sm:3";
 const CSI = "urn:xmpp:csi:0";
@@ -106,6 +106,21 @@ describe("XEP-0198 stream management", function () {
     assert.deepEqual(queueAfter(record, 0).map((q) => typeof q === "string" ? q : q.seq), [11, 12], "h=0 covers stanza 2^32-1 and 0");
     assert.deepEqual(queueAfter(record, 2 ** 32 - 2).map((q) => typeof q === "string" ? q : q.seq), [10, 11, 12]);
     assert.deepEqual(queueAfter(record, 2), []);
+  });
+
+  it("writes the record text exactly as JSON.stringify of the record (quotes in the resource and presence too)", () => {
+    const sm = new StreamManagement("id", 300);
+    sm.acked = 2 ** 32 - 2;
+    sm.inbound = 7;
+    sm.queue.push({ seq: 10, stanzaId: "a", ts: 1 }, "<iq/>", { seq: 12, stanzaId: "b", ts: 2 });
+    const presence = xml("presence", {}, xml("status", {}, 'say "hi" \\ <b>'));
+    for (const detached of [false, true]) {
+      const fast = snapshotText(sm, JSON.stringify("u@h"), JSON.stringify('r"1'), presence, detached, detached ? 5 : null);
+      const slow = snapshot(sm, "u@h", 'r"1', presence, detached, detached ? { detachedAt: 5 } as never : null);
+      assert.deepEqual(JSON.parse(fast.text), { ...slow, at: fast.at });
+      assert.equal(fast.text, JSON.stringify({ ...slow, at: fast.at }));
+      assert.equal(fast.sent, slow.sent);
+    }
   });
 
   it("offers sm after authentication and refuses <enable/> before bind with unexpected-request", async () => {

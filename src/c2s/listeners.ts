@@ -19,8 +19,11 @@ const SLICE = 64 * 1024;
 class SocketTransport implements StreamTransport {
   readonly framed = false;
   secure: boolean;
-  private corked = false;
-  private batched = 0;
+  /** This tick's output, written as one string (one write call, one syscall, one TLS record run) when the tick ends. */
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private flushedCallbacks: Array<(err?: Error | null) => void> | null = null;
+  private scheduled = false;
   session!: C2sSession;
   private readonly guard: OutboundGuard;
 
@@ -31,7 +34,7 @@ class SocketTransport implements StreamTransport {
 
   get remoteAddress(): string { return this.socket.remoteAddress ?? "unknown"; }
   get canStartTls(): boolean { return !this.secure && this.tlsOptions !== null; }
-  get unsent(): number { return this.socket.writableLength; }
+  get unsent(): number { return this.socket.writableLength + this.pendingBytes; }
   get tlsSocket(): tls.TLSSocket | null { return this.socket instanceof tls.TLSSocket ? this.socket : null; }
 
   attach(session: C2sSession): void {
@@ -39,39 +42,48 @@ class SocketTransport implements StreamTransport {
     this.socket.on("data", (d: Buffer) => session.onData(d));
   }
 
-  // Writes made in one tick leave as one TCP write (DESIGN "batch socket writes per tick").
+  // Writes made in one tick leave as one write (DESIGN "batch socket writes per tick"): the texts are
+  // joined, so the socket sees one chunk rather than a corked list of them.
   write(data: string, flushed?: (err?: Error | null) => void): void {
-    const s = this.socket;
-    if (s.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.batched = 0;
-      s.cork();
-      process.nextTick(this.uncork);
-    }
-    s.write(data, flushed);
+    if (this.socket.destroyed) return;
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+    if (flushed) (this.flushedCallbacks ??= []).push(flushed);
     this.guard.wrote(data.length);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(this.endOfTick);
+    }
     // A large tick (an offline batch, an archive page) leaves in slices, so that the peer's progress
     // through it is seen slice by slice rather than only once all of it is written.
-    this.batched += data.length;
-    if (this.batched > SLICE) {
-      this.batched = 0;
-      s.uncork();
-      s.cork();
-    }
+    if (this.pendingBytes > SLICE) this.writePending();
   }
 
-  private readonly uncork = (): void => {
-    this.corked = false;
+  private writePending(): void {
     const s = this.socket;
-    s.uncork();
+    const texts = this.pending, callbacks = this.flushedCallbacks;
+    if (texts.length === 0) return;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.flushedCallbacks = null;
+    if (s.destroyed) return;
+    const data = texts.length === 1 ? texts[0] : texts.join("");
+    if (callbacks === null) s.write(data);
+    else if (callbacks.length === 1) s.write(data, callbacks[0]);
+    else s.write(data, (err) => { for (const cb of callbacks) cb(err); });
+  }
+
+  private readonly endOfTick = (): void => {
+    this.scheduled = false;
+    this.writePending();
+    const s = this.socket;
     // Measured after the tick's output was offered to the kernel: what is left is what the peer did not take.
     if (this.guard.exceeded(s.writableLength)) this.session.outputOverflow(s.writableLength);
   };
 
   startTls(): void {
     const raw = this.socket;
-    if (this.corked) { this.corked = false; raw.uncork(); }
+    this.writePending();
     raw.removeAllListeners("data");
     const secure = new tls.TLSSocket(raw, { isServer: true, ...this.tlsOptions });
     secure.on("error", () => secure.destroy());
@@ -82,7 +94,7 @@ class SocketTransport implements StreamTransport {
 
   end(): void {
     const s = this.socket;
-    if (this.corked) { this.corked = false; s.uncork(); }
+    this.writePending();
     s.end();
     // Don't wait forever for a peer that never closes its side.
     setTimeout(() => s.destroy(), 2000).unref();

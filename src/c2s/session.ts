@@ -17,7 +17,7 @@ import { claimResource } from "../sessions/bind.js";
 import type { C2sContext } from "./context.js";
 import { randomString } from "./random.js";
 import { contain } from "../log.js";
-import { NS_SM, MAX_UNACKED, SM_STORE, SmJournal, StreamManagement, ackable, claimRecord, handledCountTooHigh, materialize, numberedRows, parseH, queueAfter, resumeRegistry, seqsAbove, smFailed, snapshot, type QueuedStanza } from "./sm.js";
+import { NS_SM, MAX_UNACKED, SM_STORE, SmJournal, StreamManagement, ackable, claimRecord, handledCountTooHigh, materialize, numberedRows, parseH, queueAfter, resumeRegistry, seqsAbove, smFailed, snapshotText, type QueuedStanza } from "./sm.js";
 import { NS_CSI, MAX_HELD, InactiveBuffer, isUrgent } from "./csi.js";
 import { NS_SASL2, Sasl2Negotiation, sasl2Feature, type Sasl2Stream } from "./sasl2.js";
 
@@ -784,9 +784,9 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
   // ---- XEP-0198: durable resumption (the record in the store, see sm.ts) ----
 
   private startJournal(sm: StreamManagement, persistedSent: number): void {
-    const user = this.jid!.bareString(), resource = this.jid!.resource;
+    const userJson = JSON.stringify(this.jid!.bareString()), resourceJson = JSON.stringify(this.jid!.resource);
     sm.journal = new SmJournal(this.ctx.store.map(SM_STORE), this.host, sm.id!, sm.epoch,
-      (previous) => snapshot(sm, user, resource, this.presence, this.detached, previous),
+      (previousDetachedAt) => snapshotText(sm, userJson, resourceJson, this.presence, this.detached, previousDetachedAt),
       (texts) => {
         if (this.closed || this.detached || this.resending || this.sm !== sm) return;
         for (const t of texts) this.transport.write(t);

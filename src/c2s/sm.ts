@@ -265,6 +265,37 @@ function presenceText(presence: Element | null): string | null {
   return text;
 }
 
+/** What a journal keeps of the record it wrote. */
+export interface RecordText { text: string; at: number; sent: number; detachedAt: number | null }
+
+const presenceJsons = new WeakMap<Element, string>();
+
+/**
+ * The record of `sm` as it stands now, as JSON text: exactly `JSON.stringify(snapshot(…))`, built without
+ * the intermediate objects (it is written for every resumable session that received something in a tick).
+ * `userJson`/`resourceJson`: the JSON strings of the user and resource, which the caller keeps.
+ */
+export function snapshotText(sm: StreamManagement, userJson: string, resourceJson: string, presence: Element | null, detached: boolean, previousDetachedAt: number | null): RecordText {
+  const at = Date.now();
+  const detachedAt = detached ? (previousDetachedAt ?? at) : null;
+  let rows = "";
+  const queue = sm.queue, base = sm.acked + 1;
+  for (let i = 0; i < queue.length; i++) {
+    const q = queue[i];
+    if (typeof q !== "string") rows += rows.length === 0 ? `${(base + i) % MOD},${q.seq}` : `,${(base + i) % MOD},${q.seq}`;
+  }
+  let p = "null";
+  if (presence !== null) {
+    const cached = presenceJsons.get(presence);
+    if (cached !== undefined) p = cached;
+    else presenceJsons.set(presence, (p = JSON.stringify(presenceText(presence))));
+  }
+  const sent = sm.sent;
+  const text = `{"user":${userJson},"resource":${resourceJson},"max":${sm.max},"inbound":${sm.inbound},"acked":${sm.acked},"sent":${sent},` +
+    `"rows":[${rows}],"presence":${p},"epoch":${JSON.stringify(sm.epoch)},"at":${at},"detachedAt":${detachedAt === null ? "null" : detachedAt}}`;
+  return { text, at, sent, detachedAt };
+}
+
 /** The record of `sm` as it stands now. */
 export function snapshot(sm: StreamManagement, user: string, resource: string, presence: Element | null, detached: boolean, previous: SmRecord | null): SmRecord {
   const now = Date.now();
@@ -326,18 +357,18 @@ export function journalWriter(store: MapStore, log: Logger): JournalWriter {
  */
 export class SmJournal {
   private scheduled = false;
-  private writing: Promise<void> | null = null;
-  private written: (() => void) | null = null;
+  /** A write is pending or running (no promise per write: `idle()` waits on `idleWaiters`). */
+  private writing = false;
+  private idleWaiters: Array<() => void> | null = null;
   private again = false;
   private lazy: NodeJS.Timeout | null = null;
   private held: string[] = [];
   /** Bumped when held output is dropped (the connection went): a running write must not release it. */
   private generation = 0;
-  private last: SmRecord | null = null;
-  /** The text of the record last written: the stored value is still ours when it is exactly this. */
-  private lastText: string | null = null;
-  /** The write under way: its record and text, the output it releases and the generation it belongs to. */
-  private inFlight: { record: SmRecord; text: string; out: string[]; generation: number } | null = null;
+  /** The record last written: the stored value is still ours when it is exactly its text. */
+  private last: RecordText | null = null;
+  /** The write under way: its record, the output it releases and the generation it belongs to. */
+  private inFlight: { record: RecordText; out: string[]; generation: number } | null = null;
   /** Another node resumed the session from its record: this copy must end without touching it. */
   lost = false;
   /** `sent` as of the last record written: rows numbered above it are in no record. */
@@ -348,7 +379,8 @@ export class SmJournal {
     private readonly host: string,
     readonly id: string,
     private readonly epoch: string,
-    private readonly current: (previous: SmRecord | null) => SmRecord,
+    /** The record as it stands now; `previousDetachedAt`: when the connection was lost, as last written. */
+    private readonly current: (previousDetachedAt: number | null) => RecordText,
     /** Writes output that waited for a record. */
     private readonly release: (texts: string[]) => void,
     private readonly onLost: () => void,
@@ -396,28 +428,27 @@ export class SmJournal {
     if (this.writing) { this.again = true; return; }
     if (this.lazy) { clearTimeout(this.lazy); this.lazy = null; }
     this.scheduled = true;
-    this.writing = new Promise((resolve) => { this.written = resolve; });
+    this.writing = true;
     this.writer.add(this);
   }
 
   /** Resolves once no write is pending or running. */
   async idle(): Promise<void> {
-    while (this.writing) await this.writing;
+    while (this.writing) await new Promise<void>((resolve) => (this.idleWaiters ??= []).push(resolve));
   }
 
   /** The writer starts this journal's write: the entry for the batch (set if the stored record is the one we wrote last). */
   begin(): { owner: string; key: string; value: string; expect: string | null } {
     this.scheduled = false;
-    const record = this.current(this.last);
-    const text = JSON.stringify(record);
-    this.inFlight = { record, text, out: this.held, generation: this.generation };
+    const record = this.current(this.last?.detachedAt ?? null);
+    this.inFlight = { record, out: this.held, generation: this.generation };
     this.held = [];
-    return { owner: this.host, key: this.id, value: text, expect: this.lastText };
+    return { owner: this.host, key: this.id, value: record.text, expect: this.last?.text ?? null };
   }
 
   /** The batch is done: `stored` is the value now in the store (`failed`: the store failed). */
   complete(stored: string | null, failed: boolean): void {
-    const text = this.inFlight!.text;
+    const text = this.inFlight!.record.text;
     if (failed || stored === text) return this.finish(failed ? "failed" : "written");
     // The stored record is not the one we wrote last (our first write over a claimed record, or another
     // node's claim): written when it is still ours, by its epoch.
@@ -434,23 +465,22 @@ export class SmJournal {
   }
 
   private finish(outcome: "written" | "lost" | "failed"): void {
-    const { record, text, out, generation } = this.inFlight!;
+    const { record, out, generation } = this.inFlight!;
     this.inFlight = null;
-    const done = this.written!;
-    this.written = null;
-    this.writing = null;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = null;
+    this.writing = false;
     if (outcome === "lost") {
       this.lost = true;
-      done();
+      if (waiters !== null) for (const w of waiters) w();
       return this.onLost();
     }
     if (outcome === "written") {
       this.last = record;
-      this.lastText = text;
       this.persistedSent = record.sent;
     }
     if (out.length && generation === this.generation) this.release(out);
-    done();
+    if (waiters !== null) for (const w of waiters) w();
     if (this.again) { this.again = false; this.touch(); }
   }
 
@@ -468,8 +498,9 @@ export class SmJournal {
     await this.store.update(this.host, this.id, (cur) => {
       const r = parseRecord(cur);
       stolen = r !== null && r.epoch !== this.epoch;
-      if (stolen || (r === null && this.last === null)) return undefined;
-      return JSON.stringify({ ...(r ?? this.last), ended: true, inbound, rows: [], at: Date.now() });
+      const base = r ?? parseRecord(this.last?.text ?? null);
+      if (stolen || base === null) return undefined;
+      return JSON.stringify({ ...base, ended: true, inbound, rows: [], at: Date.now() });
     });
     return stolen ? this.persistedSent : null;
   }

@@ -4,13 +4,13 @@
 // checkpoint.
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
-import { timelineWriter, type KvPut, type KvResult, type PackedBatch, type WrittenBatch } from "./timeline-write.js";
+import { timelineWriter, unpackKv, type KvResult, type PackedBatch, type PackedKv, type WrittenBatch } from "./timeline-write.js";
 
 /**
  * Timeline appends, and compare-and-sets of map stores (committed in the same transaction); `forget`: owners
  * the main thread wrote rows for since the last request (their cached counters are stale).
  */
-export interface WriterRequest { id: number; batch: PackedBatch; kv: KvPut[]; forget: string[] }
+export interface WriterRequest { id: number; batch: PackedBatch; kv: PackedKv; forget: string[] }
 export type WriterAnswer =
   | { id: number; results: WrittenBatch; kv: KvResult[] }
   | { id: number; error: string };
@@ -85,7 +85,7 @@ if (role === "checkpointer") {
     let answer: WriterAnswer;
     try {
       if (msg.forget.length !== 0) write.forget(msg.forget);
-      const written = write(msg.batch, msg.kv);
+      const written = write(msg.batch, unpackKv(msg.kv));
       answer = { id: msg.id, results: written.results, kv: written.kv };
       let rows = 0;
       for (const n of msg.batch.sizes) rows += n;
