@@ -322,7 +322,9 @@ export class JournalWriter {
     this.dirty.add(journal);
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(this.flush);
+    // At the end of this turn's microtasks, not in the check phase: the timeline's next batch (flushed by
+    // setImmediate) then carries these records, so held output waits for one commit rather than two.
+    process.nextTick(this.flush);
   }
 
   private readonly flush = (): void => {

@@ -85,7 +85,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
       clearImmediate(scheduled);
       scheduled = null;
     }
-    if ((queue.length === 0 && kvQueue.length === 0) || issued !== answered) return;
+    if ((queue.length === 0 && kvQueue.length === 0) || issued - answered >= MAX_IN_FLIGHT) return;
     const calls = queue;
     queue = [];
     const kvCalls = kvQueue;
@@ -191,7 +191,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
       if (refused !== null) return refused;
       return new Promise((resolve, reject) => {
         queue.push({ entries, resolve, reject });
-        if (scheduled === null && issued === answered) scheduled = setImmediate(onImmediate);
+        if (scheduled === null && issued - answered < MAX_IN_FLIGHT) scheduled = setImmediate(onImmediate);
       });
     },
     pending: (owner, limit) => read(() => selectPending.all(owner, queryLimit(limit)).map(toEntry)),
@@ -231,7 +231,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
       if (puts.length === 0) return Promise.resolve([]);
       return new Promise((resolve, reject) => {
         kvQueue.push({ puts, resolve, reject });
-        if (scheduled === null && issued === answered) scheduled = setImmediate(onImmediate);
+        if (scheduled === null && issued - answered < MAX_IN_FLIGHT) scheduled = setImmediate(onImmediate);
       });
     },
     async close() {
@@ -292,6 +292,13 @@ function directCommits(db: Db): Commits {
     close: () => Promise.resolve(),
   };
 }
+
+/**
+ * Batches handed to the writer and not yet answered. Two: while the writer commits one, the next is
+ * gathered and handed over, so the writer does not sit idle while the event loop delivers the answered
+ * batch (with one, the two threads took turns). The writer still commits them one after the other.
+ */
+const MAX_IN_FLIGHT = 2;
 
 /** At most this many rows and compare-and-sets in a batch committed on the event loop (workerCommits). */
 const INLINE_MAX = 8;
