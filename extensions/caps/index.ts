@@ -102,6 +102,39 @@ interface RelayedCaps { bare: string; ver: string | null; features: ReadonlySet<
  */
 interface Pending { ver: string; verified: boolean; sessions: Map<Session, boolean>; remotes: Set<string> }
 
+/** Remote resources by full JID, with their full JIDs by bare JID; at most `max()` of them, the oldest out first. */
+class ResourceTable<T extends { bare: string }> {
+  private readonly byFull = new Map<string, T>();
+  private readonly byBare = new Map<string, Set<string>>();
+
+  constructor(private readonly max: () => number) {}
+
+  get(full: string): T | undefined { return this.byFull.get(full); }
+
+  /** The entry of `full`; a new one from `make` when there is none. */
+  obtain(full: string, make: () => T): T {
+    let r = this.byFull.get(full);
+    if (r) return r;
+    if (this.byFull.size >= this.max()) this.delete(this.byFull.keys().next().value!);
+    this.byFull.set(full, r = make());
+    let set = this.byBare.get(r.bare);
+    if (!set) this.byBare.set(r.bare, set = new Set());
+    set.add(full);
+    return r;
+  }
+
+  delete(full: string): void {
+    const r = this.byFull.get(full);
+    if (!r) return;
+    this.byFull.delete(full);
+    const set = this.byBare.get(r.bare);
+    set?.delete(full);
+    if (set?.size === 0) this.byBare.delete(r.bare);
+  }
+
+  fullsOf(bare: string): Iterable<string> { return this.byBare.get(bare) ?? []; }
+}
+
 /** §5.4: the identities, features and forms of a disco#info answer. */
 function parseInfo(query: Element): { identities: CapsIdentity[]; features: string[]; forms: Element[] } {
   const identities = query.getChildren("identity").map((i) => ({
@@ -128,12 +161,10 @@ export const caps = defineModule({
     const pending = new Map<string, Pending>(); // by iq id
     const listeners = new Set<CapsListener>();
     const remoteListeners = new Set<RemoteCapsListener>();
-    /** Remote resources by full JID, and their full JIDs by bare JID; bounded by cacheSize (oldest first out). */
-    const remotes = new Map<string, RemoteCaps>();
-    const remotesByBare = new Map<string, Set<string>>();
+    /** Remote resources, bounded by cacheSize. */
+    const remotes = new ResourceTable<RemoteCaps>(() => api.options.cacheSize);
     /** The same for remote resources heard of through other nodes (`presence-relayed`), bounded alike. */
-    const relayed = new Map<string, RelayedCaps>();
-    const relayedByBare = new Map<string, Set<string>>();
+    const relayed = new ResourceTable<RelayedCaps>(() => api.options.cacheSize);
 
     const remember = (ver: string, features: ReadonlySet<string>) => {
       if (known.size >= api.options.cacheSize) known.delete(known.keys().next().value!);
@@ -204,15 +235,6 @@ export const caps = defineModule({
 
     // ---- remote contacts' resources (XEP-0163 §4.3 over federation) ----
 
-    const forgetRemote = (full: string) => {
-      const r = remotes.get(full);
-      if (!r) return;
-      remotes.delete(full);
-      const set = remotesByBare.get(r.bare);
-      set?.delete(full);
-      if (set?.size === 0) remotesByBare.delete(r.bare);
-    };
-
     const setRemoteFeatures = (full: string, ver: string, features: ReadonlySet<string>) => {
       const r = remotes.get(full);
       if (!r || r.ver !== ver) return;
@@ -259,7 +281,7 @@ export const caps = defineModule({
         if (r) {
           r.seenBy.delete(user);
           r.announced.delete(user);
-          if (r.seenBy.size === 0) forgetRemote(full);
+          if (r.seenBy.size === 0) remotes.delete(full);
         }
         return false;
       }
@@ -272,16 +294,7 @@ export const caps = defineModule({
     };
 
     const available = (ev: StanzaEvent, full: string, user: string): void => {
-      let r = remotes.get(full);
-      if (!r) {
-        if (remotes.size >= api.options.cacheSize) forgetRemote(remotes.keys().next().value!);
-        const bare = ev.from.bareString();
-        r = { bare, ver: null, features: null, seenBy: new Set(), announced: new Set(), queries: 0 };
-        remotes.set(full, r);
-        let set = remotesByBare.get(bare);
-        if (!set) remotesByBare.set(bare, set = new Set());
-        set.add(full);
-      }
+      const r = remotes.obtain(full, () => ({ bare: ev.from.bareString(), ver: null, features: null, seenBy: new Set(), announced: new Set(), queries: 0 }));
       r.seenBy.add(user);
       const c = ev.stanza.getChild("c", NS_CAPS);
       const ver = c?.attrs.ver;
@@ -306,25 +319,8 @@ export const caps = defineModule({
 
     // ---- in a cluster: remote contacts' presence another node routed to a user's session here ----
 
-    const forgetRelayed = (full: string) => {
-      const r = relayed.get(full);
-      if (!r) return;
-      relayed.delete(full);
-      const set = relayedByBare.get(r.bare);
-      set?.delete(full);
-      if (set?.size === 0) relayedByBare.delete(r.bare);
-    };
-
     const relayedAvailable = (bare: string, full: string, user: string, stanza: Element): void => {
-      let r = relayed.get(full);
-      if (!r) {
-        if (relayed.size >= api.options.cacheSize) forgetRelayed(relayed.keys().next().value!);
-        r = { bare, ver: null, features: null, seenBy: new Set() };
-        relayed.set(full, r);
-        let set = relayedByBare.get(bare);
-        if (!set) relayedByBare.set(bare, set = new Set());
-        set.add(full);
-      }
+      const r = relayed.obtain(full, () => ({ bare, ver: null, features: null, seenBy: new Set() }));
       r.seenBy.add(user);
       const c = stanza.getChild("c", NS_CAPS);
       const ver = c?.attrs.ver;
@@ -346,7 +342,7 @@ export const caps = defineModule({
       const type = stanza.attrs.type;
       if (type === "unavailable" || type === "error") {
         const r = relayed.get(full);
-        if (r) { r.seenBy.delete(user); if (r.seenBy.size === 0) forgetRelayed(full); }
+        if (r) { r.seenBy.delete(user); if (r.seenBy.size === 0) relayed.delete(full); }
         return;
       }
       if (type !== undefined) return;
@@ -359,8 +355,8 @@ export const caps = defineModule({
 
     const remoteResources = (bare: string): Array<{ jid: string; features: ReadonlySet<string> | null }> => {
       const out = new Map<string, ReadonlySet<string> | null>();
-      for (const jid of remotesByBare.get(bare) ?? []) out.set(jid, remotes.get(jid)?.features ?? null);
-      for (const jid of relayedByBare.get(bare) ?? []) {
+      for (const jid of remotes.fullsOf(bare)) out.set(jid, remotes.get(jid)?.features ?? null);
+      for (const jid of relayed.fullsOf(bare)) {
         if (!out.get(jid)) out.set(jid, relayed.get(jid)?.features ?? null);
       }
       return [...out].map(([jid, features]) => ({ jid, features }));
