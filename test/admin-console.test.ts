@@ -91,6 +91,8 @@ describe("admin console (Chromium)", function () {
     assert.equal(carol.isClosed, false);
     const bad = await post(ts, "/admin/api/kick", { jid: "not a jid" }, { cookie: session, "x-csrf-token": csrf });
     assert.equal(bad.status, 400);
+    const big = await post(ts, "/admin/api/kick", { jid: "x".repeat(70_000) }, { cookie: session, "x-csrf-token": csrf });
+    assert.equal(big.status, 413, "a body over 64 KiB is refused with 413");
     const ok = await post(ts, "/admin/api/disable", { jid: "carol@localhost" }, { cookie: session, "x-csrf-token": csrf });
     assert.deepEqual(await ok.json(), { changed: true });
     assert.equal(errorCondition(await carol.closed()), "policy-violation");

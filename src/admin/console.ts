@@ -16,6 +16,7 @@ import { tryParseJid } from "../jid/jid.js";
 import type { ModuleApi } from "../modules/module.js";
 import { AdminError, type AdminService } from "./service.js";
 import { CONSOLE_PAGE } from "./page.js";
+import { readBoundedBody } from "../http/body.js";
 
 const COOKIE = "hearth_admin";
 const MAX_BODY = 64 * 1024;
@@ -58,25 +59,17 @@ export function createConsole(api: ModuleApi<unknown>, admin: AdminService): Con
   const json = (res: ServerResponse, status: number, value: unknown, headers?: Record<string, string>) =>
     send(res, status, "application/json", JSON.stringify(value) + "\n", headers);
 
-  const readBody = (req: IncomingMessage): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
+  const readBody = async (req: IncomingMessage): Promise<Record<string, unknown>> => {
     const type = req.headers["content-type"] ?? "";
-    if (!type.startsWith("application/json")) { reject(new HttpError(415, "send application/json")); return; }
-    let size = 0;
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) { reject(new HttpError(413, "the body is larger than 64 KiB")); req.destroy(); return; }
-      chunks.push(c);
-    });
-    req.on("end", () => {
-      try {
-        const v = JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
-        if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error();
-        resolve(v as Record<string, unknown>);
-      } catch { reject(new HttpError(400, "the body is not a JSON object")); }
-    });
-    req.on("error", reject);
-  });
+    if (!type.startsWith("application/json")) throw new HttpError(415, "send application/json");
+    const raw = await readBoundedBody(req, MAX_BODY);
+    if (raw === null) throw new HttpError(413, "the body is larger than 64 KiB");
+    try {
+      const v = JSON.parse(raw.toString("utf8")) as unknown;
+      if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error();
+      return v as Record<string, unknown>;
+    } catch { throw new HttpError(400, "the body is not a JSON object"); }
+  };
   const str = (body: Record<string, unknown>, key: string, required = true): string => {
     const v = body[key];
     if (v === undefined && !required) return "";
@@ -226,7 +219,8 @@ export function createConsole(api: ModuleApi<unknown>, admin: AdminService): Con
         if (err instanceof HttpError) { status = err.status; message = err.message; }
         else if (err instanceof AdminError) { status = err.code === "not-found" ? 404 : err.code === "forbidden" ? 403 : 400; message = err.message; }
         else log.error({ err }, "admin console request failed");
-        if (!res.headersSent) json(res, status, { error: message });
+        // The rest of an oversized body is not read: the connection closes after the answer.
+        if (!res.headersSent) json(res, status, { error: message }, status === 413 ? { connection: "close" } : undefined);
         else res.end();
       });
     },

@@ -1,6 +1,7 @@
 // The request plumbing of the server API: one JSON error shape, a bounded body reader, JSON replies.
 // Every refusal is an ApiError, answered as {"error": "<code>", "message": "<what to fix>"}.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { readBoundedBody } from "../http/body.js";
 
 export type ApiErrorCode =
   | "invalid-request" | "unauthorized" | "forbidden" | "not-found" | "method-not-allowed" | "conflict"
@@ -41,29 +42,10 @@ export function sendError(res: ServerResponse, err: ApiError): void {
  * Reads the whole body, refusing more than `max` bytes (413) as soon as the declared length or the bytes
  * read pass it. The rest of an oversized body is not read: the connection is closed after the answer.
  */
-export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  const declared = req.headers["content-length"];
-  if (declared !== undefined && Number(declared) > max) {
-    return Promise.reject(new ApiError("payload-too-large", `the body must not exceed ${max} bytes`, { connection: "close" }));
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on("data", (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > max) {
-        done = true;
-        req.pause();
-        reject(new ApiError("payload-too-large", `the body must not exceed ${max} bytes`, { connection: "close" }));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => { if (!done) { done = true; resolve(Buffer.concat(chunks)); } });
-    req.on("error", (err) => { if (!done) { done = true; reject(err); } });
-  });
+export async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const body = await readBoundedBody(req, max);
+  if (body === null) throw new ApiError("payload-too-large", `the body must not exceed ${max} bytes`, { connection: "close" });
+  return body;
 }
 
 /** The body as a JSON object (400 when it is not one; 415 when it is not declared JSON). */

@@ -11,6 +11,7 @@ import { parseFramedElement } from "../xml/parser.js";
 import { NS } from "../xml/ns.js";
 import { jid as makeJid } from "../jid/jid.js";
 import { OutboundGuard } from "../sessions/outbound.js";
+import { readBoundedBody } from "../http/body.js";
 
 export const NS_HTTPBIND = "http://jabber.org/protocol/httpbind";
 export const NS_XBOSH = "urn:xmpp:xbosh";
@@ -93,27 +94,13 @@ export class BoshEndpoint {
       res.end("BOSH (XEP-0206): POST a <body/>\n");
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let refused = false;
-    req.on("data", (c: Buffer) => {
-      if (refused) return;
-      size += c.length;
-      if (size > this.maxBodyBytes) {
-        refused = true;
-        // The request is not read further; the connection goes with it.
-        res.writeHead(413, { ...cors, "content-type": "text/xml; charset=utf-8", connection: "close" });
-        res.end(terminateText("policy-violation"));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on("error", () => {});
-    req.on("end", () => {
-      if (refused) return;
-      this.onBody(req, res, cors, Buffer.concat(chunks).toString("utf8"));
-    });
+    readBoundedBody(req, this.maxBodyBytes).then((body) => {
+      if (body !== null) return this.onBody(req, res, cors, body.toString("utf8"));
+      // The request is not read further; the connection goes with it.
+      res.writeHead(413, { ...cors, "content-type": "text/xml; charset=utf-8", connection: "close" });
+      res.end(terminateText("policy-violation"));
+      req.destroy();
+    }, () => { /* the request failed: nobody to answer */ });
   }
 
   private onBody(req: http.IncomingMessage, res: http.ServerResponse, cors: Record<string, string>, text: string): void {
