@@ -255,55 +255,30 @@ export function numberedRows(sm: StreamManagement): SmRows {
   return rows;
 }
 
-const presenceTexts = new WeakMap<Element, string>();
-
-/** The presence as text, serialized once per presence element (it changes far less often than the record). */
-function presenceText(presence: Element | null): string | null {
-  if (presence === null) return null;
-  let text = presenceTexts.get(presence);
-  if (text === undefined) presenceTexts.set(presence, (text = presence.toString()));
-  return text;
-}
-
 /** What a journal keeps of the record it wrote. */
 export interface RecordText { text: string; at: number; sent: number; detachedAt: number | null }
 
+/** The presence as a JSON string, made once per presence element (it changes far less often than the record). */
 const presenceJsons = new WeakMap<Element, string>();
 
 /**
- * The record of `sm` as it stands now, as JSON text: exactly `JSON.stringify(snapshot(…))`, built without
- * the intermediate objects (it is written for every resumable session that received something in a tick).
+ * The record (SmRecord) of `sm` as it stands now, as JSON text, built without an intermediate object (it is
+ * written for every resumable session that received something since its last write).
  * `userJson`/`resourceJson`: the JSON strings of the user and resource, which the caller keeps.
  */
 export function snapshotText(sm: StreamManagement, userJson: string, resourceJson: string, presence: Element | null, detached: boolean, previousDetachedAt: number | null): RecordText {
   const at = Date.now();
   const detachedAt = detached ? (previousDetachedAt ?? at) : null;
-  let rows = "";
-  const queue = sm.queue, base = sm.acked + 1;
-  for (let i = 0; i < queue.length; i++) {
-    const q = queue[i];
-    if (typeof q !== "string") rows += rows.length === 0 ? `${(base + i) % MOD},${q.seq}` : `,${(base + i) % MOD},${q.seq}`;
-  }
   let p = "null";
   if (presence !== null) {
     const cached = presenceJsons.get(presence);
     if (cached !== undefined) p = cached;
-    else presenceJsons.set(presence, (p = JSON.stringify(presenceText(presence))));
+    else presenceJsons.set(presence, (p = JSON.stringify(presence.toString())));
   }
   const sent = sm.sent;
   const text = `{"user":${userJson},"resource":${resourceJson},"max":${sm.max},"inbound":${sm.inbound},"acked":${sm.acked},"sent":${sent},` +
-    `"rows":[${rows}],"presence":${p},"epoch":${JSON.stringify(sm.epoch)},"at":${at},"detachedAt":${detachedAt === null ? "null" : detachedAt}}`;
+    `"rows":[${numberedRows(sm).join(",")}],"presence":${p},"epoch":${JSON.stringify(sm.epoch)},"at":${at},"detachedAt":${detachedAt === null ? "null" : detachedAt}}`;
   return { text, at, sent, detachedAt };
-}
-
-/** The record of `sm` as it stands now. */
-export function snapshot(sm: StreamManagement, user: string, resource: string, presence: Element | null, detached: boolean, previous: SmRecord | null): SmRecord {
-  const now = Date.now();
-  return {
-    user, resource, max: sm.max, inbound: sm.inbound, acked: sm.acked, sent: sm.sent, rows: numberedRows(sm),
-    presence: presenceText(presence), epoch: sm.epoch, at: now,
-    detachedAt: detached ? (previous?.detachedAt ?? now) : null,
-  };
 }
 
 /**
