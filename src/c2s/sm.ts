@@ -181,8 +181,9 @@ export async function materialize(queue: readonly QueuedStanza[], timeline: Time
 // resumption id), so that a client can resume it after the node died or on another node. The record holds
 // the counters, the bound resource, the presence to re-establish and the unacknowledged queue as timeline
 // seqs numbered with their XEP-0198 stanza number (flat pairs of numbers: the stanza-id and time are read
-// back from the timeline on a resumption, so a record stays small and cheap to write); stanzas without a row (presence, iq, unstored messages)
-// are counted but not kept, so they are not resent after a resumption from the record.
+// back from the timeline on a resumption, so a record stays small and cheap to write); stanzas without a
+// row (presence, iq, unstored messages) are counted but not kept, so they are not resent after a
+// resumption from the record.
 //
 // When what must be durable is written:
 // - A row reaches the socket only after a record that lists it was written (output waits for that one
