@@ -17,6 +17,7 @@ import { claimResource } from "../sessions/bind.js";
 import type { C2sContext } from "./context.js";
 import { randomString } from "./random.js";
 import { contain } from "../log.js";
+import { archivedBeforeDelivery } from "../im/archived.js";
 import { NS_SM, MAX_UNACKED, SM_STORE, SmJournal, StreamManagement, ackable, claimRecord, handledCountTooHigh, materialize, numberedRows, parseH, queueAfter, resumeRegistry, seqsAbove, smFailed, snapshotText, type QueuedStanza } from "./sm.js";
 import { NS_CSI, MAX_HELD, InactiveBuffer, isUrgent } from "./csi.js";
 import { NS_SASL2, Sasl2Negotiation, sasl2Feature, type Sasl2Stream } from "./sasl2.js";
@@ -45,6 +46,11 @@ export interface StreamTransport {
 
 type State = "header" | "open" | "closed";
 const STANZAS = new Set(["message", "presence", "iq"]);
+/** Messages of one session handled at once while their timeline writes commit (C2sSession.ordered). */
+const MAX_IN_FLIGHT = 16;
+
+/** A message being handled, and when its handling is done (made only once a later message waits for it). */
+interface Turn { el: Element; released: boolean; done: Promise<void> | null; finish: (() => void) | null }
 const MAX_SASL_FAILURES_PER_STREAM = 3;
 
 export class C2sSession extends SessionState implements Session, Sasl2Stream {
@@ -62,6 +68,14 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
   private saslFailures = 0;
   private queue: Element[] | null = null;
   private busy = false;
+  /** The message being handled, while its handler may still let the next messages go ahead (ordered()). */
+  private turn: Turn | null = null;
+  /** Messages handed on by ordered() whose handling has not finished. */
+  private inflight = 0;
+  /** When the last message that called ordered() is done: what the next one delivers after. */
+  private lastTurn: Turn | null = null;
+  /** The queue's head waits for the messages in flight to finish (it is not a message). */
+  private drainWait = false;
   private readonly backpressure = new Backpressure(() => this.transport);
   private readonly rate: TokenBucket;
   private throttleTimer: NodeJS.Timeout | null = null;
@@ -411,7 +425,24 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
       this.backpressure.waiting(this.queue.length);
       return;
     }
+    if (this.inflight !== 0 && !this.mayOvertake(el)) {
+      this.queue = [el];
+      this.busy = true;
+      this.drainWait = true;
+      return;
+    }
     this.process(el);
+  }
+
+  /**
+   * Whether `el` may be handled while earlier messages are still in flight (ordered()): only a message that
+   * is archived before delivery, so it reaches its recipient after them; anything else (a chat state, an
+   * iq, presence, an SM request) waits until they are all done, so it sees, and is answered and delivered
+   * after, everything sent before it.
+   */
+  private mayOvertake(el: Element): boolean {
+    return el.name === "message" && this.jid !== null && (el.attrs.xmlns === undefined || el.attrs.xmlns === NS.client) &&
+      archivedBeforeDelivery(el);
   }
 
   private process(el: Element): void {
@@ -420,15 +451,66 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
       const wait = this.rate.take();
       if (wait > 0) return this.deferForRate(el, wait);
     }
+    const turn: Turn | null = el.name === "message" && this.jid !== null ? { el, released: false, done: null, finish: null } : null;
+    this.turn = turn;
     const r = this.handleElement(el);
     if (isThenable(r)) {
-      this.queue = [];
-      this.busy = true;
-      r.then(() => this.afterAsync(), (err) => {
+      if (turn === null || !turn.released) {
+        this.queue = [];
+        this.busy = true;
+      }
+      r.then(() => this.settled(turn), (err) => {
         this.ctx.log.error({ err, session: this.id }, "element handler failed");
-        this.afterAsync();
+        this.settled(turn);
       });
+    } else {
+      this.turn = null;
+      if (turn !== null) this.finishTurn(turn);
     }
+  }
+
+  /** The handling of an element that returned a promise is done. */
+  private settled(turn: Turn | null): void {
+    if (turn !== null) this.finishTurn(turn);
+    if (turn !== null && turn.released) {
+      this.inflight--;
+      if (this.inflight === 0 && this.drainWait) {
+        this.drainWait = false;
+        this.afterAsync();
+      }
+      return;
+    }
+    if (this.turn === turn) this.turn = null;
+    this.afterAsync();
+  }
+
+  private finishTurn(turn: Turn): void {
+    if (this.lastTurn === turn) this.lastTurn = null;
+    turn.finish?.();
+  }
+
+  /**
+   * Called by the message handler once the timeline write of `stanza` (the message being handled) is queued,
+   * so that its place among this session's messages is fixed: the session goes on with its next messages
+   * (up to MAX_IN_FLIGHT) while this one is committed, and a client with several messages in flight gets
+   * them into one commit instead of one commit each. Answers what the handler must wait for before it
+   * delivers, so that deliveries keep the order the client sent in: the end of the previous message that
+   * called this (null: none). undefined when `stanza` is not this session's current message.
+   */
+  ordered(stanza: Element): Promise<void> | null | undefined {
+    const turn = this.turn;
+    if (turn === null || turn.el !== stanza) return undefined;
+    this.turn = null;
+    const previous = this.lastTurn;
+    const after = previous === null ? null : (previous.done ??= new Promise<void>((resolve) => { previous.finish = resolve; }));
+    this.lastTurn = turn;
+    if (this.inflight < MAX_IN_FLIGHT && !this.closed) {
+      turn.released = true;
+      this.inflight++;
+      // Not from inside the handler that called: the next messages start once its synchronous part is done.
+      if (this.busy) queueMicrotask(() => { if (this.busy && !this.drainWait && this.throttleTimer === null) this.afterAsync(); });
+    }
+    return after;
   }
 
   private afterAsync(): void {
@@ -437,6 +519,12 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     this.queue = null;
     let i = 0;
     while (i < q.length && !this.closed) {
+      if (this.inflight !== 0 && !this.mayOvertake(q[i])) {
+        this.queue = q.slice(i);
+        this.busy = true;
+        this.drainWait = true;
+        return;
+      }
       this.process(q[i++]);
       if (this.busy) {
         // Still waiting: keep the rest in order behind the new wait.

@@ -9,12 +9,8 @@ import type { Delivered, DeliveryMeta, Session } from "../sessions/session.js";
 import { StanzaError } from "../xml/stanza.js";
 import type { NewTimelineEntry } from "../storage/types.js";
 import { parseFramedElement } from "../xml/parser.js";
+import { storable } from "./archived.js";
 
-/** Whether a message is worth keeping: it has a body (XEP-0160 §3, XEP-0334 hints). */
-function storable(stanza: Element): boolean {
-  if (stanza.getChild("no-store", NS.hints) || stanza.getChild("no-permanent-store", NS.hints)) return false;
-  return stanza.getChild("body") !== undefined || stanza.getChild("store", NS.hints) !== undefined;
-}
 
 export const messageModule = defineModule({
   name: "message",
@@ -29,6 +25,9 @@ export const messageModule = defineModule({
     const { store, sessions } = api;
     const hosts = new Set(api.hosts);
     const maxOffline = api.config.offline.maxPerUser;
+    // The sender's session may go on with its next messages once a message's rows are queued, when the
+    // store keeps the order of the appends (C2sSession.ordered).
+    const inOrder = store.timeline.appendsInOrder === true;
     api.addFeature("msgoffline");
     api.addFeature(NS.sid, "account");
 
@@ -92,7 +91,10 @@ export const messageModule = defineModule({
       }
       entries.push({ owner: recipient, peer: sender, outgoing: false, originId, ts, xml: xmlText, pending });
       await api.notify(ev.to.domain, "message-archiving", { stanza, from: ev.from, to: ev.to, entries });
-      const rows = await store.timeline.append(entries);
+      const appended = store.timeline.append(entries);
+      const after = inOrder ? ev.origin?.ordered?.(stanza) : null;
+      const rows = await appended;
+      if (after) await after;
       const last = rows[rows.length - 1];
       return { sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(last), duplicate: senderLocal && rows[0].duplicate, xml: xmlText };
     };
@@ -139,7 +141,10 @@ export const messageModule = defineModule({
         owner: sender, peer: ev.to.bareString(), outgoing: true, originId, ts: Date.now(), xml: ev.stanza.toString(), pending: false,
       }];
       await api.notify(ev.from.domain, "message-archiving", { stanza: ev.stanza, from: ev.from, to: ev.to, entries });
-      const [row] = await store.timeline.append(entries);
+      const appended = store.timeline.append(entries);
+      const after = inOrder ? ev.origin?.ordered?.(ev.stanza) : null;
+      const [row] = await appended;
+      if (after) await after;
       if (row!.duplicate) return { sender: metaOf(row!), recipient: null, duplicate: true };
       const routed = await api.run(ev.to.domain, "route/remote", ev);
       if (routed instanceof StanzaError) return routed;

@@ -48,6 +48,13 @@ export interface Session {
   /** Per-module state, keyed by the module. */
   readonly data: Map<string, unknown>;
   send(stanza: Element, meta?: DeliveryMeta): void;
+  /**
+   * For a session that handles its stanzas one at a time: the timeline write of `stanza`, the message it is
+   * handling, is queued (its place in the order is fixed), so it may go on with its next messages meanwhile.
+   * Answers what the handler waits for after the commit and before delivering (the end of the session's
+   * previous such message), so that deliveries keep the session's order; null or undefined: nothing.
+   */
+  ordered?(stanza: Element): Promise<void> | null | undefined;
   /** Ends the session, with a stream error when given. */
   close(error?: StreamErrorCondition, text?: string): void;
   readonly closed: boolean;

@@ -110,6 +110,12 @@ export interface TimelineStore {
    * The result has one element per input, in order; `duplicate` marks the ones that already existed.
    */
   append(entries: NewTimelineEntry[]): Promise<Array<TimelineEntry & { duplicate: boolean }>>;
+  /**
+   * true when appends get their seqs in the order append() was called, whatever the batches they fall in
+   * (the batches are committed one after another): a caller may then issue the next append before the
+   * previous one is answered and still keep its order. Absent: false.
+   */
+  readonly appendsInOrder?: boolean;
   pending(owner: string, limit: number): Promise<TimelineEntry[]>;
   countPending(owner: string): Promise<number>;
   markDelivered(owner: string, seqs: number[]): Promise<void>;

@@ -250,6 +250,8 @@ export function timelineStore(pool: pg.Pool, maxInFlight: number, monitor: Store
     (await pool.query<TimelineRow>(q)).rows.map((row) => toTimelineEntry(row, ids));
 
   const store: TimelineStore = {
+    // Batches written at once by several connections take their seqs in whichever order they commit.
+    appendsInOrder: maxInFlight === 1,
     append(entries) {
       const refused = refuseAppend(entries, closed);
       if (refused !== null) return refused;

@@ -186,6 +186,8 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
   });
 
   const store: TimelineStore = {
+    // One writer commits the batches in the order they were issued.
+    appendsInOrder: true,
     append(entries) {
       const refused = refuseAppend(entries, closed);
       if (refused !== null) return refused;
