@@ -15,6 +15,8 @@ import { BoshEndpoint, corsHeaders } from "./bosh.js";
 
 /** Bytes of one tick's output that leave as one write. */
 const SLICE = 64 * 1024;
+/** A connection's closers start as this shared empty list; admit() usually adds one (an exact-size array). */
+const NO_CLOSERS: ReadonlyArray<() => void> = [];
 
 class SocketTransport implements StreamTransport {
   readonly framed = false;
@@ -192,14 +194,14 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
     transport.attach(session);
     socket.on("error", () => socket.destroy());
     let closed = false;
-    const closers: Array<() => void> = [];
+    let closers: ReadonlyArray<() => void> = NO_CLOSERS;
     socket.on("close", () => {
       if (closed) return;
       closed = true;
       session.onTransportClose();
       for (const c of closers) c();
     });
-    admit(session, socket.remoteAddress ?? "unknown", (cb) => closers.push(cb));
+    admit(session, socket.remoteAddress ?? "unknown", (cb) => { closers = closers.concat(cb); });
   };
 
   const set: ListenerSet = { c2s: null, directTls: null, http: null, close: async () => {} };
@@ -248,14 +250,14 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
         const transport = new WebSocketTransport(ws, addr, isLoopback(addr), cfg.c2s.maxOutboundBytes);
         const session = new C2sSession(ctx, transport);
         transport.session = session;
-        const closers: Array<() => void> = [];
+        let closers: ReadonlyArray<() => void> = NO_CLOSERS;
         ws.on("message", (data, isBinary) => {
           if (isBinary) return session.close("unsupported-encoding", "RFC 7395 uses text frames");
           session.onData(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
         });
         ws.on("error", () => ws.terminate());
         ws.on("close", () => { session.onTransportClose(); for (const c of closers) c(); });
-        admit(session, addr, (cb) => closers.push(cb));
+        admit(session, addr, (cb) => { closers = closers.concat(cb); });
       });
     });
     await listen(set.http, cfg.http.port, cfg.http.bind);

@@ -1,7 +1,7 @@
 // RFC 6121 §3 (subscriptions) and §4 (availability): the subscription state machine with pre-approval
 // and persisted pending requests, probes, initial/broadcast/directed presence, unavailable on disconnect.
 import { defineModule } from "../modules/module.js";
-import { shallowCopy, xml, type Element } from "../xml/element.js";
+import { compact, shallowCopy, xml, type Element } from "../xml/element.js";
 import { parseFramedElement } from "../xml/parser.js";
 import type { StanzaEvent } from "../events/hooks.js";
 import type { Session } from "../sessions/session.js";
@@ -109,7 +109,7 @@ export const presenceModule = defineModule({
       if (unavailable && session.presence === null) return true;
       const prio = Number(stanza.getChildText("priority") ?? "0");
       session.priority = Number.isInteger(prio) && prio >= -128 && prio <= 127 ? prio : 0;
-      session.presence = unavailable ? null : stanza;
+      session.presence = unavailable ? null : compact(stanza);
       sessions.changed(session);
       const roster = await store.roster.get(user);
       for (const item of roster.items) {

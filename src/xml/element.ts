@@ -29,6 +29,17 @@ export function clone(el: Element): Element {
   return copy;
 }
 
+/**
+ * Gives `el` and its descendants children arrays of their exact size, in place, and returns it: for an
+ * element kept as long as a session lives (its presence). The parser's arrays keep the capacity V8 gave
+ * them while they grew, about 140 bytes each.
+ */
+export function compact(el: Element): Element {
+  el.children = el.children.slice();
+  for (const c of el.children) if (typeof c !== "string") compact(c as Element);
+  return el;
+}
+
 /** A copy of the element itself with the same (shared) children: cheap readdressing for fan-out. */
 export function shallowCopy(el: Element): Element {
   const copy = new ltx.Element(el.name, { ...el.attrs });

@@ -918,7 +918,15 @@ export class StreamParser {
         this.fail(error.condition, error.message);
         return S_DONE;
       }
-      if (this.element === null) this.nsBase = this.nsCount;
+      if (this.element === null) {
+        this.nsBase = this.nsCount;
+        // The header's bindings stay for the stream's life: arrays of their exact size, not of the capacity
+        // V8 gives an array on its first store (an idle connection keeps its parser).
+        this.nsPrefix = this.nsPrefix.slice(0, this.nsCount);
+        this.nsKey = this.nsKey.slice(0, this.nsCount);
+        this.nsUri = this.nsUri.slice(0, this.nsCount);
+        this.nsDepth = this.nsDepth.slice(0, this.nsCount);
+      }
     }
     if (this.element === null) {
       const name = this.tagName;
@@ -1066,6 +1074,9 @@ export class StreamParser {
   }
 
   private emitStanza(el: Element, end: number): number {
+    // Between stanzas the stack is empty: length 0 gives its backing store back (pop keeps some capacity),
+    // so an idle connection's parser holds none.
+    this.stack.length = 0;
     if (end - this.tokenStart > this.maxStanzaBytes) {
       this.fail("policy-violation", "stanza too large");
       return S_DONE;
