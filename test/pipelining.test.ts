@@ -100,6 +100,26 @@ describe("a client's messages in flight", () => {
     assert.deepEqual(archived.slice(-mixed.length), mixed);
   });
 
+  it("keeps the order when the stanza rate limit holds some of a burst back", async () => {
+    // A bucket of 5 refilled at 20/s: most of the 25 wait for tokens while earlier ones are in flight.
+    const limited = await startTestServer({ limits: { stanzasPerSecond: 20, stanzaBurst: 5 } });
+    try {
+      const a = await onlineUser(limited, "rate-alice");
+      const b = await onlineUser(limited, "rate-bob");
+      const bBare = b.jid.split("/")[0];
+      a.send(Array.from({ length: 25 }, (_, i) => i === 12
+        ? xml("message", { type: "chat", to: bBare, id: "r-state" }, xml("composing", { xmlns: CHATSTATES })).toString()
+        : xml("message", { type: "chat", to: bBare, id: `r${i}` }, xml("body", null, `rate ${i}`)).toString()).join(""));
+      const got = await messagesFrom(b, a.jid.split("/")[0], 25);
+      assert.deepEqual(got.map((m) => m.getChildText("body") ?? "state"),
+        Array.from({ length: 25 }, (_, i) => (i === 12 ? "state" : `rate ${i}`)));
+      a.close();
+      b.close();
+    } finally {
+      await limited.stop();
+    }
+  });
+
   it("answers a message to an unknown user with an error and still delivers the rest in order", async () => {
     const bobBare = bob.jid.split("/")[0];
     alice.send([0, 1, 2, 3, 4, 5].map((i) =>
