@@ -31,7 +31,7 @@ import {
 import { MobileError, stanzaCondition, fromCondition, fromStanzaError } from "./errors.js";
 import { MNS, contactFromItem, contactFromItemElement, messageFromStanza, presenceFromStanza, retractTarget } from "./bridge.js";
 import { toMessages, type MobileContext } from "./context.js";
-import { OutboundGuard, STALL_MS } from "../sessions/outbound.js";
+import { OutboundGuard } from "../sessions/outbound.js";
 import { contain } from "../log.js";
 
 /** The connection under a session: a WebSocket in production. */
@@ -296,8 +296,7 @@ export class MobileSession extends SessionState implements Session {
           for (;;) {
             const wait = this.windowFull();
             if (wait) await wait;
-            // The catch-up goes no faster than the device reads, so it never runs into the outbound limit; a
-            // device that reads nothing of it for STALL_MS is closed as one over the limit would be.
+            // The catch-up goes no faster than the device reads, so it never runs into the outbound limit.
             if (!(await this.drained())) return;
             const room = this.ctx.opts.syncWindow - (this.sentUpTo - this.acked);
             const rows = await timeline.query(owner, { afterSeq: this.sentUpTo, limit: Math.min(syncBatch, room) });
@@ -337,18 +336,18 @@ export class MobileSession extends SessionState implements Session {
     }
   }
 
-  /** Waits until at most half the outbound limit is queued; false when the session closed meanwhile (or stalled). */
+  /**
+   * Waits until at most half the outbound limit is queued; false when the session closed meanwhile. A device
+   * that reads nothing of it for the outbound guard's stall time is closed, as one over the limit would be.
+   */
   private async drained(): Promise<boolean> {
     const half = this.ctx.opts.maxPendingOutputBytes / 2;
-    let queued = this.transport.bufferedAmount;
-    let progressAt = Date.now();
+    if (this.transport.bufferedAmount <= half) return !this.closed;
+    const stall = new OutboundGuard(half);
+    stall.wrote(this.transport.bufferedAmount);
     while (!this.closed && this.transport.bufferedAmount > half) {
       await new Promise((r) => setTimeout(r, 20));
-      const now = this.transport.bufferedAmount;
-      if (now < queued) {
-        queued = now;
-        progressAt = Date.now();
-      } else if (Date.now() - progressAt > STALL_MS && !this.overflowed) {
+      if (!this.overflowed && stall.exceeded(this.transport.bufferedAmount)) {
         this.overflowed = true;
         this.kick(KickReason.POLICY_VIOLATION, "the device does not read its pushes (slow consumer)");
       }

@@ -2,7 +2,7 @@
 // maxPendingOutputBytes). Checked once per tick of output, after it was offered to the kernel.
 
 /** A peer that took nothing for this long while over the limit is taken for one that stopped reading. */
-export const STALL_MS = 1000;
+const STALL_MS = 1000;
 /** However steadily it reads, a peer never has more than this many times the limit queued. */
 const CEILING_FACTOR = 8;
 
