@@ -425,13 +425,15 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
       this.backpressure.waiting(this.queue.length);
       return;
     }
-    if (this.inflight !== 0 && !this.mayOvertake(el)) {
-      this.queue = [el];
-      this.busy = true;
-      this.drainWait = true;
-      return;
-    }
+    if (this.inflight !== 0 && !this.mayOvertake(el)) return this.waitForInflight([el]);
     this.process(el);
+  }
+
+  /** Holds `queue` until the messages in flight are all done (the last one's settled() resumes). */
+  private waitForInflight(queue: Element[]): void {
+    this.queue = queue;
+    this.busy = true;
+    this.drainWait = true;
   }
 
   /**
@@ -519,12 +521,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     this.queue = null;
     let i = 0;
     while (i < q.length && !this.closed) {
-      if (this.inflight !== 0 && !this.mayOvertake(q[i])) {
-        this.queue = q.slice(i);
-        this.busy = true;
-        this.drainWait = true;
-        return;
-      }
+      if (this.inflight !== 0 && !this.mayOvertake(q[i])) return this.waitForInflight(q.slice(i));
       this.process(q[i++]);
       if (this.busy) {
         // Still waiting: keep the rest in order behind the new wait.

@@ -3,10 +3,14 @@
 import type { Element } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 
+/** XEP-0334: the sender asked not to store it. */
+function storeRefused(stanza: Element): boolean {
+  return stanza.getChild("no-store", NS.hints) !== undefined || stanza.getChild("no-permanent-store", NS.hints) !== undefined;
+}
+
 /** Whether a message is worth keeping: it has a body (XEP-0160 §3, XEP-0334 hints). */
 export function storable(stanza: Element): boolean {
-  if (stanza.getChild("no-store", NS.hints) || stanza.getChild("no-permanent-store", NS.hints)) return false;
-  return stanza.getChild("body") !== undefined || stanza.getChild("store", NS.hints) !== undefined;
+  return !storeRefused(stanza) && (stanza.getChild("body") !== undefined || stanza.getChild("store", NS.hints) !== undefined);
 }
 
 /**
@@ -17,5 +21,5 @@ export function storable(stanza: Element): boolean {
  */
 export function archivedBeforeDelivery(stanza: Element): boolean {
   const type = stanza.attrs.type;
-  return (type === undefined || type === "chat" || type === "normal") && stanza.getChild("body") !== undefined && storable(stanza);
+  return (type === undefined || type === "chat" || type === "normal") && stanza.getChild("body") !== undefined && !storeRefused(stanza);
 }
