@@ -30,14 +30,20 @@ export interface TimelineStoreHandle {
   close(): Promise<void>;
 }
 
+/** A bound LIMIT that SQLite does not plan with (see timelineStore). */
+export const LIMIT = "CAST(? AS INTEGER)";
+
 /**
  * `path` set (a database file): commits run in a writer thread on a connection of its own, and
  * checkpoints in another thread (the main connection then never checkpoints). Null (":memory:"): on this thread, at the end of the turn.
  */
 export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor): TimelineStoreHandle {
+  // Every LIMIT is bound as ${LIMIT}, never as a bare `?`: SQLite plans with the value of a bare LIMIT
+  // parameter, so each new binding expires the statement and every run prepares it again (the pending
+  // query of each login took 9.7 µs instead of 1.6).
   const selectPending = db.prepare<[string, number], TimelineRow>(
     `SELECT ${TIMELINE_COLUMNS} FROM timeline INDEXED BY timeline_pending WHERE owner = ? AND pending = 1
-     ORDER BY seq LIMIT ?`);
+     ORDER BY seq LIMIT ${LIMIT}`);
   const countPending = db.prepare<[string], number>(
     "SELECT count(*) FROM timeline WHERE owner = ? AND pending = 1").pluck();
   const clearPending = db.prepare<[string, number]>(
@@ -56,7 +62,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
   const expireBatch = (unarchivedOnly: boolean) => db.prepare<[number, number]>(
     `DELETE FROM timeline WHERE (owner, seq) IN (SELECT owner, seq FROM timeline
        INDEXED BY ${unarchivedOnly ? "timeline_unarchived" : "timeline_ts"}
-       WHERE ts < ? AND pending = 0${unarchivedOnly ? " AND archived = 0" : ""} LIMIT ?)`);
+       WHERE ts < ? AND pending = 0${unarchivedOnly ? " AND archived = 0" : ""} LIMIT ${LIMIT})`);
   const expireAll = expireBatch(false), expireUnarchived = expireBatch(true);
   // Full-text matching in application code (see schemas/sql/sqlite/0002_archive.sql).
   db.function("hearth_fulltext", { deterministic: true }, (text: unknown, query: unknown) =>
@@ -153,7 +159,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
       counts.set(shape, statement);
       return statement as never;
     }
-    sql += shape & REVERSE ? " ORDER BY seq DESC LIMIT ?" : " ORDER BY seq LIMIT ?";
+    sql += shape & REVERSE ? ` ORDER BY seq DESC LIMIT ${LIMIT}` : ` ORDER BY seq LIMIT ${LIMIT}`;
     const statement = db.prepare<unknown[], TimelineRow>(sql);
     queries.set(shape, statement);
     return statement;
