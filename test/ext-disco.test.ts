@@ -192,6 +192,25 @@ describe("disco with features, forms and items of other modules", function () {
     assert.ok(!features(await alice.iq(info("localhost"))).includes("urn:example:extra"));
   });
 
+  it("recomputes the caps of new logins when a module adds a feature after its setup", async () => {
+    let later: ((ns: string) => void) | null = null;
+    const late = defineModule({ name: "disco-test-late", setup(api) { later = (ns) => api.addFeature(ns); } });
+    await ts.server.modules.load(late);
+    try {
+      const before = await capsOfNewLogin();
+      assert.equal((await capsOfNewLogin()).attrs.ver, before.attrs.ver);
+      later!("urn:example:late");
+      const after = await capsOfNewLogin();
+      assert.notEqual(after.attrs.ver, before.attrs.ver);
+      const res = await alice.iq(info("localhost"));
+      assert.ok(features(res).includes("urn:example:late"));
+      assert.equal(capsVer(identities(res), features(res), forms(res)), after.attrs.ver);
+    } finally {
+      ts.server.modules.unload(late.name);
+    }
+    assert.ok(!features(await alice.iq(info("localhost"))).includes("urn:example:late"));
+  });
+
   it("takes the caps node from the module options", async () => {
     const other = await startTestServer({ modules: { disco: { capsNode: "https://example.org/hearth" } } });
     try {

@@ -98,8 +98,8 @@ export const disco = defineModule({
     const itemsFold = (host: string, node: string | null, to: Jid, from: Jid): Element[] =>
       api.runFold(host, "disco-items", [], { host, node, to, from });
 
-    // Features change when modules load or unload, and the host has no event for that: the string S is
-    // rebuilt on use (a few dozen short strings) and only hashed again when it changed.
+    // Features change when modules load or unload: for a query the string S is rebuilt (a few dozen short
+    // strings) and only hashed again when it changed.
     const verByS = new Map<string, string>();
     const serverVer = (host: string): { ver: string; extra: Element[] } => {
       const hostJid = jid("", host);
@@ -113,9 +113,20 @@ export const disco = defineModule({
       return { ver, extra };
     };
 
+    // Every login's stream features carry the ver: kept per host until a module registration changes what
+    // it is computed from.
+    const verByHost = new Map<string, { generation: number; ver: string }>();
+    const currentVer = (host: string): string => {
+      const known = verByHost.get(host);
+      if (known !== undefined && known.generation === api.registryGeneration) return known.ver;
+      const { ver } = serverVer(host);
+      verByHost.set(host, { generation: api.registryGeneration, ver });
+      return ver;
+    };
+
     api.fold("stream-features", (acc, { session, authenticated }) => {
       // XEP-0115 §6.3: the server's caps as a stream feature.
-      if (authenticated) acc.push(xml("c", { xmlns: NS_CAPS, hash: "sha-1", node: capsNode, ver: serverVer(session.host).ver }));
+      if (authenticated) acc.push(xml("c", { xmlns: NS_CAPS, hash: "sha-1", node: capsNode, ver: currentVer(session.host) }));
       return acc;
     });
 

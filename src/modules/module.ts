@@ -110,6 +110,11 @@ export interface ModuleApi<O = unknown> {
   /** The disco features and identities every module added (read by the disco module). */
   readonly features: { readonly host: ReadonlySet<string>; readonly account: ReadonlySet<string> };
   readonly identities: readonly Identity[];
+  /**
+   * Changes whenever any module adds or removes a disco feature, an identity or a fold handler: a value
+   * computed from them (the server's caps hash) stays right while this number is the same.
+   */
+  readonly registryGeneration: number;
   /** A run event (first answer wins), on the bus of each of this api's domains. */
   on<K extends StanzaRunName>(name: K, handler: Handler<K>, phase?: Phase): void;
   /** An observe event: every observer runs in its own error boundary; a failure is logged, never fatal. */
@@ -163,6 +168,8 @@ interface Loaded { def: ModuleDefinition<unknown>; undo: Array<() => void> }
 
 export class ModuleHost {
   private readonly loaded = new Map<string, Loaded>();
+  /** See ModuleApi.registryGeneration. */
+  private generation = 0;
   private readonly services = new Map<string, { module: string; impl: unknown }>();
 
   constructor(private readonly ctx: ServerContext) {}
@@ -229,8 +236,14 @@ export class ModuleHost {
 
   private apiFor(name: string, options: unknown, undo: Array<() => void>, domains: readonly string[]): ModuleApi<unknown> {
     const ctx = this.ctx;
+    const host = this;
     const log = ctx.log.child({ module: name });
     const stores = new Map<string, KeyValueStore>();
+    /** A registration that changes what registryGeneration covers, and its undo. */
+    const registered = (undoIt: () => void): void => {
+      host.generation++;
+      undo.push(() => { host.generation++; undoIt(); });
+    };
     const hooks = ctx.hooks;
     const router = ctx.router;
     /** The buses a registration goes on: the server bus for server events, else each domain's. */
@@ -270,6 +283,7 @@ export class ModuleHost {
     const api: ModuleApi<unknown> = {
       name, options, config: ctx.config, log, hosts: [...domains], store: ctx.store,
       router, sessions: ctx.sessions, accounts: ctx.accounts, features: ctx.features, identities: ctx.identities,
+      get registryGeneration() { return host.generation; },
       on: (ev, handler, phase = "handle") => {
         for (const bus of busesFor(ev)) undo.push(bus.on(ev, handler as never, PHASES[phase]));
       },
@@ -277,7 +291,7 @@ export class ModuleHost {
         for (const bus of busesFor(ev)) undo.push(bus.observe(ev, observer as never, PHASES[phase]));
       },
       fold: (ev, folder, phase = "handle") => {
-        for (const bus of busesFor(ev)) undo.push(bus.fold(ev, folder as never, PHASES[phase]));
+        for (const bus of busesFor(ev)) registered(bus.fold(ev, folder as never, PHASES[phase]));
       },
       onIq,
       notify: (domain, ev, event) => hooks.notify(domain, ev, event),
@@ -287,11 +301,11 @@ export class ModuleHost {
         const set = ctx.features[scope];
         if (set.has(ns)) return;
         set.add(ns);
-        undo.push(() => set.delete(ns));
+        registered(() => set.delete(ns));
       },
       addIdentity: (identity) => {
         ctx.identities.push(identity);
-        undo.push(() => { const i = ctx.identities.indexOf(identity); if (i >= 0) ctx.identities.splice(i, 1); });
+        registered(() => { const i = ctx.identities.indexOf(identity); if (i >= 0) ctx.identities.splice(i, 1); });
       },
       component: (domains) => {
         const list = Array.isArray(domains) ? domains : [domains];
