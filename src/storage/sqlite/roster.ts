@@ -22,8 +22,6 @@ function toRosterItem(row: RosterRow): RosterItem {
 }
 
 export function rosterStore(db: Db, lock: LockRunner): RosterStore {
-  const selectItems = db.prepare<[string], RosterRow>(
-    `SELECT ${ROSTER_COLUMNS} FROM roster_items WHERE owner = ? ORDER BY contact`);
   const selectItem = db.prepare<[string, string], RosterRow>(
     `SELECT ${ROSTER_COLUMNS} FROM roster_items WHERE owner = ? AND contact = ?`);
   const selectVersion = db.prepare<[string], number>(
@@ -46,8 +44,23 @@ export function rosterStore(db: Db, lock: LockRunner): RosterStore {
   });
   const remove = db.transaction((owner: string, contact: string): number =>
     deleteItem.run(owner, contact).changes === 0 ? version(owner) : bumpVersion.get(owner)!);
-  // One read transaction, so that the version always matches the items.
-  const get = db.transaction((owner: string) => ({ version: version(owner), items: selectItems.all(owner).map(toRosterItem) }));
+  // The version and the items in one statement (one read transaction, so they always match): a login reads
+  // the roster for its presence, and each statement costs more than its rows. The version's row has no
+  // contact and so comes first.
+  const selectRoster = db.prepare<[string, string], RosterRow & { version: number | null }>(
+    `SELECT version, ${ROSTER_COLUMNS.split(", ").map((c) => `NULL AS ${c}`).join(", ")} FROM roster_versions WHERE owner = ?
+     UNION ALL SELECT NULL, ${ROSTER_COLUMNS} FROM roster_items WHERE owner = ?
+     ORDER BY contact`);
+  const get = (owner: string): { version: number; items: RosterItem[] } => {
+    const rows = selectRoster.all(owner, owner);
+    const items: RosterItem[] = [];
+    let version = 0;
+    for (const row of rows) {
+      if (row.contact === null) version = row.version!;
+      else items.push(toRosterItem(row));
+    }
+    return { version, items };
+  };
 
   return {
     get: (owner) => settle(() => get(owner)),
