@@ -4,6 +4,7 @@ import { readFileSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { renderReadme } from "./tools/readme-sections.js";
+import { hearthNodeFlags } from "./bench/server-process.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -36,6 +37,18 @@ describe("project structure", () => {
   it("the README's compliance table and configuration reference match the code (npm run docs)", () => {
     const readme = readFileSync(path.join(root, "README.md"), "utf8");
     assert.equal(renderReadme(readme), readme, "run `npm run docs` to regenerate the README blocks");
+  });
+
+  it("npm start runs the server with the node flags of bin/hearth.js, as the benchmarks do", () => {
+    const flags = hearthNodeFlags(root);
+    assert.ok(flags.includes("--min-semi-space-size=16"), flags.join(" "));
+    const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { scripts: Record<string, string> };
+    assert.equal(pkg.scripts.start, `node ${flags.join(" ")} bin/hearth.js start`);
+    assert.match(readFileSync(path.join(root, "test/bench/ours.env"), "utf8"), /flags=\$\(sed -n "1s\|\^#!\/usr\/bin\/env -S node\|\|p" bin\/hearth\.js\)/);
+    const unit = readFileSync(path.join(root, ".ci/packaging/hearth.service"), "utf8");
+    assert.ok(unit.includes(`ExecStart=/usr/bin/node ${flags.join(" ")} /opt/hearth/bin/hearth.js start`));
+    const image = readFileSync(path.join(root, ".ci/packaging/Dockerfile"), "utf8");
+    assert.ok(image.includes(`CMD ${JSON.stringify(["node", ...flags, "bin/hearth.js", "start"]).replace(/","/g, "\", \"")}`));
   });
 
   it("the README keeps the two set-up commands", () => {

@@ -223,7 +223,7 @@ export async function hearthServer(repoRoot: string, domain: string, keep: boole
     name,
     // BENCH_SERVER_NODE_ARGS: node flags for the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
     // (the profile is written when the server exits on the bench's SIGTERM).
-    args: [...serverNodeArgs(), 'bin/hearth.js', 'start', '--config', config],
+    args: [...hearthNodeFlags(repoRoot), ...serverNodeArgs(), 'bin/hearth.js', 'start', '--config', config],
     cwd: repoRoot,
     host: '127.0.0.1',
     port,
@@ -231,6 +231,14 @@ export async function hearthServer(repoRoot: string, domain: string, keep: boole
     startTimeoutMs: 30_000,
     persistent: true,
   });
+}
+
+/** The node flags of the server: those on bin/hearth.js's `#!/usr/bin/env -S node ...` line. */
+export function hearthNodeFlags(repoRoot: string): string[] {
+  const first = readFileSync(join(repoRoot, 'bin/hearth.js'), 'utf8').split('\n', 1)[0];
+  const m = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
+  if (!m) throw new Error(`bin/hearth.js does not start with "#!/usr/bin/env -S node": ${first}`);
+  return m[1].split(/\s+/).filter((a) => a !== '');
 }
 
 function serverNodeArgs(): string[] {
