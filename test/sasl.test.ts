@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 import {
   createMechanism,
   decodeSaslData,
   deriveCredentials,
   offeredMechanisms,
   prepPassword,
+  prepUsername,
   SaslError,
   verifyPassword,
   type CredentialLookup,
@@ -131,6 +133,19 @@ describe("SASL", () => {
       assert.equal(prepPassword("a\u00A0b\u2003c"), "a b c");
       assert.throws(() => prepPassword("\u0007"), (e: unknown) => e instanceof SaslError && e.condition === "malformed-request");
       assert.throws(() => prepPassword("\u0627\u0031"), SaslError);
+    });
+
+    it("takes printable ASCII as SASLprep's identity, as the full algorithm does", () => {
+      const saslprep = createRequire(import.meta.url)("saslprep") as (s: string, o: { allowUnassigned: boolean }) => string;
+      const ascii = Array.from({ length: 0x7f - 0x20 }, (_, i) => String.fromCharCode(0x20 + i));
+      for (const s of [...ascii, ascii.join(""), "", " ", "user1", "a b"]) {
+        assert.equal(prepUsername(s), saslprep(s, { allowUnassigned: true }));
+        assert.equal(prepPassword(s), s);
+      }
+      // The characters just outside the fast path still go through the algorithm.
+      assert.throws(() => prepUsername("a\u007fb"), SaslError);
+      assert.throws(() => prepUsername("\u001f"), SaslError);
+      assert.equal(prepUsername("a\u00A0b"), "a b");
     });
 
     it("equivalent passwords verify against each other", async () => {

@@ -6,6 +6,7 @@ export {
   checkPassword,
   deriveCredentials,
   prepPassword,
+  prepUsername,
   SaslError,
   verifyPassword,
   type ChannelBinding,

@@ -80,7 +80,14 @@ export const SCRAM_HASHES: readonly ScramHash[] = ["SHA-256", "SHA-1"];
 
 const SALT_BYTES = 16;
 
+/**
+ * Printable ASCII is its own SASLprep (RFC 4013 §2): nothing in it is mapped, NFKC leaves it as it is, none
+ * of it is prohibited and none of it is right-to-left. Most usernames are, and every login preps one.
+ */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
 function saslprepOrFail(s: string, what: string): string {
+  if (PRINTABLE_ASCII.test(s)) return s;
   try {
     // Treated as a "query" string (unassigned code points allowed), as RFC 5802 §5.1 asks for
     // usernames; passwords are prepared the same way at registration and at login, so they match.
