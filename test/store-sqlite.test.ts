@@ -223,6 +223,56 @@ describe("sqlite store", function () {
     for (const sql of limited) assert.doesNotMatch(sql, /\b(LIMIT|OFFSET)\s+\?/i);
   });
 
+  it("runs no statement for the offline check of an owner with nothing pending, and still finds every pending row", async function () {
+    const sample = new Database(":memory:").prepare("SELECT 1");
+    const proto = Object.getPrototypeOf(sample) as { all: (...a: unknown[]) => unknown[]; get: (...a: unknown[]) => unknown };
+    const { all, get } = proto;
+    let runs = 0;
+    type Statement = { source: string; database: { name: string } };
+    // This store's statements only: other tests' servers may still be winding down in this process.
+    const counted = (s: Statement) => { if (s.database.name === path && /pending = 1/.test(s.source)) runs++; };
+    proto.all = function (this: Statement, ...a: unknown[]) { counted(this); return all.apply(this, a); };
+    proto.get = function (this: Statement, ...a: unknown[]) { counted(this); return get.apply(this, a); };
+    try {
+      store = openSqliteStore({ path });
+      runs = 0; // the store reads the owners with pending rows once, at open
+      assert.deepEqual(await store.timeline.pending("nobody@x", 10), []);
+      assert.equal(await store.timeline.countPending("nobody@x"), 0);
+      assert.equal(runs, 0);
+      const [row] = await store.timeline.append([entry("a@x")]);
+      assert.equal((await store.timeline.pending("a@x", 10)).length, 1);
+      assert.equal(await store.timeline.countPending("a@x"), 1);
+      await store.timeline.markDelivered("a@x", [row.seq]);
+      assert.deepEqual(await store.timeline.pending("a@x", 10), []);
+      const before = runs;
+      assert.deepEqual(await store.timeline.pending("a@x", 10), []);
+      assert.equal(runs, before, "an owner whose pending rows were all delivered runs no statement either");
+      await store.timeline.markPending("a@x", [row.seq]);
+      assert.equal((await store.timeline.pending("a@x", 10)).length, 1);
+      // A query that finds nothing while an append of the same owner waits to commit keeps the owner checked.
+      const [d] = await store.timeline.append([entry("d@x")]);
+      await store.timeline.markDelivered("d@x", [d.seq]);
+      // Two batches for the writer thread in flight (a read issues the first), so the query waits for the
+      // second, and d@x's append queues behind both and commits after the query ran.
+      const batch = () => store!.timeline.append(Array.from({ length: 10 }, () => entry("b@x")));
+      const first = batch();
+      const read = store.timeline.lastSeq("b@x");
+      const second = batch();
+      const empty = store.timeline.pending("d@x", 10);
+      const third = store.timeline.append([entry("d@x")]);
+      assert.deepEqual(await empty, []);
+      await Promise.all([first, read, second, third]);
+      assert.equal((await store.timeline.pending("d@x", 10)).length, 1);
+      await store.close();
+      store = openSqliteStore({ path });
+      assert.equal((await store.timeline.pending("a@x", 10)).length, 1, "the owners with pending rows are read at open");
+      assert.equal((await store.timeline.pending("b@x", 30)).length, 20);
+    } finally {
+      proto.all = all;
+      proto.get = get;
+    }
+  });
+
   it("deletes an account after its queued appends, not before", async function () {
     store = openSqliteStore({ path });
     await store.accounts.create("x", "a", {});

@@ -46,6 +46,12 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
      ORDER BY seq LIMIT ${LIMIT}`);
   const countPending = db.prepare<[string], number>(
     "SELECT count(*) FROM timeline WHERE owner = ? AND pending = 1").pluck();
+  // The owners that may have pending rows. Only this process writes the file (SQLite is the single-node
+  // store; block lists count on the same), and every pending row it writes passes append() or markPending()
+  // here, so the set never misses an owner: the offline check of a login with nothing waiting (nearly every
+  // login) runs no statement. An owner leaves it when a query finds nothing pending.
+  const pendingOwners = new Set(db.prepare<[], string>(
+    "SELECT DISTINCT owner FROM timeline INDEXED BY timeline_pending WHERE pending = 1").pluck().all());
   const clearPending = db.prepare<[string, number]>(
     "UPDATE timeline SET pending = 0 WHERE owner = ? AND seq = ? AND pending = 1");
   const setPending = db.prepare<[string, number]>(
@@ -197,19 +203,31 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
     append(entries) {
       const refused = refuseAppend(entries, closed);
       if (refused !== null) return refused;
+      for (let i = 0; i < entries.length; i++) if (entries[i].pending) pendingOwners.add(entries[i].owner);
       return new Promise((resolve, reject) => {
         queue.push({ entries, resolve, reject });
         if (scheduled === null && issued - answered < MAX_IN_FLIGHT) scheduled = setImmediate(onImmediate);
       });
     },
-    pending: (owner, limit) => read(() => selectPending.all(owner, queryLimit(limit)).map(toEntry)),
-    countPending: (owner) => read(() => countPending.get(owner) ?? 0),
+    pending: (owner, limit) => {
+      if (!pendingOwners.has(owner)) return settle(() => { queryLimit(limit); return []; });
+      return read(() => {
+        const rows = selectPending.all(owner, queryLimit(limit));
+        // Not while an append is uncommitted: it may hold a pending row of this owner.
+        if (rows.length === 0 && queue.length === 0 && issued === answered) pendingOwners.delete(owner);
+        return rows.map(toEntry);
+      });
+    },
+    countPending: (owner) => (pendingOwners.has(owner) ? read(() => countPending.get(owner) ?? 0) : settle(() => 0)),
     markDelivered: (owner, seqs) => read(() => {
       if (seqs.length !== 0) markDelivered.immediate(owner, seqs);
     }),
-    markPending: (owner, seqs) => read(() => {
-      if (seqs.length !== 0) markPending.immediate(owner, seqs);
-    }),
+    markPending: (owner, seqs) => {
+      if (seqs.length !== 0) pendingOwners.add(owner);
+      return read(() => {
+        if (seqs.length !== 0) markPending.immediate(owner, seqs);
+      });
+    },
     query: (owner, q: TimelineQuery) => read(() => {
       let { shape, params } = filterOf(owner, q);
       if (q.reverse === true) shape |= REVERSE;
