@@ -18,6 +18,8 @@ const SLICE = 64 * 1024;
 /** A connection's closers start as this shared empty list; admit() usually adds one (an exact-size array). */
 const NO_CLOSERS: ReadonlyArray<() => void> = [];
 
+const endOfTick = (t: SocketTransport): void => t.endOfTick();
+
 class SocketTransport implements StreamTransport {
   readonly framed = false;
   secure: boolean;
@@ -54,7 +56,7 @@ class SocketTransport implements StreamTransport {
     this.guard.wrote(data.length);
     if (!this.scheduled) {
       this.scheduled = true;
-      process.nextTick(this.endOfTick);
+      process.nextTick(endOfTick, this);
     }
     // A large tick (an offline batch, an archive page) leaves in slices, so that the peer's progress
     // through it is seen slice by slice rather than only once all of it is written.
@@ -75,13 +77,14 @@ class SocketTransport implements StreamTransport {
     else s.write(data, (err) => { for (const cb of callbacks) cb(err); });
   }
 
-  private readonly endOfTick = (): void => {
+  /** Called once per tick that wrote (a function with an argument, not a closure per connection). */
+  endOfTick(): void {
     this.scheduled = false;
     this.writePending();
     const s = this.socket;
     // Measured after the tick's output was offered to the kernel: what is left is what the peer did not take.
     if (this.guard.exceeded(s.writableLength)) this.session.outputOverflow(s.writableLength);
-  };
+  }
 
   startTls(): void {
     const raw = this.socket;

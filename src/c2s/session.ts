@@ -3,7 +3,7 @@
 import { isThenable } from "../events/hooks.js";
 import { Element, textOf, xml } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
-import { StreamParser, parseFramedElement, type XmlError } from "../xml/parser.js";
+import { StreamParser, parseFramedElement, type ParserHandler, type XmlError } from "../xml/parser.js";
 import { errorReply, iqPayload, reply, streamError, type StreamErrorCondition } from "../xml/stanza.js";
 import { jid as makeJid, resourceprep, nodeprep, type Jid } from "../jid/jid.js";
 import { SaslAttempt, streamMechanisms } from "./sasl/attempt.js";
@@ -53,7 +53,7 @@ const MAX_IN_FLIGHT = 16;
 interface Turn { el: Element; released: boolean; done: Promise<void> | null; finish: (() => void) | null }
 const MAX_SASL_FAILURES_PER_STREAM = 3;
 
-export class C2sSession extends SessionState implements Session, Sasl2Stream {
+export class C2sSession extends SessionState implements Session, Sasl2Stream, ParserHandler {
   host: string;
 
   readonly openedAt = Date.now();
@@ -117,13 +117,25 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     return socket ? tlsChannelBinding(socket) : null;
   }
 
+  // The session is its parser's handler (the four methods below), rather than an object of four closures
+  // that every connection would keep for as long as it lives (idle memory per connection).
   private newParser(): StreamParser {
-    return new StreamParser({
-      onStreamStart: (name, attrs) => this.onStreamStart(name, attrs),
-      onStanza: (el) => this.onElement(el),
-      onStreamEnd: () => (this.resumedInto ?? this).onStreamEnd(),
-      onError: (err: XmlError) => (this.resumedInto ?? this).close(err.condition, err.message),
-    }, { framed: this.transport.framed, limits: { maxStanzaBytes: this.ctx.config.limits.maxStanzaBytes } });
+    return new StreamParser(this, { framed: this.transport.framed, limits: { maxStanzaBytes: this.ctx.config.limits.maxStanzaBytes } });
+  }
+
+  /** ParserHandler: a complete stanza. */
+  onStanza(el: Element): void {
+    this.onElement(el);
+  }
+
+  /** ParserHandler: the peer closed its stream (a resumed session's old stream hands it to the new one). */
+  onStreamEnd(): void {
+    (this.resumedInto ?? this).streamEnded();
+  }
+
+  /** ParserHandler: input that is not XMPP; the parser ignores the rest. */
+  onError(err: XmlError): void {
+    (this.resumedInto ?? this).close(err.condition, err.message);
   }
 
   /** Raw input from the transport (TCP bytes, or one WebSocket message). */
@@ -351,7 +363,8 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     }
   }
 
-  private onStreamStart(name: string, attrs: Record<string, string>): void {
+  /** ParserHandler: the stream header. */
+  onStreamStart(name: string, attrs: Record<string, string>): void {
     // RFC 6120 §4.8: the stream namespace and the content namespace must be the ones we serve.
     const prefix = name.includes(":") ? name.slice(0, name.indexOf(":")) : "";
     const streamNs = prefix ? attrs[`xmlns:${prefix}`] : attrs.xmlns;
@@ -410,7 +423,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream {
     this.send(features);
   }
 
-  private onStreamEnd(): void {
+  private streamEnded(): void {
     // RFC 6120 §4.4: answer the closing tag with ours, then close the connection.
     this.close();
   }
