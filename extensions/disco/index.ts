@@ -11,7 +11,7 @@ import { xml, type Element } from "../../src/xml/element.js";
 import { NS } from "../../src/xml/ns.js";
 import { jid, type Jid } from "../../src/jid/jid.js";
 import { StanzaError } from "../../src/xml/stanza.js";
-import { capsVer, verificationString, NS_CAPS, type CapsIdentity } from "./caps.js";
+import { capsVer, NS_CAPS, type CapsIdentity } from "./caps.js";
 
 
 
@@ -98,35 +98,25 @@ export const disco = defineModule({
     const itemsFold = (host: string, node: string | null, to: Jid, from: Jid): Element[] =>
       api.runFold(host, "disco-items", [], { host, node, to, from });
 
-    // Features change when modules load or unload: for a query the string S is rebuilt (a few dozen short
-    // strings) and only hashed again when it changed.
-    const verByS = new Map<string, string>();
-    const serverVer = (host: string): { ver: string; extra: Element[] } => {
+    /** The server's own disco#info extensions (forms): what its caps ver is computed from, with the rest. */
+    const serverExtra = (host: string): Element[] => {
       const hostJid = jid("", host);
-      const extra = infoFold(host, null, hostJid, hostJid);
-      const s = verificationString(ctx.identities, ctx.features.host, extra);
-      let ver = verByS.get(s);
-      if (ver === undefined) {
-        if (verByS.size > 16) verByS.clear();
-        verByS.set(s, (ver = capsVer(ctx.identities, ctx.features.host, extra)));
-      }
-      return { ver, extra };
+      return infoFold(host, null, hostJid, hostJid);
     };
-
-    // Every login's stream features carry the ver: kept per host until a module registration changes what
-    // it is computed from.
+    // Every login's stream features carry the ver: kept per host until a module registration changes what it
+    // is computed from (features, identities, folds: ModuleApi.registryGeneration).
     const verByHost = new Map<string, { generation: number; ver: string }>();
-    const currentVer = (host: string): string => {
+    const serverVer = (host: string): string => {
       const known = verByHost.get(host);
       if (known !== undefined && known.generation === api.registryGeneration) return known.ver;
-      const { ver } = serverVer(host);
+      const ver = capsVer(ctx.identities, ctx.features.host, serverExtra(host));
       verByHost.set(host, { generation: api.registryGeneration, ver });
       return ver;
     };
 
     api.fold("stream-features", (acc, { session, authenticated }) => {
       // XEP-0115 §6.3: the server's caps as a stream feature.
-      if (authenticated) acc.push(xml("c", { xmlns: NS_CAPS, hash: "sha-1", node: capsNode, ver: currentVer(session.host) }));
+      if (authenticated) acc.push(xml("c", { xmlns: NS_CAPS, hash: "sha-1", node: capsNode, ver: serverVer(session.host) }));
       return acc;
     });
 
@@ -135,8 +125,7 @@ export const disco = defineModule({
       const node = nodeOf(ev.stanza.getChild("query", NS.discoInfo));
       if (node === null) return infoQuery(null, ctx.identities, ctx.features.host, infoFold(host, null, ev.to, ev.from));
       // XEP-0115 §6.2: the caps node#ver is answered with the same info the ver was computed from.
-      const { ver, extra } = serverVer(host);
-      if (node === `${capsNode}#${ver}`) return infoQuery(node, ctx.identities, ctx.features.host, extra);
+      if (node === `${capsNode}#${serverVer(host)}`) return infoQuery(node, ctx.identities, ctx.features.host, serverExtra(host));
       const forNode = infoFold(host, node, ev.to, ev.from);
       if (forNode.length === 0) throw new StanzaError("item-not-found");
       return infoQuery(node, [], [], forNode);
