@@ -65,12 +65,17 @@ export class AccountService {
    * Whether the account exists. Positive answers are remembered for a short while (bounded): the message
    * path asks this for every stanza, and with a networked store it would cost a round trip each time.
    * Removal through this service forgets at once; a removal by another process is seen within the TTL.
+   * A remembered answer comes without a promise (DESIGN.md: no await where the value is not a promise).
    */
-  async exists(host: string, username: string): Promise<boolean> {
+  exists(host: string, username: string): boolean | Promise<boolean> {
     const key = `${username}@${host}`;
     const now = Date.now();
     const until = this.known.get(key);
     if (until !== undefined && until > now) return true;
+    return this.lookUp(host, username, key, now);
+  }
+
+  private async lookUp(host: string, username: string, key: string, now: number): Promise<boolean> {
     const removals = this.removals;
     const found = (await this.store.accounts.get(host, username)) !== null;
     if (found && removals === this.removals) {

@@ -4,12 +4,16 @@
 import { defineModule } from "../modules/module.js";
 import { textWithLastChild, withText, xml, type Element } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
-import type { StanzaEvent } from "../events/hooks.js";
+import { isThenable, type HookResult, type StanzaEvent } from "../events/hooks.js";
 import type { Delivered, DeliveryMeta, Session } from "../sessions/session.js";
 import { StanzaError } from "../xml/stanza.js";
-import type { NewTimelineEntry } from "../storage/types.js";
+import type { NewTimelineEntry, TimelineEntry } from "../storage/types.js";
 import { parseFramedElement } from "../xml/parser.js";
 import { storable } from "./archived.js";
+
+/** What a message handler answers (the delivery result, or an error for the sender). */
+type Outcome = HookResult;
+type AppendResult = TimelineEntry & { duplicate: boolean };
 
 
 export const messageModule = defineModule({
@@ -45,19 +49,22 @@ export const messageModule = defineModule({
     api.on("pre-message/full", (ev) => { stripForgedIds(ev.stanza, ev.to.bareString()); return false; }, "annotate");
 
     /** §8.5.2: a message to a local bare JID. Answers what its delivery came to (the delivery result). */
-    const deliverToBareJid = async (ev: StanzaEvent): Promise<true | Delivered | StanzaError> => {
-      const stanza = ev.stanza;
-      const type = stanza.attrs.type ?? "normal";
-      const recipient = ev.to.bareString();
+    const deliverToBareJid = (ev: StanzaEvent): Outcome | Promise<Outcome> => {
+      const type = ev.stanza.attrs.type ?? "normal";
       if (type === "error") {
-        for (const s of targetsOf(recipient, type)) s.send(stanza);
+        for (const s of targetsOf(ev.to.bareString(), type)) s.send(ev.stanza);
         return true;
       }
-      if (!(await api.accounts.exists(ev.to.domain, ev.to.local))) {
-        // §8.5.1: no such user.
-        return type === "headline" ? true : new StanzaError("service-unavailable");
-      }
+      const exists = api.accounts.exists(ev.to.domain, ev.to.local);
+      return isThenable(exists) ? exists.then((yes) => deliverToAccount(ev, type, yes)) : deliverToAccount(ev, type, exists);
+    };
+
+    const deliverToAccount = (ev: StanzaEvent, type: string, exists: boolean): Outcome | Promise<Outcome> => {
+      const stanza = ev.stanza;
+      // §8.5.1: no such user.
+      if (!exists) return type === "headline" ? true : new StanzaError("service-unavailable");
       if (type === "groupchat") return new StanzaError("service-unavailable");
+      const recipient = ev.to.bareString();
       const targets = targetsOf(recipient, type);
       if (type === "headline") {
         for (const s of targets) s.send(stanza);
@@ -67,18 +74,21 @@ export const messageModule = defineModule({
         for (const s of targets) s.send(stanza);
         return delivered(ev, targets, null);
       }
-      const pending = targets.length === 0;
-      if (pending && (await store.timeline.countPending(recipient)) >= maxOffline) {
-        return new StanzaError("service-unavailable", "the recipient's offline storage is full");
-      }
-      return deliverArchived(ev, targets, await archive(ev, recipient, pending));
+      if (targets.length !== 0) return archive(ev, recipient, false, (rows) => deliverArchived(ev, targets, rows));
+      return store.timeline.countPending(recipient).then((count): Outcome | Promise<Outcome> => count >= maxOffline
+        ? new StanzaError("service-unavailable", "the recipient's offline storage is full")
+        : archive(ev, recipient, true, (rows) => deliverArchived(ev, targets, rows)));
     };
 
     interface Archived { sender: DeliveryMeta | null; recipient: DeliveryMeta; duplicate: boolean; xml: string }
     const metaOf = (r: { seq: number; stanzaId: string; ts: number }): DeliveryMeta => ({ seq: r.seq, stanzaId: r.stanzaId, ts: r.ts });
 
-    /** Writes the sender's and the recipient's rows in one transaction (DESIGN.md write fan-out). */
-    const archive = async (ev: StanzaEvent, recipient: string, pending: boolean): Promise<Archived> => {
+    /**
+     * Writes the sender's and the recipient's rows in one transaction (DESIGN.md write fan-out), then goes on
+     * with `then`. A message waits for its commit here, thousands at a time under load: one promise and one
+     * callback each, no async frames, so that what a waiting message keeps alive stays small.
+     */
+    const archive = (ev: StanzaEvent, recipient: string, pending: boolean, then: (rows: Archived) => Delivered | Promise<Delivered>): Promise<Delivered> => {
       const stanza = ev.stanza;
       const sender = ev.from.bareString();
       const originId = stanza.getChild("origin-id", NS.sid)?.attrs.id ?? null;
@@ -90,13 +100,24 @@ export const messageModule = defineModule({
         entries.push({ owner: sender, peer: recipient, outgoing: true, originId, ts, xml: xmlText, pending: false });
       }
       entries.push({ owner: recipient, peer: sender, outgoing: false, originId, ts, xml: xmlText, pending });
-      await api.notify(ev.to.domain, "message-archiving", { stanza, from: ev.from, to: ev.to, entries });
+      const written = (rows: AppendResult[]): Archived => {
+        const last = rows[rows.length - 1];
+        return { sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(last), duplicate: senderLocal && rows[0].duplicate, xml: xmlText };
+      };
+      const noted = api.notify(ev.to.domain, "message-archiving", { stanza, from: ev.from, to: ev.to, entries });
+      if (isThenable(noted)) return noted.then(() => appendInOrder(ev, entries, (rows) => then(written(rows))));
+      return appendInOrder(ev, entries, (rows) => then(written(rows)));
+    };
+
+    /**
+     * Appends the rows and runs `then` once they are committed and, when the sender's session lets its next
+     * messages go on meanwhile (C2sSession.ordered), once its earlier messages are done: deliveries keep the
+     * order the client sent in.
+     */
+    const appendInOrder = <T>(ev: StanzaEvent, entries: NewTimelineEntry[], then: (rows: AppendResult[]) => T | Promise<T>): Promise<T> => {
       const appended = store.timeline.append(entries);
-      const after = inOrder ? ev.origin?.ordered?.(stanza) : null;
-      const rows = await appended;
-      if (after) await after;
-      const last = rows[rows.length - 1];
-      return { sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(last), duplicate: senderLocal && rows[0].duplicate, xml: xmlText };
+      const after = inOrder ? ev.origin?.ordered?.(ev.stanza) : null;
+      return after ? appended.then((rows) => after.then(() => then(rows))) : appended.then(then);
     };
 
     const deliverArchived = (ev: StanzaEvent, targets: Session[], rows: Archived): Delivered | Promise<Delivered> => {
@@ -134,21 +155,20 @@ export const messageModule = defineModule({
       if (api.router.isLocalDomain(ev.to.domain) || type === "groupchat" || type === "error" || type === "headline" || !storable(ev.stanza)) return false;
       return archiveAndSendRemote(ev);
     };
-    const archiveAndSendRemote = async (ev: StanzaEvent): Promise<Delivered | StanzaError> => {
+    const archiveAndSendRemote = (ev: StanzaEvent): Promise<Delivered | StanzaError> => {
       const sender = ev.from.bareString();
       const originId = ev.stanza.getChild("origin-id", NS.sid)?.attrs.id ?? null;
       const entries: NewTimelineEntry[] = [{
         owner: sender, peer: ev.to.bareString(), outgoing: true, originId, ts: Date.now(), xml: ev.stanza.toString(), pending: false,
       }];
-      await api.notify(ev.from.domain, "message-archiving", { stanza: ev.stanza, from: ev.from, to: ev.to, entries });
-      const appended = store.timeline.append(entries);
-      const after = inOrder ? ev.origin?.ordered?.(ev.stanza) : null;
-      const [row] = await appended;
-      if (after) await after;
-      if (row!.duplicate) return { sender: metaOf(row!), recipient: null, duplicate: true };
-      const routed = await api.run(ev.to.domain, "route/remote", ev);
-      if (routed instanceof StanzaError) return routed;
-      return { sender: metaOf(row!), recipient: null, duplicate: false };
+      const send = ([row]: AppendResult[]): Delivered | Promise<Delivered | StanzaError> => {
+        if (row.duplicate) return { sender: metaOf(row), recipient: null, duplicate: true };
+        return Promise.resolve(api.run(ev.to.domain, "route/remote", ev)).then((routed) =>
+          routed instanceof StanzaError ? routed : { sender: metaOf(row), recipient: null, duplicate: false });
+      };
+      const noted = api.notify(ev.from.domain, "message-archiving", { stanza: ev.stanza, from: ev.from, to: ev.to, entries });
+      if (isThenable(noted)) return noted.then(() => appendInOrder(ev, entries, send));
+      return appendInOrder(ev, entries, send);
     };
     api.on("pre-message/bare", sendToRemote);
     api.on("pre-message/full", sendToRemote);
@@ -160,7 +180,7 @@ export const messageModule = defineModule({
       if (s) {
         if (type === "groupchat" || type === "error" || type === "headline") { s.send(ev.stanza); return true; }
         if (!storable(ev.stanza)) { s.send(ev.stanza); return delivered(ev, [s], null); }
-        return archive(ev, ev.to.bareString(), false).then((rows) => deliverArchived(ev, [s], rows));
+        return archive(ev, ev.to.bareString(), false, (rows) => deliverArchived(ev, [s], rows));
       }
       // §8.5.3.2: no such resource.
       if (type === "error" || type === "headline") return true;

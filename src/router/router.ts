@@ -163,8 +163,8 @@ export class Router {
     const bus = this.hooks.of(session.host)!;
     const next = (): Result => this.afterPre(ev, kind, target);
     const pre = this.fire(bus, `pre-${kind}/${target}`, ev);
-    if (isThenable(pre)) return this.settle(ev, this.guard(ev, pre.then((v) => (v ? v : next()))));
-    return this.settle(ev, pre ? pre : this.guard(ev, next()));
+    if (isThenable(pre)) return this.conclude(ev, pre.then((v) => (v ? v : next())));
+    return this.conclude(ev, pre ? pre : next());
   }
 
   /**
@@ -198,11 +198,11 @@ export class Router {
   fromRemote(stanza: Element, from: Jid, to: Jid): Result {
     const ev: StanzaEvent = { stanza, from, to, origin: null };
     const kind = stanza.name as StanzaKind;
-    return this.settle(ev, this.guard(ev, this.afterPre(ev, kind, targetOf(to))));
+    return this.conclude(ev, this.afterPre(ev, kind, targetOf(to)));
   }
 
   deliver(ev: StanzaEvent): Result {
-    return this.settle(ev, this.guard(ev, this.viaOwner(ev, () => this.deliverTo(ev, ev.stanza.name as StanzaKind, targetOf(ev.to)))));
+    return this.conclude(ev, this.viaOwner(ev, () => this.deliverTo(ev, ev.stanza.name as StanzaKind, targetOf(ev.to))));
   }
 
   /** Sends an error for `stanza` back to its sender, unless the stanza is one that is never answered. */
@@ -275,16 +275,17 @@ export class Router {
     }
   }
 
-  /** A handler that answered a StanzaError refused the stanza: the sender gets that error. */
-  private settle(ev: StanzaEvent, r: Result): Result {
-    if (isThenable(r)) return r.then((v) => this.settle(ev, v) as HookResult);
+  /**
+   * What the handlers' answer comes to: a StanzaError refused the stanza, and the sender gets it; a handler
+   * that threw or rejected is an internal-server-error. One reaction per awaited answer: a message waiting
+   * for its commit keeps it alive.
+   */
+  private conclude(ev: StanzaEvent, r: Result): Result {
+    if (isThenable(r)) {
+      return r.then((v) => this.conclude(ev, v) as HookResult, (err) => this.conclude(ev, this.handlerFailed(ev.stanza.name, ev, err)) as HookResult);
+    }
     if (r instanceof StanzaError) this.fail(ev, r);
     return r;
-  }
-
-  private guard(ev: StanzaEvent, r: Result): Result {
-    if (!isThenable(r)) return r;
-    return r.then(undefined, (err) => this.handlerFailed(ev.stanza.name, ev, err));
   }
 
   private handlerFailed(name: string, ev: StanzaEvent, err: unknown): StanzaError {
