@@ -18,6 +18,23 @@ export function xml(name: string, attrs?: Record<string, string | number | undef
   return el;
 }
 
+/** ltx's own getChild, which builds the array of every matching child to answer the first (kept for the tests). */
+export const ltxGetChild: (this: Element, name: string, xmlns?: string) => Element | undefined = ltx.Element.prototype.getChild;
+
+/**
+ * The first child element named `name` (and in `xmlns`, when given), as ltx answers it, without building
+ * the array of every match first: a stanza is asked for its children a dozen times on its way (hints,
+ * origin-id, carbons, receipts, markers), and each of those arrays was garbage at once.
+ */
+ltx.Element.prototype.getChild = function getChild(this: Element, name: string, xmlns?: string): Element | undefined {
+  const children = this.children;
+  for (let i = 0; i < children.length; i++) {
+    const c = children[i] as Element;
+    if (c.getName && c.getName() === name && (!xmlns || c.getNS() === xmlns)) return c;
+  }
+  return undefined;
+};
+
 export const escapeXML = ltx.escapeXML;
 export const escapeXMLText = ltx.escapeXMLText;
 
