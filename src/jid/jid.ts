@@ -30,6 +30,8 @@ export class Jid {
   /** "" when absent. */
   readonly resource: string;
   readonly #full: string;
+  /** Made once: a stanza's addresses are asked for their bare form many times on its way. */
+  readonly #bare: string;
 
   /** Parts must already be prepared: build instances with jid() or parseJid(). */
   constructor(local: string, domain: string, resource: string, token: typeof PREPARED) {
@@ -37,8 +39,8 @@ export class Jid {
     this.local = local;
     this.domain = domain;
     this.resource = resource;
-    const bare = local === "" ? domain : `${local}@${domain}`;
-    this.#full = resource === "" ? bare : `${bare}/${resource}`;
+    this.#bare = local === "" ? domain : `${local}@${domain}`;
+    this.#full = resource === "" ? this.#bare : `${this.#bare}/${resource}`;
     Object.freeze(this);
   }
 
@@ -61,7 +63,7 @@ export class Jid {
   }
 
   bareString(): string {
-    return this.local === "" ? this.domain : `${this.local}@${this.domain}`;
+    return this.#bare;
   }
 
   equals(o: Jid): boolean {
