@@ -13,7 +13,7 @@ import { NS } from "../../src/xml/ns.js";
 import { parseFramedElement } from "../../src/xml/parser.js";
 import { tryParseJid, type Jid } from "../../src/jid/jid.js";
 import type { StanzaEvent } from "../../src/events/hooks.js";
-import type { TimelineEntry } from "../../src/storage/types.js";
+import type { NewTimelineEntry, TimelineEntry } from "../../src/storage/types.js";
 import { StanzaError } from "../../src/xml/stanza.js";
 import { decodePrefs, parsePrefs, prefsElement, shouldArchive, type Prefs } from "./prefs.js";
 import { parseQuery, queryForm } from "./query.js";
@@ -42,9 +42,12 @@ const PREFS_CACHE_MAX = 50_000;
 
 /** The searchable text of a message: its bodies (one per language). */
 function bodyText(stanza: Element): string | null {
-  const bodies = stanza.getChildren("body");
-  if (bodies.length === 0) return null;
-  return bodies.map((b) => b.getText()).join("\n");
+  let text: string | null = null;
+  for (const c of stanza.children) {
+    if (typeof c === "string" || c.getName() !== "body") continue;
+    text = text === null ? c.getText() : `${text}\n${c.getText()}`;
+  }
+  return text;
 }
 
 /** Whether a stored stanza was sent to or from exactly this full JID (XEP-0313 §4.1.1). */
@@ -90,26 +93,28 @@ export const mam = defineModule({
     const loadPrefs = async (owner: string): Promise<Prefs> => cachePrefs(owner, decodePrefs(await prefsStore.get(owner, PREFS_KEY)));
     api.observe("account-deleted", ({ host, username }) => { prefsCache.delete(`${username}@${host}`); return false; });
 
+    const inRoster = (owner: string, target: Jid): Promise<boolean> =>
+      api.store.roster.getItem(owner, target.bareString()).then((item) => item?.inRoster === true);
     const decide = (owner: string, target: Jid): boolean | Promise<boolean> => {
-      const inRoster = async (): Promise<boolean> => (await api.store.roster.getItem(owner, target.bareString()))?.inRoster === true;
       const prefs = cachedPrefs(owner);
-      if (prefs !== undefined) return shouldArchive(prefs, target, inRoster);
-      return loadPrefs(owner).then((p) => shouldArchive(p, target, inRoster));
+      if (prefs !== undefined) return shouldArchive(prefs, owner, target, inRoster);
+      return loadPrefs(owner).then((p) => shouldArchive(p, owner, target, inRoster));
+    };
+    const apply = (entry: NewTimelineEntry, archived: boolean, text: string | null): void => {
+      if (archived) entry.searchText = text;
+      else entry.archived = false;
     };
 
     // Each row of a message being written: archived per its owner's preferences, with its searchable text.
-    // Synchronous when the preferences are cached and need no roster lookup (the common case).
+    // Synchronous, with nothing made but the text, when the preferences are cached and need no roster lookup
+    // (the common case: this runs for every message).
     api.observe("message-archiving", (ev) => {
       const text = bodyText(ev.stanza);
       let waits: Array<Promise<void>> | null = null;
       for (const entry of ev.entries) {
-        const apply = (archived: boolean): void => {
-          if (archived) entry.searchText = text;
-          else entry.archived = false;
-        };
         const decision = decide(entry.owner, entry.outgoing ? ev.to : ev.from); // XEP-0441 §2.3.2, §2.3.3
-        if (typeof decision === "boolean") apply(decision);
-        else (waits ??= []).push(decision.then(apply));
+        if (typeof decision === "boolean") apply(entry, decision, text);
+        else (waits ??= []).push(decision.then((archived) => apply(entry, archived, text)));
       }
       return waits === null ? false : Promise.all(waits).then(() => false);
     });

@@ -61,12 +61,12 @@ function listed(list: readonly string[], target: Jid): boolean {
 
 /**
  * Whether a message with `target` (the 'to' of an outgoing message, the 'from' of an incoming one) goes into
- * the archive. `inRoster` is asked only for default='roster' and a JID in neither list.
+ * `owner`'s archive. `inRoster` is asked only for default='roster' and a JID in neither list.
  */
-export function shouldArchive(prefs: Prefs, target: Jid, inRoster: () => Promise<boolean>): boolean | Promise<boolean> {
+export function shouldArchive(prefs: Prefs, owner: string, target: Jid, inRoster: (owner: string, target: Jid) => Promise<boolean>): boolean | Promise<boolean> {
   if (listed(prefs.never, target)) return false;
   if (listed(prefs.always, target)) return true;
   if (prefs.default === "always") return true;
   if (prefs.default === "never") return false;
-  return inRoster();
+  return inRoster(owner, target);
 }
