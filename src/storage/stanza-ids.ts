@@ -15,6 +15,8 @@ const MAX_TAGS = 10_000;
 export interface StanzaIds {
   /** The id of `owner`'s row `seq`. */
   encode(owner: string, seq: number): string;
+  /** The ids of the rows `seqs[i]` of `owners[i]`, in one cipher call (a commit's new rows). */
+  encodeAll(owners: readonly string[], seqs: readonly number[]): string[];
   /** The seq a derived id of `owner` names, or null (not a derived id, or another owner's). */
   decode(owner: string, id: string): number | null;
 }
@@ -33,12 +35,27 @@ export function stanzaIds(key: Buffer): StanzaIds {
     }
     return tag;
   };
+  /** One plain block at `at`: the seq (big-endian, 64 bits; seqs stay below 2^53) and the owner's tag. */
+  const put = (into: Buffer, at: number, owner: string, seq: number): void => {
+    into.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), at);
+    into.writeUInt32BE(seq >>> 0, at + 4);
+    tagOf(owner).copy(into, at + 8);
+  };
   const block = Buffer.alloc(BLOCK);
   return {
     encode(owner, seq) {
-      block.writeBigUInt64BE(BigInt(seq), 0);
-      tagOf(owner).copy(block, 8);
+      put(block, 0, owner, seq);
       return cipher.update(block).toString("base64url");
+    },
+    encodeAll(owners, seqs) {
+      const n = seqs.length;
+      if (n === 0) return [];
+      const plain = Buffer.allocUnsafe(n * BLOCK);
+      for (let i = 0; i < n; i++) put(plain, i * BLOCK, owners[i], seqs[i]);
+      const encrypted = cipher.update(plain);
+      const out: string[] = new Array(n);
+      for (let i = 0; i < n; i++) out[i] = encrypted.toString("base64url", i * BLOCK, (i + 1) * BLOCK);
+      return out;
     },
     decode(owner, id) {
       if (id.length !== ID_CHARS) return null;

@@ -114,7 +114,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
         for (const call of kvCalls) call.reject(err);
       } else {
         if (calls.length) monitor.onCommit?.(calls.length, (performance.now() - started) / 1000);
-        for (let i = 0; i < calls.length; i++) calls[i].resolve(toResults(calls[i].entries, results![i], ids));
+        resolveAppends(calls, results!, ids);
         let at = 0;
         for (const call of kvCalls) {
           call.resolve(call.puts.map((p, i) => { const r = kv![at + i]; return r === true ? p.value : r; }));
@@ -270,23 +270,40 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
 }
 
 /** The new rows' results from the entries and their seqs, or the stored rows that resends matched. */
-function toResults(entries: NewTimelineEntry[], written: (number | TimelineRow)[], ids: StanzaIds): AppendResult[] {
-  const out: AppendResult[] = new Array(entries.length);
-  for (let j = 0; j < entries.length; j++) {
-    const w = written[j];
-    if (typeof w !== "number") {
-      const existing = toTimelineEntry(w, ids) as AppendResult;
-      existing.duplicate = true;
-      out[j] = existing;
-      continue;
+/**
+ * Answers each append() call of a committed batch with its rows. The stanza-ids derived from the new rows'
+ * seqs are made for the whole batch at once: one cipher call instead of one per row.
+ */
+function resolveAppends(calls: QueuedAppend[], written: WrittenBatch, ids: StanzaIds): void {
+  const owners: string[] = [];
+  const seqs: number[] = [];
+  for (let i = 0; i < calls.length; i++) {
+    const entries = calls[i].entries, w = written[i];
+    for (let j = 0; j < entries.length; j++) {
+      if (typeof w[j] === "number" && entries[j].stanzaId == null) { owners.push(entries[j].owner); seqs.push(w[j] as number); }
     }
-    const e = entries[j];
-    out[j] = {
-      owner: e.owner, peer: e.peer, outgoing: e.outgoing, stanzaId: e.stanzaId ?? ids.encode(e.owner, w), originId: e.originId ?? null, ts: e.ts,
-      xml: e.xml, pending: e.pending, archived: e.archived ?? true, searchText: e.searchText ?? null, seq: w, duplicate: false,
-    };
   }
-  return out;
+  const derived = ids.encodeAll(owners, seqs);
+  let next = 0;
+  for (let i = 0; i < calls.length; i++) {
+    const entries = calls[i].entries, w = written[i];
+    const out: AppendResult[] = new Array(entries.length);
+    for (let j = 0; j < entries.length; j++) {
+      const row = w[j];
+      if (typeof row !== "number") {
+        const existing = toTimelineEntry(row, ids) as AppendResult;
+        existing.duplicate = true;
+        out[j] = existing;
+        continue;
+      }
+      const e = entries[j];
+      out[j] = {
+        owner: e.owner, peer: e.peer, outgoing: e.outgoing, stanzaId: e.stanzaId ?? derived[next++], originId: e.originId ?? null, ts: e.ts,
+        xml: e.xml, pending: e.pending, archived: e.archived ?? true, searchText: e.searchText ?? null, seq: row, duplicate: false,
+      };
+    }
+    calls[i].resolve(out);
+  }
 }
 
 function rowsOf(batch: PackedBatch): number {
