@@ -307,6 +307,35 @@ describe("sqlite store", function () {
     assert.deepEqual(stored.map((r) => r.seq), seqs);
   });
 
+  it("stores every field of a batch as given, in the writer thread and on the event loop", async function () {
+    store = openSqliteStore({ path });
+    // Texts shared by consecutive rows (a message's two rows) cross to the writer once: mixed here with
+    // texts that differ, no origin-id, no search text, empty strings and characters beyond the BMP.
+    const rows = (tag: string): NewTimelineEntry[] => [
+      entry("romeo@x", { peer: "juliet@x", outgoing: true, stanzaId: undefined, originId: `o-${tag}`, xml: `<m>${tag} 🌹 é</m>`, searchText: "🌹 rose", pending: false }),
+      entry("juliet@x", { peer: "romeo@x", outgoing: false, stanzaId: undefined, originId: `o-${tag}`, xml: `<m>${tag} 🌹 é</m>`, searchText: "🌹 rose", pending: true }),
+      entry("juliet@x", { peer: "romeo@x", stanzaId: `muc-${tag}`, originId: tag === "a" ? "" : `p-${tag}`, xml: "<m/>", searchText: null, archived: false, pending: false }),
+      entry("nurse@x", { peer: "", originId: null, xml: "<m/>", searchText: "", ts: 1_700_000_000_123 }),
+      entry("nurse@x", { peer: "romeo@x", originId: null, xml: `<m>${"x".repeat(5000)}</m>`, searchText: "🌹 rose" }),
+    ];
+    const batches = [rows("a"), rows("b"), Array.from({ length: 6 }, () => rows("c")).flat().map((e, i) => ({
+      ...e, originId: e.originId === null ? null : `${e.originId}-${i}`, stanzaId: e.stanzaId === undefined ? undefined : `${e.stanzaId}-${i}`,
+    }))];
+    for (const batch of batches) {
+      const results = await store.timeline.append(batch);
+      for (let i = 0; i < batch.length; i++) {
+        const [stored] = await store.timeline.query(batch[i].owner, { afterSeq: results[i].seq - 1, limit: 1 });
+        const want = batch[i];
+        assert.deepEqual(
+          { owner: stored.owner, peer: stored.peer, outgoing: stored.outgoing, originId: stored.originId, ts: stored.ts, xml: stored.xml, pending: stored.pending, archived: stored.archived, searchText: stored.searchText },
+          { owner: want.owner, peer: want.peer, outgoing: want.outgoing, originId: want.originId, ts: want.ts, xml: want.xml, pending: want.pending, archived: want.archived ?? true, searchText: want.searchText ?? null },
+          `row ${i} of a batch of ${batch.length}`);
+        assert.equal(stored.stanzaId, results[i].stanzaId);
+        if (want.stanzaId !== undefined) assert.equal(stored.stanzaId, want.stanzaId);
+      }
+    }
+  });
+
   it("does not block the event loop on another connection's write lock", async function () {
     store = openSqliteStore({ path });
     await store.timeline.append([entry("a@x")]);

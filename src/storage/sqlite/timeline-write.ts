@@ -14,41 +14,94 @@ export type TimelineRow = Row<number>;
  */
 export type WrittenBatch = (number | TimelineRow)[][];
 
-/** Values per entry in a packed batch. */
-const STRIDE = 10;
-/** In a packed batch: the same text as the previous entry's (the two rows of a message share it). */
-const SAME = 0;
+/** Bits of an entry's flags in a packed batch. */
+const OUTGOING = 1, PENDING = 2, ARCHIVED = 4, NO_ORIGIN_ID = 8, SAME_XML = 16, NO_SEARCH_TEXT = 32, SAME_SEARCH_TEXT = 64;
 
 /**
- * A batch as it crosses to the writer thread: the entries of every append() call as one flat array of
- * primitives (owner, peer, outgoing, stanza-id or "" for one derived from the seq, origin-id, ts, xml,
- * pending, archived, search text), and the number of entries of each call. Cloning primitives costs far
- * less than cloning an object per entry, and the stanza text both rows of a message share is sent once.
+ * A batch as it crosses to the writer thread: the entries of every append() call, `sizes[i]` for call i.
+ * Per entry, `meta` holds its ts and flags; its strings (owner, peer, stanza-id or "" for one derived from
+ * the seq, then the origin-id, the stanza text and the search text unless the flags say it has none or
+ * shares the previous entry's, as the two rows of a message do) are one string, `text`, cut by `lengths`.
+ * One string and two typed arrays cross a thread for a memcpy each; an array of values, as before, was
+ * cloned value by value, which cost the event loop more than building the batch.
  */
-export interface PackedBatch { sizes: number[]; values: unknown[] }
+export interface PackedBatch { sizes: number[]; meta: Float64Array; lengths: Uint32Array; text: string }
+
+/** An entry of a packed batch as the writer reads it. */
+interface PackedEntry {
+  owner: string; peer: string; stanzaId: string; originId: string | null; ts: number; xml: string;
+  searchText: string | null; outgoing: boolean; pending: boolean; archived: boolean;
+}
+
+/** Calls `each` with every entry of the batch, in order (one object, refilled). */
+function unpack(batch: PackedBatch, each: (entry: PackedEntry) => void): void {
+  const { meta, lengths, text } = batch;
+  let at = 0, s = 0;
+  const next = (): string => {
+    const len = lengths[s++];
+    const part = text.slice(at, at + len);
+    at += len;
+    return part;
+  };
+  const entry: PackedEntry = {
+    owner: "", peer: "", stanzaId: "", originId: null, ts: 0, xml: "", searchText: null, outgoing: false, pending: false, archived: true,
+  };
+  for (let k = 0; k < meta.length; k += 2) {
+    const flags = meta[k + 1];
+    entry.owner = next();
+    entry.peer = next();
+    entry.stanzaId = next();
+    entry.originId = flags & NO_ORIGIN_ID ? null : next();
+    if (!(flags & SAME_XML)) entry.xml = next();
+    if (flags & NO_SEARCH_TEXT) entry.searchText = null;
+    else if (!(flags & SAME_SEARCH_TEXT)) entry.searchText = next();
+    entry.ts = meta[k];
+    entry.outgoing = (flags & OUTGOING) !== 0;
+    entry.pending = (flags & PENDING) !== 0;
+    entry.archived = (flags & ARCHIVED) !== 0;
+    each(entry);
+  }
+}
 
 /** The owners a packed batch writes rows for. */
 export function ownersOf(batch: PackedBatch, into: Set<string>): void {
-  for (let v = 0; v < batch.values.length; v += STRIDE) into.add(batch.values[v] as string);
+  unpack(batch, (e) => into.add(e.owner));
+}
+
+/** The buffers of a packed batch, for postMessage to move instead of copy. */
+export function transferablesOf(batch: PackedBatch): ArrayBuffer[] {
+  return [batch.meta.buffer as ArrayBuffer, batch.lengths.buffer as ArrayBuffer];
 }
 
 export function packBatch(batch: NewTimelineEntry[][]): PackedBatch {
   const sizes: number[] = new Array(batch.length);
-  const values: unknown[] = [];
-  let prev: NewTimelineEntry | null = null;
+  let n = 0;
+  for (let i = 0; i < batch.length; i++) n += sizes[i] = batch[i].length;
+  const meta = new Float64Array(2 * n);
+  const parts: string[] = [];
+  let prev: NewTimelineEntry | null = null, k = 0;
   for (let i = 0; i < batch.length; i++) {
     const entries = batch[i];
-    sizes[i] = entries.length;
-    for (let j = 0; j < entries.length; j++) {
+    for (let j = 0; j < entries.length; j++, k += 2) {
       const e = entries[j];
+      let flags = (e.outgoing ? OUTGOING : 0) | (e.pending ? PENDING : 0) | ((e.archived ?? true) ? ARCHIVED : 0);
+      parts.push(e.owner, e.peer, e.stanzaId ?? "");
+      if (e.originId == null) flags |= NO_ORIGIN_ID;
+      else parts.push(e.originId);
+      if (prev !== null && prev.xml === e.xml) flags |= SAME_XML;
+      else parts.push(e.xml);
       const searchText = e.searchText ?? null;
-      values.push(e.owner, e.peer, e.outgoing, e.stanzaId ?? "", e.originId ?? null, e.ts,
-        prev !== null && prev.xml === e.xml ? SAME : e.xml, e.pending, e.archived ?? true,
-        prev !== null && searchText !== null && (prev.searchText ?? null) === searchText ? SAME : searchText);
+      if (searchText === null) flags |= NO_SEARCH_TEXT;
+      else if (prev !== null && (prev.searchText ?? null) === searchText) flags |= SAME_SEARCH_TEXT;
+      else parts.push(searchText);
+      meta[k] = e.ts;
+      meta[k + 1] = flags;
       prev = e;
     }
   }
-  return { sizes, values };
+  const lengths = new Uint32Array(parts.length);
+  for (let p = 0; p < parts.length; p++) lengths[p] = parts[p].length;
+  return { sizes, meta, lengths, text: parts.join("") };
 }
 
 export interface TimelineWriter {
@@ -89,36 +142,27 @@ export function timelineWriter(db: Db, cached = true): TimelineWriter {
 
   // The new last seqs become the cached counters only once the transaction has committed: a failed batch
   // leaves them untouched.
-  const writeBatch = db.transaction(({ sizes, values }: PackedBatch, kv: KvPut[]) => {
+  const writeBatch = db.transaction((batch: PackedBatch, kv: KvPut[]) => {
     const allocated = new Map<string, number>();
-    const results: WrittenBatch = new Array(sizes.length);
-    let v = 0;
-    let xml = "", searchText: string | null = null;
-    for (let i = 0; i < sizes.length; i++) {
-      const out: (number | TimelineRow)[] = new Array(sizes[i]);
-      for (let j = 0; j < out.length; j++, v += STRIDE) {
-        const owner = values[v] as string, peer = values[v + 1] as string, outgoing = values[v + 2] as boolean;
-        const originId = values[v + 4] as string | null;
-        const x = values[v + 6], t = values[v + 9];
-        if (x !== SAME) xml = x as string;
-        if (t !== SAME) searchText = t as string | null;
-        const seq = (allocated.get(owner) ?? lastAllocated(owner)) + 1;
-        const written = insert.run(owner, seq, peer, outgoing ? 1 : 0, values[v + 3] as string, originId, values[v + 5] as number,
-          xml, values[v + 7] ? 1 : 0, values[v + 8] ? 1 : 0, searchText).changes === 1;
-        if (written) {
-          allocated.set(owner, seq);
-          out[j] = seq;
-        } else {
-          // A resend: this (owner, peer, origin-id) is stored already, by an earlier batch or earlier in this one.
-          const row = outgoing
-            ? selectOutgoingByOrigin.get(owner, peer, originId)
-            : selectIncomingByOrigin.get(owner, peer, originId);
-          if (row === undefined) throw new Error(`timeline: insert for ${owner} ignored, but no row has its origin-id`);
-          out[j] = row;
-        }
+    const written: Array<number | TimelineRow> = [];
+    unpack(batch, (e) => {
+      const seq = (allocated.get(e.owner) ?? lastAllocated(e.owner)) + 1;
+      const inserted = insert.run(e.owner, seq, e.peer, e.outgoing ? 1 : 0, e.stanzaId, e.originId, e.ts, e.xml,
+        e.pending ? 1 : 0, e.archived ? 1 : 0, e.searchText).changes === 1;
+      if (inserted) {
+        allocated.set(e.owner, seq);
+        written.push(seq);
+        return;
       }
-      results[i] = out;
-    }
+      // A resend: this (owner, peer, origin-id) is stored already, by an earlier batch or earlier in this one.
+      const row = e.outgoing
+        ? selectOutgoingByOrigin.get(e.owner, e.peer, e.originId)
+        : selectIncomingByOrigin.get(e.owner, e.peer, e.originId);
+      if (row === undefined) throw new Error(`timeline: insert for ${e.owner} ignored, but no row has its origin-id`);
+      written.push(row);
+    });
+    const results: WrittenBatch = new Array(batch.sizes.length);
+    for (let i = 0, at = 0; i < results.length; at += batch.sizes[i], i++) results[i] = written.slice(at, at + batch.sizes[i]);
     for (const [owner, seq] of allocated) upsertCounter.run(owner, seq);
     return { results, allocated, kv: kv.map(put) };
   });
