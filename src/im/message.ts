@@ -74,21 +74,21 @@ export const messageModule = defineModule({
         for (const s of targets) s.send(stanza);
         return delivered(ev, targets, null);
       }
-      if (targets.length !== 0) return archive(ev, recipient, false, (rows) => deliverArchived(ev, targets, rows));
+      if (targets.length !== 0) return archive(ev, recipient, false, targets);
       return store.timeline.countPending(recipient).then((count): Outcome | Promise<Outcome> => count >= maxOffline
         ? new StanzaError("service-unavailable", "the recipient's offline storage is full")
-        : archive(ev, recipient, true, (rows) => deliverArchived(ev, targets, rows)));
+        : archive(ev, recipient, true, targets));
     };
 
     interface Archived { sender: DeliveryMeta | null; recipient: DeliveryMeta; duplicate: boolean; xml: string }
     const metaOf = (r: { seq: number; stanzaId: string; ts: number }): DeliveryMeta => ({ seq: r.seq, stanzaId: r.stanzaId, ts: r.ts });
 
     /**
-     * Writes the sender's and the recipient's rows in one transaction (DESIGN.md write fan-out), then goes on
-     * with `then`. A message waits for its commit here, thousands at a time under load: one promise and one
+     * Writes the sender's and the recipient's rows in one transaction (DESIGN.md write fan-out), then delivers
+     * to `targets`. A message waits for its commit here, thousands at a time under load: one promise and one
      * callback each, no async frames, so that what a waiting message keeps alive stays small.
      */
-    const archive = (ev: StanzaEvent, recipient: string, pending: boolean, then: (rows: Archived) => Delivered | Promise<Delivered>): Promise<Delivered> => {
+    const archive = (ev: StanzaEvent, recipient: string, pending: boolean, targets: Session[]): Promise<Delivered> => {
       const stanza = ev.stanza;
       const sender = ev.from.bareString();
       const originId = stanza.getChild("origin-id", NS.sid)?.attrs.id ?? null;
@@ -100,13 +100,13 @@ export const messageModule = defineModule({
         entries.push({ owner: sender, peer: recipient, outgoing: true, originId, ts, xml: xmlText, pending: false });
       }
       entries.push({ owner: recipient, peer: sender, outgoing: false, originId, ts, xml: xmlText, pending });
-      const written = (rows: AppendResult[]): Archived => {
-        const last = rows[rows.length - 1];
-        return { sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(last), duplicate: senderLocal && rows[0].duplicate, xml: xmlText };
-      };
+      const deliver = (rows: AppendResult[]): Delivered | Promise<Delivered> => deliverArchived(ev, targets, {
+        sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(rows[rows.length - 1]),
+        duplicate: senderLocal && rows[0].duplicate, xml: xmlText,
+      });
       const noted = api.notify(ev.to.domain, "message-archiving", { stanza, from: ev.from, to: ev.to, entries });
-      if (isThenable(noted)) return noted.then(() => appendInOrder(ev, entries, (rows) => then(written(rows))));
-      return appendInOrder(ev, entries, (rows) => then(written(rows)));
+      if (isThenable(noted)) return noted.then(() => appendInOrder(ev, entries, deliver));
+      return appendInOrder(ev, entries, deliver);
     };
 
     /**
@@ -180,7 +180,7 @@ export const messageModule = defineModule({
       if (s) {
         if (type === "groupchat" || type === "error" || type === "headline") { s.send(ev.stanza); return true; }
         if (!storable(ev.stanza)) { s.send(ev.stanza); return delivered(ev, [s], null); }
-        return archive(ev, ev.to.bareString(), false, (rows) => deliverArchived(ev, [s], rows));
+        return archive(ev, ev.to.bareString(), false, [s]);
       }
       // §8.5.3.2: no such resource.
       if (type === "error" || type === "headline") return true;
