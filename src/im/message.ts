@@ -7,13 +7,9 @@ import { NS } from "../xml/ns.js";
 import { isThenable, type HookResult, type StanzaEvent } from "../events/hooks.js";
 import type { Delivered, DeliveryMeta, Session } from "../sessions/session.js";
 import { StanzaError } from "../xml/stanza.js";
-import type { NewTimelineEntry, TimelineEntry } from "../storage/types.js";
+import type { AppendResult, NewTimelineEntry } from "../storage/types.js";
 import { parseFramedElement } from "../xml/parser.js";
 import { storable } from "./archived.js";
-
-/** What a message handler answers (the delivery result, or an error for the sender). */
-type Outcome = HookResult;
-type AppendResult = TimelineEntry & { duplicate: boolean };
 
 
 export const messageModule = defineModule({
@@ -49,7 +45,7 @@ export const messageModule = defineModule({
     api.on("pre-message/full", (ev) => { stripForgedIds(ev.stanza, ev.to.bareString()); return false; }, "annotate");
 
     /** §8.5.2: a message to a local bare JID. Answers what its delivery came to (the delivery result). */
-    const deliverToBareJid = (ev: StanzaEvent): Outcome | Promise<Outcome> => {
+    const deliverToBareJid = (ev: StanzaEvent): HookResult | Promise<HookResult> => {
       const type = ev.stanza.attrs.type ?? "normal";
       if (type === "error") {
         for (const s of targetsOf(ev.to.bareString(), type)) s.send(ev.stanza);
@@ -59,7 +55,7 @@ export const messageModule = defineModule({
       return isThenable(exists) ? exists.then((yes) => deliverToAccount(ev, type, yes)) : deliverToAccount(ev, type, exists);
     };
 
-    const deliverToAccount = (ev: StanzaEvent, type: string, exists: boolean): Outcome | Promise<Outcome> => {
+    const deliverToAccount = (ev: StanzaEvent, type: string, exists: boolean): HookResult | Promise<HookResult> => {
       const stanza = ev.stanza;
       // §8.5.1: no such user.
       if (!exists) return type === "headline" ? true : new StanzaError("service-unavailable");
@@ -75,7 +71,7 @@ export const messageModule = defineModule({
         return delivered(ev, targets, null);
       }
       if (targets.length !== 0) return archive(ev, recipient, false, targets);
-      return store.timeline.countPending(recipient).then((count): Outcome | Promise<Outcome> => count >= maxOffline
+      return store.timeline.countPending(recipient).then((count): HookResult | Promise<HookResult> => count >= maxOffline
         ? new StanzaError("service-unavailable", "the recipient's offline storage is full")
         : archive(ev, recipient, true, targets));
     };
@@ -104,16 +100,19 @@ export const messageModule = defineModule({
         sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(rows[rows.length - 1]),
         duplicate: senderLocal && rows[0].duplicate, xml: xmlText,
       });
-      const noted = api.notify(ev.to.domain, "message-archiving", { stanza, from: ev.from, to: ev.to, entries });
-      if (isThenable(noted)) return noted.then(() => appendInOrder(ev, entries, deliver));
-      return appendInOrder(ev, entries, deliver);
+      return writeRows(ev.to.domain, ev, entries, deliver);
     };
 
     /**
-     * Appends the rows and runs `then` once they are committed and, when the sender's session lets its next
-     * messages go on meanwhile (C2sSession.ordered), once its earlier messages are done: deliveries keep the
-     * order the client sent in.
+     * Lets the observers of `message-archiving` (on `domain`'s bus) adjust the rows, appends them, and runs
+     * `then` once they are committed and, when the sender's session lets its next messages go on meanwhile
+     * (C2sSession.ordered), once its earlier messages are done: deliveries keep the order the client sent in.
      */
+    const writeRows = <T>(domain: string, ev: StanzaEvent, entries: NewTimelineEntry[], then: (rows: AppendResult[]) => T | Promise<T>): Promise<T> => {
+      const noted = api.notify(domain, "message-archiving", { stanza: ev.stanza, from: ev.from, to: ev.to, entries });
+      if (isThenable(noted)) return noted.then(() => appendInOrder(ev, entries, then));
+      return appendInOrder(ev, entries, then);
+    };
     const appendInOrder = <T>(ev: StanzaEvent, entries: NewTimelineEntry[], then: (rows: AppendResult[]) => T | Promise<T>): Promise<T> => {
       const appended = store.timeline.append(entries);
       const after = inOrder ? ev.origin?.ordered?.(ev.stanza) : null;
@@ -166,9 +165,7 @@ export const messageModule = defineModule({
         return Promise.resolve(api.run(ev.to.domain, "route/remote", ev)).then((routed) =>
           routed instanceof StanzaError ? routed : { sender: metaOf(row), recipient: null, duplicate: false });
       };
-      const noted = api.notify(ev.from.domain, "message-archiving", { stanza: ev.stanza, from: ev.from, to: ev.to, entries });
-      if (isThenable(noted)) return noted.then(() => appendInOrder(ev, entries, send));
-      return appendInOrder(ev, entries, send);
+      return writeRows(ev.from.domain, ev, entries, send);
     };
     api.on("pre-message/bare", sendToRemote);
     api.on("pre-message/full", sendToRemote);

@@ -78,6 +78,8 @@ export interface NewTimelineEntry {
   searchText?: string | null;
 }
 export interface TimelineEntry extends NewTimelineEntry { stanzaId: string; seq: number; archived: boolean; searchText: string | null }
+/** What append() answers for an entry: its row, `duplicate` when a stored row with its origin-id answered instead. */
+export type AppendResult = TimelineEntry & { duplicate: boolean };
 
 export interface TimelineQuery {
   with?: string;
@@ -109,7 +111,7 @@ export interface TimelineStore {
    * senders may choose the same originId, and an id reused for a message to another peer is a new message.
    * The result has one element per input, in order; `duplicate` marks the ones that already existed.
    */
-  append(entries: NewTimelineEntry[]): Promise<Array<TimelineEntry & { duplicate: boolean }>>;
+  append(entries: NewTimelineEntry[]): Promise<AppendResult[]>;
   /**
    * true when appends get their seqs in the order append() was called, whatever the batches they fall in
    * (the batches are committed one after another): a caller may then issue the next append before the

@@ -1,10 +1,8 @@
 // What every driver checks before it touches its database, and the limits they share: one definition, so
 // that both engines accept and refuse exactly the same calls.
 import type {
-  Conversation, ConversationState, NewTimelineEntry, TimelineEntry, TimelineRetention,
+  AppendResult, Conversation, ConversationState, NewTimelineEntry, TimelineRetention,
 } from "./types.js";
-
-export type AppendResult = TimelineEntry & { duplicate: boolean };
 
 /** One append() call waiting for the group commit of its turn. */
 export interface QueuedAppend {

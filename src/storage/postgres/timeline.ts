@@ -4,9 +4,9 @@ import type pg from "pg";
 import { fulltextTerms } from "../fulltext.js";
 import { TIMELINE_COLUMNS, toTimelineEntry, type TimelineRow as Row } from "../rows.js";
 import { splitStanzaIds, type StanzaIds } from "../stanza-ids.js";
-import type { NewTimelineEntry, TimelineEntry, TimelineFilter, TimelineQuery, TimelineStore, StoreMonitor } from "../types.js";
+import type { AppendResult, NewTimelineEntry, TimelineEntry, TimelineFilter, TimelineQuery, TimelineStore, StoreMonitor } from "../types.js";
 import {
-  EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, type AppendResult, type QueuedAppend,
+  EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, type QueuedAppend,
 } from "../validate.js";
 import { DEADLOCK, MAX_ATTEMPTS, SERIALIZATION, statement, UNIQUE_VIOLATION } from "./pool.js";
 

@@ -5,9 +5,9 @@ import type Database from "better-sqlite3";
 import { fulltextTerms, matchesFulltext } from "../fulltext.js";
 import { TIMELINE_COLUMNS, toTimelineEntry } from "../rows.js";
 import { splitStanzaIds, stanzaIds, type StanzaIds } from "../stanza-ids.js";
-import type { NewTimelineEntry, StoreMonitor, TimelineFilter, TimelineQuery, TimelineStore } from "../types.js";
+import type { AppendResult, NewTimelineEntry, StoreMonitor, TimelineFilter, TimelineQuery, TimelineStore } from "../types.js";
 import {
-  EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, type AppendResult, type QueuedAppend,
+  EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, type QueuedAppend,
 } from "../validate.js";
 import { Worker } from "node:worker_threads";
 import { settle, type Db } from "./db.js";
