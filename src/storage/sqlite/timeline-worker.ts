@@ -4,7 +4,7 @@
 // checkpoint.
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
-import { timelineWriter, unpackKv, type KvResult, type PackedBatch, type PackedKv, type WrittenBatch } from "./timeline-write.js";
+import { rowsOf, timelineWriter, unpackKv, type KvResult, type PackedBatch, type PackedKv, type WrittenBatch } from "./timeline-write.js";
 
 /**
  * Timeline appends, and compare-and-sets of map stores (committed in the same transaction); `forget`: owners
@@ -87,9 +87,7 @@ if (role === "checkpointer") {
       if (msg.forget.length !== 0) write.forget(msg.forget);
       const written = write(msg.batch, unpackKv(msg.kv));
       answer = { id: msg.id, results: written.results, kv: written.kv };
-      let rows = 0;
-      for (const n of msg.batch.sizes) rows += n;
-      Atomics.add(rowsCommitted, 0, rows);
+      Atomics.add(rowsCommitted, 0, rowsOf(msg.batch));
     } catch (err) {
       answer = { id: msg.id, error: err instanceof Error ? err.message : String(err) };
     }

@@ -68,6 +68,11 @@ export function ownersOf(batch: PackedBatch, into: Set<string>): void {
   unpack(batch, (e) => into.add(e.owner));
 }
 
+/** The rows a packed batch writes. */
+export function rowsOf(batch: PackedBatch): number {
+  return batch.meta.length / 2;
+}
+
 /** The buffers of a packed batch, for postMessage to move instead of copy. */
 export function transferablesOf(batch: PackedBatch): ArrayBuffer[] {
   return [batch.meta.buffer as ArrayBuffer, batch.lengths.buffer as ArrayBuffer];

@@ -12,7 +12,7 @@ import {
 import { Worker } from "node:worker_threads";
 import { settle, type Db } from "./db.js";
 import type { WriterAnswer, WriterRequest } from "./timeline-worker.js";
-import { ownersOf, packBatch, packKv, timelineWriter, transferablesOf, type KvPut, type KvResult, type PackedBatch, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
+import { ownersOf, packBatch, packKv, rowsOf, timelineWriter, transferablesOf, type KvPut, type KvResult, type PackedBatch, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
 
 // Bits of a query's shape: each combination of filters gets its own statement, prepared on first use.
 const WITH = 1, AFTER = 2, BEFORE = 4, START = 8, END = 16, REVERSE = 32, ARCHIVED = 64, FULLTEXT = 128, IDS = 256,
@@ -269,10 +269,10 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
   };
 }
 
-/** The new rows' results from the entries and their seqs, or the stored rows that resends matched. */
 /**
- * Answers each append() call of a committed batch with its rows. The stanza-ids derived from the new rows'
- * seqs are made for the whole batch at once: one cipher call instead of one per row.
+ * Answers each append() call of a committed batch with its rows: the new rows from their entries and seqs,
+ * or the stored rows that resends matched. The stanza-ids derived from the new rows' seqs are made for the
+ * whole batch at once: one cipher call instead of one per row.
  */
 function resolveAppends(calls: QueuedAppend[], written: WrittenBatch, ids: StanzaIds): void {
   const owners: string[] = [];
@@ -306,11 +306,6 @@ function resolveAppends(calls: QueuedAppend[], written: WrittenBatch, ids: Stanz
   }
 }
 
-function rowsOf(batch: PackedBatch): number {
-  let rows = 0;
-  for (const n of batch.sizes) rows += n;
-  return rows;
-}
 
 type Done = (err: Error | null, results: WrittenBatch | null, kv: KvResult[] | null) => void;
 
