@@ -109,6 +109,17 @@ export function packBatch(batch: NewTimelineEntry[][]): PackedBatch {
   return { sizes, meta, lengths, text: parts.join("") };
 }
 
+/**
+ * The last seq an owner was given: its newest row, or the counter row the trigger of migration 0007 keeps when
+ * rows are deleted (so a deleted seq is never handed out again). Commits write no counter row.
+ */
+export function prepareLastSeq(db: Db) {
+  const select = db.prepare<[string, string], number>(
+    `SELECT max(coalesce((SELECT max(seq) FROM timeline WHERE owner = ?), 0),
+                coalesce((SELECT last_seq FROM timeline_seq WHERE owner = ?), 0))`).pluck();
+  return (owner: string): number => select.get(owner, owner)!;
+}
+
 export interface TimelineWriter {
   (batch: PackedBatch, kv?: KvPut[]): { results: WrittenBatch; kv: KvResult[] };
   /** Drops the cached counters of owners another connection wrote rows for. */
@@ -129,17 +140,15 @@ export function timelineWriter(db: Db, cached = true): TimelineWriter {
     `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND outgoing = 1 AND peer = ? AND origin_id = ?`);
   const selectIncomingByOrigin = db.prepare<[string, string, string | null], TimelineRow>(
     `SELECT ${TIMELINE_COLUMNS} FROM timeline WHERE owner = ? AND outgoing = 0 AND peer = ? AND origin_id = ?`);
-  const selectCounter = db.prepare<[string], number>("SELECT last_seq FROM timeline_seq WHERE owner = ?").pluck();
-  const upsertCounter = db.prepare<[string, number]>(
-    "INSERT INTO timeline_seq (owner, last_seq) VALUES (?, ?) ON CONFLICT (owner) DO UPDATE SET last_seq = excluded.last_seq");
+  const lastSeqOf = prepareLastSeq(db);
 
   // The last seq allocated per owner, as committed. Only this writer allocates seqs (SQLite is the
-  // single-node store), so after the first read the counter row needs no SELECT per message.
+  // single-node store), so after the first read it needs no SELECT per message.
   const lastSeqs = new Map<string, number>();
   const lastAllocated = (owner: string): number => {
     let last = lastSeqs.get(owner);
     if (last === undefined) {
-      last = selectCounter.get(owner) ?? 0;
+      last = lastSeqOf(owner);
       if (cached) lastSeqs.set(owner, last);
     }
     return last;
@@ -168,7 +177,6 @@ export function timelineWriter(db: Db, cached = true): TimelineWriter {
     });
     const results: WrittenBatch = new Array(batch.sizes.length);
     for (let i = 0, at = 0; i < results.length; at += batch.sizes[i], i++) results[i] = written.slice(at, at + batch.sizes[i]);
-    for (const [owner, seq] of allocated) upsertCounter.run(owner, seq);
     return { results, allocated, kv: kv.map(put) };
   });
 

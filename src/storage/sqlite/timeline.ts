@@ -12,7 +12,7 @@ import {
 import { Worker } from "node:worker_threads";
 import { settle, type Db } from "./db.js";
 import type { WriterAnswer, WriterRequest } from "./timeline-worker.js";
-import { ownersOf, packBatch, packKv, rowsOf, timelineWriter, transferablesOf, type KvPut, type KvResult, type PackedBatch, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
+import { ownersOf, packBatch, prepareLastSeq, packKv, rowsOf, timelineWriter, transferablesOf, type KvPut, type KvResult, type PackedBatch, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
 
 // Bits of a query's shape: each combination of filters gets its own statement, prepared on first use.
 const WITH = 1, AFTER = 2, BEFORE = 4, START = 8, END = 16, REVERSE = 32, ARCHIVED = 64, FULLTEXT = 128, IDS = 256,
@@ -75,7 +75,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
   db.function("hearth_fulltext", { deterministic: true }, (text: unknown, query: unknown) =>
     typeof text === "string" && typeof query === "string" && matchesFulltext(text, query) ? 1 : 0);
 
-  const selectCounter = db.prepare<[string], number>("SELECT last_seq FROM timeline_seq WHERE owner = ?").pluck();
+  const lastSeqOf = prepareLastSeq(db);
   const commits = path === null ? directCommits(db) : workerCommits(path, db);
 
   let queue: QueuedAppend[] = [];
@@ -245,7 +245,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
       const row = (seq === null ? undefined : selectDerived.get(owner, seq)) ?? selectByStanzaId.get(owner, stanzaId);
       return row === undefined ? null : toEntry(row);
     }),
-    lastSeq: (owner) => read(() => selectCounter.get(owner) ?? 0),
+    lastSeq: (owner) => read(() => lastSeqOf(owner)),
     expire: (retention) => read(() => expireInBatches(retention, (before, unarchivedOnly) =>
       (unarchivedOnly ? expireUnarchived : expireAll).run(before, EXPIRE_BATCH).changes)),
   };
