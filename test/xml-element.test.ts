@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ltxGetChild, xml, type Element } from "../src/xml/element.js";
+import { execFileSync } from "node:child_process";
+import { ltxGetChild, ltxToString, xml, type Element } from "../src/xml/element.js";
 import { parseFramedElement } from "../src/xml/parser.js";
 
 describe("xml element: getChild", () => {
@@ -36,5 +37,39 @@ describe("xml element: getChild", () => {
     el.getChildren = () => { throw new Error("getChildren was called"); };
     assert.equal(el.getChild("origin-id", "urn:xmpp:sid:0")?.attrs.id, "x");
     assert.equal(el.getChild("missing"), undefined);
+  });
+});
+
+describe("xml element: toString", () => {
+  it("gives exactly ltx's own serialisation: escaped attributes and text, nested and empty elements", () => {
+    const elements: Element[] = [
+      parseFramedElement(`<message xmlns='jabber:client' to='a@b' type='chat' id='a&amp;b&lt;&quot;&apos;'><body>1 &lt; 2 &amp;&amp; 3 &gt; 2 "q" 'a'</body>` +
+        `<origin-id xmlns='urn:xmpp:sid:0' id='x'/>tail text<x xmlns='urn:example'><y><z a='1'/>deep</y></x></message>`),
+      parseFramedElement(`<presence xmlns='jabber:client'/>`),
+      xml("iq", { type: "result", id: 7 }, xml("query", { xmlns: "jabber:iq:version" }, xml("name", null, "héllo ✓ 𝄞"))),
+    ];
+    const withNull = xml("message", { to: "c@d" }, xml("body", null, "x"));
+    withNull.children.push(null as never, 42 as never);
+    elements.push(withNull);
+    for (const el of elements) assert.equal(el.toString(), ltxToString.call(el));
+    assert.equal(withNull.toString(), `<message to="c@d"><body>x</body>42</message>`);
+  });
+
+  it("keeps a serialised stanza as one string, not a rope of its tokens", function () {
+    this.timeout(30_000);
+    // In a process of its own with --expose-gc: the heap a kept text costs, against the text's own size.
+    const script = `
+      const { parseFramedElement } = await import(${JSON.stringify(new URL("../src/xml/parser.js", import.meta.url).href)});
+      const el = parseFramedElement("<message xmlns='jabber:client' to='user12@bench.localhost' from='user11@bench.localhost/r1' type='chat' id='m-1234567'>" +
+        "<body>hello, this is a message body of some length</body><origin-id xmlns='urn:xmpp:sid:0' id='abcdef'/></message>");
+      const kept = [];
+      gc(); const before = process.memoryUsage().heapUsed;
+      for (let i = 0; i < 20000; i++) kept.push(el.toString());
+      gc(); const after = process.memoryUsage().heapUsed;
+      console.log(JSON.stringify({ perText: (after - before) / kept.length, length: kept[0].length }));`;
+    const out = execFileSync(process.execPath, ["--expose-gc", "--input-type=module", "-e", script], { encoding: "utf8" });
+    const { perText, length } = JSON.parse(out) as { perText: number; length: number };
+    // A flat one-byte string is its length plus a header; the rope ltx made cost about 1.5 KB here.
+    assert.ok(perText < length + 100, `${perText.toFixed(0)} bytes kept per text of ${length} characters`);
   });
 });
