@@ -43,10 +43,10 @@ declare module "../../src/modules/module.js" {
 
 /** The list items an address matches (XEP-0016 §2.1): its full JID, its bare JID, its domain. */
 export function matchingItems(addr: Jid): string[] {
-  const out = [addr.toString()];
-  if (addr.resource !== "" && addr.local !== "") out.push(addr.bareString());
-  if (addr.local !== "" || addr.resource !== "") out.push(addr.domain);
-  return out;
+  // Array literals of their exact size: asked twice for every message, presence and iq delivered.
+  if (addr.local === "" && addr.resource === "") return [addr.domain];
+  if (addr.local === "" || addr.resource === "") return [addr.toString(), addr.domain];
+  return [addr.toString(), addr.bareString(), addr.domain];
 }
 
 /** The items of a block/unblock payload, each a valid JID in its canonical form (§3.3: jid-malformed otherwise). */

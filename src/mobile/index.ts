@@ -55,7 +55,9 @@ export const mobileModule = defineModule<MobileOptions>({
     // ---- timeline rows reach every device of both users ----
 
     api.observe("message-delivered", (ev) => {
-      if (ev.duplicate) return;
+      // No device connected to this node: none of the sessions below can be one (every mobile session is in
+      // `connections` from its start to its cleanup), and this runs for every message delivered.
+      if (ev.duplicate || ctx.connections.size === 0) return;
       const stanza = ev.stanza;
       const isRetraction = retractTarget(stanza) !== null;
       const recipient = ev.to.bareString();
