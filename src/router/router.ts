@@ -98,16 +98,19 @@ export class Router {
     return this.fromRemote(stanza, from, to);
   }
 
-  /** Hands `ev` to the node owning its key, or runs `here` when that is this node. */
-  private viaOwner(ev: StanzaEvent, here: () => Result): Result {
-    if (this.forwarder === null || this.partitions.size === 0) return here();
+  /**
+   * Hands `ev` to the node owning its key, or runs `here` (a method of this router, given the stanza's kind and
+   * target) when that is this node: no closure per stanza on the way of every one.
+   */
+  private viaOwner(ev: StanzaEvent, kind: StanzaKind, target: Target, here: (ev: StanzaEvent, kind: StanzaKind, target: Target) => Result): Result {
+    if (this.forwarder === null || this.partitions.size === 0) return here.call(this, ev, kind, target);
     const keyOf = this.partitions.get(ev.to.domain);
     const key = keyOf === undefined || this.pinned.has(ev.stanza) ? null : keyOf(ev.to);
-    if (key === null) return here();
+    if (key === null) return here.call(this, ev, kind, target);
     const sent = this.forwarder(key, ev.stanza, this.awaited.has(ev.stanza), this.heldDomains.has(ev.to.domain));
-    if (sent === false) return here();
+    if (sent === false) return here.call(this, ev, kind, target);
     if (!isThenable(sent)) return sent;
-    return sent.then((away) => (away === false ? here() : away));
+    return sent.then((away) => (away === false ? here.call(this, ev, kind, target) : away));
   }
 
   /** Serves a component domain (e.g. a MUC service); returns the undo. */
@@ -161,10 +164,9 @@ export class Router {
     const target: Target = selfAddressed ? "self" : targetOf(to);
     const ev: StanzaEvent = { stanza, from: own, to, origin: session };
     const bus = this.hooks.of(session.host)!;
-    const next = (): Result => this.afterPre(ev, kind, target);
     const pre = this.fire(bus, `pre-${kind}/${target}`, ev);
-    if (isThenable(pre)) return this.conclude(ev, pre.then((v) => (v ? v : next())));
-    return this.conclude(ev, pre ? pre : next());
+    if (isThenable(pre)) return this.conclude(ev, pre.then((v) => (v ? v : this.afterPre(ev, kind, target))));
+    return this.conclude(ev, pre ? pre : this.afterPre(ev, kind, target));
   }
 
   /**
@@ -202,7 +204,7 @@ export class Router {
   }
 
   deliver(ev: StanzaEvent): Result {
-    return this.conclude(ev, this.viaOwner(ev, () => this.deliverTo(ev, ev.stanza.name as StanzaKind, targetOf(ev.to))));
+    return this.conclude(ev, this.viaOwner(ev, ev.stanza.name as StanzaKind, targetOf(ev.to), this.deliverTo));
   }
 
   /** Sends an error for `stanza` back to its sender, unless the stanza is one that is never answered. */
@@ -241,7 +243,7 @@ export class Router {
   }
 
   private afterPre(ev: StanzaEvent, kind: StanzaKind, target: Target): Result {
-    return this.viaOwner(ev, () => this.handleHere(ev, kind, target));
+    return this.viaOwner(ev, kind, target, this.handleHere);
   }
 
   private handleHere(ev: StanzaEvent, kind: StanzaKind, target: Target): Result {
