@@ -33,20 +33,11 @@ export const messageModule = defineModule({
 
     /** Resources that receive a message to the bare JID: the highest non-negative priority (§8.5.2.1.1). */
     const targetsOf = (bare: string, type: string | undefined): Session[] => {
-      // In place in the registry's fresh copy: this runs for every message, and filter() grew two arrays.
-      const out = sessions.resources(bare);
-      let n = 0, best = -1;
-      for (const s of out) {
-        if (s.presence === null || s.priority < 0) continue;
-        out[n++] = s;
-        if (s.priority > best) best = s.priority;
-      }
-      out.length = n;
-      if (type === "headline" || n < 2) return out;
-      let k = 0;
-      for (const s of out) if (s.priority === best) out[k++] = s;
-      out.length = k;
-      return out;
+      const all = sessions.resources(bare).filter((s) => s.presence !== null && s.priority >= 0);
+      if (type === "headline") return all;
+      let best = -1;
+      for (const s of all) if (s.priority > best) best = s.priority;
+      return all.filter((s) => s.priority === best);
     };
 
     // XEP-0359 §3.3: a stanza-id claiming to come from us was forged by the sender; drop it.

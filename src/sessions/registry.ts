@@ -10,7 +10,7 @@ export class SessionRegistry {
 
   get size(): number { return this.count; }
 
-  /** Bound sessions of a bare JID (empty array if none): a fresh array, the caller's to change. */
+  /** Bound sessions of a bare JID (empty array if none). */
   resources(bare: string): Session[] {
     const m = this.byBare.get(bare);
     return m ? [...m.values()] : [];

@@ -12,7 +12,7 @@ import {
 import { Worker } from "node:worker_threads";
 import { settle, type Db } from "./db.js";
 import type { WriterAnswer, WriterRequest } from "./timeline-worker.js";
-import { ownersOf, packBatch, prepareLastSeq, packKv, rowsOf, timelineWriter, transferablesOf, type KvPut, type KvResult, type PackedBatch, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
+import { ownersOf, packBatch, packKv, prepareLastSeq, rowsOf, timelineWriter, transferablesOf, type KvPut, type KvResult, type PackedBatch, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
 
 // Bits of a query's shape: each combination of filters gets its own statement, prepared on first use.
 const WITH = 1, AFTER = 2, BEFORE = 4, START = 8, END = 16, REVERSE = 32, ARCHIVED = 64, FULLTEXT = 128, IDS = 256,
@@ -305,7 +305,6 @@ function resolveAppends(calls: QueuedAppend[], written: WrittenBatch, ids: Stanz
     calls[i].resolve(out);
   }
 }
-
 
 type Done = (err: Error | null, results: WrittenBatch | null, kv: KvResult[] | null) => void;
 
