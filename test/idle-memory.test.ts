@@ -14,7 +14,7 @@ import { startTestServer, type TestServer } from "./helpers/server.js";
 v8.setFlagsFromString("--expose-gc");
 const gc = vm.runInNewContext("gc") as () => void;
 
-const N = 2000;
+const N = 10_000;
 const HEADER = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 const PRESENCE = "<presence><priority>1</priority><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/><status>here</status></presence>";
 
