@@ -43,10 +43,14 @@ export interface Sasl2Stream extends AttemptStream, Session {
 const AGENT_ID = /^[\x21-\x7e]{1,128}$/;
 const TAG = /^[\p{L}\p{N}._-]{1,32}$/u;
 
-/** The `<authentication/>` stream feature with its inline features. */
-export function sasl2Feature(ctx: C2sContext, stream: Sasl2Stream): Element {
+/** The features a Bind2 request may enable inline (XEP-0386 §3): the core's and the modules'. */
+export function bind2Features(ctx: C2sContext, stream: Sasl2Stream): string[] {
+  return [NS_SM, NS_CSI, ...ctx.hooks.runFold(stream.host, "bind2-features", [], { session: stream })];
+}
+
+/** The `<authentication/>` stream feature with its inline features (`bindFeatures`: bind2Features). */
+export function sasl2Feature(ctx: C2sContext, stream: Sasl2Stream, bindFeatures: string[]): Element {
   const mechs = streamMechanisms(ctx.config.auth, stream);
-  const bindFeatures = [NS_SM, NS_CSI, ...ctx.hooks.runFold(stream.host, "bind2-features", [], { session: stream })];
   const inline = xml("inline", null,
     xml("bind", { xmlns: NS_BIND2 }, xml("inline", null, ...bindFeatures.map((v) => xml("feature", { var: v })))),
     // XEP-0198 with SASL2: `<resume/>` may ride in `<authenticate/>`.
