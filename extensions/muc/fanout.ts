@@ -54,19 +54,25 @@ export class Fanout {
   private refresh(): void {
     const t = this.template;
     if (this.length !== t.children.length) {
-      let head = "<" + t.name;
+      // Both parts joined into flat strings: appended a token at a time they were ropes of some fifty pieces,
+      // and every recipient's text (head + to + tail) walked all of them again when it was written out.
+      const head = ["<", t.name];
       for (const k in t.attrs) {
         const v = t.attrs[k];
-        if (k !== "to" && v !== undefined && v !== null) head += ` ${k}="${escapeXML(String(v))}"`;
+        if (k !== "to" && v !== undefined && v !== null) head.push(" ", k, '="', escapeXML(String(v)), '"');
       }
-      let inner = "";
-      const w = (part: string) => { inner += part; };
+      const tail = [">"];
+      const w = (part: string) => { tail.push(part); };
       for (const c of t.children) {
-        if (typeof c === "string") inner += escapeXMLText(c);
+        if (typeof c === "string") tail.push(escapeXMLText(c));
         else if (c) (c as Element).write(w);
       }
-      this.head = head;
-      this.tail = inner === "" ? "/>" : `>${inner}</${t.name}>`;
+      this.head = head.join("");
+      if (t.children.length === 0) this.tail = "/>";
+      else {
+        tail.push("</", t.name, ">");
+        this.tail = tail.join("");
+      }
       this.length = t.children.length;
     }
   }
