@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { loadConfig, ConfigError, type Config } from "../config/config.js";
 import { schemaWithModules, withoutSecrets } from "../config/schema.js";
 import { serverModules, startServer } from "../server.js";
+import { tuneV8 } from "./tuning.js";
 import { migrateStore, openStore } from "../storage/open.js";
 import { AccountService, AccountError } from "../auth/accounts.js";
 import { createLoginService } from "../auth/login.js";
@@ -156,6 +157,7 @@ async function start(config: Config, deps: CliDeps, err: NodeJS.WritableStream):
   const onSignal = () => { process.off("SIGINT", onSignal); process.off("SIGTERM", onSignal); stopRequested(); };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  tuneV8();
   const server = await startServer(config, deps.extensions);
   // SIGHUP (systemctl reload, certbot's deploy hook): new certificates for new connections, none dropped.
   const onHangup = () => {

@@ -1,0 +1,44 @@
+// src/cli/tuning.ts: V8 settings by the CPUs the process may use, checked on V8 itself in processes of
+// their own pinned to one CPU with taskset.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { v8FlagsFor } from "../src/cli/tuning.js";
+
+/**
+ * Runs tuneV8() and a young-generation workload in a child process; answers the scavenges V8 ran and the
+ * scavenger tasks it traced (one line per task of each scavenge).
+ */
+function scavenges(): { collections: number; tasks: number; cpus: number } {
+  const script = `
+    const { tuneV8 } = await import(${JSON.stringify(new URL("../src/cli/tuning.js", import.meta.url).href)});
+    const { availableParallelism } = await import("node:os");
+    tuneV8();
+    let keep = [];
+    for (let i = 0; i < 1500000; i++) { keep.push({ a: i, b: "x" + i }); if (keep.length > 40000) keep = keep.slice(20000); }
+    console.log("cpus=" + availableParallelism());`;
+  const args = ["--trace-gc", "--trace-parallel-scavenge", "--input-type=module", "-e", script];
+  const out = execFileSync("taskset", ["-c", "0", process.execPath, ...args], { encoding: "utf8" });
+  const lines = out.split("\n");
+  return {
+    collections: lines.filter((l) => / Scavenge /.test(l)).length,
+    tasks: lines.filter((l) => /\] scavenge\[/.test(l)).length,
+    cpus: Number(/cpus=(\d+)/.exec(out)![1]),
+  };
+}
+
+describe("V8 tuning by CPUs", function () {
+  this.timeout(60_000);
+
+  it("turns parallel young-generation collection off on one CPU only", () => {
+    assert.deepEqual(v8FlagsFor(1), ["--no-parallel-scavenge"]);
+    assert.deepEqual(v8FlagsFor(2), []);
+    assert.deepEqual(v8FlagsFor(64), []);
+  });
+
+  it("pinned to one CPU, every scavenge runs as one task", () => {
+    const r = scavenges();
+    assert.equal(r.cpus, 1);
+    assert.ok(r.collections >= 5, `${r.collections} scavenges`);
+    assert.equal(r.tasks, r.collections, `${r.tasks} scavenger tasks for ${r.collections} scavenges`);
+  });
+});
