@@ -415,7 +415,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream, Pa
     const offersAuth = !authenticated && !(tlsPending && cfg.c2s.requireTls);
     const channel = offersAuth ? this.channel : null;
     const bind2 = offersAuth && cfg.auth.sasl2 ? bind2Features(this.ctx, this) : null;
-    const key = `${this.host} ${this.transport.framed ? 1 : 0}${authenticated ? 1 : 0}${tlsPending ? 1 : 0}${this.secure ? 1 : 0}${offersAuth ? 1 : 0} ${channel?.types.join(",") ?? "-"} ${bind2?.join(",") ?? "-"}`;
+    const key = `${this.host} ${this.transport.framed ? 1 : 0}${authenticated ? 1 : 0}${tlsPending ? 1 : 0}${this.secure ? 1 : 0} ${channel?.types.join(",") ?? "-"} ${bind2?.join(",") ?? "-"}`;
     let frames = featureFrames.get(this.ctx);
     if (frames === undefined) featureFrames.set(this.ctx, frames = new Map());
     let frame = frames.get(key);
@@ -458,10 +458,9 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream, Pa
     const limits = xml("limits", { xmlns: "urn:xmpp:stream-limits:0" }, xml("max-bytes", null, String(cfg.limits.maxStanzaBytes)),
       this.authenticated ? xml("idle-seconds", null, String(cfg.limits.idleTimeoutSeconds)) : null);
     features.cnode(limits);
-    const text = features.toString();
+    // The limits are the last child, so the text ends with them and the end tag.
     const tail = `${limits.toString()}</stream:features>`;
-    if (!text.endsWith(tail)) throw new Error("stream features: unexpected serialisation");
-    return { head: text.slice(0, text.length - tail.length), tail };
+    return { head: features.toString().slice(0, -tail.length), tail };
   }
 
   private streamEnded(): void {
