@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { loadConfig, ConfigError, type Config } from "../config/config.js";
 import { schemaWithModules, withoutSecrets } from "../config/schema.js";
 import { serverModules, startServer } from "../server.js";
-import { tuneV8 } from "./tuning.js";
+import { batchHelperThreads, tuneV8 } from "./tuning.js";
 import { migrateStore, openStore } from "../storage/open.js";
 import { AccountService, AccountError } from "../auth/accounts.js";
 import { createLoginService } from "../auth/login.js";
@@ -158,6 +158,7 @@ async function start(config: Config, deps: CliDeps, err: NodeJS.WritableStream):
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   tuneV8();
+  batchHelperThreads();
   const server = await startServer(config, deps.extensions);
   // SIGHUP (systemctl reload, certbot's deploy hook): new certificates for new connections, none dropped.
   const onHangup = () => {
