@@ -5,6 +5,8 @@ import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { listMigrations, SchemaOutdatedError, SchemaTooNewError } from "../src/storage/migrate.js";
 import { openSqliteStore } from "../src/storage/sqlite/index.js";
+import { workerCommits } from "../src/storage/sqlite/timeline.js";
+import { packBatch } from "../src/storage/sqlite/timeline-write.js";
 import type { NewTimelineEntry, Store } from "../src/storage/types.js";
 import { assertLegacyBlobsMigrated, LEGACY_BLOBS, storeContract } from "./store-contract.js";
 
@@ -333,6 +335,38 @@ describe("sqlite store", function () {
         assert.equal(stored.stanzaId, results[i].stanzaId);
         if (want.stanzaId !== undefined) assert.equal(stored.stanzaId, want.stanzaId);
       }
+    }
+  });
+
+  it("leaves the commit that starts the WAL over after a checkpoint to the writer thread, not the event loop", async function () {
+    store = openSqliteStore({ path }); // the schema
+    await store.close();
+    store = undefined;
+    const db = new Database(path);
+    db.pragma("busy_timeout = 5000");
+    db.pragma("synchronous = NORMAL");
+    db.pragma("wal_autocheckpoint = 0");
+    const commits = workerCommits(path, db, { checkpointRows: 5 });
+    try {
+      /** Commits `n` rows; answers whether they were committed on this thread (answered before submit returned). */
+      const commit = (n: number) => new Promise<boolean>((resolve, reject) => {
+        let returned = false;
+        const rows = Array.from({ length: n }, () => entry("a@x", { stanzaId: undefined }));
+        commits.submit(packBatch([rows]), [], (err) => (err === null ? resolve(!returned) : reject(err)));
+        returned = true;
+      });
+      assert.equal(await commit(1), true, "a small batch at idle commits on the event loop");
+      assert.equal(await commit(20), false, "a large one in the writer");
+      // The checkpointer (every 200 ms) copies the whole WAL: the next commit will start it over.
+      const until = Date.now() + 10_000;
+      while (!commits.walRestartPending() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(commits.walRestartPending(), true, "a checkpoint copied the whole WAL");
+      assert.equal(await commit(1), false, "the commit after it went to the writer");
+      assert.equal(commits.walRestartPending(), false);
+      assert.equal(await commit(1), true, "and the next small one commits on the event loop again");
+    } finally {
+      await commits.close();
+      db.close();
     }
   });
 

@@ -4,7 +4,7 @@
 // checkpoint.
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
-import { rowsOf, timelineWriter, unpackKv, type KvResult, type PackedBatch, type PackedKv, type WrittenBatch } from "./timeline-write.js";
+import { ROWS_COMMITTED, rowsOf, timelineWriter, unpackKv, WAL_RESTART_PENDING, type KvResult, type PackedBatch, type PackedKv, type WrittenBatch } from "./timeline-write.js";
 
 /**
  * Timeline appends, and compare-and-sets of map stores (committed in the same transaction); `forget`: owners
@@ -32,9 +32,11 @@ const CHECKPOINT_IDLE_MS = 10_000;
 const FOLLOW_UPS = 3;
 
 const port = parentPort!;
-const { path, role, progress } = workerData as { path: string; role: "writer" | "checkpointer"; progress: SharedArrayBuffer };
-// Rows committed by the writer, written by the writer and read by the checkpointer.
-const rowsCommitted = new Int32Array(progress);
+const { path, role, progress, checkpointRows } = workerData as {
+  path: string; role: "writer" | "checkpointer"; progress: SharedArrayBuffer; checkpointRows?: number;
+};
+// ROWS_COMMITTED and WAL_RESTART_PENDING (timeline-write.ts), shared with the main thread.
+const shared = new Int32Array(progress);
 const db = new Database(path);
 db.pragma("busy_timeout = 5000");
 db.pragma("synchronous = NORMAL");
@@ -46,15 +48,17 @@ db.pragma("wal_autocheckpoint = 0");
 /** Copies the WAL into the database as far as no reader needs it; answers the frames the WAL had. */
 const checkpoint = (): number => {
   const [r] = db.pragma("wal_checkpoint(PASSIVE)") as Array<{ busy: number; log: number; checkpointed: number }>;
+  if (r.log > 0 && r.checkpointed === r.log) Atomics.store(shared, WAL_RESTART_PENDING, 1);
   return r.log;
 };
 
 if (role === "checkpointer") {
-  let rowsAtLast = Atomics.load(rowsCommitted, 0);
+  const everyRows = checkpointRows ?? CHECKPOINT_ROWS;
+  let rowsAtLast = 0; // the rows committed since the store opened, this thread started or not
   let lastAt = Date.now();
   const timer = setInterval(() => {
-    const rows = Atomics.load(rowsCommitted, 0);
-    if (((rows - rowsAtLast) | 0) < CHECKPOINT_ROWS && Date.now() - lastAt < CHECKPOINT_IDLE_MS) return;
+    const rows = Atomics.load(shared, ROWS_COMMITTED);
+    if (((rows - rowsAtLast) | 0) < everyRows && Date.now() - lastAt < CHECKPOINT_IDLE_MS) return;
     rowsAtLast = rows;
     lastAt = Date.now();
     try {
@@ -91,7 +95,8 @@ if (role === "checkpointer") {
       if (msg.forget.length !== 0) write.forget(msg.forget);
       const written = write(msg.batch, unpackKv(msg.kv));
       answer = { id: msg.id, results: written.results, kv: written.kv };
-      Atomics.add(rowsCommitted, 0, rowsOf(msg.batch));
+      Atomics.add(shared, ROWS_COMMITTED, rowsOf(msg.batch));
+      Atomics.store(shared, WAL_RESTART_PENDING, 0);
     } catch (err) {
       answer = { id: msg.id, error: err instanceof Error ? err.message : String(err) };
     }

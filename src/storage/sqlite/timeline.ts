@@ -12,7 +12,7 @@ import {
 import { Worker } from "node:worker_threads";
 import { settle, type Db } from "./db.js";
 import type { WriterAnswer, WriterRequest } from "./timeline-worker.js";
-import { ownersOf, packBatch, packKv, prepareLastSeq, rowsOf, timelineWriter, transferablesOf, type KvPut, type KvResult, type PackedBatch, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
+import { ownersOf, packBatch, packKv, prepareLastSeq, ROWS_COMMITTED, rowsOf, SHARED_STATE_BYTES, timelineWriter, transferablesOf, WAL_RESTART_PENDING, type KvPut, type KvResult, type PackedBatch, type TimelineRow, type WrittenBatch } from "./timeline-write.js";
 
 // Bits of a query's shape: each combination of filters gets its own statement, prepared on first use.
 const WITH = 1, AFTER = 2, BEFORE = 4, START = 8, END = 16, REVERSE = 32, ARCHIVED = 64, FULLTEXT = 128, IDS = 256,
@@ -308,7 +308,7 @@ function resolveAppends(calls: QueuedAppend[], written: WrittenBatch, ids: Stanz
 
 type Done = (err: Error | null, results: WrittenBatch | null, kv: KvResult[] | null) => void;
 
-interface Commits {
+export interface Commits {
   submit(batch: PackedBatch, kv: KvPut[], done: Done): void;
   close(): Promise<void>;
 }
@@ -358,11 +358,14 @@ const INLINE_BUDGET_MS = 150;
  * capped per second, so under load every batch goes to the writer. Never both at once: a batch goes inline
  * only when none is out, so the two connections never wait for each other's write lock, and the main
  * connection does not wait for any other (busy_timeout 0 for the attempt; busy, the batch goes to the writer).
+ * Nor the first commit after a checkpoint copied the whole WAL: that commit starts the WAL over and syncs
+ * its header, an fsync (1 ms on the rig's disk, more on others) that the event loop would wait for.
+ * `checkpointRows` (tests) checkpoints after that many rows instead of CHECKPOINT_ROWS.
  */
-function workerCommits(path: string, db: Db): Commits {
+export function workerCommits(path: string, db: Db, options: { checkpointRows?: number } = {}): Commits & { walRestartPending(): boolean } {
   const script = new URL("./timeline-worker.js", import.meta.url);
-  const progress = new SharedArrayBuffer(4);
-  const rowsCommitted = new Int32Array(progress);
+  const progress = new SharedArrayBuffer(SHARED_STATE_BYTES);
+  const shared = new Int32Array(progress);
   // Reads each owner's counter row: the writer allocates most seqs and keeps them cached.
   const inline = timelineWriter(db, false);
   const busyTimeout = db.pragma("busy_timeout", { simple: true }) as number;
@@ -397,14 +400,14 @@ function workerCommits(path: string, db: Db): Commits {
       budgetUsed += performance.now() - started;
     }
     ownersOf(batch, forget);
-    Atomics.add(rowsCommitted, 0, rowsOf(batch));
+    Atomics.add(shared, ROWS_COMMITTED, rowsOf(batch));
     done(null, written.results, written.kv);
     return true;
   };
   const worker = new Worker(script, { workerData: { path, role: "writer", progress } });
   worker.unref();
   // Never holds the process open; stopped with the writer.
-  const checkpointer = new Worker(script, { workerData: { path, role: "checkpointer", progress } });
+  const checkpointer = new Worker(script, { workerData: { path, role: "checkpointer", progress, checkpointRows: options.checkpointRows } });
   checkpointer.unref();
   const checkpointerExit = new Promise<void>((resolve) => checkpointer.once("exit", () => resolve()));
   checkpointer.on("error", () => { /* checkpoints are an optimisation; the WAL keeps every commit */ });
@@ -435,13 +438,15 @@ function workerCommits(path: string, db: Db): Commits {
         done(dead, null, null);
         return;
       }
-      if (out.size === 0 && rowsOf(batch) + kv.length <= INLINE_MAX && inlineAllowed() && commitInline(batch, kv, done)) return;
+      if (out.size === 0 && rowsOf(batch) + kv.length <= INLINE_MAX && Atomics.load(shared, WAL_RESTART_PENDING) === 0 &&
+        inlineAllowed() && commitInline(batch, kv, done)) return;
       const id = nextId++;
       out.set(id, done);
       worker.ref();
       worker.postMessage({ id, batch, kv: packKv(kv), forget: [...forget] } satisfies WriterRequest, transferablesOf(batch));
       forget.clear();
     },
+    walRestartPending: () => Atomics.load(shared, WAL_RESTART_PENDING) === 1,
     async close() {
       checkpointer.postMessage("close");
       checkpointer.ref(); // until it has closed its connection
