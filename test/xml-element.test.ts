@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { ltxGetChild, ltxToString, xml, type Element } from "../src/xml/element.js";
+import { emptyElementText, ltxGetChild, ltxToString, textWithLastChild, xml, type Element } from "../src/xml/element.js";
 import { parseFramedElement } from "../src/xml/parser.js";
 
 describe("xml element: getChild", () => {
@@ -71,5 +71,25 @@ describe("xml element: toString", () => {
     const { perText, length } = JSON.parse(out) as { perText: number; length: number };
     // A flat one-byte string is its length plus a header; the rope ltx made cost about 1.5 KB here.
     assert.ok(perText < length + 100, `${perText.toFixed(0)} bytes kept per text of ${length} characters`);
+  });
+});
+
+describe("xml element: text with a last child", () => {
+  it("gives exactly ltx's serialisation of the element with the child appended, empty or not", () => {
+    const before = `<message xmlns='jabber:client' to='a@b' type='chat'><body>1 &lt; 2</body></message>`;
+    const children = [
+      xml("stanza-id", { xmlns: "urn:xmpp:sid:0", id: "Zr7-_x", by: "juliet@capulet.example" }),
+      xml("stanza-id", { xmlns: "urn:xmpp:sid:0", id: `a&b<c>"d'e`, by: "o'brien@example" }),
+      xml("x", { n: 42, skipped: null, alsoSkipped: undefined }),
+      xml("y"),
+      xml("z", { a: "1" }, xml("w", null, "t & u")),
+    ];
+    for (const child of children) {
+      const el = parseFramedElement(before);
+      const text = el.toString();
+      el.cnode(child);
+      assert.equal(textWithLastChild(el, text, child), ltxToString.call(el), child.toString());
+      if (child.children.length === 0) assert.equal(emptyElementText(child), ltxToString.call(child));
+    }
   });
 });

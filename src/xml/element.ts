@@ -109,5 +109,19 @@ export function withText(el: Element, text: string, send: () => void): void {
 export function textWithLastChild(el: Element, before: string, child: Element): string | null {
   const end = `</${el.name}>`;
   if (el.children.length < 2 || el.children[el.children.length - 1] !== child || !before.endsWith(end)) return null;
-  return before.slice(0, before.length - end.length) + child.toString() + end;
+  return before.slice(0, before.length - end.length) + (child.children.length === 0 ? emptyElementText(child) : child.toString()) + end;
+}
+
+/**
+ * What ltx writes for an element without children, written straight into one string: for a text used at once
+ * (the stanza-id of every delivered message), not one kept (that would be a rope; see toString above).
+ */
+export function emptyElementText(el: Element): string {
+  let s = "<" + el.name;
+  const attrs = el.attrs;
+  for (const k in attrs) {
+    const v = attrs[k];
+    if (v != null) s += " " + k + '="' + escapeXML(typeof v === "string" ? v : v.toString(10)) + '"';
+  }
+  return s + "/>";
 }
