@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
@@ -338,7 +338,8 @@ describe("sqlite store", function () {
     }
   });
 
-  it("leaves the commit that starts the WAL over after a checkpoint to the writer thread, not the event loop", async function () {
+  /** The timeline's writer and checkpointer threads over a fresh file, without the store around them. */
+  async function bareWorkerCommits(options: Parameters<typeof workerCommits>[2]) {
     store = openSqliteStore({ path }); // the schema
     await store.close();
     store = undefined;
@@ -346,7 +347,11 @@ describe("sqlite store", function () {
     db.pragma("busy_timeout = 5000");
     db.pragma("synchronous = NORMAL");
     db.pragma("wal_autocheckpoint = 0");
-    const commits = workerCommits(path, db, { checkpointRows: 5 });
+    return { db, commits: workerCommits(path, db, options) };
+  }
+
+  it("leaves the commit that starts the WAL over after a checkpoint to the writer thread, not the event loop", async function () {
+    const { db, commits } = await bareWorkerCommits({ checkpointRows: 5 });
     try {
       /** Commits `n` rows; answers whether they were committed on this thread (answered before submit returned). */
       const commit = (n: number) => new Promise<boolean>((resolve, reject) => {
@@ -364,6 +369,38 @@ describe("sqlite store", function () {
       assert.equal(await commit(1), false, "the commit after it went to the writer");
       assert.equal(commits.walRestartPending(), false);
       assert.equal(await commit(1), true, "and the next small one commits on the event loop again");
+    } finally {
+      await commits.close();
+      db.close();
+    }
+  });
+
+  it("starts the WAL over under a steady stream of commits, so that it stays bounded", async function () {
+    const { db, commits } = await bareWorkerCommits({ checkpointRows: 200, walBoundFrames: 100 });
+    /** The WAL header's checkpoint sequence number: SQLite adds one each time a commit starts the WAL over. */
+    const walRestarts = (): number => {
+      const fd = openSync(`${path}-wal`, "r");
+      try {
+        const header = Buffer.alloc(16);
+        return readSync(fd, header, 0, 16, 0) === 16 ? header.readUInt32BE(12) : 0;
+      } finally {
+        closeSync(fd);
+      }
+    };
+    try {
+      const commit = () => new Promise<void>((resolve, reject) => {
+        // Too many rows to commit on the event loop: every batch goes to the writer thread.
+        const rows = Array.from({ length: 20 }, (_, i) => entry(`u${i}@x`, { stanzaId: undefined }));
+        commits.submit(packBatch([rows]), [], (err) => (err === null ? resolve() : reject(err)));
+      });
+      const first = walRestarts();
+      // Two batches always out, as under load: the writer commits back to back while the checkpointer
+      // copies the WAL, so a commit nearly always lands during a checkpoint.
+      const until = Date.now() + 3000;
+      const stream = async () => { while (Date.now() < until) await commit(); };
+      await Promise.all([stream(), stream()]);
+      const restarts = walRestarts() - first;
+      assert.ok(restarts >= 3, `the WAL was started over ${restarts} times in 3 s of commits with a checkpoint every 200 rows and a bound of 100 frames`);
     } finally {
       await commits.close();
       db.close();

@@ -19,10 +19,11 @@ export type WrittenBatch = (number | TimelineRow)[][];
  * the writer and by inline commits, read by the checkpointer), and whether the WAL was wholly copied into the
  * database by a checkpoint since the writer's last commit. The next commit then starts the WAL over and
  * syncs its new header (SQLite does at synchronous = NORMAL): the main thread leaves that commit to the
- * writer (timeline.ts), so that the event loop never waits for the disk.
+ * writer (timeline.ts), so that the event loop never waits for the disk. And the frames the WAL had at the
+ * checkpointer's last checkpoint, written by the checkpointer and read by the writer (timeline-worker.ts).
  */
-export const ROWS_COMMITTED = 0, WAL_RESTART_PENDING = 1;
-export const SHARED_STATE_BYTES = 8;
+export const ROWS_COMMITTED = 0, WAL_RESTART_PENDING = 1, WAL_FRAMES = 2;
+export const SHARED_STATE_BYTES = 12;
 
 /** Bits of an entry's flags in a packed batch. */
 const OUTGOING = 1, PENDING = 2, ARCHIVED = 4, NO_ORIGIN_ID = 8, SAME_XML = 16, NO_SEARCH_TEXT = 32, SAME_SEARCH_TEXT = 64;

@@ -360,9 +360,9 @@ const INLINE_BUDGET_MS = 150;
  * connection does not wait for any other (busy_timeout 0 for the attempt; busy, the batch goes to the writer).
  * Nor the first commit after a checkpoint copied the whole WAL: that commit starts the WAL over and syncs
  * its header, an fsync (1 ms on the rig's disk, more on others) that the event loop would wait for.
- * `checkpointRows` (tests) checkpoints after that many rows instead of CHECKPOINT_ROWS.
+ * `checkpointRows` and `walBoundFrames` (tests) replace CHECKPOINT_ROWS and WAL_BOUND_FRAMES (timeline-worker.ts).
  */
-export function workerCommits(path: string, db: Db, options: { checkpointRows?: number } = {}): Commits & { walRestartPending(): boolean } {
+export function workerCommits(path: string, db: Db, options: { checkpointRows?: number; walBoundFrames?: number } = {}): Commits & { walRestartPending(): boolean } {
   const script = new URL("./timeline-worker.js", import.meta.url);
   const progress = new SharedArrayBuffer(SHARED_STATE_BYTES);
   const shared = new Int32Array(progress);
@@ -404,7 +404,7 @@ export function workerCommits(path: string, db: Db, options: { checkpointRows?: 
     done(null, written.results, written.kv);
     return true;
   };
-  const worker = new Worker(script, { workerData: { path, role: "writer", progress } });
+  const worker = new Worker(script, { workerData: { path, role: "writer", progress, walBoundFrames: options.walBoundFrames } });
   worker.unref();
   // Never holds the process open; stopped with the writer.
   const checkpointer = new Worker(script, { workerData: { path, role: "checkpointer", progress, checkpointRows: options.checkpointRows } });
