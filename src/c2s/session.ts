@@ -384,11 +384,15 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream, Pa
     if (to !== undefined) {
       let host: string;
       try { host = makeJid("", to).domain; } catch { host = to; }
-      if (!this.ctx.config.hosts.includes(host)) {
+      const hosts = this.ctx.config.hosts;
+      const served = hosts.indexOf(host);
+      if (served === -1) {
         return this.close("host-unknown", `${to} is not served here`);
       }
       if (this.authenticated && host !== this.host) return this.close("host-unknown", "the stream was restarted for another host");
-      this.host = host;
+      // The configured string, not the one from the header: a slice of the header would keep all of it
+      // alive with the session (and with the JIDs made from the host).
+      this.host = hosts[served];
     }
     const version = attrs.version;
     if (version === undefined || !/^\d+\.\d+$/.test(version) || Number(version.split(".")[0]) < 1) {

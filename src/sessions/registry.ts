@@ -5,15 +5,20 @@ import type { Jid } from "../jid/jid.js";
 import type { Session } from "./session.js";
 
 export class SessionRegistry {
-  private readonly byBare = new Map<string, Map<string, Session>>();
+  /**
+   * Per bare JID, its one bound session, or a map by resource once it has several: most users have one
+   * resource, and a Map per user cost about 180 bytes of each idle connection.
+   */
+  private readonly byBare = new Map<string, Session | Map<string, Session>>();
   private count = 0;
 
   get size(): number { return this.count; }
 
   /** Bound sessions of a bare JID (empty array if none). */
   resources(bare: string): Session[] {
-    const m = this.byBare.get(bare);
-    return m ? [...m.values()] : [];
+    const e = this.byBare.get(bare);
+    if (e === undefined) return [];
+    return e instanceof Map ? [...e.values()] : [e];
   }
 
   hasResources(bare: string): boolean {
@@ -21,21 +26,32 @@ export class SessionRegistry {
   }
 
   get(full: Jid): Session | undefined {
-    return this.byBare.get(full.bareString())?.get(full.resource);
+    return this.getResource(full.bareString(), full.resource);
   }
 
   getResource(bare: string, resource: string): Session | undefined {
-    return this.byBare.get(bare)?.get(resource);
+    const e = this.byBare.get(bare);
+    if (e === undefined || e instanceof Map) return e?.get(resource);
+    return e.jid!.resource === resource ? e : undefined;
   }
 
   /** Registers a bound session. Returns the session it displaced, if any (the caller applies the policy first). */
   add(session: Session): void {
     const jid = session.jid!;
     const bare = jid.bareString();
-    let m = this.byBare.get(bare);
-    if (!m) this.byBare.set(bare, (m = new Map()));
-    if (!m.has(jid.resource)) this.count++;
-    m.set(jid.resource, session);
+    const e = this.byBare.get(bare);
+    if (e === undefined) {
+      this.byBare.set(bare, session);
+      this.count++;
+    } else if (e instanceof Map) {
+      if (!e.has(jid.resource)) this.count++;
+      e.set(jid.resource, session);
+    } else if (e.jid!.resource === jid.resource) {
+      this.byBare.set(bare, session);
+    } else {
+      this.byBare.set(bare, new Map([[e.jid!.resource, e], [jid.resource, session]]));
+      this.count++;
+    }
   }
 
   /**
@@ -49,16 +65,26 @@ export class SessionRegistry {
     const jid = session.jid;
     if (!jid) return false;
     const bare = jid.bareString();
-    const m = this.byBare.get(bare);
-    if (!m || m.get(jid.resource) !== session) return false;
-    m.delete(jid.resource);
+    const e = this.byBare.get(bare);
+    if (e === undefined) return false;
+    if (!(e instanceof Map)) {
+      if (e !== session) return false;
+      this.byBare.delete(bare);
+      this.count--;
+      return true;
+    }
+    if (e.get(jid.resource) !== session) return false;
+    e.delete(jid.resource);
     this.count--;
-    if (m.size === 0) this.byBare.delete(bare);
+    if (e.size === 1) this.byBare.set(bare, e.values().next().value!);
     return true;
   }
 
   /** Every bound session known here (in a cluster: of every node). */
   *all(): IterableIterator<Session> {
-    for (const m of this.byBare.values()) yield* m.values();
+    for (const e of this.byBare.values()) {
+      if (e instanceof Map) yield* e.values();
+      else yield e;
+    }
   }
 }

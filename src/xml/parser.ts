@@ -68,6 +68,17 @@ const MAX_DECL_LENGTH = 1024;
 const MAX_ENTITY_LENGTH = 32;
 
 // States. "Between" means outside any stanza: the prolog, depth 1 of a stream, depth 0 in framed mode.
+/** Where a parser holds no tag's attributes (never written to: every start tag gets an object of its own). */
+const NO_ATTRS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/**
+ * `s` in storage of its own. V8 keeps a slice of 13 characters or more as a view of the string it was cut
+ * from, which then lives as long as the slice does.
+ */
+function ownCopy(s: string): string {
+  return s.length < 13 ? s : Buffer.from(s, "utf8").toString("utf8");
+}
+
 const S_START = 0; // nothing consumed yet: an XML declaration may follow
 const S_START_LT = 1; // `<` at the very start
 const S_BETWEEN = 2; // whitespace only, until `<`
@@ -928,9 +939,12 @@ export class StreamParser {
         this.nsDepth = this.nsDepth.slice(0, this.nsCount);
       }
     }
+    // The tag's attributes now belong to its element (or the handler): kept here, their values (slices of the
+    // input) would hold the whole chunk they came in, for as long as the connection stays idle.
+    const attrs = this.attrs;
+    this.attrs = NO_ATTRS;
     if (this.element === null) {
       const name = this.tagName;
-      const attrs = this.attrs;
       if (end - this.tokenStart > this.maxStanzaBytes) {
         this.fail("policy-violation", "stream header too large");
         return S_DONE;
@@ -1012,7 +1026,8 @@ export class StreamParser {
       const n = this.nsCount++;
       this.nsPrefix[n] = prefix;
       this.nsKey[n] = key;
-      this.nsUri[n] = uri;
+      // The stream header's bindings last as long as the stream: a slice of the header would keep all of it.
+      this.nsUri[n] = depth === 0 ? ownCopy(uri) : uri;
       this.nsDepth[n] = depth;
     }
     // Bindings (by index) that an element or attribute name here uses but an ancestor declared.
