@@ -9,7 +9,7 @@ import vm from "node:vm";
 import { StreamParser } from "../src/xml/parser.js";
 import { parseJid as makeJid } from "../src/jid/jid.js";
 import { SessionRegistry } from "../src/sessions/registry.js";
-import type { Session } from "../src/sessions/session.js";
+import { LazyMap, type Session } from "../src/sessions/session.js";
 import { compact, type Element } from "../src/xml/element.js";
 import net from "node:net";
 import { startTestServer, type TestServer } from "./helpers/server.js";
@@ -79,6 +79,24 @@ describe("what an idle connection keeps", () => {
     assert.equal(registry.getResource("u0@example.org", "r"), undefined);
     assert.equal(registry.size, N);
     assert.equal([...registry.all()].length, N);
+  });
+
+  it("a session's per-module state keeps no table until a module writes to it", () => {
+    const each = retainedEach(() => new LazyMap<string, unknown>());
+    // About 16 bytes; an empty Map is about 180.
+    assert.ok(each < 60, `an empty per-module state keeps ${each.toFixed(0)} bytes`);
+    const data = new LazyMap<string, unknown>();
+    assert.equal(data.get("a"), undefined);
+    assert.equal(data.delete("a"), false);
+    data.set("a", 1).set("b", true);
+    assert.deepEqual([...data], [["a", 1], ["b", true]]);
+    assert.equal(data.size, 2);
+    assert.equal(data.has("b"), true);
+    assert.equal(data.delete("a"), true);
+    assert.deepEqual([...data.keys()], ["b"]);
+    data.clear();
+    assert.equal(data.size, 0);
+    assert.deepEqual([...data.entries()], []);
   });
 
   it("a compacted presence keeps children arrays of their exact size", () => {
