@@ -71,12 +71,16 @@ const MAX_ENTITY_LENGTH = 32;
 /** Where a parser holds no tag's attributes (never written to: every start tag gets an object of its own). */
 const NO_ATTRS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
+/** The names a stream header binds (RFC 6120 §4.8): every connection keeps them, as one string each. */
+const HEADER_NAMES = new Map(["stream", "xmlns:stream", "http://etherx.jabber.org/streams"].map((n) => [n, n]));
+
 /**
- * `s` in storage of its own. V8 keeps a slice of 13 characters or more as a view of the string it was cut
- * from, which then lives as long as the slice does.
+ * A name the stream header bound, to keep for the stream's life: the shared string when it is a usual one,
+ * else in storage of its own (V8 keeps a slice of 13 characters or more as a view of the string it was cut
+ * from, which then lives as long as the slice does).
  */
-function ownCopy(s: string): string {
-  return s.length < 13 ? s : Buffer.from(s, "utf8").toString("utf8");
+function headerName(s: string): string {
+  return HEADER_NAMES.get(s) ?? (s.length < 13 ? s : Buffer.from(s, "utf8").toString("utf8"));
 }
 
 const S_START = 0; // nothing consumed yet: an XML declaration may follow
@@ -1024,10 +1028,10 @@ export class StreamParser {
       if (uri === XMLNS_NS) return new XmlError("not-well-formed", "the xmlns namespace name must not be bound");
       if (uri === "") return new XmlError("not-well-formed", `empty namespace name for the prefix '${prefix}'`);
       const n = this.nsCount++;
-      this.nsPrefix[n] = prefix;
-      this.nsKey[n] = key;
       // The stream header's bindings last as long as the stream: a slice of the header would keep all of it.
-      this.nsUri[n] = depth === 0 ? ownCopy(uri) : uri;
+      this.nsPrefix[n] = depth === 0 ? headerName(prefix) : prefix;
+      this.nsKey[n] = depth === 0 ? headerName(key) : key;
+      this.nsUri[n] = depth === 0 ? headerName(uri) : uri;
       this.nsDepth[n] = depth;
     }
     // Bindings (by index) that an element or attribute name here uses but an ancestor declared.
