@@ -315,6 +315,22 @@ describe("c2s streams", function () {
       const fifth = await RawClient.connect(limited);
       assert.equal(errorCondition(await fifth.closed()), "policy-violation");
       for (const c of open) c.close();
+      await Promise.all(open.map((c) => c.closed()));
+      // Connections are released once the server saw them close: the address may then open its four again.
+      const again: RawClient[] = [];
+      const deadline = Date.now() + 5000;
+      while (again.length < 4) {
+        const c = await RawClient.connect(limited);
+        try {
+          await c.open();
+          again.push(c);
+        } catch (err) {
+          if (Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      for (const c of again) c.close();
+      await Promise.all(again.map((c) => c.closed()));
     });
 
     it("slows a client above its stanza rate down instead of dropping it", async () => {

@@ -15,8 +15,10 @@ import { BoshEndpoint, corsHeaders } from "./bosh.js";
 
 /** Bytes of one tick's output that leave as one write. */
 const SLICE = 64 * 1024;
-/** A connection's closers start as this shared empty list; admit() usually adds one (an exact-size array). */
-const NO_CLOSERS: ReadonlyArray<() => void> = [];
+/** A socket's "error" listener (shared: `this` is the socket). */
+function destroySocket(this: net.Socket): void {
+  this.destroy();
+}
 
 const endOfTick = (t: SocketTransport): void => t.endOfTick();
 
@@ -166,16 +168,14 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
   const perIp = new Map<string, number>();
   let total = 0;
 
-  /** Counts the connection; false (after a policy-violation stream error) when over a limit. */
-  const admit = (session: C2sSession, addr: string, onClose: (cb: () => void) => void): boolean => {
+  /**
+   * Counts the connection; false (after a policy-violation stream error) when over a limit. Every admitted
+   * connection is released once, when its transport closes.
+   */
+  const admit = (session: C2sSession, addr: string): boolean => {
     const n = (perIp.get(addr) ?? 0) + 1;
     perIp.set(addr, n);
     total++;
-    onClose(() => {
-      total--;
-      const m = (perIp.get(addr) ?? 1) - 1;
-      if (m <= 0) perIp.delete(addr); else perIp.set(addr, m);
-    });
     const { maxConnectionsPerIp, maxConnections } = cfg.limits;
     const perIpReached = maxConnectionsPerIp > 0 && n > maxConnectionsPerIp;
     if (perIpReached || (maxConnections > 0 && total > maxConnections)) {
@@ -185,26 +185,30 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
     }
     return true;
   };
+  const release = (addr: string): void => {
+    total--;
+    const m = (perIp.get(addr) ?? 1) - 1;
+    if (m <= 0) perIp.delete(addr); else perIp.set(addr, m);
+  };
 
   const sockets = new Set<net.Socket>();
+  // One "close" listener per connection, and a shared "error" one: listeners, the closures they need and
+  // once() wrappers were a few hundred bytes of every idle connection.
   const onSocket = (socket: net.Socket, kind: "tcp" | "tls") => {
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     const transport = new SocketTransport(socket, kind, kind === "tcp" ? tlsOptions : null, cfg.c2s.maxOutboundBytes);
     const session = new C2sSession(ctx, transport);
     transport.attach(session);
-    socket.on("error", () => socket.destroy());
-    let closed = false;
-    let closers: ReadonlyArray<() => void> = NO_CLOSERS;
+    socket.on("error", destroySocket);
+    const addr = socket.remoteAddress ?? "unknown";
     socket.on("close", () => {
-      if (closed) return;
-      closed = true;
+      sockets.delete(socket);
       session.onTransportClose();
-      for (const c of closers) c();
+      release(addr);
     });
-    admit(session, socket.remoteAddress ?? "unknown", (cb) => { closers = closers.concat(cb); });
+    admit(session, addr);
   };
 
   const set: ListenerSet = { c2s: null, directTls: null, http: null, close: async () => {} };
@@ -253,14 +257,13 @@ export async function startListeners(ctx: C2sContext, tlsOptions: tls.TlsOptions
         const transport = new WebSocketTransport(ws, addr, isLoopback(addr), cfg.c2s.maxOutboundBytes);
         const session = new C2sSession(ctx, transport);
         transport.session = session;
-        let closers: ReadonlyArray<() => void> = NO_CLOSERS;
         ws.on("message", (data, isBinary) => {
           if (isBinary) return session.close("unsupported-encoding", "RFC 7395 uses text frames");
           session.onData(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
         });
         ws.on("error", () => ws.terminate());
-        ws.on("close", () => { session.onTransportClose(); for (const c of closers) c(); });
-        admit(session, addr, (cb) => { closers = closers.concat(cb); });
+        ws.on("close", () => { session.onTransportClose(); release(addr); });
+        admit(session, addr);
       });
     });
     await listen(set.http, cfg.http.port, cfg.http.bind);
