@@ -590,6 +590,24 @@ describe("xml parser: stream restart (RFC 6120 §4.3.3)", () => {
     );
   });
 
+  it("keeps each stream's prefix bindings its own, though parsers of the usual header share them", () => {
+    const a = recorder(), b = recorder();
+    a.parser.write(HEADER);
+    b.parser.write(HEADER);
+    // A binds a prefix in a stanza, then restarts with a header that binds another prefix to the stream
+    // namespace: neither may show in B, which still reads stream:error by the header's binding.
+    a.parser.write(`<message xmlns:x='urn:example'><x:y/></message>`);
+    a.parser.reset();
+    a.parser.write(`<s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`);
+    a.parser.write(`<s:features/>`);
+    b.parser.write(`<stream:features/><message><x:y/></message>`);
+    assert.deepEqual(a.events.map((e) => e.split(" ")[0]), ["start", "stanza", "start", "stanza"]);
+    assert.equal(a.elements[1].name, "s:features");
+    assert.deepEqual(b.events.map((e) => e.split(" ")[0]), ["start", "stanza", "error"], b.events.join("\n"));
+    assert.equal(b.elements[0].name, "stream:features");
+    assert.equal(b.elements[0].getNS(), "http://etherx.jabber.org/streams");
+  });
+
   it("forgets a half-read stanza and byte counts", () => {
     const { parser, events } = recorder({ limits: { maxStanzaBytes: 200 } });
     parser.write(`${HEADER}<message><body>${"x".repeat(150)}`);

@@ -74,6 +74,11 @@ const NO_ATTRS: Record<string, string> = Object.freeze({}) as Record<string, str
 /** The names a stream header binds (RFC 6120 §4.8): every connection keeps them, as one string each. */
 const HEADER_NAMES = new Map(["stream", "xmlns:stream", "http://etherx.jabber.org/streams"].map((n) => [n, n]));
 
+/** The bindings of the usual stream header (xmlns:stream only), shared by the parsers of such streams. */
+const USUAL = {
+  prefix: ["stream"], key: ["xmlns:stream"], uri: ["http://etherx.jabber.org/streams"], depth: [0],
+};
+
 /**
  * A name the stream header bound, to keep for the stream's life: the shared string when it is a usual one,
  * else in storage of its own (V8 keeps a slice of 13 characters or more as a view of the string it was cut
@@ -936,11 +941,19 @@ export class StreamParser {
       if (this.element === null) {
         this.nsBase = this.nsCount;
         // The header's bindings stay for the stream's life: arrays of their exact size, not of the capacity
-        // V8 gives an array on its first store (an idle connection keeps its parser).
-        this.nsPrefix = this.nsPrefix.slice(0, this.nsCount);
-        this.nsKey = this.nsKey.slice(0, this.nsCount);
-        this.nsUri = this.nsUri.slice(0, this.nsCount);
-        this.nsDepth = this.nsDepth.slice(0, this.nsCount);
+        // V8 gives an array on its first store (an idle connection keeps its parser). The usual header's
+        // one binding (xmlns:stream) is four arrays shared by every parser, until a stanza binds a prefix.
+        if (this.nsCount === 1 && this.nsKey[0] === USUAL.key[0] && this.nsUri[0] === USUAL.uri[0]) {
+          this.nsPrefix = USUAL.prefix;
+          this.nsKey = USUAL.key;
+          this.nsUri = USUAL.uri;
+          this.nsDepth = USUAL.depth;
+        } else {
+          this.nsPrefix = this.nsPrefix.slice(0, this.nsCount);
+          this.nsKey = this.nsKey.slice(0, this.nsCount);
+          this.nsUri = this.nsUri.slice(0, this.nsCount);
+          this.nsDepth = this.nsDepth.slice(0, this.nsCount);
+        }
       }
     }
     // The tag's attributes now belong to its element (or the handler): kept here, their values (slices of the
@@ -1027,6 +1040,13 @@ export class StreamParser {
       if (prefix === "xml" ? uri !== XML_NS : uri === XML_NS) return new XmlError("not-well-formed", "the prefix 'xml' and its namespace name belong together");
       if (uri === XMLNS_NS) return new XmlError("not-well-formed", "the xmlns namespace name must not be bound");
       if (uri === "") return new XmlError("not-well-formed", `empty namespace name for the prefix '${prefix}'`);
+      if (this.nsPrefix === USUAL.prefix) {
+        // Shared with other parsers: written to, they become this parser's own.
+        this.nsPrefix = USUAL.prefix.slice();
+        this.nsKey = USUAL.key.slice();
+        this.nsUri = USUAL.uri.slice();
+        this.nsDepth = USUAL.depth.slice();
+      }
       const n = this.nsCount++;
       // The stream header's bindings last as long as the stream: a slice of the header would keep all of it.
       this.nsPrefix[n] = depth === 0 ? headerName(prefix) : prefix;
