@@ -7,6 +7,7 @@
 // once, through onError, with the stream error condition to send.
 import { isUtf8 } from "node:buffer";
 import { Element } from "./element.js";
+import { NS } from "./ns.js";
 import type { StreamErrorCondition } from "./stanza.js";
 
 /** Each error carries the RFC 6120 §4.9.3 stream error condition a session answers it with. */
@@ -72,11 +73,11 @@ const MAX_ENTITY_LENGTH = 32;
 const NO_ATTRS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 /** The names a stream header binds (RFC 6120 §4.8): every connection keeps them, as one string each. */
-const HEADER_NAMES = new Map(["stream", "xmlns:stream", "http://etherx.jabber.org/streams"].map((n) => [n, n]));
+const HEADER_NAMES = new Map(["stream", "xmlns:stream", NS.stream].map((n) => [n, n]));
 
 /** The bindings of the usual stream header (xmlns:stream only), shared by the parsers of such streams. */
 const USUAL = {
-  prefix: ["stream"], key: ["xmlns:stream"], uri: ["http://etherx.jabber.org/streams"], depth: [0],
+  prefix: ["stream"], key: ["xmlns:stream"], uri: [NS.stream], depth: [0],
 };
 
 /**
