@@ -889,6 +889,15 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assert.equal((await convs.list(bob, 0)).items.length, 0, "rows are per owner");
       });
 
+      it("lists two 1:1 conversations whose last messages share a millisecond in the owner's timeline order", async function () {
+        const convs = store.conversations;
+        // Carol's message came later (seq 8) in the same millisecond as Bob's (seq 7): hers first, though
+        // "bob" sorts before "carol".
+        await convs.update(alice, carol, () => state({ last: 8, lastTs: 5000, unread: 1 }));
+        await convs.update(alice, bob, () => state({ last: 7, lastTs: 5000, unread: 1 }));
+        assert.deepEqual((await convs.list(alice, 0)).items.map((c) => c.peer), [carol, bob]);
+      });
+
       it("refuses an invalid state and writes nothing", async function () {
         await store.conversations.update(alice, bob, () => state({ unread: 1 }));
         for (const bad of [state({ unread: -1 }), state({ last: 1.5 }), { ...state(), pinned: "yes" }, { last: 1 }]) {

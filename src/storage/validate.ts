@@ -133,7 +133,10 @@ export function checkSeq(what: string, ...seqs: number[]): void {
   for (const seq of seqs) if (!Number.isSafeInteger(seq) || seq < 0) throw new TypeError(`${what}: seqs must be whole numbers ≥ 0`);
 }
 
-/** The order of ConversationStore.list: newest activity first, then by peer. */
+/**
+ * The order of ConversationStore.list: newest activity first, then by peer. Two 1:1 conversations whose last
+ * messages came in the same millisecond are ordered by the owner's timeline, which both seqs are of.
+ */
 export function byActivity(a: Conversation, b: Conversation): number {
-  return b.lastTs - a.lastTs || (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0);
+  return b.lastTs - a.lastTs || (!a.group && !b.group ? b.last - a.last : 0) || (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0);
 }
