@@ -41,10 +41,10 @@ describe("what an idle connection keeps", () => {
       p.write(PRESENCE);
       return p;
     });
-    // About 725 bytes: 950 with four arrays of its own for the usual header's one binding, 1,020 with a copy
+    // About 725 bytes (up to 745 from run to run): 950 with four arrays of its own for the usual header's one binding, 1,020 with a copy
     // of the header's names ("stream", "xmlns:stream" and the stream namespace) per parser, 1,230 with slices
     // of the header, and 1,700 with V8's growth capacity left in the stack and the four namespace arrays.
-    assert.ok(each < 800, `a parser keeps ${each.toFixed(0)} bytes`);
+    assert.ok(each < 850, `a parser keeps ${each.toFixed(0)} bytes`);
   });
 
   it("a parser keeps nothing of the text it parsed: no slice of the header or of the last stanza", () => {
