@@ -68,12 +68,8 @@ const MAX_DECL_LENGTH = 1024;
 // Longest entity reference body between `&` and `;` (`#x` + leading zeros are legal, so be generous).
 const MAX_ENTITY_LENGTH = 32;
 
-// States. "Between" means outside any stanza: the prolog, depth 1 of a stream, depth 0 in framed mode.
 /** Where a parser holds no tag's attributes (never written to: every start tag gets an object of its own). */
 const NO_ATTRS: Record<string, string> = Object.freeze({}) as Record<string, string>;
-
-/** The names a stream header binds (RFC 6120 §4.8): every connection keeps them, as one string each. */
-const HEADER_NAMES = new Map(["stream", "xmlns:stream", NS.stream].map((n) => [n, n]));
 
 /** The bindings of the usual stream header (xmlns:stream only), shared by the parsers of such streams. */
 const USUAL = {
@@ -81,14 +77,14 @@ const USUAL = {
 };
 
 /**
- * A name the stream header bound, to keep for the stream's life: the shared string when it is a usual one,
- * else in storage of its own (V8 keeps a slice of 13 characters or more as a view of the string it was cut
- * from, which then lives as long as the slice does).
+ * A name the stream header bound, to keep for the stream's life, in storage of its own: V8 keeps a slice of
+ * 13 characters or more as a view of the string it was cut from, which then lives as long as the slice does.
  */
-function headerName(s: string): string {
-  return HEADER_NAMES.get(s) ?? (s.length < 13 ? s : Buffer.from(s, "utf8").toString("utf8"));
+function ownCopy(s: string): string {
+  return s.length < 13 ? s : Buffer.from(s, "utf8").toString("utf8");
 }
 
+// States. "Between" means outside any stanza: the prolog, depth 1 of a stream, depth 0 in framed mode.
 const S_START = 0; // nothing consumed yet: an XML declaration may follow
 const S_START_LT = 1; // `<` at the very start
 const S_BETWEEN = 2; // whitespace only, until `<`
@@ -1049,10 +1045,11 @@ export class StreamParser {
         this.nsDepth = USUAL.depth.slice();
       }
       const n = this.nsCount++;
-      // The stream header's bindings last as long as the stream: a slice of the header would keep all of it.
-      this.nsPrefix[n] = depth === 0 ? headerName(prefix) : prefix;
-      this.nsKey[n] = depth === 0 ? headerName(key) : key;
-      this.nsUri[n] = depth === 0 ? headerName(uri) : uri;
+      // The stream header's bindings last as long as the stream (unless they are the usual one, replaced by
+      // the shared arrays when the header ends): a slice of the header would keep all of it.
+      this.nsPrefix[n] = depth === 0 ? ownCopy(prefix) : prefix;
+      this.nsKey[n] = depth === 0 ? ownCopy(key) : key;
+      this.nsUri[n] = depth === 0 ? ownCopy(uri) : uri;
       this.nsDepth[n] = depth;
     }
     // Bindings (by index) that an element or attribute name here uses but an ancestor declared.
