@@ -164,7 +164,7 @@ export class Router {
     const target: Target = selfAddressed ? "self" : targetOf(to);
     const ev: StanzaEvent = { stanza, from: own, to, origin: session };
     const bus = this.hooks.of(session.host)!;
-    const pre = this.fire(bus, `pre-${kind}/${target}`, ev);
+    const pre = this.fire(bus, PRE_EVENTS[kind][target], ev);
     if (isThenable(pre)) return this.conclude(ev, pre.then((v) => (v ? v : this.afterPre(ev, kind, target))));
     return this.conclude(ev, pre ? pre : this.afterPre(ev, kind, target));
   }
@@ -266,7 +266,7 @@ export class Router {
   private deliverTo(ev: StanzaEvent, kind: StanzaKind, target: Target): Result {
     const bus = this.hooks.of(ev.to.domain);
     if (!bus) return this.fire(this.hooks.server, "route/remote", ev);
-    return this.fire(bus, `${kind}/${target}`, ev);
+    return this.fire(bus, EVENTS[kind][target], ev);
   }
 
   private fire(bus: HookBus, name: RunName, ev: StanzaEvent): Result {
@@ -315,6 +315,21 @@ function installDefaults(bus: HookBus, router: Router): void {
   for (const t of ["bare", "host", "self"] as const) bus.on(`message/${t}`, unavailable, fallback);
   for (const t of ["full", "bare", "host", "self"] as const) bus.on(`presence/${t}`, () => true, fallback);
 }
+
+/**
+ * The run event of each stanza kind and target, written out: a name built per stanza was a rope that the
+ * bus's map lookup flattened, hashed and compared again for every stanza (literals are interned once).
+ */
+const EVENTS = {
+  message: { full: "message/full", bare: "message/bare", host: "message/host", self: "message/self" },
+  presence: { full: "presence/full", bare: "presence/bare", host: "presence/host", self: "presence/self" },
+  iq: { full: "iq/full", bare: "iq/bare", host: "iq/host", self: "iq/self" },
+} as const satisfies { [K in StanzaKind]: { [T in Target]: `${K}/${T}` } };
+const PRE_EVENTS = {
+  message: { full: "pre-message/full", bare: "pre-message/bare", host: "pre-message/host", self: "pre-message/self" },
+  presence: { full: "pre-presence/full", bare: "pre-presence/bare", host: "pre-presence/host", self: "pre-presence/self" },
+  iq: { full: "pre-iq/full", bare: "pre-iq/bare", host: "pre-iq/host", self: "pre-iq/self" },
+} as const satisfies { [K in StanzaKind]: { [T in Target]: `pre-${K}/${T}` } };
 
 export function targetOf(to: Jid): Target {
   if (to.resource) return to.local ? "full" : "host";
