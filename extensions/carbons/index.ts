@@ -147,10 +147,9 @@ export const carbons = defineModule({
       const owner = ev.to.bareString();
       if (ev.from.bareString() === owner) return false; // between the user's own resources
       if (ev.origin && !ev.origin.closed && hosts.has(ev.from.domain)) copySent(ev.origin, ev.from.bareString(), stanza, ev.senderMeta?.stanzaId ?? null);
-      const got = new Set(ev.delivered);
       let copy: Element | null = null;
       for (const session of api.sessions.resources(owner)) {
-        if (got.has(session) || !enabled(session)) continue;
+        if (ev.delivered.includes(session) || !enabled(session)) continue;
         copyTo("received", owner, session, copy ??= forwardable(stanza));
       }
       return false;
