@@ -94,10 +94,12 @@ export const messageModule = defineModule({
       const ts = Date.now();
       const xmlText = stanza.toString();
       const senderLocal = hosts.has(ev.from.domain) && ev.from.local !== "" && sender !== recipient;
-      // Array literals: of their exact size, where a push into [] leaves room for 17 (the array waits for the commit).
-      const incoming: NewTimelineEntry = { owner: recipient, peer: sender, outgoing: false, originId, ts, xml: xmlText, pending };
+      // Array literals: of their exact size, where a push into [] leaves room for 17 (the array waits for the
+      // commit). `archived` and `searchText` (which MAM sets) are there from the start, so setting them adds
+      // no property store to each row.
+      const incoming: NewTimelineEntry = { owner: recipient, peer: sender, outgoing: false, originId, ts, xml: xmlText, pending, archived: true, searchText: null };
       const entries: NewTimelineEntry[] = senderLocal
-        ? [{ owner: sender, peer: recipient, outgoing: true, originId, ts, xml: xmlText, pending: false }, incoming]
+        ? [{ owner: sender, peer: recipient, outgoing: true, originId, ts, xml: xmlText, pending: false, archived: true, searchText: null }, incoming]
         : [incoming];
       const deliver = (rows: AppendResult[]): Delivered | Promise<Delivered> => deliverArchived(ev, targets, {
         sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(rows[rows.length - 1]),
