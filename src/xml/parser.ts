@@ -84,6 +84,17 @@ function ownCopy(s: string): string {
   return s.length < 13 ? s : Buffer.from(s, "utf8").toString("utf8");
 }
 
+/**
+ * Appends a parsed child. The first one gets an array of its own size: a push into the element's empty array
+ * made room for 17 (some 150 bytes), kept with every stanza that waits for its commit; most elements of a
+ * stanza have one child.
+ */
+function addChild(parent: Element, child: Element | string): void {
+  const children = parent.children;
+  if (children.length === 0) parent.children = [child];
+  else children.push(child);
+}
+
 // States. "Between" means outside any stanza: the prolog, depth 1 of a stream, depth 0 in framed mode.
 const S_START = 0; // nothing consumed yet: an XML declaration may follow
 const S_START_LT = 1; // `<` at the very start
@@ -1128,17 +1139,6 @@ export class StreamParser {
  * RFC 7395 §3.3.3: one WebSocket text message is exactly one complete element. Returns it, or throws
  * XmlError: bad-format if the message holds no element or more than one, otherwise the parse error.
  */
-/**
- * Appends a parsed child. The first one gets an array of its own size: a push into the element's empty array
- * made room for 17 (some 150 bytes), kept with every stanza that waits for its commit; most elements of a
- * stanza have one child.
- */
-function addChild(parent: Element, child: Element | string): void {
-  const children = parent.children;
-  if (children.length === 0) parent.children = [child];
-  else children.push(child);
-}
-
 export function parseFramedElement(text: string, limits?: Partial<ParserLimits>): Element {
   let result: Element | null = null;
   let count = 0;
