@@ -1,8 +1,9 @@
-// A client's messages in flight (C2sSession.ordered): the messages of one session that are archived before
+// A client's messages in flight (C2sSession.takeTurn): the messages of one session that are archived before
 // delivery are handled while the earlier ones commit, so a burst goes into a few group commits instead of one
 // each; deliveries keep the order the client sent in, and anything else it sends (a chat state, an iq) is
 // handled only after every message before it is done.
 import assert from "node:assert/strict";
+import { createHook } from "node:async_hooks";
 import { xml, type Element } from "../src/xml/element.js";
 import parsePrometheus from "parse-prometheus-text-format";
 import { startTestServer, testStoreDriver, type TestServer } from "./helpers/server.js";
@@ -58,6 +59,37 @@ describe("a client's messages in flight", () => {
     // session's messages there are handled one at a time, each in a commit of its own.
     if (testStoreDriver === "sqlite") assert.ok(used <= n / 4, `${n} messages took ${used} group commits`);
     else assert.equal(used, n);
+  });
+
+  it("keeps no promise per message while a burst waits for its commits", async () => {
+    const n = 200;
+    // A pair of its own: the other tests page through alice's and bob's archive.
+    const carol = await onlineUser(ts, "pipe-carol"), dave = await onlineUser(ts, "pipe-dave");
+    const daveBare = dave.jid.split("/")[0];
+    const burst = Array.from({ length: n }, (_, i) =>
+      xml("message", { type: "chat", to: i % 2 === 0 ? daveBare : dave.jid, id: `p${i}` }, xml("body", null, `promise ${i}`)).toString()).join("");
+    // Every promise the process makes from the burst's write to its last delivery: the server's, and the
+    // test's one wait for that last message (the others gather in the raw client's inbox without one).
+    let promises = 0;
+    const hook = createHook({ init(_id, type) { if (type === "PROMISE") promises++; } }).enable();
+    try {
+      carol.send(burst);
+      await dave.receive((el) => el.name === "message" && el.attrs.id === `p${n - 1}`, 10_000);
+    } finally {
+      hook.disable();
+    }
+    // A message that waits for its commit as a chain of promises (the append's, the wait for the session's
+    // previous message, the hook run's, the router's, the session's) made six of them, which live as long as
+    // the wait and, under load, outlive the young generation. On SQLite the message waits as one object
+    // (TurnDelivery) and the session's turn. On PostgreSQL a session's messages go one at a time, through the
+    // handlers' promises.
+    if (testStoreDriver === "sqlite") assert.ok(promises < n / 4, `${n} messages made ${promises} promises`);
+    // The rest arrived before the last, in the order sent.
+    const got: Element[] = [];
+    for (let i = 0; i < n - 1; i++) got.push(await dave.receive((el) => el.name === "message" && el.attrs.id?.startsWith("p") === true));
+    assert.deepEqual(got.map((m) => m.getChildText("body")), Array.from({ length: n - 1 }, (_, i) => `promise ${i}`));
+    carol.close();
+    dave.close();
   });
 
   it("holds a chat state and an iq behind the messages before them", async () => {

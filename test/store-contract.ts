@@ -1,7 +1,7 @@
 // The store contract (src/storage/types.ts) as one suite, run against every driver. It uses only the
 // contract, and fresh names in every test, so it holds on a database that other tests have written to.
 import assert from "node:assert/strict";
-import type { ConversationState, NewTimelineEntry, RosterItem, Store, StoredCredentials } from "../src/storage/types.js";
+import type { AppendResult, AppendSink, ConversationState, NewTimelineEntry, RosterItem, Store, StoredCredentials } from "../src/storage/types.js";
 
 let counter = 0;
 /** A host no other test (or earlier run against a persistent database) has used. */
@@ -313,6 +313,31 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         assertIncreasing(bySeqOwner[carol]);
         assert.equal(await store.timeline.lastSeq(bob), bySeqOwner[bob][299]);
         assert.equal((await store.timeline.query(bob, { limit: 1000 })).length, 300);
+      });
+
+      it("answers appendTo's sink after the call returns, once per append, as append() resolves", async function () {
+        const answers: Array<{ i: number; rows?: AppendResult[]; err?: unknown }> = [];
+        const sink = (i: number): AppendSink => ({
+          committed: (rows) => answers.push({ i, rows }),
+          failed: (err) => answers.push({ i, err }),
+        });
+        for (let i = 0; i < 20; i++) store.timeline.appendTo(message(alice, bob, `sink-${i}`), sink(i));
+        // One the store refuses (an entry without its text): its sink hears of it, later too.
+        store.timeline.appendTo([{ ...entry(alice, bob), xml: undefined as unknown as string }], sink(20));
+        assert.equal(answers.length, 0, "a sink was answered before appendTo returned");
+        await store.timeline.append([entry(carol, bob)]);
+        while (answers.length < 21) await new Promise((r) => setTimeout(r, 10));
+        assert.deepEqual(answers.map((a) => a.i).sort((a, b) => a - b), Array.from({ length: 21 }, (_, i) => i));
+        const refused = answers.find((a) => a.i === 20)!;
+        assert.ok(refused.err instanceof TypeError, String(refused.err));
+        const written = answers.filter((a) => a.i < 20).sort((a, b) => a.i - b.i);
+        for (const a of written) {
+          assert.equal(a.rows!.length, 2);
+          assert.equal(a.rows![0].originId, `sink-${a.i}`);
+          assert.equal(a.rows![1].duplicate, false);
+        }
+        assert.equal(new Set(written.map((a) => a.rows![1].seq)).size, 20);
+        assert.equal((await store.timeline.query(bob, { limit: 100 })).filter((e) => e.originId?.startsWith("sink-")).length, 20);
       });
 
       it("does not write a resent message again (across calls)", async function () {

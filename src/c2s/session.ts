@@ -12,7 +12,7 @@ import type { ChannelBinding } from "./sasl/index.js";
 import type { TLSSocket } from "node:tls";
 import { TokenBucket } from "../sessions/rate.js";
 import { Backpressure } from "../sessions/backpressure.js";
-import { SessionState, type DeliveryMeta, type Session, type Transport } from "../sessions/session.js";
+import { SessionState, type DeliveryMeta, type MessageTurn, type Session, type Transport } from "../sessions/session.js";
 import { claimResource } from "../sessions/bind.js";
 import type { C2sContext } from "./context.js";
 import { randomString } from "./random.js";
@@ -46,11 +46,35 @@ export interface StreamTransport {
 
 type State = "header" | "open" | "closed";
 const STANZAS = new Set(["message", "presence", "iq"]);
-/** Messages of one session handled at once while their timeline writes commit (C2sSession.ordered). */
+/** Messages of one session handled at once while their timeline writes commit (C2sSession.takeTurn). */
 const MAX_IN_FLIGHT = 16;
 
-/** A message being handled, and when its handling is done (made only once a later message waits for it). */
-interface Turn { el: Element; released: boolean; done: Promise<void> | null; finish: (() => void) | null }
+/**
+ * A message the session is handling. When its handler takes it over (takeTurn), the handler ends it; the
+ * session may meanwhile go on with its next messages (released), up to MAX_IN_FLIGHT of them.
+ */
+class Turn implements MessageTurn {
+  released = false;
+  taken = false;
+  ended = false;
+  /** The session's previous taken turn, until this one has asked to run after it. */
+  earlier: Turn | null = null;
+  /** What the next turn runs once this one has ended. */
+  follower: { run(): void } | null = null;
+
+  constructor(readonly el: Element, private readonly session: C2sSession) {}
+
+  afterEarlier(next: { run(): void }): void {
+    const earlier = this.earlier;
+    this.earlier = null;
+    if (earlier === null || earlier.ended) next.run();
+    else earlier.follower = next;
+  }
+
+  end(): void {
+    if (!this.ended) this.session.turnEnded(this);
+  }
+}
 const MAX_SASL_FAILURES_PER_STREAM = 3;
 
 /** A serialised `<stream:features/>` without the modules' features, which go between head and tail. */
@@ -74,11 +98,11 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream, Pa
   private saslFailures = 0;
   private queue: Element[] | null = null;
   private busy = false;
-  /** The message being handled, while its handler may still let the next messages go ahead (ordered()). */
+  /** The message being handled, while its handler may still take it over (takeTurn()). */
   private turn: Turn | null = null;
-  /** Messages handed on by ordered() whose handling has not finished. */
+  /** Messages released by takeTurn() whose handling has not finished. */
   private inflight = 0;
-  /** When the last message that called ordered() is done: what the next one delivers after. */
+  /** The last message taken over by its handler, until it ends: what the next one delivers after. */
   private lastTurn: Turn | null = null;
   /** The queue's head waits for the messages in flight to finish (it is not a message). */
   private drainWait = false;
@@ -494,7 +518,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream, Pa
   }
 
   /**
-   * Whether `el` may be handled while earlier messages are still in flight (ordered()): only a message that
+   * Whether `el` may be handled while earlier messages are still in flight (takeTurn()): only a message that
    * is archived before delivery, so it reaches its recipient after them; anything else (a chat state, an
    * iq, presence, an SM request) waits until they are all done, so it sees, and is answered and delivered
    * after, everything sent before it.
@@ -510,58 +534,76 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream, Pa
       const wait = this.rate.take();
       if (wait > 0) return this.deferForRate(el, wait);
     }
-    const turn: Turn | null = el.name === "message" && this.jid !== null ? { el, released: false, done: null, finish: null } : null;
+    const turn = el.name === "message" && this.jid !== null ? new Turn(el, this) : null;
     this.turn = turn;
     const r = this.handleElement(el);
-    if (isThenable(r)) {
-      if (turn === null || !turn.released) {
+    if (turn !== null && turn.taken) {
+      // Its handler ends it (Turn.end), perhaps already has; until then, unless released, the session waits.
+      if (!turn.released && !turn.ended) {
         this.queue = [];
         this.busy = true;
       }
-      r.then(() => this.settled(turn), (err) => {
+      // A promise the handler answered besides is not waited for: only a failure is worth a line.
+      if (isThenable(r)) r.then(undefined, (err: unknown) => this.ctx.log.error({ err, session: this.id }, "element handler failed"));
+    } else if (isThenable(r)) {
+      this.queue = [];
+      this.busy = true;
+      // A handler may still take the turn over once it goes on (after a lookup): then it ends the turn.
+      r.then(() => { if (turn === null || !turn.taken) this.settled(turn); }, (err) => {
         this.ctx.log.error({ err, session: this.id }, "element handler failed");
-        this.settled(turn);
+        if (turn === null || !turn.taken) this.settled(turn);
       });
     } else {
       this.turn = null;
-      if (turn !== null) this.finishTurn(turn);
+      if (turn !== null) turn.ended = true;
     }
   }
 
-  /** The handling of an element that returned a promise is done. */
+  /** Turn.end(): the handler that took `turn` over is done with it. */
+  turnEnded(turn: Turn): void {
+    this.settled(turn);
+  }
+
+  /** The handling of an element that returned a promise, or of a taken turn, is done. */
   private settled(turn: Turn | null): void {
-    if (turn !== null) this.finishTurn(turn);
-    if (turn !== null && turn.released) {
+    if (turn === null) return this.afterAsync();
+    if (turn.ended) return;
+    turn.ended = true;
+    turn.earlier = null;
+    if (this.lastTurn === turn) this.lastTurn = null;
+    if (turn.released) {
       this.inflight--;
       if (this.inflight === 0 && this.drainWait) {
         this.drainWait = false;
         this.afterAsync();
       }
-      return;
+    } else {
+      if (this.turn === turn) this.turn = null;
+      // A handler that took its turn and ended it before it returned: the session never waited.
+      if (this.busy) this.afterAsync();
     }
-    if (this.turn === turn) this.turn = null;
-    this.afterAsync();
-  }
-
-  private finishTurn(turn: Turn): void {
-    if (this.lastTurn === turn) this.lastTurn = null;
-    turn.finish?.();
+    // The next message's delivery, waiting for this one's end (Turn.afterEarlier).
+    const follower = turn.follower;
+    if (follower !== null) {
+      turn.follower = null;
+      follower.run();
+    }
   }
 
   /**
    * Called by the message handler once the timeline write of `stanza` (the message being handled) is queued,
    * so that its place among this session's messages is fixed: the session goes on with its next messages
    * (up to MAX_IN_FLIGHT) while this one is committed, and a client with several messages in flight gets
-   * them into one commit instead of one commit each. Answers what the handler must wait for before it
-   * delivers, so that deliveries keep the order the client sent in: the end of the previous message that
-   * called this (null: none). undefined when `stanza` is not this session's current message.
+   * them into one commit instead of one commit each. The handler delivers after the earlier messages have
+   * ended (afterEarlier), so that deliveries keep the order the client sent in, and ends the turn itself.
+   * undefined when `stanza` is not this session's current message.
    */
-  ordered(stanza: Element): Promise<void> | null | undefined {
+  takeTurn(stanza: Element): MessageTurn | undefined {
     const turn = this.turn;
-    if (turn === null || turn.el !== stanza) return undefined;
+    if (turn === null || turn.el !== stanza || turn.taken) return undefined;
     this.turn = null;
-    const previous = this.lastTurn;
-    const after = previous === null ? null : (previous.done ??= new Promise<void>((resolve) => { previous.finish = resolve; }));
+    turn.taken = true;
+    turn.earlier = this.lastTurn;
     this.lastTurn = turn;
     if (this.inflight < MAX_IN_FLIGHT && !this.closed) {
       turn.released = true;
@@ -569,7 +611,7 @@ export class C2sSession extends SessionState implements Session, Sasl2Stream, Pa
       // Not from inside the handler that called: the next messages start once its synchronous part is done.
       if (this.busy) queueMicrotask(() => { if (this.busy && !this.drainWait && this.throttleTimer === null) this.afterAsync(); });
     }
-    return after;
+    return turn;
   }
 
   private afterAsync(): void {

@@ -1,5 +1,5 @@
 // Which messages the IM rules (message.ts) write to the timeline before delivering them. Shared with the
-// c2s session, which lets such messages of one client be handled while earlier ones commit (ordered()).
+// c2s session, which lets such messages of one client be handled while earlier ones commit (takeTurn()).
 import type { Element } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 

@@ -5,9 +5,9 @@ import { defineModule } from "../modules/module.js";
 import { textWithLastChild, withText, xml, type Element } from "../xml/element.js";
 import { NS } from "../xml/ns.js";
 import { isThenable, type HookResult, type StanzaEvent } from "../events/hooks.js";
-import type { Delivered, DeliveryMeta, Session } from "../sessions/session.js";
+import type { Delivered, DeliveryMeta, MessageTurn, Session } from "../sessions/session.js";
 import { StanzaError } from "../xml/stanza.js";
-import type { AppendResult, NewTimelineEntry } from "../storage/types.js";
+import type { AppendResult, AppendSink, NewTimelineEntry } from "../storage/types.js";
 import { parseFramedElement } from "../xml/parser.js";
 import { storable } from "./archived.js";
 
@@ -26,7 +26,7 @@ export const messageModule = defineModule({
     const hosts = new Set(api.hosts);
     const maxOffline = api.config.offline.maxPerUser;
     // The sender's session may go on with its next messages once a message's rows are queued, when the
-    // store keeps the order of the appends (C2sSession.ordered).
+    // store keeps the order of the appends (Session.takeTurn).
     const inOrder = store.timeline.appendsInOrder === true;
     api.addFeature("msgoffline");
     api.addFeature(NS.sid, "account");
@@ -87,7 +87,7 @@ export const messageModule = defineModule({
      * to `targets`. A message waits for its commit here, thousands at a time under load: one promise and one
      * callback each, no async frames, so that what a waiting message keeps alive stays small.
      */
-    const archive = (ev: StanzaEvent, recipient: string, pending: boolean, targets: Session[]): Promise<Delivered> => {
+    const archive = (ev: StanzaEvent, recipient: string, pending: boolean, targets: Session[]): true | Promise<Delivered | true> => {
       const stanza = ev.stanza;
       const sender = ev.from.bareString();
       const originId = stanza.getChild("origin-id", NS.sid)?.attrs.id ?? null;
@@ -110,19 +110,71 @@ export const messageModule = defineModule({
 
     /**
      * Lets the observers of `message-archiving` (on `domain`'s bus) adjust the rows, appends them, and runs
-     * `then` once they are committed and, when the sender's session lets its next messages go on meanwhile
-     * (C2sSession.ordered), once its earlier messages are done: deliveries keep the order the client sent in.
+     * `then` once they are committed. When the sender's session hands the message over (Session.takeTurn),
+     * `then` runs once its earlier messages are done too (deliveries keep the order the client sent in), and
+     * the answer is `true` at once: the message ends its turn itself (TurnDelivery).
      */
-    const writeRows = <T>(domain: string, ev: StanzaEvent, entries: NewTimelineEntry[], then: (rows: AppendResult[]) => T | Promise<T>): Promise<T> => {
+    const writeRows = <T extends HookResult>(domain: string, ev: StanzaEvent, entries: NewTimelineEntry[], then: (rows: AppendResult[]) => T | Promise<T>): true | Promise<T | true> => {
       const noted = api.notify(domain, "message-archiving", { stanza: ev.stanza, from: ev.from, to: ev.to, entries });
-      if (isThenable(noted)) return noted.then(() => appendInOrder(ev, entries, then));
+      if (isThenable(noted)) return noted.then((): T | true | Promise<T> => appendInOrder(ev, entries, then));
       return appendInOrder(ev, entries, then);
     };
-    const appendInOrder = <T>(ev: StanzaEvent, entries: NewTimelineEntry[], then: (rows: AppendResult[]) => T | Promise<T>): Promise<T> => {
-      const appended = store.timeline.append(entries);
-      const after = inOrder ? ev.origin?.ordered?.(ev.stanza) : null;
-      return after ? appended.then((rows) => after.then(() => then(rows))) : appended.then(then);
+    const appendInOrder = <T extends HookResult>(ev: StanzaEvent, entries: NewTimelineEntry[], then: (rows: AppendResult[]) => T | Promise<T>): true | Promise<T> => {
+      const turn = inOrder ? ev.origin?.takeTurn?.(ev.stanza) : undefined;
+      if (turn === undefined) return store.timeline.append(entries).then(then);
+      store.timeline.appendTo(entries, new TurnDelivery(ev, turn, then));
+      return true;
     };
+
+    /**
+     * A message its sender's session handed over, from its append to its end: the commit's answer, the wait
+     * for the session's earlier messages, the delivery (`then`), an error answer for a refusal or a failure,
+     * and the end of the turn. One object for what a promise chain kept as a promise, a reaction and closures
+     * per step and per layer above (hooks, router, session), thousands at a time while they wait for a commit.
+     */
+    class TurnDelivery implements AppendSink {
+      private rows: AppendResult[] | null = null;
+      private error: unknown = null;
+
+      constructor(
+        private readonly ev: StanzaEvent,
+        private readonly turn: MessageTurn,
+        private readonly then: (rows: AppendResult[]) => HookResult | Promise<HookResult>,
+      ) {}
+
+      committed(rows: AppendResult[]): void {
+        this.rows = rows;
+        this.turn.afterEarlier(this);
+      }
+
+      failed(err: unknown): void {
+        this.error = err;
+        this.turn.afterEarlier(this);
+      }
+
+      run(): void {
+        let r: HookResult | Promise<HookResult>;
+        try {
+          if (this.rows === null) throw this.error;
+          r = this.then(this.rows);
+        } catch (err) {
+          return this.done(this.failure(err));
+        }
+        if (isThenable(r)) r.then((v) => this.done(v), (err: unknown) => this.done(this.failure(err)));
+        else this.done(r);
+      }
+
+      /** As the router answers a handler that failed (Router.conclude). */
+      private failure(err: unknown): StanzaError {
+        api.log.error({ err, stanza: this.ev.stanza.toString() }, "message delivery failed");
+        return new StanzaError("internal-server-error");
+      }
+
+      private done(r: HookResult): void {
+        if (r instanceof StanzaError) api.router.fail(this.ev, r);
+        this.turn.end();
+      }
+    }
 
     const deliverArchived = (ev: StanzaEvent, targets: Session[], rows: Archived): Delivered | Promise<Delivered> => {
       // A resend of a stored message (same origin-id): answered from the first write, delivered once.
@@ -153,13 +205,13 @@ export const messageModule = defineModule({
      * A message to a user of another server: the sender's row is written (MAM, mobile sync) before it
      * leaves through federation (route/remote), and a resend of a stored origin-id does not leave again.
      */
-    const sendToRemote = (ev: StanzaEvent): false | Promise<Delivered | StanzaError> => {
+    const sendToRemote = (ev: StanzaEvent): boolean | Promise<Delivered | StanzaError | true> => {
       const type = ev.stanza.attrs.type ?? "normal";
       // Checked before any await: every local message passes here and must not pay for a promise.
       if (api.router.isLocalDomain(ev.to.domain) || type === "groupchat" || type === "error" || type === "headline" || !storable(ev.stanza)) return false;
       return archiveAndSendRemote(ev);
     };
-    const archiveAndSendRemote = (ev: StanzaEvent): Promise<Delivered | StanzaError> => {
+    const archiveAndSendRemote = (ev: StanzaEvent): true | Promise<Delivered | StanzaError | true> => {
       const sender = ev.from.bareString();
       const originId = ev.stanza.getChild("origin-id", NS.sid)?.attrs.id ?? null;
       const entries: NewTimelineEntry[] = [{

@@ -49,15 +49,28 @@ export interface Session {
   readonly data: Map<string, unknown>;
   send(stanza: Element, meta?: DeliveryMeta): void;
   /**
-   * For a session that handles its stanzas one at a time: the timeline write of `stanza`, the message it is
-   * handling, is queued (its place in the order is fixed), so it may go on with its next messages meanwhile.
-   * Answers what the handler waits for after the commit and before delivering (the end of the session's
-   * previous such message), so that deliveries keep the session's order; null or undefined: nothing.
+   * For a session that handles its stanzas one at a time: the handler of `stanza`, the message it is handling,
+   * takes it over once its timeline write is queued (its place in the order is fixed). The session may go on
+   * with its next messages meanwhile, and no longer waits for the handler's answer: the handler ends the turn
+   * itself (MessageTurn.end) when the message is done. undefined: `stanza` is not the session's current
+   * message, and the handler's answer is what the session waits for, as for any stanza.
    */
-  ordered?(stanza: Element): Promise<void> | null | undefined;
+  takeTurn?(stanza: Element): MessageTurn | undefined;
   /** Ends the session, with a stream error when given. */
   close(error?: StreamErrorCondition, text?: string): void;
   readonly closed: boolean;
+}
+
+/** A message a handler took over from its session (Session.takeTurn), from its append to its end. */
+export interface MessageTurn {
+  /**
+   * Runs `next.run()` once every message the session handed over before this one has ended (at once when they
+   * have): a handler delivers from there, so that deliveries keep the order the client sent in. An object
+   * rather than a function, so that the message's own state can be the continuation (no closure per message).
+   */
+  afterEarlier(next: { run(): void }): void;
+  /** The message is done (delivered, refused or failed): the session counts it out. Once. */
+  end(): void;
 }
 
 /**

@@ -103,6 +103,13 @@ export interface TimelineQuery {
 /** The filters of a query, without its page: what `count` counts. */
 export type TimelineFilter = Omit<TimelineQuery, "limit" | "reverse">;
 
+/** Where an append's answer goes (TimelineStore.appendTo); it must not throw. */
+export interface AppendSink {
+  /** The append's transaction committed: one row per entry, as append() resolves to. */
+  committed(rows: AppendResult[]): void;
+  failed(err: unknown): void;
+}
+
 export interface TimelineStore {
   /**
    * Writes all entries in one transaction; each gets the next seq of its owner. An entry whose
@@ -112,6 +119,11 @@ export interface TimelineStore {
    * The result has one element per input, in order; `duplicate` marks the ones that already existed.
    */
   append(entries: NewTimelineEntry[]): Promise<AppendResult[]>;
+  /**
+   * append() answering `sink` instead of a promise, never before this call returns: for a caller that keeps
+   * thousands of appends waiting at once (each promise and its resolving functions would wait with them).
+   */
+  appendTo(entries: NewTimelineEntry[], sink: AppendSink): void;
   /**
    * true when appends get their seqs in the order append() was called, whatever the batches they fall in
    * (the batches are committed one after another): a caller may then issue the next append before the

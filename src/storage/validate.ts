@@ -1,14 +1,13 @@
 // What every driver checks before it touches its database, and the limits they share: one definition, so
 // that both engines accept and refuse exactly the same calls.
 import type {
-  AppendResult, Conversation, ConversationState, NewTimelineEntry, TimelineRetention,
+  AppendResult, AppendSink, Conversation, ConversationState, NewTimelineEntry, TimelineRetention,
 } from "./types.js";
 
-/** One append() call waiting for the group commit of its turn. */
+/** One append waiting for the group commit of its turn. */
 export interface QueuedAppend {
   entries: NewTimelineEntry[];
-  resolve(results: AppendResult[]): void;
-  reject(err: unknown): void;
+  sink: AppendSink;
 }
 
 /** The tables whose rows an account owns (column `owner`), deleted with it; the counters are not among them. */
@@ -45,6 +44,11 @@ export function refuseAppend(entries: NewTimelineEntry[], closed: boolean): Prom
     if (problem !== null) return Promise.reject(new TypeError(`timeline: invalid entry: ${problem}`));
   }
   return null;
+}
+
+/** Hands an append's early answer (refuseAppend) to its sink, as a later commit would: never synchronously. */
+export function answerLater(answer: Promise<AppendResult[]>, sink: AppendSink): void {
+  answer.then((rows) => sink.committed(rows), (err: unknown) => sink.failed(err));
 }
 
 /** A query's row limit as a whole number the database accepts (0 and below: nothing). */

@@ -1,6 +1,6 @@
 // Store failure injection: a proxy around the real store whose chosen methods reject while switched on
 // (`faults.fail("roster.get")`); every other call, and every call after `heal()`, reaches the real store.
-import type { Store } from "../../src/storage/types.js";
+import type { AppendSink, Store } from "../../src/storage/types.js";
 
 export class StoreFaults {
   private readonly failing = new Set<string>();
@@ -38,11 +38,14 @@ export class StoreFaults {
       get: (t, key, receiver) => {
         const value = Reflect.get(t, key, receiver);
         if (typeof value !== "function") return value;
-        const method = `${name}.${String(key)}`;
+        // appendTo is append() answering a sink instead of a promise: the same write, failed by the same name.
+        const method = name === "timeline" && key === "appendTo" ? "timeline.append" : `${name}.${String(key)}`;
         return (...args: unknown[]) => {
           if (this.failing.has(method)) {
             this.injected.set(method, (this.injected.get(method) ?? 0) + 1);
-            return Promise.reject(new Error(`injected store failure: ${method}`));
+            const err = new Error(`injected store failure: ${method}`);
+            if (key === "appendTo") return void queueMicrotask(() => (args[1] as AppendSink).failed(err));
+            return Promise.reject(err);
           }
           return value.apply(t, args);
         };

@@ -6,7 +6,7 @@ import { TIMELINE_COLUMNS, toTimelineEntry, type TimelineRow as Row } from "../r
 import { splitStanzaIds, type StanzaIds } from "../stanza-ids.js";
 import type { AppendResult, NewTimelineEntry, TimelineEntry, TimelineFilter, TimelineQuery, TimelineStore, StoreMonitor } from "../types.js";
 import {
-  EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, type QueuedAppend,
+  EXPIRE_BATCH, expireInBatches, refuseAppend, answerLater, queryLimit, type QueuedAppend,
 } from "../validate.js";
 import { DEADLOCK, MAX_ATTEMPTS, SERIALIZATION, statement, UNIQUE_VIOLATION } from "./pool.js";
 
@@ -218,9 +218,9 @@ export function timelineStore(pool: pg.Pool, maxInFlight: number, monitor: Store
     const writing = writeBatch(pool, batch, ids).then(
       (results) => {
         monitor.onCommit?.(batch.length, (performance.now() - started) / 1000);
-        for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
+        for (let i = 0; i < batch.length; i++) batch[i].sink.committed(results[i]);
       },
-      (err: unknown) => { for (const call of batch) call.reject(err); },
+      (err: unknown) => { for (const call of batch) call.sink.failed(err); },
     ).finally(() => {
       inFlight.delete(writing);
       done.resolve();
@@ -252,17 +252,16 @@ export function timelineStore(pool: pg.Pool, maxInFlight: number, monitor: Store
   const store: TimelineStore = {
     // Batches written at once by several connections take their seqs in whichever order they commit.
     appendsInOrder: maxInFlight === 1,
-    append(entries) {
+    append: (entries) => new Promise((resolve, reject) => store.appendTo(entries, { committed: resolve, failed: reject })),
+    appendTo(entries, sink) {
       const refused = refuseAppend(entries, closed);
-      if (refused !== null) return refused;
-      return new Promise((resolve, reject) => {
-        if (queueDone === null) {
-          let resolveDone!: () => void;
-          queueDone = { promise: new Promise<void>((r) => { resolveDone = r; }), resolve: () => resolveDone() };
-        }
-        queue.push({ entries, resolve, reject });
-        schedule();
-      });
+      if (refused !== null) return answerLater(refused, sink);
+      if (queueDone === null) {
+        let resolveDone!: () => void;
+        queueDone = { promise: new Promise<void>((r) => { resolveDone = r; }), resolve: () => resolveDone() };
+      }
+      queue.push({ entries, sink });
+      schedule();
     },
     pending: (owner, limit) => read(() => rowsOf(selectPending([owner, queryLimit(limit)]))),
     countPending: (owner) => read(async () => (await pool.query<{ n: number }>(countPending([owner]))).rows[0].n),

@@ -7,7 +7,7 @@ import { TIMELINE_COLUMNS, toTimelineEntry } from "../rows.js";
 import { splitStanzaIds, stanzaIds, type StanzaIds } from "../stanza-ids.js";
 import type { AppendResult, NewTimelineEntry, StoreMonitor, TimelineFilter, TimelineQuery, TimelineStore } from "../types.js";
 import {
-  EXPIRE_BATCH, expireInBatches, refuseAppend, queryLimit, type QueuedAppend,
+  EXPIRE_BATCH, expireInBatches, refuseAppend, answerLater, queryLimit, type QueuedAppend,
 } from "../validate.js";
 import { Worker } from "node:worker_threads";
 import { settle, type Db } from "./db.js";
@@ -110,7 +110,7 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
     commits.submit(packBatch(calls.map((c) => c.entries)), puts, (err, results, kv) => {
       answered++;
       if (err !== null) {
-        for (const call of calls) call.reject(err);
+        for (const call of calls) call.sink.failed(err);
         for (const call of kvCalls) call.reject(err);
       } else {
         if (calls.length) monitor.onCommit?.(calls.length, (performance.now() - started) / 1000);
@@ -201,14 +201,13 @@ export function timelineStore(db: Db, path: string | null, monitor: StoreMonitor
   const store: TimelineStore = {
     // One writer commits the batches in the order they were issued.
     appendsInOrder: true,
-    append(entries) {
+    append: (entries) => new Promise((resolve, reject) => store.appendTo(entries, { committed: resolve, failed: reject })),
+    appendTo(entries, sink) {
       const refused = refuseAppend(entries, closed);
-      if (refused !== null) return refused;
+      if (refused !== null) return answerLater(refused, sink);
       for (let i = 0; i < entries.length; i++) if (entries[i].pending) pendingOwners.add(entries[i].owner);
-      return new Promise((resolve, reject) => {
-        queue.push({ entries, resolve, reject });
-        if (scheduled === null && issued - answered < MAX_IN_FLIGHT) scheduled = setImmediate(onImmediate);
-      });
+      queue.push({ entries, sink });
+      if (scheduled === null && issued - answered < MAX_IN_FLIGHT) scheduled = setImmediate(onImmediate);
     },
     pending: (owner, limit) => {
       if (!pendingOwners.has(owner)) return Promise.resolve([]);
@@ -302,7 +301,7 @@ function resolveAppends(calls: QueuedAppend[], written: WrittenBatch, ids: Stanz
         xml: e.xml, pending: e.pending, archived: e.archived ?? true, searchText: e.searchText ?? null, seq: row, duplicate: false,
       };
     }
-    calls[i].resolve(out);
+    calls[i].sink.committed(out);
   }
 }
 
