@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { emptyElementText, ltxGetChild, ltxToString, textWithLastChild, xml, type Element } from "../src/xml/element.js";
+import * as ltx from "ltx";
+import { emptyElementText, escapeXML, escapeXMLText, ltxGetChild, ltxToString, textWithLastChild, xml, type Element } from "../src/xml/element.js";
 import { parseFramedElement } from "../src/xml/parser.js";
 
 describe("xml element: getChild", () => {
@@ -53,6 +54,16 @@ describe("xml element: toString", () => {
     elements.push(withNull);
     for (const el of elements) assert.equal(el.toString(), ltxToString.call(el));
     assert.equal(withNull.toString(), `<message to="c@d"><body>x</body>42</message>`);
+  });
+
+  it("escapes as ltx does, and answers a value with nothing to escape as it is", () => {
+    for (const v of [`a&b<c>d"e'f`, "plain@example.com/res", "", "&amp;", "1 < 2"]) {
+      assert.equal(escapeXML(v), ltx.escapeXML(v));
+      assert.equal(escapeXMLText(v), ltx.escapeXMLText(v));
+    }
+    const plain = "user@example.com/" + "r".repeat(20);
+    assert.equal(escapeXML(plain), plain);
+    assert.equal(escapeXMLText(plain), plain);
   });
 
   it("keeps a serialised stanza as one string, not a rope of its tokens", function () {
