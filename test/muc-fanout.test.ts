@@ -24,6 +24,19 @@ describe("muc fan-out", () => {
     }
   });
 
+  it("writes a copy from the shared text, never walking the stanza's children again", () => {
+    const template = parseFramedElement(`<message xmlns='jabber:client' from='room@conference.localhost/a' type='groupchat' id='m1'>` +
+      `<body>hello</body><stanza-id xmlns='urn:xmpp:sid:0' id='s1' by='room@conference.localhost'/></message>`);
+    const fanout = new Fanout(template);
+    const expected = fanout.to("a@localhost/r").toString();
+    // From here on, serialising a child is an error: every copy must be the shared head, its to, the shared tail.
+    for (const c of template.children) {
+      if (typeof c !== "string") Object.defineProperty(c, "children", { get() { throw new Error("a child was serialised again"); } });
+    }
+    assert.equal(fanout.to("a@localhost/r").toString(), expected);
+    assert.equal(fanout.to("b@localhost/r").toString(), expected.replace("a@localhost/r", "b@localhost/r"));
+  });
+
   it("keeps the shared text as flat strings, not ropes of its tokens", function () {
     this.timeout(30_000);
     // In a process of its own with --expose-gc: what a kept shared text costs, against its own length.
