@@ -12,6 +12,9 @@ import { parseFramedElement } from "../xml/parser.js";
 import { storable } from "./archived.js";
 
 
+/** The sessions a message to another server goes to from here: none (it leaves through federation). */
+const NO_TARGETS: Session[] = [];
+
 export const messageModule = defineModule({
   name: "message",
   xep: [
@@ -84,8 +87,8 @@ export const messageModule = defineModule({
 
     /**
      * Writes the sender's and the recipient's rows in one transaction (DESIGN.md write fan-out), then delivers
-     * to `targets`. A message waits for its commit here, thousands at a time under load: one promise and one
-     * callback each, no async frames, so that what a waiting message keeps alive stays small.
+     * to `targets`. A message waits for its commit here, thousands at a time under load: as one object
+     * (TurnDelivery) when its session hands it over, no async frames, no closure of its own.
      */
     const archive = (ev: StanzaEvent, recipient: string, pending: boolean, targets: Session[]): true | Promise<Delivered | true> => {
       const stanza = ev.stanza;
@@ -101,11 +104,21 @@ export const messageModule = defineModule({
       const entries: NewTimelineEntry[] = senderLocal
         ? [{ owner: sender, peer: recipient, outgoing: true, originId, ts, xml: xmlText, pending: false, archived: true, searchText: null }, incoming]
         : [incoming];
-      const deliver = (rows: AppendResult[]): Delivered | Promise<Delivered> => deliverArchived(ev, targets, {
-        sender: senderLocal ? metaOf(rows[0]) : null, recipient: metaOf(rows[rows.length - 1]),
-        duplicate: senderLocal && rows[0].duplicate, xml: xmlText,
+      return writeRows(ev.to.domain, ev, entries, targets, deliverCommitted);
+    };
+
+    /**
+     * What a message's committed rows come to: the same function for every message, given what it needs, where
+     * a closure per message kept its own copy of them while it waited.
+     */
+    type Committed<T> = (ev: StanzaEvent, rows: AppendResult[], entries: NewTimelineEntry[], targets: Session[]) => T | Promise<T>;
+    const deliverCommitted: Committed<Delivered> = (ev, rows, entries, targets) => {
+      // archive(): the sender's row first when there is one; the recipient's text is what was archived.
+      const senderRow = entries.length === 2 ? rows[0] : null;
+      return deliverArchived(ev, targets, {
+        sender: senderRow === null ? null : metaOf(senderRow), recipient: metaOf(rows[rows.length - 1]),
+        duplicate: senderRow !== null && senderRow.duplicate, xml: entries[entries.length - 1].xml,
       });
-      return writeRows(ev.to.domain, ev, entries, deliver);
     };
 
     /**
@@ -114,15 +127,15 @@ export const messageModule = defineModule({
      * `then` runs once its earlier messages are done too (deliveries keep the order the client sent in), and
      * the answer is `true` at once: the message ends its turn itself (TurnDelivery).
      */
-    const writeRows = <T extends HookResult>(domain: string, ev: StanzaEvent, entries: NewTimelineEntry[], then: (rows: AppendResult[]) => T | Promise<T>): true | Promise<T | true> => {
+    const writeRows = <T extends HookResult>(domain: string, ev: StanzaEvent, entries: NewTimelineEntry[], targets: Session[], then: Committed<T>): true | Promise<T | true> => {
       const noted = api.notify(domain, "message-archiving", { stanza: ev.stanza, from: ev.from, to: ev.to, entries });
-      if (isThenable(noted)) return noted.then((): T | true | Promise<T> => appendInOrder(ev, entries, then));
-      return appendInOrder(ev, entries, then);
+      if (isThenable(noted)) return noted.then((): T | true | Promise<T> => appendInOrder(ev, entries, targets, then));
+      return appendInOrder(ev, entries, targets, then);
     };
-    const appendInOrder = <T extends HookResult>(ev: StanzaEvent, entries: NewTimelineEntry[], then: (rows: AppendResult[]) => T | Promise<T>): true | Promise<T> => {
+    const appendInOrder = <T extends HookResult>(ev: StanzaEvent, entries: NewTimelineEntry[], targets: Session[], then: Committed<T>): true | Promise<T> => {
       const turn = inOrder ? ev.origin?.takeTurn?.(ev.stanza) : undefined;
-      if (turn === undefined) return store.timeline.append(entries).then(then);
-      store.timeline.appendTo(entries, new TurnDelivery(ev, turn, then));
+      if (turn === undefined) return store.timeline.append(entries).then((rows) => then(ev, rows, entries, targets));
+      store.timeline.appendTo(entries, new TurnDelivery(ev, turn, entries, targets, then));
       return true;
     };
 
@@ -139,7 +152,9 @@ export const messageModule = defineModule({
       constructor(
         private readonly ev: StanzaEvent,
         private readonly turn: MessageTurn,
-        private readonly then: (rows: AppendResult[]) => HookResult | Promise<HookResult>,
+        private readonly entries: NewTimelineEntry[],
+        private readonly targets: Session[],
+        private readonly then: Committed<HookResult>,
       ) {}
 
       committed(rows: AppendResult[]): void {
@@ -156,7 +171,7 @@ export const messageModule = defineModule({
         let r: HookResult | Promise<HookResult>;
         try {
           if (this.rows === null) throw this.error;
-          r = this.then(this.rows);
+          r = this.then(this.ev, this.rows, this.entries, this.targets);
         } catch (err) {
           return this.done(this.failure(err));
         }
@@ -217,12 +232,12 @@ export const messageModule = defineModule({
       const entries: NewTimelineEntry[] = [{
         owner: sender, peer: ev.to.bareString(), outgoing: true, originId, ts: Date.now(), xml: ev.stanza.toString(), pending: false,
       }];
-      const send = ([row]: AppendResult[]): Delivered | Promise<Delivered | StanzaError> => {
-        if (row.duplicate) return { sender: metaOf(row), recipient: null, duplicate: true };
-        return Promise.resolve(api.run(ev.to.domain, "route/remote", ev)).then((routed) =>
-          routed instanceof StanzaError ? routed : { sender: metaOf(row), recipient: null, duplicate: false });
-      };
-      return writeRows(ev.from.domain, ev, entries, send);
+      return writeRows(ev.from.domain, ev, entries, NO_TARGETS, sendCommitted);
+    };
+    const sendCommitted: Committed<Delivered | StanzaError> = (ev, [row]) => {
+      if (row.duplicate) return { sender: metaOf(row), recipient: null, duplicate: true };
+      return Promise.resolve(api.run(ev.to.domain, "route/remote", ev)).then((routed) =>
+        routed instanceof StanzaError ? routed : { sender: metaOf(row), recipient: null, duplicate: false });
     };
     api.on("pre-message/bare", sendToRemote);
     api.on("pre-message/full", sendToRemote);
