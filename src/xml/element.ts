@@ -62,6 +62,14 @@ function written(el: Element): string {
   return s;
 }
 
+/**
+ * The element as text, as one string not yet flattened: for a text used at once. An element that writes
+ * itself its own way (a room message's copy, extensions/muc/fanout.ts) is asked to.
+ */
+export function textOnce(el: Element): string {
+  return el.write === ltxWrite ? serialize(el) : written(el);
+}
+
 /** What ltx's `write` writes for `el` (the same text, piece for piece), as one string (a rope until flattened). */
 function serialize(el: Element): string {
   let s = "<" + el.name;
@@ -76,9 +84,9 @@ function serialize(el: Element): string {
   for (let i = 0; i < children.length; i++) {
     const c = children[i] as unknown;
     if (c == null) continue;
-    if ((c as Element).write === ltxWrite) s += serialize(c as Element);
-    else if (typeof (c as { write?: unknown }).write === "function") s += written(c as Element);
-    else if (typeof c === "string") s += escapeXMLText(c);
+    // A string first: most children are text, and a string has no `write`, as ltx asks first.
+    if (typeof c === "string") s += escapeXMLText(c);
+    else if (typeof (c as { write?: unknown }).write === "function") s += textOnce(c as Element);
     else if ((c as { toString?: unknown }).toString) s += escapeXMLText((c as number).toString(10));
   }
   return s + "</" + el.name + ">";
@@ -92,8 +100,7 @@ function serialize(el: Element): string {
  * time under load, where every young-generation collection would copy the ropes.
  */
 ltx.Element.prototype.toString = function toString(this: Element): string {
-  // An element that writes itself its own way (a room message's copy, extensions/muc/fanout.ts) is asked to.
-  const s = this.write === ltxWrite ? serialize(this) : written(this);
+  const s = textOnce(this);
   s.charCodeAt(0); // reading a rope makes V8 flatten it, in place
   return s;
 };
@@ -153,19 +160,6 @@ export function withText(el: Element, text: string, send: () => void): void {
 export function textWithLastChild(el: Element, before: string, child: Element): string | null {
   const end = `</${el.name}>`;
   if (el.children.length < 2 || el.children[el.children.length - 1] !== child || !before.endsWith(end)) return null;
-  return before.slice(0, before.length - end.length) + (child.children.length === 0 ? emptyElementText(child) : child.toString()) + end;
-}
-
-/**
- * What ltx writes for an element without children, written straight into one string: for a text used at once
- * (the stanza-id of every delivered message), not one kept (that would be a rope; see toString above).
- */
-export function emptyElementText(el: Element): string {
-  let s = "<" + el.name;
-  const attrs = el.attrs;
-  for (const k in attrs) {
-    const v = attrs[k];
-    if (v != null) s += " " + k + '="' + escapeXML(typeof v === "string" ? v : v.toString(10)) + '"';
-  }
-  return s + "/>";
+  // The text goes out at once (the stanza-id of every delivered message): the child's text needs no flattening.
+  return before.slice(0, before.length - end.length) + textOnce(child) + end;
 }
