@@ -173,18 +173,13 @@ export const messageModule = defineModule({
           if (this.rows === null) throw this.error;
           r = this.then(this.ev, this.rows, this.entries, this.targets);
         } catch (err) {
-          return this.done(this.failure(err));
+          return this.done(api.router.handlerFailed("message", this.ev, err));
         }
-        if (isThenable(r)) r.then((v) => this.done(v), (err: unknown) => this.done(this.failure(err)));
+        if (isThenable(r)) r.then((v) => this.done(v), (err: unknown) => this.done(api.router.handlerFailed("message", this.ev, err)));
         else this.done(r);
       }
 
-      /** As the router answers a handler that failed (Router.conclude). */
-      private failure(err: unknown): StanzaError {
-        api.log.error({ err, stanza: this.ev.stanza.toString() }, "message delivery failed");
-        return new StanzaError("internal-server-error");
-      }
-
+      /** As the router concludes any handler's answer (Router.conclude), then the end of the turn. */
       private done(r: HookResult): void {
         if (r instanceof StanzaError) api.router.fail(this.ev, r);
         this.turn.end();

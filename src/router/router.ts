@@ -290,7 +290,11 @@ export class Router {
     return r;
   }
 
-  private handlerFailed(name: string, ev: StanzaEvent, err: unknown): StanzaError {
+  /**
+   * The answer to a handler that threw or rejected: logged, and an internal-server-error for the sender. Also for
+   * a handler that took its message over from the session and answers it itself (the IM rules' TurnDelivery).
+   */
+  handlerFailed(name: string, ev: StanzaEvent, err: unknown): StanzaError {
     this.log.error({ err, event: name, stanza: ev.stanza.toString() }, "handler failed");
     return new StanzaError("internal-server-error");
   }
